@@ -1,0 +1,1 @@
+//! neighsyncd library

@@ -1,0 +1,37 @@
+//! The kernel side shared by neighsyncd and portsyncd.
+//!
+//! * [`socket`]: an rtnetlink route socket (multicast groups, dumps, large
+//!   receive buffer through `SO_RCVBUFFORCE`, ENOBUFS reported as an overrun).
+//! * [`neigh`]: RTM_NEWNEIGH / RTM_DELNEIGH -> typed, validated [`NeighborEvent`].
+//! * [`link`]: RTM_NEWLINK / RTM_DELLINK -> typed [`LinkEvent`], and the
+//!   ifindex -> name map ([`LinkTable`]) kept current from those events.
+//! * [`fmt`]: IP and MAC text exactly as libnl's `nl_addr2str` (glibc
+//!   `inet_ntop`) prints it, which is what goes into APPL_DB keys.
+//!
+//! Nothing here knows about Redis or SONiC tables.
+
+pub mod fmt;
+pub mod link;
+pub mod neigh;
+pub mod socket;
+
+pub use link::{LinkEvent, LinkMsgType, LinkTable};
+pub use neigh::{NeighMsgType, NeighborEvent};
+
+/// Errors from decoding one netlink message. The message is logged with this
+/// context and skipped; kernel input never stops a daemon.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// A required attribute (e.g. `NDA_DST`, `IFLA_IFNAME`) is absent.
+    #[error("{msg} ifindex {ifindex}: missing attribute {attr}")]
+    MissingAttribute { msg: &'static str, ifindex: u32, attr: &'static str },
+    /// `NDA_LLADDR` present but not 6 bytes (SONiC neighbors are Ethernet).
+    #[error("neighbor ifindex {ifindex}: link-layer address has {len} bytes, expected 6")]
+    BadLladdr { ifindex: u32, len: usize },
+    /// `NDA_DST` length does not match the family (4 bytes for AF_INET, 16 for AF_INET6).
+    #[error("neighbor ifindex {ifindex}: destination address does not match family {family}")]
+    BadDestination { ifindex: u32, family: u8 },
+    /// Anything else the decoder rejects (bad name encoding, truncated payload, ...).
+    #[error("{0}")]
+    Malformed(String),
+}

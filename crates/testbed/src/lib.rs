@@ -1,0 +1,12 @@
+//! Test support for the integration tests: real parts only.
+//!
+//! * [`redis_server`]: a private `redis-server` per test on a unix socket in a
+//!   temp dir, with `notify-keyspace-events AKE` as SONiC runs it, plus a
+//!   matching database_config.json.
+//! * [`netns`]: network namespaces with veth links (a DUT namespace and peer
+//!   namespaces), cleaned up on drop.
+//! * [`daemon`]: start a daemon binary inside a namespace and stop it.
+
+pub mod daemon;
+pub mod netns;
+pub mod redis_server;
