@@ -15,7 +15,7 @@ pub mod link;
 pub mod neigh;
 pub mod socket;
 
-pub use link::{LinkEvent, LinkMsgType, LinkTable};
+pub use link::{LinkEvent, LinkMsgType};
 pub use neigh::{NeighMsgType, NeighborEvent};
 
 /// Errors from decoding one netlink message. The message is logged with this
@@ -24,7 +24,11 @@ pub use neigh::{NeighMsgType, NeighborEvent};
 pub enum DecodeError {
     /// A required attribute (e.g. `NDA_DST`, `IFLA_IFNAME`) is absent.
     #[error("{msg} ifindex {ifindex}: missing attribute {attr}")]
-    MissingAttribute { msg: &'static str, ifindex: u32, attr: &'static str },
+    MissingAttribute {
+        msg: &'static str,
+        ifindex: u32,
+        attr: &'static str,
+    },
     /// `NDA_LLADDR` present but not 6 bytes (SONiC neighbors are Ethernet).
     #[error("neighbor ifindex {ifindex}: link-layer address has {len} bytes, expected 6")]
     BadLladdr { ifindex: u32, len: usize },
