@@ -1,1 +1,359 @@
+//! AppRestartAssist: the warm-restart reconcile engine (BEHAVIOR.md c.2), as
+//! swss::AppRestartAssist in sonic-swss-common's warmRestartAssist.cpp.
+//!
+//! The engine is pure: [`ReconcileCache`] takes what APPL_DB held before the
+//! restart ([`ReconcileCache::restore`]) and every operation the daemon
+//! decided while the reconcile timer ran ([`ReconcileCache::insert`]), and
+//! [`ReconcileCache::reconcile`] returns the difference to write. The Redis
+//! side (reading the table, writing the difference in one batch, the `state`
+//! field) is done by the daemon with [`crate::ProducerStateTable`] and
+//! [`crate::warm_restart`].
 
+use std::collections::HashMap;
+
+use crate::FieldValues;
+
+/// Default reconcile timer in seconds when `WARM_RESTART|swss <app>_timer`
+/// is not configured (AppRestartAssist's default of 5 s).
+pub const DEFAULT_RECONCILE_TIMER_SECS: u32 = 5;
+
+/// The state of one cached key, as AppRestartAssist's `cache-state` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CacheState {
+    /// Restored from APPL_DB and not (yet) seen again: deleted at reconcile.
+    Stale,
+    /// Seen again with the same fields: nothing is written.
+    Same,
+    /// Unknown before, or seen with different fields: SET at reconcile.
+    New,
+    /// Restored and then deleted: DEL at reconcile.
+    Delete,
+}
+
+impl CacheState {
+    /// The C++ spelling: `STALE`, `SAME`, `NEW`, `DELETE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheState::Stale => "STALE",
+            CacheState::Same => "SAME",
+            CacheState::New => "NEW",
+            CacheState::Delete => "DELETE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    fvs: FieldValues,
+    state: CacheState,
+    /// The key was in APPL_DB when the restart began.
+    restored: bool,
+}
+
+/// The reconcile output: what to write to bring APPL_DB from what it held at
+/// restart to what the kernel holds now. Keys are without the table prefix
+/// (e.g. `Ethernet0:10.0.0.2`); both lists are sorted by key so that the
+/// batch written is deterministic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileOps {
+    /// ProducerStateTable `set(key, fvs)`; fields in insertion order.
+    pub sets: Vec<(String, FieldValues)>,
+    /// ProducerStateTable `del(key)`.
+    pub dels: Vec<String>,
+}
+
+impl ReconcileOps {
+    /// True when reconcile writes nothing (nothing changed while down).
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty() && self.dels.is_empty()
+    }
+}
+
+/// The per-table cache of AppRestartAssist (`appTableCacheMap[table]`).
+///
+/// Transitions, as `AppRestartAssist::insertToMap` (c.2):
+/// * `restore(k)`: STALE.
+/// * `insert(k, fvs, delete=true)`: a cached key becomes DELETE (fields
+///   kept); an unknown key is ignored.
+/// * `insert(k, fvs, delete=false)`: an unknown key becomes NEW; a cached key
+///   whose fields contain every new pair becomes SAME (a NEW key stays NEW);
+///   otherwise its fields are replaced and it becomes NEW.
+///
+/// One deliberate difference from the C++: a key that was not in APPL_DB at
+/// restart (NEW) and is then deleted is dropped from the cache instead of
+/// becoming DELETE, so reconcile does not write a DEL for a key that was
+/// never written (f.12; the C++'s extra DEL is harmless but useless).
+/// The subset test is kept as in the C++: a restored entry with extra fields
+/// counts as SAME.
+#[derive(Debug, Clone, Default)]
+pub struct ReconcileCache {
+    entries: HashMap<String, Entry>,
+}
+
+impl ReconcileCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Record a key read from APPL_DB at start (`readTablesToMap`): STALE.
+    /// Empty hashes are skipped as the C++ does.
+    pub fn restore(&mut self, key: impl Into<String>, fvs: FieldValues) {
+        if fvs.is_empty() {
+            return;
+        }
+        self.entries.insert(
+            key.into(),
+            Entry {
+                fvs,
+                state: CacheState::Stale,
+                restored: true,
+            },
+        );
+    }
+
+    /// Record one operation decided while the reconcile timer runs
+    /// (`insertToMap`). See the type's doc for the transitions.
+    pub fn insert(&mut self, key: &str, fvs: &[(String, String)], delete: bool) {
+        if delete {
+            match self.entries.get_mut(key) {
+                Some(e) if e.restored => e.state = CacheState::Delete,
+                Some(_) => {
+                    self.entries.remove(key);
+                }
+                None => {}
+            }
+            return;
+        }
+        match self.entries.get_mut(key) {
+            Some(e) => {
+                let contains_all = fvs.iter().all(|p| e.fvs.contains(p));
+                if contains_all {
+                    if e.state != CacheState::New {
+                        e.state = CacheState::Same;
+                    }
+                } else {
+                    e.fvs = fvs.to_vec();
+                    e.state = CacheState::New;
+                }
+            }
+            None => {
+                self.entries.insert(
+                    key.to_owned(),
+                    Entry {
+                        fvs: fvs.to_vec(),
+                        state: CacheState::New,
+                        restored: false,
+                    },
+                );
+            }
+        }
+    }
+
+    /// The state of a cached key, if any (for tests and logs).
+    pub fn state(&self, key: &str) -> Option<CacheState> {
+        self.entries.get(key).map(|e| e.state)
+    }
+
+    /// Number of cached keys.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Consume the cache and return what to write (`reconcile()`): SAME
+    /// writes nothing, STALE and DELETE become DEL, NEW becomes SET.
+    pub fn reconcile(self) -> ReconcileOps {
+        let mut ops = ReconcileOps::default();
+        for (key, e) in self.entries {
+            match e.state {
+                CacheState::Same => {}
+                CacheState::Stale | CacheState::Delete => ops.dels.push(key),
+                CacheState::New => ops.sets.push((key, e.fvs)),
+            }
+        }
+        ops.sets.sort_by(|a, b| a.0.cmp(&b.0));
+        ops.dels.sort();
+        ops
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fv(mac: &str) -> FieldValues {
+        vec![
+            ("neigh".to_owned(), mac.to_owned()),
+            ("family".to_owned(), "IPv4".to_owned()),
+        ]
+    }
+
+    const A: &str = "00:00:00:00:00:0a";
+    const B: &str = "00:00:00:00:00:0b";
+
+    #[test]
+    fn restored_and_untouched_is_deleted() {
+        let mut c = ReconcileCache::new();
+        c.restore("Ethernet0:10.0.0.2", fv(A));
+        assert_eq!(c.state("Ethernet0:10.0.0.2"), Some(CacheState::Stale));
+        let ops = c.reconcile();
+        assert_eq!(ops.dels, vec!["Ethernet0:10.0.0.2".to_owned()]);
+        assert!(ops.sets.is_empty());
+    }
+
+    #[test]
+    fn restored_then_same_writes_nothing() {
+        let mut c = ReconcileCache::new();
+        c.restore("k", fv(A));
+        c.insert("k", &fv(A), false);
+        assert_eq!(c.state("k"), Some(CacheState::Same));
+        assert!(c.reconcile().is_empty());
+    }
+
+    #[test]
+    fn restored_then_changed_is_set_with_new_fields() {
+        let mut c = ReconcileCache::new();
+        c.restore("k", fv(A));
+        c.insert("k", &fv(B), false);
+        assert_eq!(c.state("k"), Some(CacheState::New));
+        // the old value again does not undo NEW: the C++ keeps NEW
+        c.insert("k", &fv(B), false);
+        assert_eq!(c.state("k"), Some(CacheState::New));
+        let ops = c.reconcile();
+        assert_eq!(ops.sets, vec![("k".to_owned(), fv(B))]);
+        assert!(ops.dels.is_empty());
+    }
+
+    #[test]
+    fn restored_then_deleted_is_del_and_readd_same_is_same() {
+        let mut c = ReconcileCache::new();
+        c.restore("k", fv(A));
+        c.insert("k", &[], true);
+        assert_eq!(c.state("k"), Some(CacheState::Delete));
+        assert_eq!(c.clone().reconcile().dels, vec!["k".to_owned()]);
+        c.insert("k", &fv(A), false);
+        assert_eq!(c.state("k"), Some(CacheState::Same));
+        assert!(c.reconcile().is_empty());
+    }
+
+    #[test]
+    fn restored_deleted_readded_with_other_mac_is_set() {
+        let mut c = ReconcileCache::new();
+        c.restore("k", fv(A));
+        c.insert("k", &[], true);
+        c.insert("k", &fv(B), false);
+        assert_eq!(c.state("k"), Some(CacheState::New));
+        assert_eq!(c.reconcile().sets, vec![("k".to_owned(), fv(B))]);
+    }
+
+    #[test]
+    fn unknown_key_is_new_and_new_then_deleted_writes_nothing() {
+        let mut c = ReconcileCache::new();
+        c.insert("k", &fv(A), false);
+        assert_eq!(c.state("k"), Some(CacheState::New));
+        c.insert("k", &[], true);
+        assert_eq!(c.state("k"), None);
+        assert!(c.reconcile().is_empty());
+    }
+
+    #[test]
+    fn delete_of_unknown_key_is_ignored() {
+        let mut c = ReconcileCache::new();
+        c.insert("k", &[], true);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn restored_entry_with_extra_fields_counts_as_same() {
+        let mut c = ReconcileCache::new();
+        let mut extra = fv(A);
+        extra.push(("extra".to_owned(), "x".to_owned()));
+        c.restore("k", extra);
+        c.insert("k", &fv(A), false);
+        assert_eq!(c.state("k"), Some(CacheState::Same));
+    }
+
+    #[test]
+    fn empty_restored_hash_is_skipped() {
+        let mut c = ReconcileCache::new();
+        c.restore("k", vec![]);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn output_is_sorted() {
+        let mut c = ReconcileCache::new();
+        for k in ["c", "a", "b"] {
+            c.restore(format!("old-{k}"), fv(A));
+            c.insert(&format!("new-{k}"), &fv(B), false);
+        }
+        let ops = c.reconcile();
+        assert_eq!(ops.dels, vec!["old-a", "old-b", "old-c"]);
+        let keys: Vec<_> = ops.sets.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, vec!["new-a", "new-b", "new-c"]);
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::BTreeMap;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Set(u8, bool),
+            Del(u8),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (0u8..6, any::<bool>()).prop_map(|(k, m)| Op::Set(k, m)),
+                (0u8..6).prop_map(Op::Del),
+            ]
+        }
+
+        proptest! {
+            /// Applying the reconcile output to the restored table gives
+            /// exactly the state the events describe (what the kernel holds).
+            #[test]
+            fn reconcile_brings_db_to_kernel_state(
+                restored in proptest::collection::btree_map(0u8..6, any::<bool>(), 0..6),
+                ops in proptest::collection::vec(op(), 0..30),
+            ) {
+                let mac = |b: bool| if b { fv(B) } else { fv(A) };
+                let mut c = ReconcileCache::new();
+                let mut db: BTreeMap<String, FieldValues> = BTreeMap::new();
+                for (k, m) in &restored {
+                    c.restore(k.to_string(), mac(*m));
+                    db.insert(k.to_string(), mac(*m));
+                }
+                // the kernel's view: restored entries are gone unless seen again
+                let mut kernel: BTreeMap<String, FieldValues> = BTreeMap::new();
+                for o in &ops {
+                    match o {
+                        Op::Set(k, m) => {
+                            c.insert(&k.to_string(), &mac(*m), false);
+                            kernel.insert(k.to_string(), mac(*m));
+                        }
+                        Op::Del(k) => {
+                            c.insert(&k.to_string(), &[], true);
+                            kernel.remove(&k.to_string());
+                        }
+                    }
+                }
+                let out = c.reconcile();
+                for k in &out.dels {
+                    prop_assert!(db.remove(k).is_some(), "DEL of a key APPL_DB never held: {}", k);
+                }
+                for (k, f) in out.sets {
+                    db.insert(k, f);
+                }
+                prop_assert_eq!(db, kernel);
+            }
+        }
+    }
+}
