@@ -15,8 +15,12 @@ pub mod link;
 pub mod neigh;
 pub mod socket;
 
-pub use link::{LinkEvent, LinkMsgType};
-pub use neigh::{NeighMsgType, NeighborEvent};
+pub use link::{decode_link, LinkChange, LinkEntry, LinkEvent, LinkMsgType, LinkTable};
+pub use neigh::{decode_neigh, NeighMsgType, NeighborEvent};
+pub use socket::{
+    decode_message, Dump, KernelMessage, NetlinkSocket, RcvBuf, Received, SocketError,
+    RTNLGRP_LINK, RTNLGRP_NEIGH,
+};
 
 /// Errors from decoding one netlink message. The message is logged with this
 /// context and skipped; kernel input never stops a daemon.
