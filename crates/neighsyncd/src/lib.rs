@@ -1,1 +1,20 @@
-//! neighsyncd library
+//! neighsyncd: keeps APPL_DB `NEIGH_TABLE` equal to the kernel's IPv4/IPv6
+//! neighbour table, wire-compatible with sonic-swss neighsyncd
+//! (`shared/spec/BEHAVIOR.md` section b).
+//!
+//! The pipeline:
+//!
+//! ```text
+//! kernel (RTM_NEWNEIGH/RTM_DELNEIGH, dump + RTNLGRP_NEIGH)
+//!   -> decode (sonic_netlink::neigh -> NeighborEvent)
+//!   -> decide (sync::decide, pure; reads a context::SyncContext kept current
+//!      from CONFIG_DB PEER_SWITCH, VXLAN_EVPN_NVO and the *INTERFACE tables)
+//!   -> Outcome: NeighOp Set/Del (+ EVPN ROUTE_TABLE delete) or a DropReason
+//!   -> warm-restart cache or writer (ProducerStateTable)
+//!   -> APPL_DB NEIGH_TABLE
+//! ```
+//!
+//! [`context`] and [`sync`] do no I/O; the binary wires sockets and Redis.
+
+pub mod context;
+pub mod sync;

@@ -1,0 +1,1136 @@
+//! The neighbour sync rules (BEHAVIOR.md b.2, NeighSync::onMsg) as a pure
+//! function: a kernel [`NeighborEvent`] plus the cached CONFIG_DB facts in a
+//! [`SyncContext`] give an [`Outcome`]: an APPL_DB `NEIGH_TABLE` write (with an
+//! optional EVPN `ROUTE_TABLE` delete before it) or a [`DropReason`].
+//!
+//! No I/O happens here: the caller resolves interface names, decides between
+//! the warm-restart cache and the writer (b.2 step 17) and talks to Redis.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use sonic_netlink::fmt::{ipv6_to_string, mac_to_string};
+use sonic_netlink::neigh::{nud, NTF_EXT_LEARNED};
+use sonic_netlink::{NeighMsgType, NeighborEvent};
+use swss::FieldValues;
+
+use crate::context::SyncContext;
+
+/// The MAC written for an unresolved neighbour on a dual-ToR (b.2 steps 12-13),
+/// which orchagent turns into a tunnel route (e.1).
+pub const ZERO_MAC: [u8; 6] = [0; 6];
+
+/// ff:ff:ff:ff:ff:ff; neighbours with it are never written (b.2 step 15).
+pub const BROADCAST_MAC: [u8; 6] = [0xff; 6];
+
+/// Master-device name prefix that marks a VRF for the EVPN host-route delete
+/// (`VRF_PREFIX` in neighsync.cpp; case-sensitive).
+pub const VRF_PREFIX: &str = "Vrf";
+
+// ===== Family =====
+
+/// Address family of a neighbour, as written in the `family` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// AF_INET
+    IPv4,
+    /// AF_INET6
+    IPv6,
+}
+
+impl Family {
+    /// The family of an address (AF_INET for IPv4, AF_INET6 for IPv6).
+    pub const fn of(ip: &IpAddr) -> Family {
+        match ip {
+            IpAddr::V4(_) => Family::IPv4,
+            IpAddr::V6(_) => Family::IPv6,
+        }
+    }
+
+    /// `IPv4` or `IPv6` (swss `IPV4_NAME` / `IPV6_NAME`, BEHAVIOR.md a.8).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Family::IPv4 => "IPv4",
+            Family::IPv6 => "IPv6",
+        }
+    }
+}
+
+// ===== NeighOp =====
+
+/// One `NEIGH_TABLE` operation for the ProducerStateTable (or the
+/// warm-restart cache).
+///
+/// `key` is `<ifname>:<ip>`: the kernel interface name, `:`, and the
+/// destination as libnl prints it (b.4: dotted quad, or glibc `inet_ntop`
+/// IPv6, never a prefix length or `%zone`), e.g. `Ethernet8:10.0.0.2`,
+/// `Vlan1000:fc02:1000::2`, `Ethernet8:fe80::2e0:ecff:fe3b:d6ac` (b.3).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum NeighOp {
+    /// `set(key, [("neigh", mac), ("family", family)])`.
+    Set {
+        key: String,
+        /// Raw MAC; [`ZERO_MAC`] for an unresolved neighbour on a dual-ToR.
+        mac: [u8; 6],
+        family: Family,
+    },
+    /// `del(key)`.
+    Del { key: String },
+}
+
+impl NeighOp {
+    /// The `NEIGH_TABLE` key, `<ifname>:<ip>`.
+    pub fn key(&self) -> &str {
+        match self {
+            NeighOp::Set { key, .. } | NeighOp::Del { key } => key,
+        }
+    }
+
+    /// The field/values of a Set, in exactly this order (b.2 step 16):
+    /// `[("neigh", "<lowercase colon MAC>"), ("family", "IPv4"|"IPv6")]`.
+    /// Empty for a Del (the C++ builds the list for deletes but uses only the
+    /// key; the warm-restart cache ignores fields of deletes too, c.2).
+    pub fn fields(&self) -> FieldValues {
+        match self {
+            NeighOp::Set { mac, family, .. } => vec![
+                ("neigh".to_owned(), mac_to_string(mac)),
+                ("family".to_owned(), family.as_str().to_owned()),
+            ],
+            NeighOp::Del { .. } => Vec::new(),
+        }
+    }
+}
+
+// ===== Outcome =====
+
+/// What to do with one neighbour event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Write `op` to `NEIGH_TABLE`.
+    ///
+    /// `route_del`, only ever present with a [`NeighOp::Set`], is the APPL_DB
+    /// `ROUTE_TABLE` key `<master_name>:<ip>` (no `/32` or `/128` suffix) that
+    /// must be deleted through the ROUTE_TABLE ProducerStateTable **before**
+    /// the set (b.2 step 18: EVPN mode and a master device whose name starts
+    /// with `Vrf`). During a warm restart the op goes to the restart-assist
+    /// cache instead and `route_del` is not written (b.2 step 17).
+    Write {
+        op: NeighOp,
+        route_del: Option<String>,
+    },
+    /// Do not write anything.
+    Drop(DropReason),
+}
+
+// ===== DropReason =====
+
+/// Why an event was dropped: one variant per filter of b.2, in rule order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// The ifindex has no known name. The C++ writes the decimal ifindex as
+    /// the name (b.2 step 3); we drop instead (deliberate deviation, b.5/f.6).
+    UnknownInterface,
+    /// IPv4 169.254.0.0/16 on a dual-ToR, adds and deletes (step 6).
+    LinkLocalDualTor,
+    /// IPv6 fe80::/10 add on an interface without
+    /// `ipv6_use_link_local_only=enable` (step 7).
+    Ipv6LinkLocal,
+    /// IPv6 multicast link-local ffX2::/16, adds and deletes (step 8).
+    Ipv6MulticastLinkLocal,
+    /// EVPN mode, RTM_NEWNEIGH in state NUD_PROBE (step 10).
+    EvpnProbe,
+    /// Not EVPN mode, state NUD_NOARP without NTF_EXT_LEARNED, adds and
+    /// deletes (step 11).
+    NoArp,
+    /// Add without a link-layer address (libnl prints `none`, step 14).
+    NoMac,
+    /// Add with MAC ff:ff:ff:ff:ff:ff (directed broadcast, step 15).
+    BroadcastMac,
+}
+
+impl DropReason {
+    /// Every reason, in rule order (e.g. to pre-register metric labels).
+    pub const ALL: [DropReason; 8] = [
+        DropReason::UnknownInterface,
+        DropReason::LinkLocalDualTor,
+        DropReason::Ipv6LinkLocal,
+        DropReason::Ipv6MulticastLinkLocal,
+        DropReason::EvpnProbe,
+        DropReason::NoArp,
+        DropReason::NoMac,
+        DropReason::BroadcastMac,
+    ];
+
+    /// A stable snake_case label (used as a Prometheus label value):
+    /// `unknown_interface`, `link_local_dual_tor`, `ipv6_link_local`,
+    /// `ipv6_multicast_link_local`, `evpn_probe`, `noarp`, `no_mac`,
+    /// `broadcast_mac`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DropReason::UnknownInterface => "unknown_interface",
+            DropReason::LinkLocalDualTor => "link_local_dual_tor",
+            DropReason::Ipv6LinkLocal => "ipv6_link_local",
+            DropReason::Ipv6MulticastLinkLocal => "ipv6_multicast_link_local",
+            DropReason::EvpnProbe => "evpn_probe",
+            DropReason::NoArp => "noarp",
+            DropReason::NoMac => "no_mac",
+            DropReason::BroadcastMac => "broadcast_mac",
+        }
+    }
+}
+
+// ===== decide =====
+
+/// Apply the NeighSync::onMsg rules (BEHAVIOR.md b.2) to one event.
+///
+/// * `ifname`: the current name of `ev.ifindex` (b.5), `None` when unknown.
+/// * `master_name`: the name of the interface's master device (a VRF, a
+///   bridge...), `None` when it has none or it is unknown. It is only read in
+///   EVPN mode (b.2 step 4), so the caller may skip resolving it otherwise.
+/// * `ctx`: the CONFIG_DB facts (dual-ToR, EVPN, link-local interfaces).
+///
+/// The rules, in order; all state tests compare the whole `ndm_state`:
+/// 1. (steps 1-2) the message type and family are already typed by the
+///    decoder; RTM_GETNEIGH is handled like RTM_NEWNEIGH, as the C++ does,
+///    except in step 10 which names RTM_NEWNEIGH only.
+/// 2. (step 3) unknown interface → [`DropReason::UnknownInterface`].
+///    **Deliberate deviation**: the C++ writes the decimal ifindex as the
+///    interface name (`57:10.0.0.2`), which orchagent retries forever (f.6).
+/// 3. (step 6) IPv4 169.254.0.0/16 on a dual-ToR → drop, deletes too.
+/// 4. (step 7) IPv6 fe80::/10, not RTM_DELNEIGH, link-local mode off on the
+///    interface → drop. Deletes always pass.
+/// 5. (step 8) IPv6 ffX2::/16 → drop, deletes too.
+/// 6. (step 10) EVPN, RTM_NEWNEIGH, NUD_PROBE → drop.
+/// 7. (step 11) not EVPN, NUD_NOARP without NTF_EXT_LEARNED → drop, deletes
+///    too.
+/// 8. (step 12) dual-ToR and NUD_INCOMPLETE/NUD_FAILED → Set with
+///    [`ZERO_MAC`] (Del for RTM_DELNEIGH); else RTM_DELNEIGH or
+///    INCOMPLETE/FAILED → Del; else EVPN and NUD_NOARP → Del without
+///    NTF_EXT_LEARNED, Set with it; else Set.
+/// 9. (steps 13-15) a Set without a MAC → [`DropReason::NoMac`]; with
+///    ff:ff:ff:ff:ff:ff → [`DropReason::BroadcastMac`]. The decoder only
+///    yields 6-byte MACs, so the C++ crash on other lengths (f.7) cannot
+///    happen.
+/// 10. (step 18) a Set in EVPN mode whose master name starts with `Vrf`
+///     carries `route_del = "<master>:<ip>"`.
+///
+/// Only the key (and the route key, when present) are allocated.
+pub fn decide(
+    ev: &NeighborEvent,
+    ifname: Option<&str>,
+    master_name: Option<&str>,
+    ctx: &SyncContext,
+) -> Outcome {
+    let dual_tor = ctx.is_dual_tor();
+    let evpn = ctx.evpn_nvo_exists();
+    let is_del = ev.msg_type == NeighMsgType::Del;
+
+    // Step 3.
+    let Some(ifname) = ifname else {
+        return Outcome::Drop(DropReason::UnknownInterface);
+    };
+
+    // Steps 6-8.
+    match ev.dst {
+        IpAddr::V4(v4) => {
+            if dual_tor && v4.is_link_local() {
+                return Outcome::Drop(DropReason::LinkLocalDualTor);
+            }
+        }
+        IpAddr::V6(v6) => {
+            let o = v6.octets();
+            // IN6_IS_ADDR_LINKLOCAL: fe80::/10.
+            if o[0] == 0xfe && (o[1] & 0xc0) == 0x80 && !is_del && !ctx.link_local_enabled(ifname) {
+                return Outcome::Drop(DropReason::Ipv6LinkLocal);
+            }
+            // IN6_IS_ADDR_MC_LINKLOCAL: ffX2::/16.
+            if o[0] == 0xff && (o[1] & 0x0f) == 0x02 {
+                return Outcome::Drop(DropReason::Ipv6MulticastLinkLocal);
+            }
+        }
+    }
+
+    let state = ev.state;
+    let ext_learned = ev.flags & NTF_EXT_LEARNED != 0;
+
+    // Step 10: RTM_NEWNEIGH only, not RTM_GETNEIGH, as in the C++.
+    if evpn && ev.msg_type == NeighMsgType::New && state == nud::PROBE {
+        return Outcome::Drop(DropReason::EvpnProbe);
+    }
+
+    // Step 11. This also drops RTM_DELNEIGH in state NOARP (f.10): kept as
+    // the C++ does it. Such an entry was never written by this rule set
+    // (a NOARP add without NTF_EXT_LEARNED is dropped too), so nothing stale
+    // is left behind in the common case.
+    if !evpn && state == nud::NOARP && !ext_learned {
+        return Outcome::Drop(DropReason::NoArp);
+    }
+
+    // Step 12.
+    let unresolved = state == nud::INCOMPLETE || state == nud::FAILED;
+    let (delete, use_zero_mac) = if dual_tor && unresolved {
+        (is_del, true)
+    } else if is_del || unresolved {
+        (true, false)
+    } else if evpn && state == nud::NOARP {
+        (!ext_learned, false)
+    } else {
+        (false, false)
+    };
+
+    if delete {
+        return Outcome::Write {
+            op: NeighOp::Del {
+                key: neigh_key(ifname, &ev.dst),
+            },
+            route_del: None,
+        };
+    }
+
+    // Steps 13-15.
+    let mac = if use_zero_mac {
+        ZERO_MAC
+    } else {
+        match ev.lladdr {
+            Some(mac) => mac,
+            None => return Outcome::Drop(DropReason::NoMac),
+        }
+    };
+    if mac == BROADCAST_MAC {
+        return Outcome::Drop(DropReason::BroadcastMac);
+    }
+
+    // Steps 16, 18.
+    let key = neigh_key(ifname, &ev.dst);
+    let route_del = match master_name {
+        Some(master) if evpn && master.starts_with(VRF_PREFIX) => {
+            let ip = &key[ifname.len() + 1..];
+            let mut route = String::with_capacity(master.len() + 1 + ip.len());
+            route.push_str(master);
+            route.push(':');
+            route.push_str(ip);
+            Some(route)
+        }
+        _ => None,
+    };
+    Outcome::Write {
+        op: NeighOp::Set {
+            key,
+            mac,
+            family: Family::of(&ev.dst),
+        },
+        route_del,
+    }
+}
+
+/// `<ifname>:<ip>` with the IP as libnl prints it (b.4).
+fn neigh_key(ifname: &str, ip: &IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut key = String::with_capacity(ifname.len() + 1 + 15);
+            key.push_str(ifname);
+            key.push(':');
+            // Ipv4Addr's Display is the dotted quad inet_ntop prints; writing
+            // to a String cannot fail.
+            let _ = write!(key, "{v4}");
+            key
+        }
+        IpAddr::V6(v6) => {
+            let ip = ipv6_to_string(v6);
+            let mut key = String::with_capacity(ifname.len() + 1 + ip.len());
+            key.push_str(ifname);
+            key.push(':');
+            key.push_str(&ip);
+            key
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::ConfigTable;
+    use proptest::prelude::*;
+    use sonic_netlink::fmt::ip_to_string;
+
+    const MAC: [u8; 6] = [0x00, 0xe0, 0xec, 0x3b, 0xd6, 0xac];
+
+    fn ev(msg_type: NeighMsgType, dst: &str, lladdr: Option<[u8; 6]>, state: u16) -> NeighborEvent {
+        NeighborEvent {
+            msg_type,
+            ifindex: 7,
+            dst: dst.parse().unwrap(),
+            lladdr,
+            state,
+            flags: 0,
+        }
+    }
+
+    fn new(dst: &str, state: u16) -> NeighborEvent {
+        ev(NeighMsgType::New, dst, Some(MAC), state)
+    }
+
+    fn del(dst: &str, state: u16) -> NeighborEvent {
+        ev(NeighMsgType::Del, dst, Some(MAC), state)
+    }
+
+    fn ext(mut e: NeighborEvent) -> NeighborEvent {
+        e.flags |= NTF_EXT_LEARNED;
+        e
+    }
+
+    fn fv(pairs: &[(&str, &str)]) -> FieldValues {
+        pairs
+            .iter()
+            .map(|(f, v)| (f.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn ctx(dual_tor: bool, evpn: bool) -> SyncContext {
+        let mut c = SyncContext::new();
+        let any = fv(&[("k", "v")]);
+        if dual_tor {
+            c.apply(ConfigTable::PeerSwitch, "peer", Some(&any));
+        }
+        if evpn {
+            c.apply(ConfigTable::VxlanEvpnNvo, "nvo", Some(&any));
+        }
+        c
+    }
+
+    fn plain() -> SyncContext {
+        ctx(false, false)
+    }
+
+    fn on(e: &NeighborEvent, c: &SyncContext) -> Outcome {
+        decide(e, Some("Ethernet8"), None, c)
+    }
+
+    fn set(key: &str, mac: [u8; 6], family: Family) -> Outcome {
+        Outcome::Write {
+            op: NeighOp::Set {
+                key: key.to_owned(),
+                mac,
+                family,
+            },
+            route_del: None,
+        }
+    }
+
+    fn delete(key: &str) -> Outcome {
+        Outcome::Write {
+            op: NeighOp::Del {
+                key: key.to_owned(),
+            },
+            route_del: None,
+        }
+    }
+
+    fn dropped(r: DropReason) -> Outcome {
+        Outcome::Drop(r)
+    }
+
+    // ----- keys and fields -----
+
+    #[test]
+    fn ipv4_set_key_and_fields() {
+        let out = on(&new("10.0.0.2", nud::REACHABLE), &plain());
+        assert_eq!(out, set("Ethernet8:10.0.0.2", MAC, Family::IPv4));
+        let Outcome::Write { op, .. } = out else {
+            panic!("not a write")
+        };
+        assert_eq!(op.key(), "Ethernet8:10.0.0.2");
+        assert_eq!(
+            op.fields(),
+            fv(&[("neigh", "00:e0:ec:3b:d6:ac"), ("family", "IPv4")])
+        );
+    }
+
+    #[test]
+    fn ipv6_key_text_and_field_order() {
+        let out = decide(
+            &new("fc02:1000::2", nud::REACHABLE),
+            Some("Vlan1000"),
+            None,
+            &plain(),
+        );
+        let Outcome::Write { op, route_del } = out else {
+            panic!("not a write: {out:?}")
+        };
+        assert_eq!(route_del, None);
+        assert_eq!(op.key(), "Vlan1000:fc02:1000::2");
+        assert_eq!(
+            op.fields(),
+            fv(&[("neigh", "00:e0:ec:3b:d6:ac"), ("family", "IPv6")])
+        );
+
+        let mut c = plain();
+        c.apply(
+            ConfigTable::Interface,
+            "Ethernet8",
+            Some(&fv(&[("ipv6_use_link_local_only", "enable")])),
+        );
+        assert_eq!(
+            on(&new("FE80::2E0:ECFF:FE3B:D6AC", nud::STALE), &c),
+            set("Ethernet8:fe80::2e0:ecff:fe3b:d6ac", MAC, Family::IPv6)
+        );
+        // IPv4-compatible addresses print as glibc does.
+        assert_eq!(
+            on(&new("::10.0.0.1", nud::REACHABLE), &plain()),
+            set("Ethernet8:::10.0.0.1", MAC, Family::IPv6)
+        );
+    }
+
+    #[test]
+    fn mac_text_is_lowercase() {
+        let e = ev(
+            NeighMsgType::New,
+            "10.0.0.2",
+            Some([0xAA, 0xBB, 0xCC, 0x0D, 0x0E, 0x0F]),
+            nud::REACHABLE,
+        );
+        let Outcome::Write { op, .. } = on(&e, &plain()) else {
+            panic!("not a write")
+        };
+        assert_eq!(op.fields()[0].1, "aa:bb:cc:0d:0e:0f");
+    }
+
+    #[test]
+    fn del_fields_are_empty_and_key_is_the_same() {
+        let out = on(&del("10.0.0.2", nud::REACHABLE), &plain());
+        assert_eq!(out, delete("Ethernet8:10.0.0.2"));
+        let Outcome::Write { op, .. } = out else {
+            panic!("not a write")
+        };
+        assert!(op.fields().is_empty());
+    }
+
+    #[test]
+    fn family_and_reason_labels() {
+        assert_eq!(Family::IPv4.as_str(), "IPv4");
+        assert_eq!(Family::IPv6.as_str(), "IPv6");
+        let labels: Vec<_> = DropReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "unknown_interface",
+                "link_local_dual_tor",
+                "ipv6_link_local",
+                "ipv6_multicast_link_local",
+                "evpn_probe",
+                "noarp",
+                "no_mac",
+                "broadcast_mac"
+            ]
+        );
+    }
+
+    // ----- states -----
+
+    #[test]
+    fn resolved_states_are_set() {
+        for state in [
+            nud::PERMANENT,
+            nud::NONE,
+            nud::STALE,
+            nud::DELAY,
+            nud::REACHABLE,
+            nud::PROBE,
+        ] {
+            assert_eq!(
+                on(&new("10.0.0.2", state), &plain()),
+                set("Ethernet8:10.0.0.2", MAC, Family::IPv4),
+                "state {state:#x}"
+            );
+        }
+        // Equality tests: a combined value is not INCOMPLETE, so it is a Set.
+        assert_eq!(
+            on(&new("10.0.0.2", nud::INCOMPLETE | nud::REACHABLE), &plain()),
+            set("Ethernet8:10.0.0.2", MAC, Family::IPv4)
+        );
+    }
+
+    #[test]
+    fn get_neigh_is_handled_like_new() {
+        let e = ev(NeighMsgType::Get, "10.0.0.2", Some(MAC), nud::REACHABLE);
+        assert_eq!(
+            on(&e, &plain()),
+            set("Ethernet8:10.0.0.2", MAC, Family::IPv4)
+        );
+    }
+
+    #[test]
+    fn unresolved_is_deleted_without_dual_tor() {
+        for state in [nud::INCOMPLETE, nud::FAILED] {
+            assert_eq!(
+                on(&new("10.0.0.2", state), &plain()),
+                delete("Ethernet8:10.0.0.2")
+            );
+            // Even without a MAC: deletes skip the MAC checks.
+            let e = ev(NeighMsgType::New, "10.0.0.2", None, state);
+            assert_eq!(on(&e, &plain()), delete("Ethernet8:10.0.0.2"));
+        }
+    }
+
+    #[test]
+    fn unresolved_on_dual_tor_is_zero_mac() {
+        let c = ctx(true, false);
+        for state in [nud::INCOMPLETE, nud::FAILED] {
+            assert_eq!(
+                on(&new("192.168.0.2", state), &c),
+                set("Ethernet8:192.168.0.2", ZERO_MAC, Family::IPv4)
+            );
+            // The kernel's (missing or broadcast) lladdr is not consulted.
+            for lladdr in [None, Some(BROADCAST_MAC)] {
+                let e = ev(NeighMsgType::New, "fc02:1000::2", lladdr, state);
+                let out = decide(&e, Some("Vlan1000"), None, &c);
+                assert_eq!(out, set("Vlan1000:fc02:1000::2", ZERO_MAC, Family::IPv6));
+                let Outcome::Write { op, .. } = out else {
+                    panic!("not a write")
+                };
+                assert_eq!(op.fields()[0].1, "00:00:00:00:00:00");
+            }
+            // RTM_DELNEIGH in that state is a delete.
+            assert_eq!(
+                on(&del("192.168.0.2", state), &c),
+                delete("Ethernet8:192.168.0.2")
+            );
+        }
+        // Resolved states on dual-ToR are ordinary.
+        assert_eq!(
+            on(&new("192.168.0.2", nud::REACHABLE), &c),
+            set("Ethernet8:192.168.0.2", MAC, Family::IPv4)
+        );
+    }
+
+    // ----- step 3: unknown interface -----
+
+    #[test]
+    fn unknown_interface_is_dropped_first() {
+        for e in [
+            new("10.0.0.2", nud::REACHABLE),
+            del("10.0.0.2", nud::REACHABLE),
+            new("169.254.0.1", nud::REACHABLE),
+            ev(NeighMsgType::New, "10.0.0.2", None, nud::REACHABLE),
+        ] {
+            assert_eq!(
+                decide(&e, None, Some("Vrf-red"), &ctx(true, true)),
+                dropped(DropReason::UnknownInterface)
+            );
+        }
+    }
+
+    // ----- step 6: IPv4 link-local on dual-ToR -----
+
+    #[test]
+    fn ipv4_link_local_on_dual_tor_is_dropped_adds_and_deletes() {
+        let c = ctx(true, false);
+        for e in [
+            new("169.254.0.1", nud::REACHABLE),
+            new("169.254.255.254", nud::PERMANENT),
+            del("169.254.0.1", nud::REACHABLE),
+            // Before the dual-ToR zero-MAC rule.
+            new("169.254.0.1", nud::INCOMPLETE),
+        ] {
+            assert_eq!(on(&e, &c), dropped(DropReason::LinkLocalDualTor));
+        }
+        // Neighbouring ranges are not link-local.
+        assert_eq!(
+            on(&new("169.253.0.1", nud::REACHABLE), &c),
+            set("Ethernet8:169.253.0.1", MAC, Family::IPv4)
+        );
+        assert_eq!(
+            on(&new("169.255.0.1", nud::REACHABLE), &c),
+            set("Ethernet8:169.255.0.1", MAC, Family::IPv4)
+        );
+        // Not dual-ToR: written.
+        assert_eq!(
+            on(&new("169.254.0.1", nud::REACHABLE), &plain()),
+            set("Ethernet8:169.254.0.1", MAC, Family::IPv4)
+        );
+        assert_eq!(
+            on(&del("169.254.0.1", nud::REACHABLE), &plain()),
+            delete("Ethernet8:169.254.0.1")
+        );
+    }
+
+    // ----- step 7: IPv6 link-local -----
+
+    fn ll_ctx(table: ConfigTable, key: &str) -> SyncContext {
+        let mut c = plain();
+        c.apply(
+            table,
+            key,
+            Some(&fv(&[("ipv6_use_link_local_only", "enable")])),
+        );
+        c
+    }
+
+    #[test]
+    fn ipv6_link_local_needs_link_local_mode() {
+        let e = new("fe80::1", nud::REACHABLE);
+        let cases = [
+            (ConfigTable::Interface, "Ethernet0"),
+            (ConfigTable::PortchannelInterface, "PortChannel0001"),
+            (ConfigTable::VlanInterface, "Vlan1000"),
+        ];
+        for (table, name) in cases {
+            // Off without configuration.
+            assert_eq!(
+                decide(&e, Some(name), None, &plain()),
+                dropped(DropReason::Ipv6LinkLocal),
+                "{name}"
+            );
+            // On when the whole-name key has the field.
+            let c = ll_ctx(table, name);
+            assert_eq!(
+                decide(&e, Some(name), None, &c),
+                set(&format!("{name}:fe80::1"), MAC, Family::IPv6)
+            );
+            // An address key does not count.
+            let c = ll_ctx(table, &format!("{name}|fe80::1/64"));
+            assert_eq!(
+                decide(&e, Some(name), None, &c),
+                dropped(DropReason::Ipv6LinkLocal)
+            );
+        }
+        // Other names never have link-local mode.
+        let c = ll_ctx(ConfigTable::Interface, "eth0");
+        assert_eq!(
+            decide(&e, Some("eth0"), None, &c),
+            dropped(DropReason::Ipv6LinkLocal)
+        );
+        // The whole fe80::/10 range counts; fec0:: does not.
+        let c = plain();
+        assert_eq!(
+            on(&new("febf::1", nud::REACHABLE), &c),
+            dropped(DropReason::Ipv6LinkLocal)
+        );
+        assert_eq!(
+            on(&new("fec0::1", nud::REACHABLE), &c),
+            set("Ethernet8:fec0::1", MAC, Family::IPv6)
+        );
+    }
+
+    #[test]
+    fn ipv6_link_local_delete_always_passes() {
+        assert_eq!(
+            on(&del("fe80::1", nud::REACHABLE), &plain()),
+            delete("Ethernet8:fe80::1")
+        );
+        assert_eq!(
+            decide(&del("fe80::1", nud::STALE), Some("lo"), None, &plain()),
+            delete("lo:fe80::1")
+        );
+    }
+
+    #[test]
+    fn ipv6_link_local_filter_comes_before_later_rules() {
+        // Ahead of the EVPN PROBE and NOARP filters, and of the missing-MAC check.
+        assert_eq!(
+            on(&new("fe80::1", nud::PROBE), &ctx(false, true)),
+            dropped(DropReason::Ipv6LinkLocal)
+        );
+        assert_eq!(
+            on(&new("fe80::1", nud::NOARP), &plain()),
+            dropped(DropReason::Ipv6LinkLocal)
+        );
+        let e = ev(NeighMsgType::New, "fe80::1", None, nud::REACHABLE);
+        assert_eq!(on(&e, &plain()), dropped(DropReason::Ipv6LinkLocal));
+    }
+
+    // ----- step 8: IPv6 multicast link-local -----
+
+    #[test]
+    fn ipv6_multicast_link_local_is_dropped() {
+        let c = plain();
+        for ip in ["ff02::1", "ff12::1:ff00:2", "ff32::5"] {
+            assert_eq!(
+                on(&new(ip, nud::NOARP), &c),
+                dropped(DropReason::Ipv6MulticastLinkLocal),
+                "{ip}"
+            );
+            assert_eq!(
+                on(&del(ip, nud::REACHABLE), &c),
+                dropped(DropReason::Ipv6MulticastLinkLocal),
+                "{ip}"
+            );
+        }
+        // Other multicast scopes are not this filter's business.
+        assert_eq!(
+            on(&new("ff05::2", nud::REACHABLE), &c),
+            set("Ethernet8:ff05::2", MAC, Family::IPv6)
+        );
+    }
+
+    // ----- step 10: EVPN PROBE -----
+
+    #[test]
+    fn evpn_drops_new_probe_only() {
+        let c = ctx(false, true);
+        assert_eq!(
+            on(&new("10.0.0.2", nud::PROBE), &c),
+            dropped(DropReason::EvpnProbe)
+        );
+        // RTM_GETNEIGH is not RTM_NEWNEIGH for this rule (as the C++).
+        let e = ev(NeighMsgType::Get, "10.0.0.2", Some(MAC), nud::PROBE);
+        assert_eq!(on(&e, &c), set("Ethernet8:10.0.0.2", MAC, Family::IPv4));
+        assert_eq!(
+            on(&del("10.0.0.2", nud::PROBE), &c),
+            delete("Ethernet8:10.0.0.2")
+        );
+        // Outside EVPN, PROBE is an ordinary Set.
+        assert_eq!(
+            on(&new("10.0.0.2", nud::PROBE), &plain()),
+            set("Ethernet8:10.0.0.2", MAC, Family::IPv4)
+        );
+    }
+
+    // ----- steps 11-12: NOARP -----
+
+    #[test]
+    fn noarp_without_evpn() {
+        let c = plain();
+        assert_eq!(
+            on(&new("10.0.0.2", nud::NOARP), &c),
+            dropped(DropReason::NoArp)
+        );
+        // f.10: deletes in NOARP state are dropped too, as in the C++.
+        assert_eq!(
+            on(&del("10.0.0.2", nud::NOARP), &c),
+            dropped(DropReason::NoArp)
+        );
+        // Before the dual-ToR rules and the MAC checks.
+        let e = ev(NeighMsgType::New, "10.0.0.2", None, nud::NOARP);
+        assert_eq!(on(&e, &ctx(true, false)), dropped(DropReason::NoArp));
+        // NTF_EXT_LEARNED makes it an ordinary Set (or Del).
+        assert_eq!(
+            on(&ext(new("10.0.0.2", nud::NOARP)), &c),
+            set("Ethernet8:10.0.0.2", MAC, Family::IPv4)
+        );
+        assert_eq!(
+            on(&ext(del("10.0.0.2", nud::NOARP)), &c),
+            delete("Ethernet8:10.0.0.2")
+        );
+        // Other flag bits do not count as NTF_EXT_LEARNED.
+        let mut e = new("10.0.0.2", nud::NOARP);
+        e.flags = !NTF_EXT_LEARNED;
+        assert_eq!(on(&e, &c), dropped(DropReason::NoArp));
+    }
+
+    #[test]
+    fn noarp_with_evpn() {
+        let c = ctx(false, true);
+        // Moved to remote: delete (even with no MAC).
+        assert_eq!(
+            on(&new("10.0.0.2", nud::NOARP), &c),
+            delete("Ethernet8:10.0.0.2")
+        );
+        let e = ev(NeighMsgType::New, "10.0.0.2", None, nud::NOARP);
+        assert_eq!(on(&e, &c), delete("Ethernet8:10.0.0.2"));
+        // EVPN-synced: kept as a Set.
+        assert_eq!(
+            on(&ext(new("10.0.0.2", nud::NOARP)), &c),
+            set("Ethernet8:10.0.0.2", MAC, Family::IPv4)
+        );
+        // ... and still subject to the MAC checks.
+        let e = ext(ev(NeighMsgType::New, "10.0.0.2", None, nud::NOARP));
+        assert_eq!(on(&e, &c), dropped(DropReason::NoMac));
+        let e = ext(ev(
+            NeighMsgType::New,
+            "10.0.0.2",
+            Some(BROADCAST_MAC),
+            nud::NOARP,
+        ));
+        assert_eq!(on(&e, &c), dropped(DropReason::BroadcastMac));
+        // Deletes are deletes.
+        assert_eq!(
+            on(&del("10.0.0.2", nud::NOARP), &c),
+            delete("Ethernet8:10.0.0.2")
+        );
+        assert_eq!(
+            on(&ext(del("10.0.0.2", nud::NOARP)), &c),
+            delete("Ethernet8:10.0.0.2")
+        );
+    }
+
+    // ----- steps 13-15: MAC -----
+
+    #[test]
+    fn missing_mac_drops_adds_only() {
+        let e = ev(NeighMsgType::New, "10.0.0.2", None, nud::REACHABLE);
+        assert_eq!(on(&e, &plain()), dropped(DropReason::NoMac));
+        let e = ev(NeighMsgType::Del, "10.0.0.2", None, nud::REACHABLE);
+        assert_eq!(on(&e, &plain()), delete("Ethernet8:10.0.0.2"));
+    }
+
+    #[test]
+    fn broadcast_mac_drops_adds_only() {
+        let e = ev(
+            NeighMsgType::New,
+            "10.0.0.255",
+            Some(BROADCAST_MAC),
+            nud::PERMANENT,
+        );
+        assert_eq!(on(&e, &plain()), dropped(DropReason::BroadcastMac));
+        let e = ev(
+            NeighMsgType::Del,
+            "10.0.0.255",
+            Some(BROADCAST_MAC),
+            nud::PERMANENT,
+        );
+        assert_eq!(on(&e, &plain()), delete("Ethernet8:10.0.0.255"));
+        // Almost-broadcast is a normal MAC.
+        let near = [0xff, 0xff, 0xff, 0xff, 0xff, 0xfe];
+        let e = ev(NeighMsgType::New, "10.0.0.3", Some(near), nud::PERMANENT);
+        assert_eq!(
+            on(&e, &plain()),
+            set("Ethernet8:10.0.0.3", near, Family::IPv4)
+        );
+    }
+
+    // ----- step 18: EVPN host-route delete -----
+
+    #[test]
+    fn evpn_vrf_master_deletes_host_route_first() {
+        let c = ctx(false, true);
+        let out = decide(
+            &new("10.0.0.2", nud::REACHABLE),
+            Some("Vlan100"),
+            Some("Vrf-red"),
+            &c,
+        );
+        assert_eq!(
+            out,
+            Outcome::Write {
+                op: NeighOp::Set {
+                    key: "Vlan100:10.0.0.2".into(),
+                    mac: MAC,
+                    family: Family::IPv4
+                },
+                route_del: Some("Vrf-red:10.0.0.2".into()),
+            }
+        );
+        let out = decide(
+            &new("2001:db8::5", nud::REACHABLE),
+            Some("Vlan100"),
+            Some("Vrf-red"),
+            &c,
+        );
+        let Outcome::Write { route_del, .. } = out else {
+            panic!("not a write")
+        };
+        assert_eq!(route_del.as_deref(), Some("Vrf-red:2001:db8::5"));
+
+        // EVPN-synced NOARP entries get it too.
+        let out = decide(
+            &ext(new("10.0.0.2", nud::NOARP)),
+            Some("Vlan100"),
+            Some("Vrf1"),
+            &c,
+        );
+        let Outcome::Write { route_del, .. } = out else {
+            panic!("not a write")
+        };
+        assert_eq!(route_del.as_deref(), Some("Vrf1:10.0.0.2"));
+    }
+
+    #[test]
+    fn no_host_route_delete_otherwise() {
+        let evpn = ctx(false, true);
+        let e = new("10.0.0.2", nud::REACHABLE);
+        let want = set("Vlan100:10.0.0.2", MAC, Family::IPv4);
+        // Not a VRF master, no master, case differs, empty name.
+        for master in [Some("Bridge"), None, Some("vrf-red"), Some(""), Some("Vr")] {
+            assert_eq!(
+                decide(&e, Some("Vlan100"), master, &evpn),
+                want,
+                "{master:?}"
+            );
+        }
+        // EVPN off: the master is ignored.
+        assert_eq!(decide(&e, Some("Vlan100"), Some("Vrf-red"), &plain()), want);
+        // Deletes never carry it.
+        assert_eq!(
+            decide(
+                &del("10.0.0.2", nud::REACHABLE),
+                Some("Vlan100"),
+                Some("Vrf-red"),
+                &evpn
+            ),
+            delete("Vlan100:10.0.0.2")
+        );
+    }
+
+    #[test]
+    fn evpn_count_semantics_reach_the_rules() {
+        let mut c = plain();
+        let any = fv(&[("source_vtep", "vtep")]);
+        c.apply(ConfigTable::VxlanEvpnNvo, "nvo1", Some(&any));
+        c.apply(ConfigTable::VxlanEvpnNvo, "nvo2", Some(&any));
+        c.apply(ConfigTable::VxlanEvpnNvo, "nvo1", None);
+        assert_eq!(
+            on(&new("10.0.0.2", nud::PROBE), &c),
+            dropped(DropReason::EvpnProbe)
+        );
+        c.apply(ConfigTable::VxlanEvpnNvo, "nvo2", None);
+        assert_eq!(
+            on(&new("10.0.0.2", nud::PROBE), &c),
+            set("Ethernet8:10.0.0.2", MAC, Family::IPv4)
+        );
+    }
+
+    // ----- properties -----
+
+    fn arb_ip() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            any::<std::net::Ipv4Addr>().prop_map(IpAddr::V4),
+            any::<std::net::Ipv6Addr>().prop_map(IpAddr::V6),
+            // Special ranges the rules look at.
+            any::<u16>().prop_map(|x| IpAddr::V4(std::net::Ipv4Addr::new(
+                169,
+                254,
+                (x >> 8) as u8,
+                x as u8
+            ))),
+            (any::<u8>(), any::<u128>()).prop_map(|(b, rest)| {
+                let mut o = (rest & ((1u128 << 112) - 1)).to_be_bytes();
+                o[0] = 0xfe;
+                o[1] = 0x80 | (b & 0x3f);
+                IpAddr::V6(o.into())
+            }),
+            (any::<u8>(), any::<u128>()).prop_map(|(b, rest)| {
+                let mut o = rest.to_be_bytes();
+                o[0] = 0xff;
+                o[1] = (b & 0xf0) | 0x02;
+                IpAddr::V6(o.into())
+            }),
+            // IPv4-compatible / mapped IPv6 (special text forms).
+            any::<u32>().prop_map(|v| IpAddr::V6(std::net::Ipv6Addr::from(v as u128))),
+            any::<u32>().prop_map(|v| IpAddr::V6(std::net::Ipv4Addr::from(v).to_ipv6_mapped())),
+        ]
+    }
+
+    fn arb_event() -> impl Strategy<Value = NeighborEvent> {
+        let msg = prop_oneof![
+            Just(NeighMsgType::New),
+            Just(NeighMsgType::Del),
+            Just(NeighMsgType::Get)
+        ];
+        let mac = prop_oneof![
+            Just(None),
+            Just(Some(BROADCAST_MAC)),
+            Just(Some(ZERO_MAC)),
+            any::<[u8; 6]>().prop_map(Some),
+        ];
+        let state = prop_oneof![
+            prop::sample::select(vec![
+                nud::NONE,
+                nud::INCOMPLETE,
+                nud::REACHABLE,
+                nud::STALE,
+                nud::DELAY,
+                nud::PROBE,
+                nud::FAILED,
+                nud::NOARP,
+                nud::PERMANENT,
+            ]),
+            any::<u16>(),
+        ];
+        (msg, any::<u32>(), arb_ip(), mac, state, any::<u8>()).prop_map(
+            |(msg_type, ifindex, dst, lladdr, state, flags)| NeighborEvent {
+                msg_type,
+                ifindex,
+                dst,
+                lladdr,
+                state,
+                flags,
+            },
+        )
+    }
+
+    fn arb_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "Ethernet0".to_owned(),
+                "PortChannel0001".to_owned(),
+                "Vlan1000".to_owned(),
+                "eth0".to_owned(),
+                "Vrf-red".to_owned(),
+                "Bridge".to_owned(),
+            ]),
+            "[A-Za-z][A-Za-z0-9._-]{0,14}",
+        ]
+    }
+
+    fn arb_ctx() -> impl Strategy<Value = SyncContext> {
+        (
+            any::<bool>(),
+            any::<bool>(),
+            prop::collection::vec((0usize..3, arb_name(), any::<bool>()), 0..4),
+        )
+            .prop_map(|(dual, evpn, ll)| {
+                let mut c = ctx(dual, evpn);
+                let tables = [
+                    ConfigTable::Interface,
+                    ConfigTable::PortchannelInterface,
+                    ConfigTable::VlanInterface,
+                ];
+                for (t, name, on) in ll {
+                    let value = if on { "enable" } else { "disable" };
+                    c.apply(
+                        tables[t],
+                        &name,
+                        Some(&fv(&[("ipv6_use_link_local_only", value)])),
+                    );
+                }
+                c
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn decide_is_total_and_keys_round_trip(
+            e in arb_event(),
+            ifname in prop::option::weighted(0.9, arb_name()),
+            master in prop::option::of(arb_name()),
+            c in arb_ctx(),
+        ) {
+            let out = decide(&e, ifname.as_deref(), master.as_deref(), &c);
+            match &out {
+                Outcome::Write { op, route_del } => {
+                    let ifname = ifname.as_deref();
+                    prop_assert!(ifname.is_some());
+                    let ifname = ifname.unwrap_or_default();
+                    let key = op.key();
+                    let (name, ip) = key.split_once(':').unwrap_or(("", ""));
+                    prop_assert_eq!(name, ifname);
+                    prop_assert_eq!(ip.parse::<IpAddr>().ok(), Some(e.dst));
+                    prop_assert_eq!(ip, ip_to_string(&e.dst));
+                    match op {
+                        NeighOp::Set { mac, family, .. } => {
+                            prop_assert_ne!(*mac, BROADCAST_MAC);
+                            prop_assert_eq!(*family, Family::of(&e.dst));
+                            prop_assert_eq!(op.fields().len(), 2);
+                            match route_del {
+                                Some(r) => {
+                                    prop_assert!(c.evpn_nvo_exists());
+                                    let m = master.as_deref().unwrap_or_default();
+                                    prop_assert!(m.starts_with("Vrf"));
+                                    prop_assert_eq!(r, &format!("{m}:{ip}"));
+                                }
+                                None => prop_assert!(
+                                    !c.evpn_nvo_exists()
+                                        || !master.as_deref().unwrap_or_default().starts_with("Vrf")
+                                ),
+                            }
+                        }
+                        NeighOp::Del { .. } => prop_assert!(route_del.is_none()),
+                    }
+                }
+                Outcome::Drop(DropReason::UnknownInterface) => prop_assert!(ifname.is_none()),
+                Outcome::Drop(_) => {}
+            }
+        }
+    }
+}
