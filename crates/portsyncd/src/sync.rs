@@ -1,0 +1,1194 @@
+//! portsyncd's rules as a state machine with no I/O (BEHAVIOR.md d.1–d.4).
+//!
+//! The wiring feeds [`PortSync`] with:
+//! * kernel link messages ([`PortSync::on_link`]: RTM_NEWLINK / RTM_DELLINK,
+//!   dump replies and AF_BRIDGE-family messages alike),
+//! * APPL_DB `PORT_TABLE:<name>` presence ([`PortSync::on_appl_port`]), first
+//!   as an initial load and then from a keyspace subscription, which replaces
+//!   the C++ `HGETALL` on every link message (BEHAVIOR.md f.15),
+//! * the "old interfaces" found at a cold start ([`PortSync::mark_old_interface`]),
+//!
+//! and carries out the returned [`StateAction`]s on STATE_DB `PORT_TABLE|<name>`.
+//! It asks [`PortSync::take_port_init_done`] after each batch and then writes
+//! APPL_DB `PORT_TABLE:PortInitDone` ([`port_init_done_op`]).
+//! The CONFIG_DB `PORT|*` -> APPL_DB `PORT_TABLE` copy is [`port_config_ops`].
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use sonic_netlink::link::{IFF_RUNNING, IFF_UP};
+use sonic_netlink::{LinkEvent, LinkMsgType};
+use swss::FieldValues;
+
+/// APPL_DB table portsyncd produces into with a ProducerStateTable (keys
+/// `PORT_TABLE:<port>`, separator `:`), as swss `APP_PORT_TABLE_NAME`.
+pub const APP_PORT_TABLE_NAME: &str = "PORT_TABLE";
+
+/// STATE_DB table portsyncd writes link state into (keys `PORT_TABLE|<port>`,
+/// separator `|`), as swss `STATE_PORT_TABLE_NAME`.
+pub const STATE_PORT_TABLE_NAME: &str = "PORT_TABLE";
+
+/// CONFIG_DB table holding the port configuration (keys `PORT|<port>`), as
+/// swss `CFG_PORT_TABLE_NAME`.
+pub const CFG_PORT_TABLE_NAME: &str = "PORT";
+
+/// CONFIG_DB table and key holding `switch_type` (`DEVICE_METADATA|localhost`).
+pub const CFG_DEVICE_METADATA_TABLE_NAME: &str = "DEVICE_METADATA";
+
+/// Key in [`CFG_DEVICE_METADATA_TABLE_NAME`] that holds `switch_type`.
+pub const DEVICE_METADATA_KEY: &str = "localhost";
+
+/// Field of `DEVICE_METADATA|localhost` read by [`SwitchType::parse`].
+pub const SWITCH_TYPE_FIELD: &str = "switch_type";
+
+/// APPL_DB `PORT_TABLE` key announcing that all CONFIG_DB ports were copied;
+/// its field `count` is the number of ports (decimal). Read by orchagent
+/// PortsOrch (BEHAVIOR.md e.2).
+pub const PORT_CONFIG_DONE: &str = "PortConfigDone";
+
+/// Field of [`PORT_CONFIG_DONE`] carrying the number of ports.
+pub const PORT_CONFIG_DONE_COUNT_FIELD: &str = "count";
+
+/// APPL_DB `PORT_TABLE` key announcing that every configured port's netdev
+/// exists; written once per process as `lanes=0` (BEHAVIOR.md d.1 step 8).
+pub const PORT_INIT_DONE: &str = "PortInitDone";
+
+/// Interface-name prefixes portsyncd handles (case-sensitive, linksync.cpp
+/// LinkSync::onMsg); everything else is ignored.
+pub const HANDLED_PREFIXES: [&str; 2] = ["Ethernet", "PortChannel"];
+
+/// `IFLA_INFO_KIND` of teamd LAG netdevs, left to teamsyncd.
+pub const TEAM_KIND: &str = "team";
+
+// ===== SwitchType =====
+
+/// `DEVICE_METADATA|localhost` `switch_type` as far as portsyncd cares: only
+/// `dpu` changes its behaviour (no old-interface handling, BEHAVIOR.md d.2).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SwitchType {
+    /// `switch` (the default when the field is missing), and any unknown value.
+    Switch,
+    /// `dpu`: SmartSwitch DPU.
+    Dpu,
+    /// Another value SONiC knows (`voq`, `fabric`, `chassis-packet`, `npu`,
+    /// `dummy-sup`); behaves like [`SwitchType::Switch`] here.
+    Other(String),
+}
+
+/// Non-`dpu`, non-`switch` values accepted by orchagent's getCfgSwitchType
+/// and the sonic-device_metadata YANG model.
+const KNOWN_OTHER_SWITCH_TYPES: [&str; 5] = ["voq", "fabric", "chassis-packet", "npu", "dummy-sup"];
+
+impl SwitchType {
+    /// Parses the CONFIG_DB `DEVICE_METADATA|localhost` `switch_type` value
+    /// (`None` = field or key missing).
+    ///
+    /// Missing -> [`SwitchType::Switch`] silently, as portsyncd.cpp main.
+    /// Values are compared exactly (case-sensitive), as the C++ does. An
+    /// unknown value (including the empty string) -> [`SwitchType::Switch`]
+    /// plus a warning text for the log, like orchagent's getCfgSwitchType
+    /// ("Invalid switch type"); the C++ portsyncd only compares with `dpu`,
+    /// so the behaviour is the same.
+    pub fn parse(value: Option<&str>) -> (SwitchType, Option<String>) {
+        match value {
+            None | Some("switch") => (SwitchType::Switch, None),
+            Some("dpu") => (SwitchType::Dpu, None),
+            Some(v) if KNOWN_OTHER_SWITCH_TYPES.contains(&v) => {
+                (SwitchType::Other(v.to_string()), None)
+            }
+            Some(v) => (
+                SwitchType::Switch,
+                Some(format!(
+                    "invalid switch_type {v:?} in CONFIG_DB DEVICE_METADATA|localhost, treating it as \"switch\""
+                )),
+            ),
+        }
+    }
+
+    /// The CONFIG_DB spelling (`switch`, `dpu`, or the known other value).
+    pub fn as_str(&self) -> &str {
+        match self {
+            SwitchType::Switch => "switch",
+            SwitchType::Dpu => "dpu",
+            SwitchType::Other(v) => v,
+        }
+    }
+
+    /// True for `dpu`.
+    pub fn is_dpu(&self) -> bool {
+        matches!(self, SwitchType::Dpu)
+    }
+}
+
+// ===== StateAction =====
+
+/// One STATE_DB write decided by [`PortSync`]; the wiring carries it out on
+/// table [`STATE_PORT_TABLE_NAME`] (key `PORT_TABLE|<name>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateAction {
+    /// `HSET PORT_TABLE|<name>` with `fields` in order; other fields of the hash
+    /// (written by portsorch etc.) must be left alone, so this is a plain HSET,
+    /// never a replace (BEHAVIOR.md e.3). `fields` is exactly
+    /// `[("state","ok"), ("netdev_oper_status", up|down), ("admin_status", up|down),
+    /// ("mtu", <decimal bytes>)]`, as linksync.cpp LinkSync::onMsg.
+    SetPortState {
+        /// Interface name, e.g. `Ethernet0`.
+        name: String,
+        /// The four fields, in the C++ order.
+        fields: FieldValues,
+    },
+    /// `DEL PORT_TABLE|<name>`: the whole key goes, including fields other
+    /// daemons wrote (kept for compatibility, BEHAVIOR.md d.3 step 7 / f.16).
+    DelPortState {
+        /// Interface name, e.g. `Ethernet0`.
+        name: String,
+    },
+}
+
+// ===== LinkState =====
+
+/// What portsyncd publishes about one netdev.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LinkState {
+    /// `IFF_UP` set in `ifi_flags`.
+    pub admin_up: bool,
+    /// `IFF_RUNNING` set in `ifi_flags`.
+    pub oper_up: bool,
+    /// `IFLA_MTU` in bytes.
+    pub mtu: u32,
+}
+
+impl LinkState {
+    /// The STATE_DB fields for this state, in the C++ order
+    /// (`state`, `netdev_oper_status`, `admin_status`, `mtu`).
+    pub fn fields(&self) -> FieldValues {
+        let updown = |b: bool| if b { "up" } else { "down" }.to_string();
+        vec![
+            ("state".to_string(), "ok".to_string()),
+            ("netdev_oper_status".to_string(), updown(self.oper_up)),
+            ("admin_status".to_string(), updown(self.admin_up)),
+            ("mtu".to_string(), self.mtu.to_string()),
+        ]
+    }
+}
+
+// ===== PortSync =====
+
+/// portsyncd's link -> STATE_DB rules and the PortInitDone bookkeeping
+/// (linksync.cpp LinkSync, portsyncd.cpp g_portSet), with no I/O.
+///
+/// Differences from the C++, none visible on the wire except in timing:
+/// * APPL_DB presence is pushed in through [`PortSync::on_appl_port`]
+///   instead of an `HGETALL PORT_TABLE:<name>` per link message (f.15).
+/// * A STATE_DB HSET that would repeat exactly the four fields last written
+///   for that port is skipped (f.15). Anything that may have removed them
+///   (DELLINK, the APPL_DB entry going away) makes the next one go out again.
+/// * When orchagent consumes a port (its APPL_DB entry appears) after the
+///   netdev was seen, the state is written at once and the port stops holding
+///   back PortInitDone; the C++ waits for the next link message for it.
+#[derive(Debug, Clone)]
+pub struct PortSync {
+    switch_type: SwitchType,
+    warm: bool,
+    /// Number of distinct configured ports (PortConfigDone `count`).
+    config_count: usize,
+    /// g_portSet: configured ports still holding back PortInitDone.
+    pending: BTreeSet<String>,
+    /// Names whose APPL_DB `PORT_TABLE:<name>` exists.
+    appl_present: HashSet<String>,
+    /// Old-interface map (cold start only); never cleared, as the C++.
+    old_ifindexes: HashMap<u32, String>,
+    /// Last state seen per netdev name (removed on DELLINK).
+    links: HashMap<String, LinkState>,
+    /// Last state written to STATE_DB per name.
+    written: HashMap<String, LinkState>,
+    /// True until [`PortSync::finish_initial_load`] or the first link message.
+    initial_load: bool,
+    /// PortInitDone already handed out.
+    init_done_taken: bool,
+}
+
+impl PortSync {
+    /// Starts the state machine.
+    ///
+    /// `config_ports`: the CONFIG_DB `PORT|<name>` key names (duplicates count
+    /// once); they form g_portSet, the ports that must be seen before
+    /// PortInitDone. `warm`: WarmStart checkWarmStart("portsyncd", "swss")
+    /// said warm; then the APPL_DB `admin_status` pre-check and old-interface
+    /// handling are off (BEHAVIOR.md d.2).
+    ///
+    /// The state machine starts in its initial-load phase (see
+    /// [`PortSync::on_appl_port`] and [`PortSync::finish_initial_load`]).
+    pub fn new(
+        config_ports: impl IntoIterator<Item = String>,
+        switch_type: SwitchType,
+        warm: bool,
+    ) -> Self {
+        let pending: BTreeSet<String> = config_ports.into_iter().collect();
+        PortSync {
+            switch_type,
+            warm,
+            config_count: pending.len(),
+            pending,
+            appl_present: HashSet::new(),
+            old_ifindexes: HashMap::new(),
+            links: HashMap::new(),
+            written: HashMap::new(),
+            initial_load: true,
+            init_done_taken: false,
+        }
+    }
+
+    /// The switch type given to [`PortSync::new`].
+    pub fn switch_type(&self) -> &SwitchType {
+        &self.switch_type
+    }
+
+    /// True when started warm.
+    pub fn is_warm(&self) -> bool {
+        self.warm
+    }
+
+    /// Number of distinct configured ports, i.e. the PortConfigDone `count`
+    /// (as `g_portSet.size()` right after handlePortConfigFromConfigDB).
+    pub fn port_config_done_count(&self) -> usize {
+        self.config_count
+    }
+
+    /// Whether existing `Ethernet*` netdevs must be recorded as "old" and
+    /// brought down before link handling starts: cold start and not a DPU
+    /// (LinkSync::LinkSync, BEHAVIOR.md d.2 steps 2–3).
+    pub fn wants_old_interface_shutdown(&self) -> bool {
+        !self.warm && !self.switch_type.is_dpu()
+    }
+
+    /// Whether an existing netdev name is an old-interface candidate: it
+    /// starts with `Ethernet` (case-sensitive). `PortChannel*` is not.
+    pub fn is_old_candidate(name: &str) -> bool {
+        name.starts_with("Ethernet")
+    }
+
+    /// Records an existing netdev (from `if_nameindex()` or a link dump taken
+    /// before link handling) as "old": all later link messages for `ifindex`
+    /// are ignored, for the life of the process, as the C++ does (f.14).
+    ///
+    /// Returns true when it was recorded, i.e. [`PortSync::wants_old_interface_shutdown`]
+    /// and [`PortSync::is_old_candidate`] hold; the wiring must then bring the
+    /// link down (clear IFF_UP, the effect of `ip link set "<name>" down`).
+    /// Returns false (and records nothing) otherwise.
+    pub fn mark_old_interface(&mut self, ifindex: u32, name: &str) -> bool {
+        if !self.wants_old_interface_shutdown() || !Self::is_old_candidate(name) {
+            return false;
+        }
+        self.old_ifindexes.insert(ifindex, name.to_string());
+        true
+    }
+
+    /// The old-interface map (ifindex -> name), for logging.
+    pub fn old_interfaces(&self) -> &HashMap<u32, String> {
+        &self.old_ifindexes
+    }
+
+    /// Ends the initial-load phase: from now on `has_admin_status` in
+    /// [`PortSync::on_appl_port`] is ignored, and PortInitDone may be handed
+    /// out. The first [`PortSync::on_link`] ends it too (in the C++ the
+    /// pre-check runs in the LinkSync constructor, before any link message).
+    pub fn finish_initial_load(&mut self) {
+        self.initial_load = false;
+    }
+
+    /// APPL_DB `PORT_TABLE:<name>` appeared or changed (`present`) or was
+    /// deleted (`!present`). `has_admin_status`: the hash carries the field
+    /// `admin_status`.
+    ///
+    /// * During the initial load on a cold start, a configured port whose
+    ///   entry already has `admin_status` was consumed by an earlier orchagent
+    ///   run and stops holding back PortInitDone (LinkSync::LinkSync pre-check,
+    ///   BEHAVIOR.md d.2 step 1). Later, or when warm, `has_admin_status` is
+    ///   ignored, as the C++ checks it only there.
+    /// * Present, and the netdev was already seen (a NEWLINK not followed by
+    ///   a DELLINK): the port stops holding back PortInitDone and its state is
+    ///   written now unless identical to the last write (an improvement: the
+    ///   C++ writes only on the next link message for the netdev).
+    /// * Not present: nothing more is written for it until it comes back (the
+    ///   C++ `HGETALL` would find nothing); its STATE_DB entry is left as is,
+    ///   and the state is written again when it comes back.
+    pub fn on_appl_port(
+        &mut self,
+        name: &str,
+        present: bool,
+        has_admin_status: bool,
+    ) -> Vec<StateAction> {
+        if !present {
+            self.appl_present.remove(name);
+            self.written.remove(name);
+            return Vec::new();
+        }
+        self.appl_present.insert(name.to_string());
+        if self.initial_load && !self.warm && has_admin_status {
+            self.pending.remove(name);
+        }
+        let Some(state) = self.links.get(name).copied() else {
+            return Vec::new();
+        };
+        self.pending.remove(name);
+        self.write_if_changed(name, state).into_iter().collect()
+    }
+
+    /// Whether APPL_DB `PORT_TABLE:<name>` is currently known to exist.
+    pub fn is_appl_present(&self, name: &str) -> bool {
+        self.appl_present.contains(name)
+    }
+
+    /// Applies one link message (RTM_NEWLINK/RTM_DELLINK, dump replies and
+    /// AF_BRIDGE family included), in the order of LinkSync::onMsg
+    /// (BEHAVIOR.md d.3). Returns at most one action. Ends the initial load.
+    ///
+    /// Dropped, in this order: names not starting with `Ethernet` or
+    /// `PortChannel` (case-sensitive); kind `team`; RTM_DELLINK with a master
+    /// (a port leaving a bridge or LAG, not the netdev going away); ifindexes
+    /// in the old-interface map.
+    ///
+    /// RTM_DELLINK -> [`StateAction::DelPortState`] (no APPL_DB check, as the
+    /// C++); the netdev's state is forgotten.
+    ///
+    /// RTM_NEWLINK -> the state (admin from IFF_UP, oper from IFF_RUNNING,
+    /// mtu from IFLA_MTU) is remembered. If APPL_DB has the port: it is
+    /// removed from g_portSet and [`StateAction::SetPortState`] is returned
+    /// unless the fields equal the last ones written (so AF_BRIDGE-family
+    /// NEWLINKs, which repeat the port's flags and mtu, usually cost nothing).
+    /// A NEWLINK without IFLA_MTU keeps the last mtu seen for the netdev, or
+    /// uses 0 (what libnl reports for a missing IFLA_MTU) if there is none.
+    pub fn on_link(&mut self, ev: &LinkEvent) -> Vec<StateAction> {
+        self.initial_load = false;
+        let name = ev.name.as_str();
+        if !HANDLED_PREFIXES.iter().any(|p| name.starts_with(p)) {
+            return Vec::new();
+        }
+        if ev.kind.as_deref() == Some(TEAM_KIND) {
+            return Vec::new();
+        }
+        if ev.msg_type == LinkMsgType::Del && ev.master.is_some() {
+            return Vec::new();
+        }
+        if self.old_ifindexes.contains_key(&ev.ifindex) {
+            return Vec::new();
+        }
+        match ev.msg_type {
+            LinkMsgType::Del => {
+                self.links.remove(name);
+                self.written.remove(name);
+                vec![StateAction::DelPortState {
+                    name: name.to_string(),
+                }]
+            }
+            LinkMsgType::New => {
+                let mtu = ev
+                    .mtu
+                    .or_else(|| self.links.get(name).map(|s| s.mtu))
+                    .unwrap_or(0);
+                let state = LinkState {
+                    admin_up: ev.flags & IFF_UP != 0,
+                    oper_up: ev.flags & IFF_RUNNING != 0,
+                    mtu,
+                };
+                self.links.insert(name.to_string(), state);
+                if !self.appl_present.contains(name) {
+                    return Vec::new();
+                }
+                self.pending.remove(name);
+                self.write_if_changed(name, state).into_iter().collect()
+            }
+        }
+    }
+
+    /// The last state seen for a netdev name (None before any NEWLINK or
+    /// after its DELLINK).
+    pub fn link_state(&self, name: &str) -> Option<LinkState> {
+        self.links.get(name).copied()
+    }
+
+    /// Forgets what was written to STATE_DB and returns a
+    /// [`StateAction::SetPortState`] for every port present in APPL_DB whose
+    /// netdev is known, sorted by name. For after STATE_DB was lost or
+    /// flushed (e.g. a Redis restart): STATE_DB then equals the kernel again.
+    pub fn rewrite_all(&mut self) -> Vec<StateAction> {
+        self.written.clear();
+        let mut names: Vec<String> = self
+            .links
+            .keys()
+            .filter(|n| self.appl_present.contains(*n))
+            .cloned()
+            .collect();
+        names.sort();
+        names
+            .into_iter()
+            .filter_map(|n| {
+                let state = *self.links.get(&n)?;
+                self.write_if_changed(&n, state)
+            })
+            .collect()
+    }
+
+    /// True exactly once: the first call at which the initial load is over
+    /// and g_portSet is empty (all configured ports seen, or pre-consumed).
+    /// The wiring calls it after each batch of messages and, on true, writes
+    /// [`port_init_done_op`] to APPL_DB (portsyncd.cpp main loop; warm starts
+    /// too).
+    pub fn take_port_init_done(&mut self) -> bool {
+        if self.init_done_taken || self.initial_load || !self.pending.is_empty() {
+            return false;
+        }
+        self.init_done_taken = true;
+        true
+    }
+
+    /// Whether [`PortSync::take_port_init_done`] already returned true.
+    pub fn port_init_done_sent(&self) -> bool {
+        self.init_done_taken
+    }
+
+    /// The configured ports still holding back PortInitDone, sorted by name
+    /// (for the "still waiting for ..." warning).
+    pub fn pending_ports(&self) -> Vec<String> {
+        self.pending.iter().cloned().collect()
+    }
+
+    fn write_if_changed(&mut self, name: &str, state: LinkState) -> Option<StateAction> {
+        if self.written.get(name) == Some(&state) {
+            return None;
+        }
+        self.written.insert(name.to_string(), state);
+        Some(StateAction::SetPortState {
+            name: name.to_string(),
+            fields: state.fields(),
+        })
+    }
+}
+
+// ===== CONFIG_DB PORT copy =====
+
+/// The APPL_DB `PORT_TABLE` producer SETs for the CONFIG_DB port copy
+/// (portsyncd.cpp handlePortConfigFromConfigDB, BEHAVIOR.md d.1 step 6).
+///
+/// `ports`: `(key, fields)` from `PORT|<key>`, in the order read. Cold: one
+/// `(key, fields)` per entry with the fields verbatim (validation is
+/// orchagent's job), then `(PortConfigDone, [("count", <distinct keys>)])`,
+/// decimal, `0` for no ports. Warm: nothing.
+pub fn port_config_ops(ports: &[(String, FieldValues)], warm: bool) -> Vec<(String, FieldValues)> {
+    if warm {
+        return Vec::new();
+    }
+    let distinct: HashSet<&str> = ports.iter().map(|(k, _)| k.as_str()).collect();
+    let mut ops: Vec<(String, FieldValues)> = ports.to_vec();
+    ops.push((
+        PORT_CONFIG_DONE.to_string(),
+        vec![(
+            PORT_CONFIG_DONE_COUNT_FIELD.to_string(),
+            distinct.len().to_string(),
+        )],
+    ));
+    ops
+}
+
+/// The APPL_DB `PORT_TABLE` SET announcing PortInitDone:
+/// `("PortInitDone", [("lanes", "0")])`, as portsyncd.cpp main.
+pub fn port_init_done_op() -> (String, FieldValues) {
+    (
+        PORT_INIT_DONE.to_string(),
+        vec![("lanes".to_string(), "0".to_string())],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const AF_BRIDGE: u8 = 7;
+
+    fn new_link(name: &str, ifindex: u32, flags: u32, mtu: u32) -> LinkEvent {
+        LinkEvent {
+            msg_type: LinkMsgType::New,
+            family: 0,
+            ifindex,
+            name: name.to_string(),
+            flags,
+            mtu: Some(mtu),
+            master: None,
+            kind: None,
+        }
+    }
+
+    fn del_link(name: &str, ifindex: u32) -> LinkEvent {
+        LinkEvent {
+            msg_type: LinkMsgType::Del,
+            flags: 0,
+            ..new_link(name, ifindex, 0, 9100)
+        }
+    }
+
+    fn fv(pairs: &[(&str, &str)]) -> FieldValues {
+        pairs
+            .iter()
+            .map(|(f, v)| (f.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn set(name: &str, oper: &str, admin: &str, mtu: &str) -> StateAction {
+        StateAction::SetPortState {
+            name: name.to_string(),
+            fields: fv(&[
+                ("state", "ok"),
+                ("netdev_oper_status", oper),
+                ("admin_status", admin),
+                ("mtu", mtu),
+            ]),
+        }
+    }
+
+    fn del(name: &str) -> StateAction {
+        StateAction::DelPortState {
+            name: name.to_string(),
+        }
+    }
+
+    fn ports(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Cold switch with the given configured ports, all already in APPL_DB
+    /// (without admin_status), initial load finished.
+    fn running(names: &[&str]) -> PortSync {
+        let mut ps = PortSync::new(ports(names), SwitchType::Switch, false);
+        for n in names {
+            assert!(ps.on_appl_port(n, true, false).is_empty());
+        }
+        ps.finish_initial_load();
+        ps
+    }
+
+    const UP_RUNNING: u32 = IFF_UP | IFF_RUNNING;
+
+    #[test]
+    fn newlink_for_present_port_writes_exact_fields_in_order() {
+        let mut ps = running(&["Ethernet0"]);
+        let acts = ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
+        assert_eq!(acts, vec![set("Ethernet0", "up", "up", "9100")]);
+        let StateAction::SetPortState { fields, .. } = &acts[0] else {
+            panic!("expected a set");
+        };
+        let names: Vec<&str> = fields.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            names,
+            ["state", "netdev_oper_status", "admin_status", "mtu"]
+        );
+    }
+
+    #[test]
+    fn admin_oper_and_mtu_changes_write_and_repeats_do_not() {
+        let mut ps = running(&["Ethernet0"]);
+        let e = |flags, mtu| new_link("Ethernet0", 10, flags, mtu);
+        assert_eq!(
+            ps.on_link(&e(UP_RUNNING, 9100)),
+            vec![set("Ethernet0", "up", "up", "9100")]
+        );
+        assert!(
+            ps.on_link(&e(UP_RUNNING, 9100)).is_empty(),
+            "identical repeat"
+        );
+        // carrier lost: IFF_RUNNING off
+        assert_eq!(
+            ps.on_link(&e(IFF_UP, 9100)),
+            vec![set("Ethernet0", "down", "up", "9100")]
+        );
+        // admin down
+        assert_eq!(
+            ps.on_link(&e(0, 9100)),
+            vec![set("Ethernet0", "down", "down", "9100")]
+        );
+        assert!(ps.on_link(&e(0, 9100)).is_empty());
+        // admin up again, carrier back
+        assert_eq!(
+            ps.on_link(&e(UP_RUNNING, 9100)),
+            vec![set("Ethernet0", "up", "up", "9100")]
+        );
+        // mtu change
+        assert_eq!(
+            ps.on_link(&e(UP_RUNNING, 1500)),
+            vec![set("Ethernet0", "up", "up", "1500")]
+        );
+        // flags other than UP/RUNNING do not matter
+        assert!(ps.on_link(&e(UP_RUNNING | 0x1000, 1500)).is_empty());
+    }
+
+    #[test]
+    fn missing_mtu_keeps_last_known_mtu() {
+        let mut ps = running(&["Ethernet0"]);
+        ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
+        let mut ev = new_link("Ethernet0", 10, IFF_UP, 0);
+        ev.mtu = None;
+        assert_eq!(
+            ps.on_link(&ev),
+            vec![set("Ethernet0", "down", "up", "9100")]
+        );
+        ps.on_link(&del_link("Ethernet0", 10));
+        assert_eq!(ps.on_link(&ev), vec![set("Ethernet0", "down", "up", "0")]);
+    }
+
+    #[test]
+    fn port_not_yet_in_appl_db_is_written_when_consumed() {
+        let mut ps = PortSync::new(ports(&["Ethernet0"]), SwitchType::Switch, false);
+        ps.finish_initial_load();
+        assert!(ps
+            .on_link(&new_link("Ethernet0", 10, IFF_UP, 9100))
+            .is_empty());
+        assert!(!ps.take_port_init_done());
+        assert_eq!(ps.pending_ports(), ports(&["Ethernet0"]));
+        // link changes while not consumed: only the latest state counts
+        assert!(ps
+            .on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
+            .is_empty());
+        assert_eq!(
+            ps.on_appl_port("Ethernet0", true, true),
+            vec![set("Ethernet0", "up", "up", "9100")]
+        );
+        assert!(ps.pending_ports().is_empty());
+        assert!(ps.take_port_init_done());
+        // another APPL_DB change for the same port: nothing new to write
+        assert!(ps.on_appl_port("Ethernet0", true, true).is_empty());
+    }
+
+    #[test]
+    fn appl_port_before_any_link_writes_nothing_and_keeps_pending() {
+        let mut ps = PortSync::new(ports(&["Ethernet0"]), SwitchType::Switch, false);
+        ps.finish_initial_load();
+        // after the initial load, admin_status does not release the port
+        assert!(ps.on_appl_port("Ethernet0", true, true).is_empty());
+        assert_eq!(ps.pending_ports(), ports(&["Ethernet0"]));
+        assert!(!ps.take_port_init_done());
+        assert_eq!(
+            ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100)),
+            vec![set("Ethernet0", "up", "up", "9100")]
+        );
+        assert!(ps.take_port_init_done());
+    }
+
+    #[test]
+    fn appl_entry_removed_stops_writes_and_return_rewrites() {
+        let mut ps = running(&["Ethernet0"]);
+        ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
+        assert!(ps.on_appl_port("Ethernet0", false, false).is_empty());
+        assert!(!ps.is_appl_present("Ethernet0"));
+        assert!(ps
+            .on_link(&new_link("Ethernet0", 10, IFF_UP, 9100))
+            .is_empty());
+        assert!(ps
+            .on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
+            .is_empty());
+        // back: written again even though it equals the last write
+        assert_eq!(
+            ps.on_appl_port("Ethernet0", true, false),
+            vec![set("Ethernet0", "up", "up", "9100")]
+        );
+    }
+
+    #[test]
+    fn dellink_deletes_and_next_newlink_writes_again() {
+        let mut ps = running(&["Ethernet0"]);
+        ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
+        assert_eq!(
+            ps.on_link(&del_link("Ethernet0", 10)),
+            vec![del("Ethernet0")]
+        );
+        assert_eq!(ps.link_state("Ethernet0"), None);
+        // a consumption event now has no netdev to report
+        assert!(ps.on_appl_port("Ethernet0", true, false).is_empty());
+        // netdev re-created (new ifindex), same state as before: written again
+        assert_eq!(
+            ps.on_link(&new_link("Ethernet0", 11, UP_RUNNING, 9100)),
+            vec![set("Ethernet0", "up", "up", "9100")]
+        );
+    }
+
+    #[test]
+    fn dellink_deletes_even_without_appl_entry() {
+        let mut ps = running(&[]);
+        assert_eq!(
+            ps.on_link(&del_link("PortChannel5", 30)),
+            vec![del("PortChannel5")]
+        );
+    }
+
+    #[test]
+    fn team_kind_is_ignored() {
+        let mut ps = running(&["PortChannel1"]);
+        let mut ev = new_link("PortChannel1", 20, UP_RUNNING, 9100);
+        ev.kind = Some("team".to_string());
+        assert!(ps.on_link(&ev).is_empty());
+        ev.msg_type = LinkMsgType::Del;
+        assert!(ps.on_link(&ev).is_empty());
+        assert_eq!(ps.pending_ports(), ports(&["PortChannel1"]));
+    }
+
+    #[test]
+    fn dellink_with_master_is_ignored() {
+        let mut ps = running(&["Ethernet0"]);
+        ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
+        // Ethernet0 leaves bridge/LAG PortChannel1 (ifindex 20): AF_BRIDGE del
+        let mut ev = del_link("Ethernet0", 10);
+        ev.family = AF_BRIDGE;
+        ev.master = Some(20);
+        assert!(ps.on_link(&ev).is_empty());
+        // same as AF_UNSPEC
+        ev.family = 0;
+        assert!(ps.on_link(&ev).is_empty());
+        assert!(ps.link_state("Ethernet0").is_some());
+        // the entry was not deleted, so a repeat of the state is still a no-op
+        assert!(ps
+            .on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
+            .is_empty());
+    }
+
+    #[test]
+    fn af_bridge_newlink_goes_through_the_same_path_without_extra_writes() {
+        let mut ps = running(&["Ethernet0"]);
+        assert_eq!(
+            ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
+                .len(),
+            1
+        );
+        let mut ev = new_link("Ethernet0", 10, UP_RUNNING, 9100);
+        ev.family = AF_BRIDGE;
+        ev.master = Some(20);
+        assert!(ps.on_link(&ev).is_empty());
+        ev.flags = IFF_UP;
+        assert_eq!(
+            ps.on_link(&ev),
+            vec![set("Ethernet0", "down", "up", "9100")]
+        );
+    }
+
+    #[test]
+    fn portchannel_bridge_without_appl_entry_writes_nothing() {
+        let mut ps = running(&["Ethernet0"]);
+        let mut ev = new_link("PortChannel1", 20, UP_RUNNING, 9100);
+        ev.kind = Some("bridge".to_string());
+        assert!(ps.on_link(&ev).is_empty());
+        ev.family = AF_BRIDGE;
+        assert!(ps.on_link(&ev).is_empty());
+    }
+
+    #[test]
+    fn other_names_are_ignored() {
+        let mut ps = running(&[]);
+        for name in [
+            "eth0",
+            "ethernet0",
+            "Bridge",
+            "lo",
+            "portchannel1",
+            "Vlan1000",
+            "xEthernet0",
+        ] {
+            assert!(ps.on_appl_port(name, true, false).is_empty());
+            assert!(
+                ps.on_link(&new_link(name, 5, UP_RUNNING, 1500)).is_empty(),
+                "{name}"
+            );
+            assert!(ps.on_link(&del_link(name, 5)).is_empty(), "{name}");
+        }
+    }
+
+    #[test]
+    fn old_interfaces_are_ignored_forever_on_cold_switch() {
+        let mut ps = PortSync::new(ports(&["Ethernet0"]), SwitchType::Switch, false);
+        assert!(ps.wants_old_interface_shutdown());
+        assert!(ps.mark_old_interface(10, "Ethernet0"));
+        assert!(!ps.mark_old_interface(20, "PortChannel1"));
+        assert!(!ps.mark_old_interface(1, "lo"));
+        assert_eq!(ps.old_interfaces().len(), 1);
+        ps.on_appl_port("Ethernet0", true, false);
+        ps.finish_initial_load();
+        assert!(ps
+            .on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
+            .is_empty());
+        assert!(ps.on_link(&del_link("Ethernet0", 10)).is_empty());
+        assert!(
+            !ps.take_port_init_done(),
+            "old ifindex never releases the port"
+        );
+        // re-created under a new ifindex: handled
+        assert_eq!(
+            ps.on_link(&new_link("Ethernet0", 11, UP_RUNNING, 9100)),
+            vec![set("Ethernet0", "up", "up", "9100")]
+        );
+        assert!(ps.take_port_init_done());
+    }
+
+    #[test]
+    fn cold_dpu_and_warm_have_no_old_interfaces() {
+        for (st, warm) in [
+            (SwitchType::Dpu, false),
+            (SwitchType::Switch, true),
+            (SwitchType::Dpu, true),
+        ] {
+            let mut ps = PortSync::new(ports(&["Ethernet0"]), st, warm);
+            assert!(!ps.wants_old_interface_shutdown());
+            assert!(!ps.mark_old_interface(10, "Ethernet0"));
+            ps.on_appl_port("Ethernet0", true, false);
+            assert_eq!(
+                ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
+                    .len(),
+                1
+            );
+            assert!(ps.take_port_init_done());
+        }
+        let (other, _) = SwitchType::parse(Some("voq"));
+        assert!(PortSync::new(ports(&[]), other, false).wants_old_interface_shutdown());
+    }
+
+    #[test]
+    fn port_init_done_exactly_once() {
+        let mut ps = running(&["Ethernet0", "Ethernet4"]);
+        assert!(!ps.take_port_init_done());
+        ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
+        assert!(!ps.take_port_init_done());
+        assert_eq!(ps.pending_ports(), ports(&["Ethernet4"]));
+        ps.on_link(&new_link("Ethernet4", 11, UP_RUNNING, 9100));
+        assert!(ps.take_port_init_done());
+        assert!(ps.port_init_done_sent());
+        assert!(!ps.take_port_init_done());
+        ps.on_link(&del_link("Ethernet4", 11));
+        ps.on_link(&new_link("Ethernet4", 12, UP_RUNNING, 9100));
+        assert!(!ps.take_port_init_done());
+    }
+
+    #[test]
+    fn port_init_done_with_zero_ports_after_first_link_message() {
+        let mut ps = PortSync::new(Vec::new(), SwitchType::Switch, false);
+        assert_eq!(ps.port_config_done_count(), 0);
+        assert!(!ps.take_port_init_done(), "not during the initial load");
+        // the dump reply for lo ends the initial load
+        assert!(ps.on_link(&new_link("lo", 1, UP_RUNNING, 65536)).is_empty());
+        assert!(ps.take_port_init_done());
+        assert!(!ps.take_port_init_done());
+    }
+
+    #[test]
+    fn pre_consumed_port_with_admin_status_releases_on_cold_start() {
+        let mut ps = PortSync::new(
+            ports(&["Ethernet0", "Ethernet4", "Ethernet8"]),
+            SwitchType::Switch,
+            false,
+        );
+        ps.on_appl_port("Ethernet0", true, true);
+        ps.on_appl_port("Ethernet4", true, false); // consumed without admin_status
+        ps.finish_initial_load();
+        assert_eq!(ps.pending_ports(), ports(&["Ethernet4", "Ethernet8"]));
+        ps.on_link(&new_link("Ethernet4", 11, UP_RUNNING, 9100));
+        // Ethernet8 gets admin_status now: too late for the pre-check
+        ps.on_appl_port("Ethernet8", true, true);
+        assert_eq!(ps.pending_ports(), ports(&["Ethernet8"]));
+        assert!(!ps.take_port_init_done());
+    }
+
+    #[test]
+    fn pre_check_is_off_on_warm_start() {
+        let mut ps = PortSync::new(ports(&["Ethernet0"]), SwitchType::Switch, true);
+        ps.on_appl_port("Ethernet0", true, true);
+        ps.finish_initial_load();
+        assert_eq!(ps.pending_ports(), ports(&["Ethernet0"]));
+        assert!(!ps.take_port_init_done());
+        assert_eq!(
+            ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100)),
+            vec![set("Ethernet0", "up", "up", "9100")]
+        );
+        assert!(ps.take_port_init_done());
+        assert!(!ps.take_port_init_done());
+    }
+
+    #[test]
+    fn warm_start_has_no_config_ops() {
+        let cfg = vec![("Ethernet0".to_string(), fv(&[("lanes", "0,1")]))];
+        assert!(port_config_ops(&cfg, true).is_empty());
+        assert!(port_config_ops(&[], true).is_empty());
+    }
+
+    #[test]
+    fn port_config_ops_copy_verbatim_and_count_distinct() {
+        let cfg = vec![
+            (
+                "Ethernet0".to_string(),
+                fv(&[("lanes", "0,1,2,3"), ("speed", "100000"), ("alias", "etp1")]),
+            ),
+            (
+                "Ethernet4".to_string(),
+                fv(&[
+                    ("speed", "not-a-number"),
+                    ("", "\u{0}garbage"),
+                    ("lanes", ""),
+                ]),
+            ),
+            ("Ethernet0".to_string(), fv(&[("mtu", "9100")])),
+        ];
+        let ops = port_config_ops(&cfg, false);
+        assert_eq!(&ops[..3], &cfg[..]);
+        assert_eq!(
+            ops[3],
+            ("PortConfigDone".to_string(), fv(&[("count", "2")]))
+        );
+        assert_eq!(ops.len(), 4);
+        assert_eq!(
+            port_config_ops(&[], false),
+            vec![("PortConfigDone".to_string(), fv(&[("count", "0")]))]
+        );
+        let ps = PortSync::new(
+            cfg.iter().map(|(k, _)| k.clone()),
+            SwitchType::Switch,
+            false,
+        );
+        assert_eq!(ps.port_config_done_count(), 2);
+        assert_eq!(
+            port_init_done_op(),
+            ("PortInitDone".to_string(), fv(&[("lanes", "0")]))
+        );
+    }
+
+    #[test]
+    fn pending_ports_sorted() {
+        let ps = PortSync::new(
+            ports(&["Ethernet8", "Ethernet0", "PortChannel2", "Ethernet4"]),
+            SwitchType::Switch,
+            false,
+        );
+        assert_eq!(
+            ps.pending_ports(),
+            ports(&["Ethernet0", "Ethernet4", "Ethernet8", "PortChannel2"])
+        );
+    }
+
+    #[test]
+    fn switch_type_parsing() {
+        assert_eq!(SwitchType::parse(None), (SwitchType::Switch, None));
+        assert_eq!(
+            SwitchType::parse(Some("switch")),
+            (SwitchType::Switch, None)
+        );
+        assert_eq!(SwitchType::parse(Some("dpu")), (SwitchType::Dpu, None));
+        for v in ["voq", "fabric", "chassis-packet", "npu", "dummy-sup"] {
+            let (st, w) = SwitchType::parse(Some(v));
+            assert_eq!(st, SwitchType::Other(v.to_string()));
+            assert_eq!(st.as_str(), v);
+            assert!(!st.is_dpu());
+            assert_eq!(w, None);
+        }
+        for v in ["DPU", "", "leaf", "dpu "] {
+            let (st, w) = SwitchType::parse(Some(v));
+            assert_eq!(st, SwitchType::Switch, "{v:?}");
+            assert!(
+                w.is_some_and(|w| w.contains("invalid switch_type")),
+                "{v:?}"
+            );
+        }
+        assert!(SwitchType::parse(Some("dpu")).0.is_dpu());
+    }
+
+    #[test]
+    fn rewrite_all_repeats_current_state_of_present_ports() {
+        let mut ps = running(&["Ethernet0", "Ethernet4"]);
+        ps.on_link(&new_link("Ethernet4", 11, IFF_UP, 1500));
+        ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
+        ps.on_link(&new_link("Ethernet8", 12, UP_RUNNING, 9100)); // not in APPL_DB
+        assert_eq!(
+            ps.rewrite_all(),
+            vec![
+                set("Ethernet0", "up", "up", "9100"),
+                set("Ethernet4", "down", "up", "1500")
+            ]
+        );
+        assert!(ps
+            .on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
+            .is_empty());
+    }
+
+    // ===== property test =====
+
+    #[derive(Debug, Clone)]
+    enum Input {
+        Link(LinkEvent),
+        Appl {
+            name: String,
+            present: bool,
+            admin: bool,
+        },
+    }
+
+    const NAMES: [&str; 5] = [
+        "Ethernet0",
+        "Ethernet4",
+        "PortChannel1",
+        "eth0",
+        "Ethernet8",
+    ];
+    const OLD_IFINDEX: u32 = 99;
+
+    fn link_strategy() -> impl Strategy<Value = LinkEvent> {
+        (
+            any::<bool>(),
+            prop_oneof![Just(0u8), Just(AF_BRIDGE)],
+            prop_oneof![Just(10u32), Just(11), Just(12), Just(OLD_IFINDEX)],
+            0..NAMES.len(),
+            0u32..0x80,
+            prop_oneof![Just(None), Just(Some(1500u32)), Just(Some(9100))],
+            prop_oneof![Just(None), Just(Some(20u32))],
+            prop_oneof![
+                Just(None),
+                Just(Some("team".to_string())),
+                Just(Some("bridge".to_string()))
+            ],
+        )
+            .prop_map(
+                |(del, family, ifindex, n, flags, mtu, master, kind)| LinkEvent {
+                    msg_type: if del {
+                        LinkMsgType::Del
+                    } else {
+                        LinkMsgType::New
+                    },
+                    family,
+                    ifindex,
+                    name: NAMES[n].to_string(),
+                    flags,
+                    mtu,
+                    master,
+                    kind,
+                },
+            )
+    }
+
+    fn input_strategy() -> impl Strategy<Value = Input> {
+        prop_oneof![
+            3 => link_strategy().prop_map(Input::Link),
+            1 => (0..NAMES.len(), any::<bool>(), any::<bool>()).prop_map(|(n, present, admin)| Input::Appl {
+                name: NAMES[n].to_string(),
+                present,
+                admin,
+            }),
+        ]
+    }
+
+    /// Whether the C++ LinkSync::onMsg would act on the event (d.3 steps 1-5).
+    fn counts(ev: &LinkEvent, old: bool) -> bool {
+        (ev.name.starts_with("Ethernet") || ev.name.starts_with("PortChannel"))
+            && ev.kind.as_deref() != Some("team")
+            && !(ev.msg_type == LinkMsgType::Del && ev.master.is_some())
+            && !(old && ev.ifindex == OLD_IFINDEX)
+    }
+
+    proptest! {
+        #[test]
+        fn state_db_converges_without_duplicate_writes(
+            inputs in proptest::collection::vec(input_strategy(), 0..60),
+            warm in any::<bool>(),
+        ) {
+            let mut ps = PortSync::new(ports(&["Ethernet0", "Ethernet4", "PortChannel1"]), SwitchType::Switch, warm);
+            // recorded on cold starts only
+            let old = ps.mark_old_interface(OLD_IFINDEX, "Ethernet8");
+            prop_assert_eq!(old, !warm);
+            // STATE_DB as the actions leave it, per name
+            let mut state_db: HashMap<String, FieldValues> = HashMap::new();
+            // the last Set emitted since the last Del / APPL_DB removal
+            let mut last_set: HashMap<String, FieldValues> = HashMap::new();
+            // reference: latest netdev state per name (None after a DELLINK)
+            let mut netdev: HashMap<String, Option<LinkState>> = HashMap::new();
+            let mut present: HashSet<String> = HashSet::new();
+            let mut init_done = 0;
+
+            let apply = |acts: Vec<StateAction>,
+                             state_db: &mut HashMap<String, FieldValues>,
+                             last_set: &mut HashMap<String, FieldValues>|
+             -> Result<usize, TestCaseError> {
+                let n = acts.len();
+                for a in acts {
+                    match a {
+                        StateAction::SetPortState { name, fields } => {
+                            prop_assert_ne!(last_set.get(&name), Some(&fields), "duplicate write for {}", name);
+                            last_set.insert(name.clone(), fields.clone());
+                            state_db.insert(name, fields);
+                        }
+                        StateAction::DelPortState { name } => {
+                            last_set.remove(&name);
+                            state_db.remove(&name);
+                        }
+                    }
+                }
+                Ok(n)
+            };
+
+            for input in &inputs {
+                match input {
+                    Input::Link(ev) => {
+                        let acts = ps.on_link(ev);
+                        if counts(ev, old) {
+                            let prev_mtu = netdev.get(&ev.name).copied().flatten().map(|s| s.mtu);
+                            let st = match ev.msg_type {
+                                LinkMsgType::Del => None,
+                                LinkMsgType::New => Some(LinkState {
+                                    admin_up: ev.flags & IFF_UP != 0,
+                                    oper_up: ev.flags & IFF_RUNNING != 0,
+                                    mtu: ev.mtu.or(prev_mtu).unwrap_or(0),
+                                }),
+                            };
+                            netdev.insert(ev.name.clone(), st);
+                        } else {
+                            prop_assert!(acts.is_empty());
+                        }
+                        apply(acts, &mut state_db, &mut last_set)?;
+                    }
+                    Input::Appl { name, present: p, admin } => {
+                        if *p { present.insert(name.clone()); } else {
+                            present.remove(name);
+                            last_set.remove(name);
+                        }
+                        let acts = ps.on_appl_port(name, *p, *admin);
+                        apply(acts, &mut state_db, &mut last_set)?;
+                    }
+                }
+                if ps.take_port_init_done() { init_done += 1; }
+            }
+            ps.finish_initial_load();
+            if ps.take_port_init_done() { init_done += 1; }
+            prop_assert!(init_done <= 1);
+            prop_assert_eq!(init_done == 1, ps.pending_ports().is_empty());
+
+            // Convergence: every port in APPL_DB shows its netdev's latest state.
+            for (name, st) in &netdev {
+                if !present.contains(name) { continue; }
+                match st {
+                    Some(st) => prop_assert_eq!(state_db.get(name), Some(&st.fields()), "{}", name),
+                    None => prop_assert_eq!(state_db.get(name), None, "{}", name),
+                }
+            }
+
+            // Replaying the final state: the first replay may only touch
+            // nothing (already converged), the second certainly writes nothing.
+            let replay: Vec<LinkEvent> = netdev
+                .iter()
+                .filter_map(|(name, st)| {
+                    st.map(|st| {
+                        let flags = (u32::from(st.admin_up) * IFF_UP) | (u32::from(st.oper_up) * IFF_RUNNING);
+                        new_link(name, 10, flags, st.mtu)
+                    })
+                })
+                .collect();
+            for _ in 0..2 {
+                for ev in &replay {
+                    prop_assert_eq!(ps.on_link(ev), Vec::new());
+                }
+                for name in present.clone() {
+                    prop_assert_eq!(ps.on_appl_port(&name, true, false), Vec::new());
+                }
+            }
+            prop_assert!(!ps.take_port_init_done() || init_done == 0);
+        }
+    }
+}
