@@ -15,9 +15,9 @@ pub mod subscriber_state;
 pub mod table;
 pub mod warm_restart;
 
-pub use config::{DbConfig, DbLocation, RedisAddr};
+pub use config::{ConfigError, DbConfig, DbLocation, RedisAddr};
 pub use connector::DbConnector;
-pub use consumer_state::ConsumerStateTable;
+pub use consumer_state::{ConsumerStateTable, KeyOpFieldValues, Op};
 pub use error::SwssError;
 pub use producer_state::ProducerStateTable;
 pub use subscriber_state::{KeyOp, SubscriberStateTable};

@@ -1,1 +1,156 @@
+//! [`SubscriberStateTable`]: a change feed of one table through Redis keyspace
+//! notifications (BEHAVIOR.md a.7; swss-common subscriberstatetable.cpp).
+//!
+//! Needs `notify-keyspace-events` with at least `K`, `g` and `h` (SONiC runs
+//! `AKE`). Works for any DB: CONFIG_DB/STATE_DB (`|`) and APPL_DB (`:`).
 
+use std::collections::VecDeque;
+
+use futures::StreamExt;
+use redis::aio::{MultiplexedConnection, PubSubStream};
+
+use crate::connector::DbConnector;
+use crate::error::SwssError;
+use crate::table::{glob_escape, Table};
+use crate::FieldValues;
+
+/// One change of a table entry; keys are without the `TABLE<sep>` prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyOp {
+    /// The entry exists; the full current content (field names cut at the
+    /// first `@`, as `Table::get`).
+    Set(String, FieldValues),
+    /// The entry is gone.
+    Del(String),
+}
+
+impl KeyOp {
+    /// The key the operation is about.
+    pub fn key(&self) -> &str {
+        match self {
+            KeyOp::Set(k, _) | KeyOp::Del(k) => k,
+        }
+    }
+}
+
+/// Initial content plus live changes of one table.
+pub struct SubscriberStateTable {
+    conn: MultiplexedConnection,
+    messages: PubSubStream,
+    table: Table,
+    pattern: String,
+    channel_prefix: String,
+    queued: VecDeque<KeyOp>,
+    in_progress: Option<(String, String)>,
+}
+
+// ===== impl SubscriberStateTable =====
+
+impl SubscriberStateTable {
+    /// Subscribes to `table` in the connector's DB, then loads its content.
+    ///
+    /// Order: `PSUBSCRIBE __keyspace@<id>__:<TABLE><sep>*` on a dedicated
+    /// connection first (glob characters of the name escaped), then
+    /// `SCAN MATCH <TABLE><sep>*` and `HGETALL` of each key on a second
+    /// connection; non-empty entries are queued as [`KeyOp::Set`]. A change
+    /// made during the load is therefore seen (possibly twice), never lost.
+    /// Deviation: the C++ uses `KEYS` for the load (BEHAVIOR.md f.20).
+    ///
+    /// Errors: [`SwssError::Redis`] (connect, PSUBSCRIBE, SCAN, HGETALL),
+    /// [`SwssError::UnexpectedReply`].
+    pub async fn new(connector: &DbConnector, table: &str) -> Result<Self, SwssError> {
+        let sep = connector.separator();
+        let table = Table::new(table, sep);
+        let channel_prefix = format!("__keyspace@{}__:{}{}", connector.id(), table.name(), sep);
+        let pattern = format!("{}*", glob_escape(&channel_prefix));
+        let mut pubsub = connector.pubsub().await?;
+        pubsub.psubscribe(&pattern).await?;
+        let mut conn = connector.connect().await?;
+        let mut queued = VecDeque::new();
+        for key in table.keys(&mut conn).await? {
+            if let Some(fvs) = table.get(&mut conn, &key).await? {
+                queued.push_back(KeyOp::Set(key, fvs));
+            }
+        }
+        Ok(SubscriberStateTable {
+            conn,
+            messages: pubsub.into_on_message(),
+            table,
+            pattern,
+            channel_prefix,
+            queued,
+            in_progress: None,
+        })
+    }
+
+    /// The table being followed.
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// Initial entries not yet returned by [`SubscriberStateTable::next`].
+    pub fn queued(&self) -> usize {
+        self.queued.len()
+    }
+
+    /// The next change: first the queued initial entries, then live events.
+    ///
+    /// Live events (channel `__keyspace@<id>__:<TABLE><sep><key>`):
+    /// * `del` gives [`KeyOp::Del`];
+    /// * any other event reads `HGETALL`: a non-empty hash gives
+    ///   [`KeyOp::Set`] with the full content; an empty one gives
+    ///   [`KeyOp::Del`]. Deviation: the C++ drops such events, so an
+    ///   `expired` key (or one removed by `rename`, eviction) was never
+    ///   reported (BEHAVIOR.md f.9). An `hdel` that empties the hash is
+    ///   skipped here because Redis follows it with a `del` event, which
+    ///   gives the Del. In races (an event read after a later delete) a Del
+    ///   may be reported twice; a Set always carries the content at the time
+    ///   of reading, so the last op for a key matches Redis.
+    /// * A key that is not a hash (`WRONGTYPE`) is logged and skipped.
+    ///
+    /// Cancel-safe: if the future is dropped while reading a key, the next
+    /// call reads it again, so it can be used in `tokio::select!`.
+    ///
+    /// Errors: [`SwssError::SubscriptionClosed`] when the subscription
+    /// connection ended, [`SwssError::Redis`] when the HGETALL connection
+    /// failed; both have `is_connection_error()` true. Rebuild the
+    /// subscriber after either (the initial load then resyncs).
+    pub async fn next(&mut self) -> Result<KeyOp, SwssError> {
+        loop {
+            if let Some(op) = self.queued.pop_front() {
+                return Ok(op);
+            }
+            if let Some((key, event)) = self.in_progress.clone() {
+                let res = self.table.get(&mut self.conn, &key).await;
+                self.in_progress = None;
+                match res {
+                    Ok(Some(fvs)) => return Ok(KeyOp::Set(key, fvs)),
+                    Ok(None) if event == "hdel" => continue,
+                    Ok(None) => return Ok(KeyOp::Del(key)),
+                    Err(e) if e.is_connection_error() => return Err(e),
+                    Err(e) => {
+                        tracing::warn!(table = self.table.name(), key = %key, event = %event, error = %e,
+                            "cannot read changed entry; skipped");
+                        continue;
+                    }
+                }
+            }
+            let Some(msg) = self.messages.next().await else {
+                return Err(SwssError::SubscriptionClosed(format!("PSUBSCRIBE {}", self.pattern)));
+            };
+            let channel = match msg.get_channel::<Vec<u8>>() {
+                Ok(c) => String::from_utf8_lossy(&c).into_owned(),
+                Err(_) => continue,
+            };
+            let Some(key) = channel.strip_prefix(&self.channel_prefix) else {
+                tracing::debug!(channel = %channel, "keyspace event outside the table; ignored");
+                continue;
+            };
+            let event = String::from_utf8_lossy(msg.get_payload_bytes()).into_owned();
+            if event == "del" {
+                return Ok(KeyOp::Del(key.to_string()));
+            }
+            self.in_progress = Some((key.to_string(), event));
+        }
+    }
+}
