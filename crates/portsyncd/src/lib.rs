@@ -13,4 +13,6 @@
 //!
 //! `main.rs` holds the I/O wiring around this core.
 
+pub mod cli;
+pub mod daemon;
 pub mod sync;

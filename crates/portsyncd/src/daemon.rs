@@ -1,0 +1,940 @@
+//! portsyncd's I/O wiring around the pure core in [`crate::sync`]
+//! (portsyncd.cpp main, linksync.cpp; BEHAVIOR.md d).
+//!
+//! Start-up, in the C++ order:
+//! 1. database_config.json (or the namespace's entry of database_global.json);
+//!    a missing or broken file is fatal ([`DaemonError::Config`]).
+//! 2. Connect CONFIG_DB, APPL_DB and STATE_DB (retrying with backoff).
+//! 3. CONFIG_DB `LOGGER|portsyncd`: `LOGLEVEL NOTICE` / `LOGOUTPUT SYSLOG`
+//!    where missing (logger.cpp, BEHAVIOR.md a.2).
+//! 4. CONFIG_DB `DEVICE_METADATA|localhost` `switch_type` ([`SwitchType::parse`]).
+//! 5. WarmStart check for app `portsyncd`, docker `swss`, incrementing
+//!    STATE_DB `WARM_RESTART_TABLE|portsyncd restore_count` when warm.
+//! 6. Netlink socket on RTNLGRP_LINK with a large receive buffer
+//!    (`SO_RCVBUFFORCE`), and a link dump request, **before** the port config
+//!    is read: the replies and any later change wait in the socket.
+//! 7. CONFIG_DB `PORT|*` read; on a cold start copied verbatim into APPL_DB
+//!    `PORT_TABLE` through a ProducerStateTable in one pipeline, followed by
+//!    `PortConfigDone count=<n>` ([`port_config_ops`]).
+//! 8. Cold start and not a DPU: every `Ethernet*` netdev that exists now is
+//!    brought admin-down through rtnetlink (never a shell, BEHAVIOR.md f.17)
+//!    and its ifindex is ignored from then on (LinkSync::LinkSync).
+//! 9. APPL_DB `PORT_TABLE` subscription; its initial load is the
+//!    `admin_status` pre-check (LinkSync::LinkSync step 1) and from then on
+//!    it tells [`PortSync`] which ports orchagent has consumed (replacing the
+//!    C++ HGETALL per link message, BEHAVIOR.md f.15).
+//!
+//! Then one task loops over: netlink link messages (-> STATE_DB
+//! `PORT_TABLE|<name>`), APPL_DB `PORT_TABLE` changes, a 30 s timer that
+//! warns about the ports still holding back PortInitDone, and Redis
+//! reconnects. PortInitDone (`lanes=0`) is written once.
+//!
+//! Faults (better than the C++, BEHAVIOR.md f.5, f.8):
+//! * Redis loss: the link state stays in memory; reconnect with exponential
+//!   backoff capped at 5 s; then a fresh APPL_DB subscription (initial load)
+//!   and a rewrite of the STATE_DB entries that differ from the kernel.
+//! * Netlink ENOBUFS: the links are dumped again; links missing from the dump
+//!   are treated as deleted (mark and sweep), so STATE_DB equals the kernel.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use sonic_netlink::socket::{Dump, KernelMessage, NetlinkSocket, RcvBuf, Received, RTNLGRP_LINK};
+use sonic_netlink::{LinkEvent, LinkMsgType};
+use swss::config::ConfigError;
+use swss::{
+    DbConfig, DbConnector, FieldValues, KeyOp, ProducerStateTable, SubscriberStateTable, SwssError,
+    Table,
+};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::sync::{
+    port_config_ops, port_init_done_op, PortSync, StateAction, SwitchType, APP_PORT_TABLE_NAME,
+    CFG_DEVICE_METADATA_TABLE_NAME, CFG_PORT_TABLE_NAME, DEVICE_METADATA_KEY, PORT_CONFIG_DONE,
+    PORT_INIT_DONE, STATE_PORT_TABLE_NAME, SWITCH_TYPE_FIELD,
+};
+
+/// The WarmStart application name and the CONFIG_DB `LOGGER|<name>` key.
+pub const APP_NAME: &str = "portsyncd";
+/// The WarmStart docker name (`WARM_RESTART_ENABLE_TABLE|swss`).
+pub const WARM_DOCKER: &str = "swss";
+/// How often the ports still holding back PortInitDone are logged (warning).
+pub const INIT_DONE_WARN_INTERVAL: Duration = Duration::from_secs(30);
+/// Per-command response timeout on the Redis connections: a Redis that
+/// accepts the connection but stops answering is treated as lost.
+pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// CONFIG_DB logger table (`LOGGER|<daemon>`, logger.cpp).
+pub const CFG_LOGGER_TABLE_NAME: &str = "LOGGER";
+/// The four STATE_DB `PORT_TABLE|<name>` fields portsyncd owns.
+pub const STATE_FIELDS: [&str; 4] = ["state", "netdev_oper_status", "admin_status", "mtu"];
+
+// ===== errors =====
+
+/// Why the daemon stopped with a failure (the binary exits non-zero).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// database_config.json / database_global.json missing or broken; the
+    /// message names the file and the defect.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A Redis error that a reconnect cannot fix (an error reply such as
+    /// `WRONGTYPE`, a non-numeric `restore_count`, ...) during start-up;
+    /// the C++ exits with EXIT_FAILURE on any exception (portsyncd.cpp main).
+    #[error("{context}: {source}")]
+    Redis {
+        /// The start-up step, e.g. `WarmStart check`.
+        context: &'static str,
+        /// The error.
+        source: SwssError,
+    },
+    /// The netlink socket could not be opened or read.
+    #[error(transparent)]
+    Netlink(#[from] sonic_netlink::socket::SocketError),
+    /// A signal handler could not be installed.
+    #[error("cannot install the {0} handler: {1}")]
+    Signal(&'static str, std::io::Error),
+}
+
+// ===== options =====
+
+/// What the command line decides (see `cli.rs`).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// database_config.json (default
+    /// `/var/run/redis/sonic-db/database_config.json`).
+    pub db_config: PathBuf,
+    /// Multi-ASIC namespace; `Some` loads `db_global_config`'s entry for it.
+    pub namespace: Option<String>,
+    /// database_global.json, used only with `namespace`.
+    pub db_global_config: PathBuf,
+    /// Netlink receive buffer sizing ([`RcvBuf::Force`] of 16 MiB by
+    /// default; tests use a tiny [`RcvBuf::Exact`] to provoke ENOBUFS).
+    pub rcvbuf: RcvBuf,
+}
+
+/// Loads the database config the options point at.
+///
+/// Errors: [`ConfigError`] naming the file (missing, unreadable, bad JSON,
+/// missing members, unknown namespace).
+pub fn load_db_config(opts: &Options) -> Result<DbConfig, ConfigError> {
+    match opts.namespace.as_deref() {
+        Some(ns) if !ns.is_empty() => DbConfig::load_for_namespace(&opts.db_global_config, ns),
+        _ => DbConfig::load(&opts.db_config),
+    }
+}
+
+// ===== connections =====
+
+/// Connection factories for the three databases portsyncd uses.
+#[derive(Debug, Clone)]
+struct Dbs {
+    config: DbConnector,
+    appl: DbConnector,
+    state: DbConnector,
+}
+
+/// Live connections to the three databases.
+#[derive(Clone)]
+struct Conns {
+    config: MultiplexedConnection,
+    appl: MultiplexedConnection,
+    state: MultiplexedConnection,
+}
+
+impl Dbs {
+    fn new(cfg: &DbConfig) -> Result<Self, DaemonError> {
+        let make = |name: &'static str| -> Result<DbConnector, DaemonError> {
+            let loc = cfg.location(name)?;
+            DbConnector::new(loc)
+                .map(|c| c.with_response_timeout(Some(REDIS_RESPONSE_TIMEOUT)))
+                .map_err(|source| DaemonError::Redis {
+                    context: "preparing the Redis client",
+                    source,
+                })
+        };
+        Ok(Dbs {
+            config: make("CONFIG_DB")?,
+            appl: make("APPL_DB")?,
+            state: make("STATE_DB")?,
+        })
+    }
+
+    /// Connects to all three, each retrying with backoff (100 ms doubling,
+    /// capped at 5 s) until it succeeds.
+    async fn connect_all(&self) -> Conns {
+        Conns {
+            config: self.config.connect_retrying().await,
+            appl: self.appl.connect_retrying().await,
+            state: self.state.connect_retrying().await,
+        }
+    }
+}
+
+/// Runs one start-up step; on a connection error reconnects and runs it
+/// again, any other error is fatal.
+async fn step<T, F, Fut>(
+    what: &'static str,
+    dbs: &Dbs,
+    conns: &mut Conns,
+    mut f: F,
+) -> Result<T, DaemonError>
+where
+    F: FnMut(Conns) -> Fut,
+    Fut: Future<Output = Result<T, SwssError>>,
+{
+    loop {
+        match f(conns.clone()).await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_connection_error() => {
+                tracing::warn!(step = what, error = %e, "Redis connection lost during start-up; reconnecting");
+                *conns = dbs.connect_all().await;
+            }
+            Err(source) => {
+                return Err(DaemonError::Redis {
+                    context: what,
+                    source,
+                })
+            }
+        }
+    }
+}
+
+// ===== start-up steps =====
+
+/// CONFIG_DB `LOGGER|portsyncd`: writes `LOGLEVEL NOTICE` and
+/// `LOGOUTPUT SYSLOG` where missing, keeping values already there (as
+/// Logger::linkToDbWithOutput).
+async fn logger_defaults(conn: &mut MultiplexedConnection, sep: char) -> Result<(), SwssError> {
+    let table = Table::new(CFG_LOGGER_TABLE_NAME, sep);
+    let mut missing: Vec<(&str, &str)> = Vec::new();
+    for (field, default) in [("LOGLEVEL", "NOTICE"), ("LOGOUTPUT", "SYSLOG")] {
+        if table.hget(conn, APP_NAME, field).await?.is_none() {
+            missing.push((field, default));
+        }
+    }
+    table.set(conn, APP_NAME, &missing).await
+}
+
+/// CONFIG_DB `DEVICE_METADATA|localhost switch_type`.
+async fn read_switch_type(
+    conn: &mut MultiplexedConnection,
+    sep: char,
+) -> Result<SwitchType, SwssError> {
+    let table = Table::new(CFG_DEVICE_METADATA_TABLE_NAME, sep);
+    let value = table
+        .hget(conn, DEVICE_METADATA_KEY, SWITCH_TYPE_FIELD)
+        .await?;
+    let (switch_type, warning) = SwitchType::parse(value.as_deref());
+    if let Some(w) = warning {
+        tracing::warn!("{w}");
+    }
+    Ok(switch_type)
+}
+
+/// CONFIG_DB `PORT|*`: every port with its fields in HGETALL order, keys in
+/// SCAN order (sorted). Entries that vanished between SCAN and HGETALL are
+/// skipped.
+async fn read_config_ports(
+    conn: &mut MultiplexedConnection,
+    sep: char,
+) -> Result<Vec<(String, FieldValues)>, SwssError> {
+    let table = Table::new(CFG_PORT_TABLE_NAME, sep);
+    let mut ports = Vec::new();
+    for key in table.keys(conn).await? {
+        if let Some(fvs) = table.get(conn, &key).await? {
+            ports.push((key, fvs));
+        }
+    }
+    Ok(ports)
+}
+
+/// Cold start: APPL_DB `PORT_TABLE` producer SETs for every port, then
+/// `PortConfigDone`, all in one pipeline (batched producer script).
+async fn copy_port_config(
+    conn: &mut MultiplexedConnection,
+    producer: &ProducerStateTable,
+    ops: &[(String, FieldValues)],
+) -> Result<(), SwssError> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let mut pipe = redis::pipe();
+    producer.queue_batch_set(&mut pipe, ops);
+    producer.flush(conn, &pipe).await
+}
+
+/// Brings every existing `Ethernet*` netdev admin-down (clears IFF_UP via
+/// RTM_SETLINK, the effect of `ip link set "<name>" down`) and records its
+/// ifindex as old (LinkSync::LinkSync, BEHAVIOR.md d.2 step 3). Errors are
+/// logged and ignored, as the C++ ignores the shell's status.
+async fn bring_down_old_interfaces(sync: &mut PortSync) {
+    let interfaces = match nix::net::if_::if_nameindex() {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::error!(error = %e, "if_nameindex failed; no old interfaces handled");
+            return;
+        }
+    };
+    let mut old: Vec<(u32, String)> = Vec::new();
+    for iface in interfaces.iter() {
+        let index = iface.index();
+        if index == 0 {
+            break;
+        }
+        let name = iface.name().to_string_lossy().into_owned();
+        if sync.mark_old_interface(index, &name) {
+            old.push((index, name));
+        }
+    }
+    if old.is_empty() {
+        return;
+    }
+    let (connection, handle, _) = match rtnetlink::new_connection() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open an rtnetlink socket; old interfaces left up");
+            return;
+        }
+    };
+    let task = tokio::spawn(connection);
+    for (index, name) in old {
+        let msg = rtnetlink::LinkUnspec::new_with_index(index).down().build();
+        match handle.link().set(msg).execute().await {
+            Ok(()) => tracing::info!(ifname = %name, ifindex = index, "old interface brought down"),
+            Err(e) => tracing::warn!(ifname = %name, ifindex = index, error = %e,
+                "cannot bring old interface down"),
+        }
+    }
+    drop(handle);
+    task.abort();
+}
+
+/// Subscribes to APPL_DB `PORT_TABLE` and returns the subscriber with its
+/// initial load (key -> has `admin_status`), `PortConfigDone` and
+/// `PortInitDone` left out.
+async fn subscribe_appl_ports(
+    appl: &DbConnector,
+) -> Result<(SubscriberStateTable, BTreeMap<String, bool>), SwssError> {
+    let mut sub = SubscriberStateTable::new(appl, APP_PORT_TABLE_NAME).await?;
+    let mut present = BTreeMap::new();
+    while sub.queued() > 0 {
+        match sub.next().await? {
+            KeyOp::Set(key, fvs) => {
+                if is_port_key(&key) {
+                    let has_admin = fvs.iter().any(|(f, _)| f == "admin_status");
+                    present.insert(key, has_admin);
+                }
+            }
+            KeyOp::Del(key) => {
+                present.remove(&key);
+            }
+        }
+    }
+    Ok((sub, present))
+}
+
+/// True for APPL_DB `PORT_TABLE` keys naming ports (not the
+/// `PortConfigDone` / `PortInitDone` markers).
+fn is_port_key(key: &str) -> bool {
+    key != PORT_CONFIG_DONE && key != PORT_INIT_DONE
+}
+
+// ===== STATE_DB writer =====
+
+/// One pending STATE_DB operation for a key, coalesced: a DEL followed by
+/// an HSET keeps both (other daemons' fields must go with the DEL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PendingOp {
+    del_first: bool,
+    set: Option<FieldValues>,
+}
+
+/// The one writer of STATE_DB `PORT_TABLE|<name>`: coalesces per key,
+/// flushes in one pipeline, and keeps what it could not write while Redis
+/// is away.
+#[derive(Debug)]
+struct StateWriter {
+    table: Table,
+    pending: BTreeMap<String, PendingOp>,
+}
+
+impl StateWriter {
+    fn new(sep: char) -> Self {
+        StateWriter {
+            table: Table::new(STATE_PORT_TABLE_NAME, sep),
+            pending: BTreeMap::new(),
+        }
+    }
+
+    fn push(&mut self, action: StateAction) {
+        match action {
+            StateAction::DelPortState { name } => {
+                self.pending.insert(
+                    name,
+                    PendingOp {
+                        del_first: true,
+                        set: None,
+                    },
+                );
+            }
+            StateAction::SetPortState { name, fields } => {
+                let op = self.pending.entry(name).or_insert(PendingOp {
+                    del_first: false,
+                    set: None,
+                });
+                op.set = Some(fields);
+            }
+        }
+    }
+
+    /// After a Redis reconnect: drops the pending plain HSETs whose four
+    /// fields STATE_DB already holds, so only the difference is written.
+    async fn drop_unchanged(&mut self, conn: &mut MultiplexedConnection) -> Result<(), SwssError> {
+        let names: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, op)| !op.del_first && op.set.is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        if names.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for name in &names {
+            pipe.cmd("HMGET")
+                .arg(self.table.full_key(name))
+                .arg(&STATE_FIELDS[..]);
+        }
+        let current: Vec<Vec<Option<String>>> = pipe.query_async(conn).await?;
+        for (name, values) in names.iter().zip(current) {
+            let same = self
+                .pending
+                .get(name)
+                .and_then(|op| op.set.as_ref())
+                .is_some_and(|fvs| {
+                    fvs.len() == values.len()
+                        && fvs
+                            .iter()
+                            .zip(&values)
+                            .all(|((_, want), have)| have.as_deref() == Some(want.as_str()))
+                });
+            if same {
+                self.pending.remove(name);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes everything pending in one pipeline: `DEL PORT_TABLE|<name>`
+    /// and/or one `HSET PORT_TABLE|<name> state .. netdev_oper_status ..
+    /// admin_status .. mtu ..` per key (only these four fields, so fields
+    /// other daemons wrote survive). On error nothing is forgotten.
+    async fn flush(&mut self, conn: &mut MultiplexedConnection) -> Result<(), SwssError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (name, op) in &self.pending {
+            let key = self.table.full_key(name);
+            if op.del_first {
+                pipe.cmd("DEL").arg(&key).ignore();
+            }
+            if let Some(fvs) = op.set.as_ref().filter(|f| !f.is_empty()) {
+                let cmd = pipe.cmd("HSET").arg(&key);
+                for (f, v) in fvs {
+                    cmd.arg(f).arg(v);
+                }
+                cmd.ignore();
+            }
+            tracing::debug!(key = %key, del = op.del_first, set = ?op.set, "STATE_DB write");
+        }
+        let () = pipe.query_async(conn).await?;
+        self.pending.clear();
+        Ok(())
+    }
+}
+
+// ===== link tracking for resyncs =====
+
+/// Which handled netdevs are known to exist (name -> ifindex), and the
+/// bookkeeping of a re-dump after ENOBUFS.
+#[derive(Debug, Default)]
+struct LinkTracker {
+    known: HashMap<String, u32>,
+    dump_in_flight: bool,
+    /// Another dump is needed once the one in flight ends.
+    redump: bool,
+    /// During a resync dump: names seen (dump replies and notifications).
+    seen: Option<HashSet<String>>,
+    overruns: u64,
+}
+
+impl LinkTracker {
+    fn observe(&mut self, ev: &LinkEvent) {
+        match ev.msg_type {
+            LinkMsgType::New => {
+                self.known.insert(ev.name.clone(), ev.ifindex);
+                if let Some(seen) = self.seen.as_mut() {
+                    seen.insert(ev.name.clone());
+                }
+            }
+            // A DELLINK with a master is a port leaving a bridge or LAG.
+            LinkMsgType::Del if ev.master.is_none() => {
+                self.known.remove(&ev.name);
+            }
+            LinkMsgType::Del => {}
+        }
+    }
+
+    /// At the end of a resync dump: DELLINKs for the netdevs known before
+    /// that were neither in the dump nor announced during it.
+    fn sweep(&mut self) -> Vec<LinkEvent> {
+        let Some(seen) = self.seen.take() else {
+            return Vec::new();
+        };
+        let gone: Vec<(String, u32)> = self
+            .known
+            .iter()
+            .filter(|(n, _)| !seen.contains(*n))
+            .map(|(n, i)| (n.clone(), *i))
+            .collect();
+        gone.into_iter()
+            .map(|(name, ifindex)| {
+                self.known.remove(&name);
+                LinkEvent {
+                    msg_type: LinkMsgType::Del,
+                    family: 0,
+                    ifindex,
+                    name,
+                    flags: 0,
+                    mtu: None,
+                    master: None,
+                    kind: None,
+                }
+            })
+            .collect()
+    }
+}
+
+// ===== the running daemon =====
+
+/// Everything the main loop mutates, apart from the sockets it waits on.
+struct Core {
+    dbs: Dbs,
+    /// `None` while Redis is away.
+    conns: Option<Conns>,
+    sync: PortSync,
+    writer: StateWriter,
+    producer: ProducerStateTable,
+    /// APPL_DB `PORT_TABLE` port keys known to exist.
+    appl_present: BTreeSet<String>,
+    /// PortInitDone was decided but not yet written (Redis away).
+    init_done_unwritten: bool,
+    links: LinkTracker,
+}
+
+/// What a reconnect yields: connections, a fresh APPL_DB `PORT_TABLE`
+/// subscription and its initial load (key -> has `admin_status`).
+type Reconnected = Box<(Conns, SubscriberStateTable, BTreeMap<String, bool>)>;
+
+type Reconnecting = Pin<Box<dyn Future<Output = Reconnected>>>;
+
+/// Reconnects to all databases and re-subscribes APPL_DB `PORT_TABLE`,
+/// retrying with backoff (100 ms doubling, capped at 5 s) until both work.
+async fn reconnect(dbs: Dbs) -> Reconnected {
+    let mut delay = swss::connector::RECONNECT_INITIAL_DELAY;
+    loop {
+        let conns = dbs.connect_all().await;
+        match subscribe_appl_ports(&dbs.appl).await {
+            Ok((sub, present)) => return Box::new((conns, sub, present)),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64,
+                    "cannot subscribe to APPL_DB PORT_TABLE");
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(swss::connector::RECONNECT_MAX_DELAY);
+    }
+}
+
+impl Core {
+    fn apply_link(&mut self, ev: &LinkEvent) {
+        tracing::debug!(op = ev.msg_type.rtm_name(), ifname = %ev.name, ifindex = ev.ifindex,
+            flags = ev.flags, mtu = ?ev.mtu, master = ?ev.master, kind = ?ev.kind, "link message");
+        self.links.observe(ev);
+        for action in self.sync.on_link(ev) {
+            self.writer.push(action);
+        }
+    }
+
+    fn apply_appl(&mut self, op: KeyOp) {
+        match op {
+            KeyOp::Set(key, fvs) if is_port_key(&key) => {
+                let has_admin = fvs.iter().any(|(f, _)| f == "admin_status");
+                self.appl_present.insert(key.clone());
+                for action in self.sync.on_appl_port(&key, true, has_admin) {
+                    self.writer.push(action);
+                }
+            }
+            KeyOp::Del(key) if is_port_key(&key) => {
+                self.appl_present.remove(&key);
+                for action in self.sync.on_appl_port(&key, false, false) {
+                    self.writer.push(action);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A fresh APPL_DB initial load after a reconnect: ports that vanished
+    /// meanwhile are removed, present ones (re)applied.
+    fn resync_appl(&mut self, present: BTreeMap<String, bool>) {
+        let vanished: Vec<String> = self
+            .appl_present
+            .iter()
+            .filter(|k| !present.contains_key(*k))
+            .cloned()
+            .collect();
+        for key in vanished {
+            self.apply_appl(KeyOp::Del(key));
+        }
+        for (key, has_admin) in present {
+            let fvs = if has_admin {
+                vec![("admin_status".to_string(), String::new())]
+            } else {
+                Vec::new()
+            };
+            self.apply_appl(KeyOp::Set(key, fvs));
+        }
+    }
+
+    /// Handles one batch of netlink messages (and an overrun).
+    fn handle_netlink(&mut self, nl: &mut NetlinkSocket, batch: &mut Vec<Received>, overrun: bool) {
+        for received in batch.drain(..) {
+            match received {
+                Ok(KernelMessage::Link(ev)) => self.apply_link(&ev),
+                Ok(KernelMessage::DumpDone) => {
+                    self.links.dump_in_flight = false;
+                    if self.links.redump {
+                        self.links.seen = Some(HashSet::new());
+                        self.request_dump(nl);
+                    } else {
+                        let gone = self.links.sweep();
+                        for ev in gone {
+                            tracing::info!(ifname = %ev.name, "link vanished while netlink events were lost");
+                            self.apply_link(&ev);
+                        }
+                    }
+                }
+                Ok(KernelMessage::DumpFailed { errno }) => {
+                    tracing::warn!(errno, "link dump failed or was interrupted; dumping again");
+                    self.links.dump_in_flight = false;
+                    if self.links.seen.is_some() {
+                        self.links.seen = Some(HashSet::new());
+                    }
+                    self.request_dump(nl);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "undecodable netlink message skipped"),
+            }
+        }
+        if overrun {
+            self.links.overruns += 1;
+            tracing::warn!(
+                overruns = self.links.overruns,
+                "netlink receive buffer overrun: dumping links again to resync STATE_DB"
+            );
+            if self.links.dump_in_flight {
+                self.links.redump = true;
+            } else {
+                self.links.seen = Some(HashSet::new());
+                self.request_dump(nl);
+            }
+        }
+    }
+
+    fn request_dump(&mut self, nl: &mut NetlinkSocket) {
+        self.links.redump = false;
+        match nl.request_dump(Dump::Links) {
+            Ok(()) => self.links.dump_in_flight = true,
+            Err(e) => tracing::error!(error = %e, "cannot request a link dump"),
+        }
+    }
+
+    fn check_port_init_done(&mut self) {
+        if self.sync.take_port_init_done() {
+            tracing::info!("all configured ports seen: PortInitDone");
+            self.init_done_unwritten = true;
+        }
+    }
+
+    /// Writes what is pending. A connection error drops the connections (the
+    /// caller starts a reconnect); other errors are logged and the pending
+    /// writes dropped, so one bad key cannot wedge the daemon.
+    async fn flush(&mut self) -> Result<(), SwssError> {
+        let Some(conns) = self.conns.as_mut() else {
+            return Ok(());
+        };
+        if self.init_done_unwritten {
+            let (key, fvs) = port_init_done_op();
+            match self.producer.set(&mut conns.appl, &key, &fvs).await {
+                Ok(()) => self.init_done_unwritten = false,
+                Err(e) if e.is_connection_error() => return Err(e),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot write PortInitDone");
+                    self.init_done_unwritten = false;
+                }
+            }
+        }
+        match self.writer.flush(&mut conns.state).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_connection_error() => Err(e),
+            Err(e) => {
+                tracing::error!(error = %e, "STATE_DB PORT_TABLE write failed; dropped");
+                self.writer.pending.clear();
+                Ok(())
+            }
+        }
+    }
+
+    /// Redis is back: fresh APPL_DB presence, then every port's state,
+    /// written only where STATE_DB differs.
+    async fn resync_after_reconnect(
+        &mut self,
+        mut conns: Conns,
+        present: BTreeMap<String, bool>,
+    ) -> Result<(), SwssError> {
+        tracing::info!("Redis is back: resyncing STATE_DB PORT_TABLE");
+        self.resync_appl(present);
+        for action in self.sync.rewrite_all() {
+            self.writer.push(action);
+        }
+        self.writer.drop_unchanged(&mut conns.state).await?;
+        self.conns = Some(conns);
+        Ok(())
+    }
+}
+
+/// Waits on an optional future; pending forever when there is none.
+async fn wait_on<T>(fut: &mut Option<Pin<Box<dyn Future<Output = T>>>>) -> T {
+    match fut.as_mut() {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Next APPL_DB change; pending forever while unsubscribed.
+async fn next_appl(sub: &mut Option<SubscriberStateTable>) -> Result<KeyOp, SwssError> {
+    match sub.as_mut() {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs portsyncd until SIGTERM or SIGINT (then `Ok`), or a fatal error.
+///
+/// Must run inside a tokio runtime with IO and time enabled (the binary uses
+/// a current-thread runtime).
+///
+/// Errors: see [`DaemonError`]; Redis being unreachable is not an error
+/// (it is retried forever, with warnings).
+pub async fn run(opts: Options) -> Result<(), DaemonError> {
+    let mut sigterm =
+        signal(SignalKind::terminate()).map_err(|e| DaemonError::Signal("SIGTERM", e))?;
+    let mut sigint =
+        signal(SignalKind::interrupt()).map_err(|e| DaemonError::Signal("SIGINT", e))?;
+    tokio::select! {
+        r = run_until_error(opts) => r,
+        _ = sigterm.recv() => {
+            tracing::info!("SIGTERM: exiting");
+            Ok(())
+        }
+        _ = sigint.recv() => {
+            tracing::info!("SIGINT: exiting");
+            Ok(())
+        }
+    }
+}
+
+async fn run_until_error(opts: Options) -> Result<(), DaemonError> {
+    let cfg = load_db_config(&opts)?;
+    let dbs = Dbs::new(&cfg)?;
+    let config_sep = dbs.config.separator();
+    let state_sep = dbs.state.separator();
+    tracing::info!(config = %cfg.path().display(), "connecting to Redis");
+    let mut conns = dbs.connect_all().await;
+
+    step(
+        "CONFIG_DB LOGGER defaults",
+        &dbs,
+        &mut conns,
+        |mut c| async move { logger_defaults(&mut c.config, config_sep).await },
+    )
+    .await?;
+    let switch_type = step(
+        "CONFIG_DB DEVICE_METADATA",
+        &dbs,
+        &mut conns,
+        |mut c| async move { read_switch_type(&mut c.config, config_sep).await },
+    )
+    .await?;
+    let warm = step("WarmStart check", &dbs, &mut conns, |mut c| async move {
+        swss::warm_restart::check_warm_start(&mut c.state, state_sep, APP_NAME, WARM_DOCKER, true)
+            .await
+    })
+    .await?;
+    tracing::info!(
+        switch_type = switch_type.as_str(),
+        warm = warm.warm,
+        restore_count = warm.restore_count,
+        "starting"
+    );
+
+    // Joined before the config is read, so no link change is missed.
+    let mut nl = NetlinkSocket::open_with(&[RTNLGRP_LINK], opts.rcvbuf)?;
+    nl.request_dump(Dump::Links)?;
+
+    let ports = step(
+        "CONFIG_DB PORT read",
+        &dbs,
+        &mut conns,
+        |mut c| async move { read_config_ports(&mut c.config, config_sep).await },
+    )
+    .await?;
+    let producer = ProducerStateTable::new(APP_PORT_TABLE_NAME, dbs.appl.location());
+    let ops = port_config_ops(&ports, warm.warm);
+    if warm.warm {
+        tracing::info!(
+            ports = ports.len(),
+            "warm start: APPL_DB PORT_TABLE left as is"
+        );
+    } else {
+        step("APPL_DB PORT_TABLE copy", &dbs, &mut conns, |mut c| {
+            let producer = producer.clone();
+            let ops = ops.clone();
+            async move { copy_port_config(&mut c.appl, &producer, &ops).await }
+        })
+        .await?;
+        if ports.is_empty() {
+            tracing::info!("no ports in CONFIG_DB PORT: PortConfigDone count=0");
+        } else {
+            tracing::info!(
+                ports = ports.len(),
+                "CONFIG_DB PORT copied to APPL_DB PORT_TABLE, PortConfigDone sent"
+            );
+        }
+    }
+
+    let mut sync = PortSync::new(ports.into_iter().map(|(k, _)| k), switch_type, warm.warm);
+    if sync.wants_old_interface_shutdown() {
+        bring_down_old_interfaces(&mut sync).await;
+    }
+
+    let (sub, present) = step("APPL_DB PORT_TABLE subscription", &dbs, &mut conns, |_| {
+        let appl = dbs.appl.clone();
+        async move { subscribe_appl_ports(&appl).await }
+    })
+    .await?;
+
+    let mut core = Core {
+        writer: StateWriter::new(state_sep),
+        dbs,
+        conns: Some(conns),
+        sync,
+        producer,
+        appl_present: BTreeSet::new(),
+        init_done_unwritten: false,
+        links: LinkTracker {
+            dump_in_flight: true,
+            ..LinkTracker::default()
+        },
+    };
+    for (key, has_admin) in present {
+        let fvs = if has_admin {
+            vec![("admin_status".to_string(), String::new())]
+        } else {
+            Vec::new()
+        };
+        core.apply_appl(KeyOp::Set(key, fvs));
+    }
+    core.sync.finish_initial_load();
+    main_loop(core, nl, sub).await
+}
+
+/// What woke the main loop.
+enum Wake {
+    Netlink(Result<(), sonic_netlink::socket::SocketError>),
+    Appl(Result<KeyOp, SwssError>),
+    Reconnected(Reconnected),
+    Tick,
+}
+
+async fn main_loop(
+    mut core: Core,
+    mut nl: NetlinkSocket,
+    sub: SubscriberStateTable,
+) -> Result<(), DaemonError> {
+    let mut sub = Some(sub);
+    let mut reconnecting: Option<Reconnecting> = None;
+    let mut batch: Vec<Received> = Vec::new();
+    let start = tokio::time::Instant::now() + INIT_DONE_WARN_INTERVAL;
+    let mut tick = tokio::time::interval_at(start, INIT_DONE_WARN_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    loop {
+        core.check_port_init_done();
+        if let Err(e) = core.flush().await {
+            lost_redis(&mut core, &mut sub, &mut reconnecting, &e);
+        }
+        let wake = tokio::select! {
+            r = nl.recv(&mut batch) => Wake::Netlink(r),
+            r = next_appl(&mut sub) => Wake::Appl(r),
+            r = wait_on(&mut reconnecting) => Wake::Reconnected(r),
+            _ = tick.tick() => Wake::Tick,
+        };
+        match wake {
+            Wake::Netlink(Ok(())) => core.handle_netlink(&mut nl, &mut batch, false),
+            Wake::Netlink(Err(sonic_netlink::socket::SocketError::Overrun)) => {
+                core.handle_netlink(&mut nl, &mut batch, true)
+            }
+            Wake::Netlink(Err(e)) => return Err(e.into()),
+            Wake::Appl(Ok(op)) => core.apply_appl(op),
+            Wake::Appl(Err(e)) => lost_redis(&mut core, &mut sub, &mut reconnecting, &e),
+            Wake::Reconnected(r) => {
+                let (conns, new_sub, present) = *r;
+                reconnecting = None;
+                match core.resync_after_reconnect(conns, present).await {
+                    Ok(()) => sub = Some(new_sub),
+                    Err(e) => lost_redis(&mut core, &mut sub, &mut reconnecting, &e),
+                }
+            }
+            Wake::Tick => {
+                if !core.sync.port_init_done_sent() {
+                    tracing::warn!(pending = ?core.sync.pending_ports(),
+                        "PortInitDone still held back by ports whose host interface was not seen");
+                }
+            }
+        }
+    }
+}
+
+/// Redis went away: drop the connections and the subscription and start
+/// reconnecting (once).
+fn lost_redis(
+    core: &mut Core,
+    sub: &mut Option<SubscriberStateTable>,
+    reconnecting: &mut Option<Reconnecting>,
+    e: &SwssError,
+) {
+    if reconnecting.is_some() {
+        return;
+    }
+    tracing::warn!(error = %e, "lost Redis; keeping link state and reconnecting");
+    core.conns = None;
+    *sub = None;
+    *reconnecting = Some(Box::pin(reconnect(core.dbs.clone())));
+}
