@@ -429,6 +429,21 @@ impl PortSync {
             .collect()
     }
 
+    /// STATE_DB `PORT_TABLE|<name>` was deleted by someone else (seen on a
+    /// STATE_DB keyspace subscription, if the wiring has one). Forgets the
+    /// last write for it and returns the [`StateAction::SetPortState`] that
+    /// restores it when the port is in APPL_DB and its netdev is known, so
+    /// the skipped duplicates of f.15 never leave STATE_DB without the entry.
+    pub fn on_state_port_deleted(&mut self, name: &str) -> Vec<StateAction> {
+        self.written.remove(name);
+        match self.links.get(name).copied() {
+            Some(state) if self.appl_present.contains(name) => {
+                self.write_if_changed(name, state).into_iter().collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// True exactly once: the first call at which the initial load is over
     /// and g_portSet is empty (all configured ports seen, or pre-consumed).
     /// The wiring calls it after each batch of messages and, on true, writes
@@ -1009,6 +1024,24 @@ mod tests {
         assert!(ps
             .on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
             .is_empty());
+    }
+
+    #[test]
+    fn external_state_delete_is_restored() {
+        let mut ps = running(&["Ethernet0"]);
+        ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
+        assert_eq!(
+            ps.on_state_port_deleted("Ethernet0"),
+            vec![set("Ethernet0", "up", "up", "9100")]
+        );
+        assert!(ps
+            .on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
+            .is_empty());
+        // our own DELLINK: nothing to restore
+        ps.on_link(&del_link("Ethernet0", 10));
+        assert!(ps.on_state_port_deleted("Ethernet0").is_empty());
+        // not in APPL_DB: nothing to restore
+        assert!(ps.on_state_port_deleted("PortChannel1").is_empty());
     }
 
     // ===== property test =====
