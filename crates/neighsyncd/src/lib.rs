@@ -17,4 +17,5 @@
 //! [`context`] and [`sync`] do no I/O; the binary wires sockets and Redis.
 
 pub mod context;
+pub mod restore;
 pub mod sync;
