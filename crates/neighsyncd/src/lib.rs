@@ -19,3 +19,4 @@
 pub mod context;
 pub mod restore;
 pub mod sync;
+pub mod writer;

@@ -1,0 +1,868 @@
+//! The single owner of what neighsyncd writes to APPL_DB `NEIGH_TABLE`: a
+//! pure (sans-I/O) state machine between the sync rules and the Redis
+//! pipeline.
+//!
+//! The C++ neighsyncd writes every decided operation at once, one EVALSHA and
+//! one round trip per neighbour event (BEHAVIOR.md b.2 step 18, f.3). Here the
+//! daemon hands every decided [`NeighOp`] to a [`NeighWriter`]:
+//!
+//! * it keeps the **desired** table (`<ifname>:<ip>` -> MAC and family),
+//!   compactly: the interface name is interned and the IP kept as bytes, so
+//!   an entry costs about 32 bytes of table space (100k neighbours ≈ 4 MiB);
+//! * it keeps a **dirty** set with one pending kind per key ([`Pending`]),
+//!   coalescing a burst per key, last operation wins. A DEL followed by a SET
+//!   in one burst stays DEL-then-SET on the wire (batch DEL, then batch SET in
+//!   the same pipeline: the consumer wipes the old hash, then applies the new
+//!   fields, as swss-common's ProducerStateTable del+set before a pop, a.4
+//!   rule 2);
+//! * a SET equal to the desired value of a clean key, or a DEL of an absent
+//!   clean key, costs nothing: a neighbour flapping
+//!   REACHABLE/STALE/DELAY/PROBE with the same MAC is never written again;
+//! * [`NeighWriter::take_batch`] hands out a bounded [`Batch`] (FIFO in the
+//!   order keys first became dirty) that the daemon sends as one pipeline of
+//!   batched ProducerStateTable scripts, then reports with
+//!   [`NeighWriter::complete`] or [`NeighWriter::fail`];
+//! * resyncs compute differences instead of rewriting everything: against a
+//!   fresh kernel dump after ENOBUFS ([`NeighWriter::resync_from_kernel`]) and
+//!   against APPL_DB after a Redis reconnect ([`NeighWriter::resync_from_appl`]).
+//!
+//! EVPN `ROUTE_TABLE` host-route deletes (b.2 step 18) are kept in a separate
+//! FIFO and go out in the same batch **before** the `NEIGH_TABLE` sets.
+//!
+//! Nothing here does I/O; the daemon (`crate::daemon`) drives it.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+
+use sonic_netlink::fmt::{ip_to_string, mac_to_string};
+use swss::FieldValues;
+
+use crate::sync::{Family, NeighOp};
+
+/// Default largest number of keys (NEIGH_TABLE plus ROUTE_TABLE) in one
+/// [`Batch`]: big enough that a 100k cold sync is ~100 pipelines, small
+/// enough that one batched script keeps Redis busy for only a few ms.
+pub const DEFAULT_MAX_BATCH_KEYS: usize = 1024;
+
+// ===== Pending =====
+
+/// What is pending on the wire for one dirty key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pending {
+    /// ProducerStateTable `set(key, [neigh, family])`.
+    Set,
+    /// ProducerStateTable `del(key)`.
+    Del,
+    /// `del(key)` then `set(key, ...)`: the consumer wipes the old hash, then
+    /// applies the new fields (orchagent sees DEL then SET).
+    DelThenSet,
+}
+
+impl Pending {
+    /// The pending kind after `next` is staged on top of `self`, as if both
+    /// went to a ProducerStateTable one after the other before a pop.
+    fn then(self, next: Pending) -> Pending {
+        match (self, next) {
+            (_, Pending::Del) => Pending::Del,
+            (_, Pending::DelThenSet) => Pending::DelThenSet,
+            (Pending::Set, Pending::Set) => Pending::Set,
+            (Pending::Del | Pending::DelThenSet, Pending::Set) => Pending::DelThenSet,
+        }
+    }
+}
+
+// ===== keys and values =====
+
+/// A `NEIGH_TABLE` key, compact: interned interface name plus the IP. Keys
+/// that do not have the canonical `<ifname>:<ip>` shape (e.g. found in
+/// APPL_DB, written by someone else) are kept verbatim.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Key {
+    Neigh { ifid: u32, ip: IpAddr },
+    Raw(Box<str>),
+}
+
+/// The desired content of one key: the `neigh` and `family` fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Value {
+    mac: [u8; 6],
+    family: Family,
+}
+
+impl Value {
+    fn fields(&self) -> FieldValues {
+        vec![
+            ("neigh".to_owned(), mac_to_string(&self.mac)),
+            ("family".to_owned(), self.family.as_str().to_owned()),
+        ]
+    }
+}
+
+/// What APPL_DB (as the consumer will see it once every pending key is
+/// popped) holds for a key that is dirty, when the writer knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Base {
+    Known(Option<Value>),
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Dirty {
+    kind: Pending,
+    base: Base,
+    /// Identity of this entry's slot in the FIFO queue.
+    seq: u64,
+}
+
+/// Interface name interning: `Ethernet0` <-> 0, ...
+#[derive(Debug, Default)]
+struct Interner {
+    names: Vec<Box<str>>,
+    ids: HashMap<Box<str>, u32>,
+}
+
+impl Interner {
+    fn intern(&mut self, name: &str) -> Option<u32> {
+        if let Some(id) = self.ids.get(name) {
+            return Some(*id);
+        }
+        let id = u32::try_from(self.names.len()).ok()?;
+        self.names.push(name.into());
+        self.ids.insert(name.into(), id);
+        Some(id)
+    }
+
+    fn get(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+
+    fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("", |n| n)
+    }
+}
+
+// ===== Batch =====
+
+/// One bounded unit of work for the Redis pipeline, from
+/// [`NeighWriter::take_batch`]. Send it as **one pipeline**, in this order:
+///
+/// 1. `NEIGH_TABLE` batched del of [`Batch::neigh_dels`] (keys pending
+///    [`Pending::Del`] or [`Pending::DelThenSet`]);
+/// 2. `ROUTE_TABLE` batched del of [`Batch::route_dels`] (EVPN VRF host
+///    routes `<Vrf...>:<ip>`, b.2 step 18);
+/// 3. `NEIGH_TABLE` batched set of [`Batch::neigh_sets`] (fields `neigh` then
+///    `family`, b.2 step 16).
+///
+/// Then hand it back with [`NeighWriter::complete`] (every reply was nil) or
+/// [`NeighWriter::fail`] (anything else).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    id: u64,
+    /// `NEIGH_TABLE` keys (`<ifname>:<ip>`) to delete, in FIFO order.
+    pub neigh_dels: Vec<String>,
+    /// `ROUTE_TABLE` keys (`<vrf>:<ip>`) to delete, before the sets.
+    pub route_dels: Vec<String>,
+    /// `NEIGH_TABLE` sets: key and `[("neigh", mac), ("family", family)]`.
+    pub neigh_sets: Vec<(String, FieldValues)>,
+    entries: Vec<Taken>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Taken {
+    key: Key,
+    kind: Pending,
+}
+
+impl Batch {
+    /// Number of keys in the batch (NEIGH_TABLE keys plus ROUTE_TABLE keys).
+    pub fn len(&self) -> usize {
+        self.entries.len() + self.route_dels.len()
+    }
+
+    /// True when the batch carries nothing (never returned by `take_batch`).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+// ===== ResyncCounts =====
+
+/// What a resync changed, for the log: keys whose desired value was added,
+/// changed or removed (resync_from_kernel), or keys made dirty by kind
+/// (resync_from_appl / cold_start).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResyncCounts {
+    /// Keys to be SET that APPL_DB (or the desired table) did not have.
+    pub added: usize,
+    /// Keys to be SET with a different value than before.
+    pub changed: usize,
+    /// Keys to be DELeted.
+    pub removed: usize,
+}
+
+// ===== ApplView =====
+
+/// What APPL_DB `NEIGH_TABLE` will hold once the consumer has popped every
+/// pending key: the consumed `NEIGH_TABLE:<key>` hashes overlaid with the
+/// ProducerStateTable's pending state (a.4/a.5). Keys are without the
+/// `NEIGH_TABLE:` prefix; only present keys are listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplView {
+    entries: HashMap<String, FieldValues>,
+}
+
+impl ApplView {
+    /// An empty view (APPL_DB holds no neighbour).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Build the view the way swss-common's pops script would leave the
+    /// table (a.5): start from `consumed` (`NEIGH_TABLE:<key>` hashes); for
+    /// each key in `key_set` (`NEIGH_TABLE_KEY_SET`): if it is in `del_set`
+    /// (`NEIGH_TABLE_DEL_SET`) the consumed hash is wiped, then the fields of
+    /// its state hash (`_NEIGH_TABLE:<key>`, from `pending`) are merged in.
+    /// State hashes of keys not in `key_set` are ignored, as by the pops
+    /// script.
+    pub fn overlay(
+        consumed: impl IntoIterator<Item = (String, FieldValues)>,
+        pending: impl IntoIterator<Item = (String, FieldValues)>,
+        key_set: &HashSet<String>,
+        del_set: &HashSet<String>,
+    ) -> Self {
+        let mut entries: HashMap<String, FieldValues> = consumed
+            .into_iter()
+            .filter(|(_, fvs)| !fvs.is_empty())
+            .collect();
+        let mut pending: HashMap<String, FieldValues> = pending.into_iter().collect();
+        for key in key_set {
+            if del_set.contains(key) {
+                entries.remove(key);
+            }
+            if let Some(fvs) = pending.remove(key) {
+                if !fvs.is_empty() {
+                    let e = entries.entry(key.clone()).or_default();
+                    for (f, v) in fvs {
+                        merge_field(e, f, v);
+                    }
+                }
+            }
+        }
+        ApplView { entries }
+    }
+
+    /// Add or replace one key's content (builder for tests and tools).
+    pub fn insert(&mut self, key: impl Into<String>, fvs: FieldValues) {
+        self.entries.insert(key.into(), fvs);
+    }
+
+    /// The content of `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&FieldValues> {
+        self.entries.get(key)
+    }
+
+    /// Number of keys present.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no key is present.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Every present key and its fields, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &FieldValues)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+    }
+}
+
+/// HSET semantics: replace the field's value in place, or append it.
+fn merge_field(fvs: &mut FieldValues, field: String, value: String) {
+    match fvs.iter_mut().find(|(f, _)| *f == field) {
+        Some(slot) => slot.1 = value,
+        None => fvs.push((field, value)),
+    }
+}
+
+/// The APPL_DB content of one key, as the writer compares it.
+enum ApplValue {
+    /// Exactly `neigh` (a MAC) and `family` (`IPv4`/`IPv6`), nothing else.
+    Exact(Value),
+    /// Anything else: needs a wipe (DEL) before a SET can make it exact.
+    Malformed,
+}
+
+fn parse_appl(fvs: &FieldValues) -> ApplValue {
+    let mut mac = None;
+    let mut family = None;
+    for (f, v) in fvs {
+        match f.as_str() {
+            "neigh" if mac.is_none() => mac = parse_mac(v),
+            "family" if family.is_none() => {
+                family = match v.as_str() {
+                    "IPv4" => Some(Family::IPv4),
+                    "IPv6" => Some(Family::IPv6),
+                    _ => None,
+                }
+            }
+            _ => return ApplValue::Malformed,
+        }
+    }
+    match (mac, family, fvs.len()) {
+        (Some(mac), Some(family), 2) => ApplValue::Exact(Value { mac, family }),
+        _ => ApplValue::Malformed,
+    }
+}
+
+/// Parse exactly the text [`mac_to_string`] prints (lowercase, `:`); any
+/// other spelling counts as different, so it gets rewritten canonically.
+fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for b in &mut mac {
+        let p = parts.next()?;
+        if p.len() != 2 || p.bytes().any(|c| c.is_ascii_uppercase()) {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+// ===== NeighWriter =====
+
+/// The writer state for APPL_DB `NEIGH_TABLE` (see the module docs).
+///
+/// Invariants: a key that is not dirty and not in flight is **clean**: the
+/// consumer-visible APPL_DB content equals the desired value (absent when
+/// not desired). At most one [`Batch`] is in flight at a time.
+#[derive(Debug, Default)]
+pub struct NeighWriter {
+    ifnames: Interner,
+    desired: HashMap<Key, Value>,
+    dirty: HashMap<Key, Dirty>,
+    queue: VecDeque<(u64, Key)>,
+    route_dels: VecDeque<String>,
+    route_del_set: HashSet<String>,
+    next_seq: u64,
+    /// The batch being written: its id and each key's target value.
+    in_flight: Option<(u64, HashMap<Key, Option<Value>>)>,
+    next_batch_id: u64,
+}
+
+impl NeighWriter {
+    /// An empty writer: nothing desired, nothing pending.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    // ----- staging -----
+
+    /// Stage one decided operation (b.2 step 18), coalescing per key.
+    ///
+    /// Returns `true` when something will be written because of it (the key
+    /// became or stayed dirty), `false` when it costs nothing: a SET equal to
+    /// the desired value of a clean key, a DEL of an absent clean key, or an
+    /// op that cancels a pending one (SET then DEL of a key APPL_DB does not
+    /// have).
+    pub fn stage(&mut self, op: NeighOp) -> bool {
+        match op {
+            NeighOp::Set { key, mac, family } => {
+                let key = self.key_of(&key);
+                self.stage_key(key, Some(Value { mac, family }))
+            }
+            NeighOp::Del { key } => match self.lookup_key(&key) {
+                Some(key) => self.stage_key(key, None),
+                // A name never seen has no desired entry and is not dirty.
+                None => false,
+            },
+        }
+    }
+
+    /// Stage an [`crate::sync::Outcome::Write`]: `op`, plus the EVPN
+    /// `ROUTE_TABLE` delete `route_del` (`<vrf>:<ip>`) that must precede its
+    /// SET. The route delete is staged only when the SET is written (a
+    /// same-MAC refresh costs nothing, route delete included: deliberate
+    /// deviation from the C++, which repeats the delete on every message).
+    /// Returns as [`NeighWriter::stage`].
+    pub fn stage_write(&mut self, op: NeighOp, route_del: Option<String>) -> bool {
+        let written = self.stage(op);
+        if written {
+            if let Some(route) = route_del {
+                self.stage_route_del(route);
+            }
+        }
+        written
+    }
+
+    /// Stage a `ROUTE_TABLE` delete of `route_key` (`<vrf>:<ip>`, no prefix
+    /// length). Duplicates pending at the same time are sent once.
+    pub fn stage_route_del(&mut self, route_key: String) {
+        if self.route_del_set.insert(route_key.clone()) {
+            self.route_dels.push_back(route_key);
+        }
+    }
+
+    /// Stage a DEL for every desired key of interface `ifname` (used on
+    /// RTM_DELLINK, in case its RTM_DELNEIGHs were missed). Returns how many
+    /// keys were staged.
+    pub fn remove_interface(&mut self, ifname: &str) -> usize {
+        let id = self.ifnames.get(ifname);
+        let prefix = format!("{ifname}:");
+        let mut keys: Vec<Key> = self
+            .desired
+            .keys()
+            .filter(|k| match k {
+                Key::Neigh { ifid, .. } => Some(*ifid) == id,
+                Key::Raw(raw) => raw.starts_with(&prefix),
+            })
+            .cloned()
+            .collect();
+        keys.sort_unstable();
+        let n = keys.len();
+        for key in keys {
+            self.stage_key(key, None);
+        }
+        n
+    }
+
+    // ----- batches -----
+
+    /// True when something is waiting to be written.
+    pub fn has_pending(&self) -> bool {
+        !self.dirty.is_empty() || !self.route_dels.is_empty()
+    }
+
+    /// Number of dirty `NEIGH_TABLE` keys plus pending `ROUTE_TABLE` deletes.
+    pub fn pending_len(&self) -> usize {
+        self.dirty.len() + self.route_dels.len()
+    }
+
+    /// Number of keys in the desired table (what APPL_DB should hold).
+    pub fn desired_len(&self) -> usize {
+        self.desired.len()
+    }
+
+    /// True while a batch from [`NeighWriter::take_batch`] has been neither
+    /// completed nor failed.
+    pub fn in_flight(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Take up to `max_keys` (at least 1) pending keys for one pipeline.
+    ///
+    /// Pending `ROUTE_TABLE` deletes come first; `NEIGH_TABLE` keys follow in
+    /// the order they first became dirty, and are only taken once every
+    /// pending route delete fits in the batch (so a route delete always goes
+    /// out no later than the SET it was staged with). Returns `None` when
+    /// nothing is pending or a batch is already in flight.
+    pub fn take_batch(&mut self, max_keys: usize) -> Option<Batch> {
+        if self.in_flight.is_some() || !self.has_pending() {
+            return None;
+        }
+        let max_keys = max_keys.max(1);
+        let mut batch = Batch {
+            id: self.next_batch_id,
+            neigh_dels: Vec::new(),
+            route_dels: Vec::new(),
+            neigh_sets: Vec::new(),
+            entries: Vec::new(),
+        };
+        self.next_batch_id += 1;
+        while batch.route_dels.len() < max_keys {
+            let Some(route) = self.route_dels.pop_front() else {
+                break;
+            };
+            self.route_del_set.remove(&route);
+            batch.route_dels.push(route);
+        }
+        let mut targets = HashMap::new();
+        if self.route_dels.is_empty() {
+            while batch.len() < max_keys {
+                let Some((seq, key)) = self.queue.pop_front() else {
+                    break;
+                };
+                match self.dirty.get(&key) {
+                    Some(d) if d.seq == seq => {}
+                    _ => continue, // stale slot: cancelled or re-queued
+                }
+                let Some(d) = self.dirty.remove(&key) else {
+                    continue;
+                };
+                let value = self.desired.get(&key).copied();
+                let text = self.key_text(&key);
+                match (d.kind, value) {
+                    (Pending::Set, Some(v)) => batch.neigh_sets.push((text, v.fields())),
+                    (Pending::DelThenSet, Some(v)) => {
+                        batch.neigh_dels.push(text.clone());
+                        batch.neigh_sets.push((text, v.fields()));
+                    }
+                    // A Del, or a Set kind without a value (cannot happen:
+                    // staging keeps kind and desired in step).
+                    _ => batch.neigh_dels.push(text),
+                }
+                let kind = if value.is_some() {
+                    d.kind
+                } else {
+                    Pending::Del
+                };
+                targets.insert(key.clone(), value);
+                batch.entries.push(Taken { key, kind });
+            }
+        }
+        if self.queue.is_empty() {
+            self.queue.shrink_to(1024);
+        }
+        if batch.is_empty() {
+            return None;
+        }
+        self.in_flight = Some((batch.id, targets));
+        Some(batch)
+    }
+
+    /// The pipeline of `batch` succeeded (every script replied nil): its keys
+    /// are clean unless staged again meanwhile. A batch that is not the one
+    /// in flight (e.g. from before a resync) is ignored.
+    pub fn complete(&mut self, batch: Batch) {
+        if matches!(&self.in_flight, Some((id, _)) if *id == batch.id) {
+            self.in_flight = None;
+        }
+    }
+
+    /// The pipeline of `batch` failed (error reply, lost connection): its
+    /// effects on Redis are unknown, so every key is dirty again, composed
+    /// with any newer op staged meanwhile (the newer op still wins, e.g. a
+    /// failed DEL followed by a newer SET becomes DEL-then-SET), and retried
+    /// first. Its route deletes are put back in front. A batch that is not
+    /// the one in flight is ignored.
+    pub fn fail(&mut self, batch: Batch) {
+        if !matches!(&self.in_flight, Some((id, _)) if *id == batch.id) {
+            return;
+        }
+        self.in_flight = None;
+        for route in batch.route_dels.into_iter().rev() {
+            if self.route_del_set.insert(route.clone()) {
+                self.route_dels.push_front(route);
+            }
+        }
+        for taken in batch.entries.into_iter().rev() {
+            let seq = self.bump_seq();
+            match self.dirty.get_mut(&taken.key) {
+                Some(d) => {
+                    d.kind = taken.kind.then(d.kind);
+                    d.base = Base::Unknown;
+                    d.seq = seq;
+                }
+                None => {
+                    let kind = if self.desired.contains_key(&taken.key) {
+                        taken.kind
+                    } else {
+                        Pending::Del
+                    };
+                    self.dirty.insert(
+                        taken.key.clone(),
+                        Dirty {
+                            kind,
+                            base: Base::Unknown,
+                            seq,
+                        },
+                    );
+                }
+            }
+            self.queue.push_front((seq, taken.key));
+        }
+    }
+
+    // ----- resyncs -----
+
+    /// After a netlink overrun (ENOBUFS) and a fresh dump: `snapshot` is
+    /// every op the dump produced (after the sync rules), the complete kernel
+    /// truth. Desired keys absent from it (or deleted by it) are staged DEL;
+    /// every SET is staged (costing nothing when equal). Returns the counts
+    /// of desired keys added, changed and removed.
+    pub fn resync_from_kernel(
+        &mut self,
+        snapshot: impl IntoIterator<Item = NeighOp>,
+    ) -> ResyncCounts {
+        // The kernel's final word per key, in first-seen order.
+        let mut index: HashMap<Key, usize> = HashMap::new();
+        let mut kernel: Vec<(Key, Option<Value>)> = Vec::new();
+        for op in snapshot {
+            let (key, v) = match op {
+                NeighOp::Set { key, mac, family } => {
+                    (self.key_of(&key), Some(Value { mac, family }))
+                }
+                NeighOp::Del { key } => match self.lookup_key(&key) {
+                    Some(k) => (k, None),
+                    None => continue,
+                },
+            };
+            match index.get(&key) {
+                Some(&i) => kernel[i].1 = v,
+                None => {
+                    index.insert(key.clone(), kernel.len());
+                    kernel.push((key, v));
+                }
+            }
+        }
+        let mut counts = ResyncCounts::default();
+        let mut gone: Vec<Key> = self
+            .desired
+            .keys()
+            .filter(|k| !matches!(index.get(*k), Some(&i) if kernel[i].1.is_some()))
+            .cloned()
+            .collect();
+        gone.sort_unstable();
+        counts.removed = gone.len();
+        for key in gone {
+            self.stage_key(key, None);
+        }
+        for (key, v) in kernel {
+            let Some(v) = v else { continue };
+            match self.desired.get(&key) {
+                None => counts.added += 1,
+                Some(old) if *old != v => counts.changed += 1,
+                Some(_) => {}
+            }
+            self.stage_key(key, Some(v));
+        }
+        counts
+    }
+
+    /// After a Redis reconnect: `view` is what APPL_DB holds
+    /// ([`ApplView::overlay`]). Every pending op and any batch in flight are
+    /// forgotten, then exactly the keys that differ from the desired table
+    /// are made dirty: SET for missing or different ones, DEL-then-SET for
+    /// present ones with other fields than exactly `neigh` and `family`, DEL
+    /// for keys not desired. Pending route deletes are kept. Returns how many
+    /// keys will be added, changed and removed.
+    pub fn resync_from_appl(&mut self, view: &ApplView) -> ResyncCounts {
+        self.resync_appl_inner(view, false)
+    }
+
+    /// Cold start: the desired table becomes exactly the kernel's
+    /// (`kernel`, the ops of the start-up dump), and every desired key is
+    /// written once (SET, as the C++ does at start-up, BEHAVIOR.md b.1; a
+    /// DEL-then-SET when APPL_DB holds other fields for it), while keys in
+    /// `view` (APPL_DB, [`ApplView::overlay`]) that the kernel no longer has
+    /// are DELeted, so entries removed while the daemon was down do not
+    /// linger. Returns counts: `added` = keys APPL_DB lacks, `changed` = keys
+    /// it has (rewritten), `removed` = keys deleted.
+    pub fn cold_start(
+        &mut self,
+        view: &ApplView,
+        kernel: impl IntoIterator<Item = NeighOp>,
+    ) -> ResyncCounts {
+        self.desired.clear();
+        self.desired.shrink_to_fit();
+        let mut order = Vec::new();
+        for op in kernel {
+            match op {
+                NeighOp::Set { key, mac, family } => {
+                    let key = self.key_of(&key);
+                    if self
+                        .desired
+                        .insert(key.clone(), Value { mac, family })
+                        .is_none()
+                    {
+                        order.push(key);
+                    }
+                }
+                NeighOp::Del { key } => {
+                    if let Some(key) = self.lookup_key(&key) {
+                        self.desired.remove(&key);
+                    }
+                }
+            }
+        }
+        // Keep the dump order (deterministic FIFO) for the SETs.
+        order.retain(|k| self.desired.contains_key(k));
+        self.resync_appl_with_order(view, true, order)
+    }
+
+    fn resync_appl_inner(&mut self, view: &ApplView, force_set: bool) -> ResyncCounts {
+        let mut order: Vec<Key> = self.desired.keys().cloned().collect();
+        order.sort_unstable();
+        self.resync_appl_with_order(view, force_set, order)
+    }
+
+    fn resync_appl_with_order(
+        &mut self,
+        view: &ApplView,
+        force_set: bool,
+        order: Vec<Key>,
+    ) -> ResyncCounts {
+        self.dirty.clear();
+        self.queue.clear();
+        self.in_flight = None;
+        let mut counts = ResyncCounts::default();
+        let mut appl: HashMap<Key, ApplValue> = HashMap::with_capacity(view.len());
+        let mut extra: Vec<Key> = Vec::new();
+        for (text, fvs) in view.iter() {
+            let key = self.key_of(text);
+            if !self.desired.contains_key(&key) {
+                extra.push(key.clone());
+            }
+            appl.insert(key, parse_appl(fvs));
+        }
+        extra.sort_unstable();
+        for key in extra {
+            counts.removed += 1;
+            self.mark(key, Pending::Del, Base::Unknown);
+        }
+        for key in order {
+            let Some(want) = self.desired.get(&key).copied() else {
+                continue;
+            };
+            match appl.get(&key) {
+                None => {
+                    counts.added += 1;
+                    self.mark(key, Pending::Set, Base::Known(None));
+                }
+                Some(ApplValue::Exact(have)) if *have == want => {
+                    if force_set {
+                        counts.changed += 1;
+                        self.mark(key, Pending::Set, Base::Unknown);
+                    }
+                }
+                Some(ApplValue::Exact(have)) => {
+                    let have = *have;
+                    counts.changed += 1;
+                    self.mark(key, Pending::Set, Base::Known(Some(have)));
+                }
+                Some(ApplValue::Malformed) => {
+                    counts.changed += 1;
+                    self.mark(key, Pending::DelThenSet, Base::Unknown);
+                }
+            }
+        }
+        counts
+    }
+
+    // ----- inspection -----
+
+    /// The desired table: `(key, mac, family)` for every key APPL_DB should
+    /// hold once everything pending is written, sorted by key text.
+    pub fn desired(&self) -> Vec<(String, [u8; 6], Family)> {
+        let mut out: Vec<_> = self
+            .desired
+            .iter()
+            .map(|(k, v)| (self.key_text(k), v.mac, v.family))
+            .collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The pending kind of `key` (`<ifname>:<ip>`), `None` when clean.
+    pub fn pending(&self, key: &str) -> Option<Pending> {
+        let key = self.lookup_key(key)?;
+        self.dirty.get(&key).map(|d| d.kind)
+    }
+
+    // ----- internals -----
+
+    fn bump_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    /// Make `key` dirty with `kind` (fresh FIFO slot).
+    fn mark(&mut self, key: Key, kind: Pending, base: Base) {
+        let seq = self.bump_seq();
+        self.dirty.insert(key.clone(), Dirty { kind, base, seq });
+        self.queue.push_back((seq, key));
+    }
+
+    /// The coalescing core: `new` is the key's new desired value.
+    fn stage_key(&mut self, key: Key, new: Option<Value>) -> bool {
+        let cur = self.desired.get(&key).copied();
+        let kind = if new.is_some() {
+            Pending::Set
+        } else {
+            Pending::Del
+        };
+        match self.dirty.get_mut(&key) {
+            None => {
+                if cur == new {
+                    return false;
+                }
+                // Clean: APPL_DB (or the batch in flight) holds `cur`.
+                self.set_desired(&key, new);
+                self.mark(key, kind, Base::Known(cur));
+                true
+            }
+            Some(d) => {
+                let next = d.kind.then(kind);
+                if next != Pending::DelThenSet && d.base == Base::Known(new) {
+                    // Back to what APPL_DB holds: nothing to write.
+                    self.dirty.remove(&key);
+                    self.set_desired(&key, new);
+                    return false;
+                }
+                d.kind = next;
+                self.set_desired(&key, new);
+                true
+            }
+        }
+    }
+
+    fn set_desired(&mut self, key: &Key, v: Option<Value>) {
+        match v {
+            Some(v) => {
+                self.desired.insert(key.clone(), v);
+            }
+            None => {
+                self.desired.remove(key);
+            }
+        }
+    }
+
+    /// The compact key for `text`, interning the interface name.
+    fn key_of(&mut self, text: &str) -> Key {
+        if let Some((ifname, ip)) = canonical_split(text) {
+            if let Some(ifid) = self.ifnames.intern(ifname) {
+                return Key::Neigh { ifid, ip };
+            }
+        }
+        Key::Raw(text.into())
+    }
+
+    /// The compact key for `text` without interning (`None` when the
+    /// interface name was never seen, so no such key can exist).
+    fn lookup_key(&self, text: &str) -> Option<Key> {
+        match canonical_split(text) {
+            Some((ifname, ip)) => self.ifnames.get(ifname).map(|ifid| Key::Neigh { ifid, ip }),
+            None => Some(Key::Raw(text.into())),
+        }
+    }
+
+    fn key_text(&self, key: &Key) -> String {
+        match key {
+            Key::Neigh { ifid, ip } => {
+                let name = self.ifnames.name(*ifid);
+                let ip = ip_to_string(ip);
+                let mut s = String::with_capacity(name.len() + 1 + ip.len());
+                s.push_str(name);
+                s.push(':');
+                s.push_str(&ip);
+                s
+            }
+            Key::Raw(raw) => raw.to_string(),
+        }
+    }
+}
+
+/// Split `<ifname>:<ip>` when the IP text is exactly what [`ip_to_string`]
+/// prints for it (so the key text round-trips byte for byte).
+fn canonical_split(text: &str) -> Option<(&str, IpAddr)> {
+    let (ifname, ip_text) = text.split_once(':')?;
+    if ifname.is_empty() {
+        return None;
+    }
+    let ip: IpAddr = ip_text.parse().ok()?;
+    (ip_to_string(&ip) == ip_text).then_some((ifname, ip))
+}
+
+#[cfg(test)]
+mod tests;
