@@ -369,9 +369,9 @@ pub fn encode(msg: RouteNetlinkMessage, flags: u16, seq: u32) -> Vec<u8> {
 /// length field that is impossible (shorter than a header, past the end)
 /// gives one [`DecodeError::Malformed`] and ends the datagram.
 ///
-/// Stateless: `NLM_F_DUMP_INTR` is only turned into
-/// [`KernelMessage::DumpFailed`] by [`NetlinkSocket::recv`], which sees the
-/// whole dump.
+/// `NLM_F_DUMP_INTR` turns the `NLMSG_DONE` into
+/// `DumpFailed { errno: EINTR }` when both are in this datagram; across
+/// datagrams only [`NetlinkSocket::recv`], which sees the whole dump, can.
 pub fn decode_message(bytes: &[u8]) -> Vec<Received> {
     let mut out = Vec::new();
     let mut intr = false;
