@@ -337,6 +337,33 @@ async fn subscribe_appl_ports(
     Ok((sub, present))
 }
 
+/// The two change feeds of the main loop.
+struct Subs {
+    /// APPL_DB `PORT_TABLE`: which ports orchagent has consumed.
+    appl: SubscriberStateTable,
+    /// STATE_DB `PORT_TABLE`: only deletions matter (someone else removed an
+    /// entry we skipped rewriting, [`PortSync::on_state_port_deleted`]).
+    state: SubscriberStateTable,
+}
+
+/// A change seen on one of the [`Subs`].
+enum Change {
+    Appl(KeyOp),
+    State(KeyOp),
+}
+
+/// Subscribes to APPL_DB `PORT_TABLE` (with its initial load, see
+/// [`subscribe_appl_ports`]) and to STATE_DB `PORT_TABLE` (initial load
+/// discarded: only later deletions are used).
+async fn subscribe_all(dbs: &Dbs) -> Result<(Subs, BTreeMap<String, bool>), SwssError> {
+    let (appl, present) = subscribe_appl_ports(&dbs.appl).await?;
+    let mut state = SubscriberStateTable::new(&dbs.state, STATE_PORT_TABLE_NAME).await?;
+    while state.queued() > 0 {
+        state.next().await?;
+    }
+    Ok((Subs { appl, state }, present))
+}
+
 /// True for APPL_DB `PORT_TABLE` keys naming ports (not the
 /// `PortConfigDone` / `PortInitDone` markers).
 fn is_port_key(key: &str) -> bool {
@@ -539,7 +566,7 @@ struct Core {
 
 /// What a reconnect yields: connections, a fresh APPL_DB `PORT_TABLE`
 /// subscription and its initial load (key -> has `admin_status`).
-type Reconnected = Box<(Conns, SubscriberStateTable, BTreeMap<String, bool>)>;
+type Reconnected = Box<(Conns, Subs, BTreeMap<String, bool>)>;
 
 type Reconnecting = Pin<Box<dyn Future<Output = Reconnected>>>;
 
@@ -549,11 +576,11 @@ async fn reconnect(dbs: Dbs) -> Reconnected {
     let mut delay = swss::connector::RECONNECT_INITIAL_DELAY;
     loop {
         let conns = dbs.connect_all().await;
-        match subscribe_appl_ports(&dbs.appl).await {
-            Ok((sub, present)) => return Box::new((conns, sub, present)),
+        match subscribe_all(&dbs).await {
+            Ok((subs, present)) => return Box::new((conns, subs, present)),
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64,
-                    "cannot subscribe to APPL_DB PORT_TABLE");
+                    "cannot subscribe to APPL_DB / STATE_DB PORT_TABLE");
             }
         }
         tokio::time::sleep(delay).await;
@@ -727,10 +754,13 @@ async fn wait_on<T>(fut: &mut Option<Pin<Box<dyn Future<Output = T>>>>) -> T {
     }
 }
 
-/// Next APPL_DB change; pending forever while unsubscribed.
-async fn next_appl(sub: &mut Option<SubscriberStateTable>) -> Result<KeyOp, SwssError> {
-    match sub.as_mut() {
-        Some(s) => s.next().await,
+/// Next APPL_DB or STATE_DB change; pending forever while unsubscribed.
+async fn next_change(subs: &mut Option<Subs>) -> Result<Change, SwssError> {
+    match subs.as_mut() {
+        Some(s) => tokio::select! {
+            r = s.appl.next() => r.map(Change::Appl),
+            r = s.state.next() => r.map(Change::State),
+        },
         None => std::future::pending().await,
     }
 }
@@ -834,9 +864,9 @@ async fn run_until_error(opts: Options) -> Result<(), DaemonError> {
         bring_down_old_interfaces(&mut sync).await;
     }
 
-    let (sub, present) = step("APPL_DB PORT_TABLE subscription", &dbs, &mut conns, |_| {
-        let appl = dbs.appl.clone();
-        async move { subscribe_appl_ports(&appl).await }
+    let (subs, present) = step("PORT_TABLE subscriptions", &dbs, &mut conns, |_| {
+        let dbs = dbs.clone();
+        async move { subscribe_all(&dbs).await }
     })
     .await?;
 
@@ -862,23 +892,24 @@ async fn run_until_error(opts: Options) -> Result<(), DaemonError> {
         core.apply_appl(KeyOp::Set(key, fvs));
     }
     core.sync.finish_initial_load();
-    main_loop(core, nl, sub).await
+    tracing::info!(
+        pending = ?core.sync.pending_ports(),
+        old_interfaces = core.sync.old_interfaces().len(),
+        "started; following link events"
+    );
+    main_loop(core, nl, subs).await
 }
 
 /// What woke the main loop.
 enum Wake {
     Netlink(Result<(), sonic_netlink::socket::SocketError>),
-    Appl(Result<KeyOp, SwssError>),
+    Change(Result<Change, SwssError>),
     Reconnected(Reconnected),
     Tick,
 }
 
-async fn main_loop(
-    mut core: Core,
-    mut nl: NetlinkSocket,
-    sub: SubscriberStateTable,
-) -> Result<(), DaemonError> {
-    let mut sub = Some(sub);
+async fn main_loop(mut core: Core, mut nl: NetlinkSocket, subs: Subs) -> Result<(), DaemonError> {
+    let mut sub = Some(subs);
     let mut reconnecting: Option<Reconnecting> = None;
     let mut batch: Vec<Received> = Vec::new();
     let start = tokio::time::Instant::now() + INIT_DONE_WARN_INTERVAL;
@@ -892,7 +923,7 @@ async fn main_loop(
         }
         let wake = tokio::select! {
             r = nl.recv(&mut batch) => Wake::Netlink(r),
-            r = next_appl(&mut sub) => Wake::Appl(r),
+            r = next_change(&mut sub) => Wake::Change(r),
             r = wait_on(&mut reconnecting) => Wake::Reconnected(r),
             _ = tick.tick() => Wake::Tick,
         };
@@ -902,8 +933,15 @@ async fn main_loop(
                 core.handle_netlink(&mut nl, &mut batch, true)
             }
             Wake::Netlink(Err(e)) => return Err(e.into()),
-            Wake::Appl(Ok(op)) => core.apply_appl(op),
-            Wake::Appl(Err(e)) => lost_redis(&mut core, &mut sub, &mut reconnecting, &e),
+            Wake::Change(Ok(Change::Appl(op))) => core.apply_appl(op),
+            Wake::Change(Ok(Change::State(KeyOp::Del(name)))) => {
+                for action in core.sync.on_state_port_deleted(&name) {
+                    tracing::info!(ifname = %name, "STATE_DB PORT_TABLE entry deleted by someone else; restoring");
+                    core.writer.push(action);
+                }
+            }
+            Wake::Change(Ok(Change::State(KeyOp::Set(..)))) => {}
+            Wake::Change(Err(e)) => lost_redis(&mut core, &mut sub, &mut reconnecting, &e),
             Wake::Reconnected(r) => {
                 let (conns, new_sub, present) = *r;
                 reconnecting = None;
@@ -926,7 +964,7 @@ async fn main_loop(
 /// reconnecting (once).
 fn lost_redis(
     core: &mut Core,
-    sub: &mut Option<SubscriberStateTable>,
+    sub: &mut Option<Subs>,
     reconnecting: &mut Option<Reconnecting>,
     e: &SwssError,
 ) {
