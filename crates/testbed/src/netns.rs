@@ -1,1 +1,316 @@
+//! Network namespaces for tests: [`NetNs`] (one namespace, deleted on drop),
+//! [`veth`] (a veth pair across two namespaces) and [`NeighTopology`] (a DUT
+//! namespace with SONiC-named ports, each wired to its own peer namespace).
+//!
+//! Everything goes through iproute2 (`ip -n <ns> ...`, `ip netns exec`), run
+//! as root. Namespace names include the pid and a per-process counter, so
+//! tests running concurrently (threads or processes) never collide; link
+//! names only need to be unique inside their namespace.
 
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use anyhow::{anyhow, bail, Context};
+use nix::sched::{setns, CloneFlags};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn check(what: &str, out: Output) -> anyhow::Result<String> {
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        bail!(
+            "`{what}` failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        )
+    }
+}
+
+fn run(argv: &[&str]) -> anyhow::Result<String> {
+    let (prog, args) = argv.split_first().ok_or_else(|| anyhow!("empty command"))?;
+    let out = Command::new(prog)
+        .args(args)
+        .output()
+        .with_context(|| format!("spawn {prog}"))?;
+    check(&argv.join(" "), out)
+}
+
+/// A network namespace named `<prefix>-<pid>-<counter>`, with `lo` up.
+/// Dropping it deletes every link in it (so veth peers elsewhere go too)
+/// and then the namespace.
+#[derive(Debug)]
+pub struct NetNs {
+    name: String,
+}
+
+impl NetNs {
+    /// Create the namespace (`ip netns add`) and bring `lo` up.
+    ///
+    /// Errors: `ip` failing (not root, name taken, ...), with its stderr.
+    pub fn new(prefix: &str) -> anyhow::Result<Self> {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{prefix}-{}-{n}", std::process::id());
+        run(&["ip", "netns", "add", &name])?;
+        let ns = NetNs { name };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// The namespace name (as given to `ip netns`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Run `ip -n <ns> <args...>` and return its stdout.
+    ///
+    /// Errors: a non-zero exit, with `ip`'s stderr in the message.
+    pub fn ip(&self, args: &[&str]) -> anyhow::Result<String> {
+        let mut argv = vec!["ip", "-n", &self.name];
+        argv.extend_from_slice(args);
+        run(&argv)
+    }
+
+    /// Run `argv` inside the namespace (`ip netns exec <ns> argv...`) and
+    /// return its output whatever the exit status.
+    ///
+    /// Errors: only when the process cannot be spawned.
+    pub fn exec(&self, argv: &[&str]) -> anyhow::Result<Output> {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(argv)
+            .output()
+            .with_context(|| format!("ip netns exec {} {}", self.name, argv.join(" ")))
+    }
+
+    /// As [`NetNs::exec`], but a non-zero exit is an error (with stderr);
+    /// returns stdout.
+    pub fn exec_ok(&self, argv: &[&str]) -> anyhow::Result<String> {
+        let out = self.exec(argv)?;
+        check(
+            &format!("ip netns exec {} {}", self.name, argv.join(" ")),
+            out,
+        )
+    }
+
+    /// Set a sysctl inside the namespace (`sysctl -w key=value`), e.g.
+    /// `net.ipv6.conf.all.disable_ipv6`.
+    pub fn sysctl(&self, key: &str, value: &str) -> anyhow::Result<()> {
+        self.exec_ok(&["sysctl", "-q", "-w", &format!("{key}={value}")])
+            .map(drop)
+    }
+
+    /// Run `f` on a fresh thread that has entered this network namespace
+    /// (`setns(CLONE_NEWNET)`), and return its result. Sockets opened by
+    /// `f` (netlink, ...) belong to the namespace. A tokio runtime needed
+    /// by `f` must be built inside `f` (e.g. `current_thread`).
+    ///
+    /// Panics (in the caller) when the namespace cannot be entered or `f`
+    /// panics.
+    pub fn run_in<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.name);
+        let joined = std::thread::scope(|s| {
+            s.spawn(move || {
+                let file = match File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) => panic!("open {path}: {e}"),
+                };
+                if let Err(e) = setns(&file, CloneFlags::CLONE_NEWNET) {
+                    panic!("setns {path}: {e}");
+                }
+                f()
+            })
+            .join()
+        });
+        match joined {
+            Ok(v) => v,
+            Err(p) => std::panic::resume_unwind(p),
+        }
+    }
+
+    /// The ifindex of `ifname` in this namespace.
+    pub fn ifindex(&self, ifname: &str) -> anyhow::Result<u32> {
+        let out = self.ip(&["-o", "link", "show", "dev", ifname])?;
+        out.split(':')
+            .next()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| anyhow!("no ifindex in `{out}`"))
+    }
+
+    /// The MAC address of `ifname`, as `ip` prints it (`aa:bb:cc:dd:ee:ff`).
+    pub fn mac(&self, ifname: &str) -> anyhow::Result<String> {
+        let out = self.ip(&["-o", "link", "show", "dev", ifname])?;
+        let mut words = out.split_whitespace();
+        while let Some(w) = words.next() {
+            if w == "link/ether" {
+                if let Some(mac) = words.next() {
+                    return Ok(mac.to_string());
+                }
+            }
+        }
+        bail!("no link/ether in `{out}`")
+    }
+
+    /// Names of all links in the namespace (`ip -o link show`), without the
+    /// `@peer` suffix.
+    pub fn links(&self) -> anyhow::Result<Vec<String>> {
+        let out = self.ip(&["-o", "link", "show"])?;
+        Ok(out
+            .lines()
+            .filter_map(|l| l.split(':').nth(1))
+            .map(|n| n.trim().split('@').next().unwrap_or_default().to_string())
+            .filter(|n| !n.is_empty())
+            .collect())
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        if let Ok(links) = self.links() {
+            for l in links.iter().filter(|l| *l != "lo") {
+                let _ = self.ip(&["link", "del", "dev", l]);
+            }
+        }
+        if let Err(e) = run(&["ip", "netns", "del", &self.name]) {
+            eprintln!("testbed: cannot delete namespace {}: {e:#}", self.name);
+        }
+    }
+}
+
+/// Create a veth pair `a_name` (in `a`) <-> `b_name` (in `b`) and set both
+/// ends up. `a` and `b` may be the same namespace.
+pub fn veth(a: &NetNs, a_name: &str, b: &NetNs, b_name: &str) -> anyhow::Result<()> {
+    a.ip(&[
+        "link",
+        "add",
+        "name",
+        a_name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_name,
+        "netns",
+        b.name(),
+    ])?;
+    a.ip(&["link", "set", "dev", a_name, "up"])?;
+    b.ip(&["link", "set", "dev", b_name, "up"])?;
+    Ok(())
+}
+
+/// A DUT namespace with `n` ports named as SONiC names front-panel ports
+/// (`Ethernet0`, `Ethernet4`, ... = `Ethernet{4*i}`), port `i` wired by veth
+/// to `eth0` in its own peer namespace.
+///
+/// Addresses on link `i` (`i` < 256): DUT `10.0.<i>.1/24` and
+/// `fc00:<i>::1/64`, peer `10.0.<i>.2/24` and `fc00:<i>::2/64` (hex `<i>`
+/// in IPv6), all `nodad` so they are usable at once.
+#[derive(Debug)]
+pub struct NeighTopology {
+    // Peers first: dropped before the DUT.
+    peers: Vec<NetNs>,
+    dut: NetNs,
+}
+
+/// Name of the peer-side interface in every peer namespace.
+pub const PEER_IFNAME: &str = "eth0";
+
+impl NeighTopology {
+    /// Build the DUT and `n` peers (namespaces `dut-<pid>-<k>`,
+    /// `peer-<pid>-<k>`).
+    ///
+    /// Errors: any `ip` command failing, or `n` > 256.
+    pub fn new(n: usize) -> anyhow::Result<Self> {
+        if n > 256 {
+            bail!("NeighTopology supports at most 256 ports, asked {n}");
+        }
+        let dut = NetNs::new("dut")?;
+        let mut topo = NeighTopology {
+            peers: Vec::with_capacity(n),
+            dut,
+        };
+        for i in 0..n {
+            let peer = NetNs::new("peer")?;
+            let port = Self::port_name(i);
+            veth(&topo.dut, &port, &peer, PEER_IFNAME)?;
+            let (d4, p4) = (format!("10.0.{i}.1/24"), format!("10.0.{i}.2/24"));
+            let (d6, p6) = (format!("fc00:{i:x}::1/64"), format!("fc00:{i:x}::2/64"));
+            topo.dut.ip(&["addr", "add", &d4, "dev", &port])?;
+            topo.dut
+                .ip(&["-6", "addr", "add", &d6, "dev", &port, "nodad"])?;
+            peer.ip(&["addr", "add", &p4, "dev", PEER_IFNAME])?;
+            peer.ip(&["-6", "addr", "add", &p6, "dev", PEER_IFNAME, "nodad"])?;
+            topo.peers.push(peer);
+        }
+        Ok(topo)
+    }
+
+    /// The DUT port name of link `i`: `Ethernet{4*i}`.
+    pub fn port_name(i: usize) -> String {
+        format!("Ethernet{}", 4 * i)
+    }
+
+    /// The DUT namespace.
+    pub fn dut(&self) -> &NetNs {
+        &self.dut
+    }
+
+    /// The peer namespace of link `i`. Panics if `i` is out of range.
+    pub fn peer(&self, i: usize) -> &NetNs {
+        &self.peers[i]
+    }
+
+    /// Number of ports.
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// True when built with zero ports.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// The peer's IPv4 address on link `i` (`10.0.<i>.2`).
+    pub fn peer_ip4(i: usize) -> Ipv4Addr {
+        Ipv4Addr::new(10, 0, (i & 0xff) as u8, 2)
+    }
+
+    /// The peer's IPv6 address on link `i` (`fc00:<i>::2`).
+    pub fn peer_ip6(i: usize) -> Ipv6Addr {
+        Ipv6Addr::new(0xfc00, (i & 0xffff) as u16, 0, 0, 0, 0, 0, 2)
+    }
+
+    /// The peer's IPv4 or IPv6 address on link `i`.
+    pub fn peer_ip(i: usize, v6: bool) -> IpAddr {
+        if v6 {
+            IpAddr::V6(Self::peer_ip6(i))
+        } else {
+            IpAddr::V4(Self::peer_ip4(i))
+        }
+    }
+
+    /// The peer's MAC on link `i` (lowercase, colon separated).
+    pub fn peer_mac(&self, i: usize) -> anyhow::Result<String> {
+        self.peer(i).mac(PEER_IFNAME)
+    }
+
+    /// `ping -c1 -W1` the peer's IPv4 address from the DUT, so the DUT's
+    /// kernel resolves it for real (ARP).
+    ///
+    /// Errors: ping fails (no reply), with its output.
+    pub fn ping4(&self, i: usize) -> anyhow::Result<()> {
+        let ip = Self::peer_ip4(i).to_string();
+        self.dut.exec_ok(&["ping", "-c1", "-W1", &ip]).map(drop)
+    }
+
+    /// `ping -6 -c1 -W1` the peer's IPv6 address from the DUT (NDP).
+    pub fn ping6(&self, i: usize) -> anyhow::Result<()> {
+        let ip = Self::peer_ip6(i).to_string();
+        self.dut
+            .exec_ok(&["ping", "-6", "-c1", "-W1", &ip])
+            .map(drop)
+    }
+}
