@@ -20,3 +20,5 @@ pub mod context;
 pub mod restore;
 pub mod sync;
 pub mod writer;
+pub mod cli;
+pub mod daemon;

@@ -1,0 +1,164 @@
+//! neighsyncd's command line (clap) and log-level names.
+//!
+//! `neighsyncd [--db-config PATH] [--namespace NAME] [--log-level LEVEL]
+//! [COMMAND]`. Without a command the daemon runs. The C++ neighsyncd takes no
+//! options; the database config override is the one BEHAVIOR.md a.2
+//! recommends. The options are global so subcommands (`restore`, `audit`,
+//! added later to [`Command`]) share them.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{Parser, Subcommand};
+
+/// Default database_config.json (swss-common
+/// `SonicDBConfig::DEFAULT_SONIC_DB_CONFIG_FILE`).
+pub const DEFAULT_DB_CONFIG: &str = swss::config::DEFAULT_DB_CONFIG_PATH;
+
+/// Name of the multi-ASIC global config, looked up next to `--db-config`.
+pub const DB_GLOBAL_CONFIG_FILE: &str = "database_global.json";
+
+/// The parsed command line.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "neighsyncd",
+    version,
+    about = "SONiC neighsyncd: kernel neighbor table -> APPL_DB NEIGH_TABLE"
+)]
+pub struct Cli {
+    /// database_config.json telling where each SONiC database lives.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_DB_CONFIG, global = true)]
+    pub db_config: PathBuf,
+
+    /// Multi-ASIC namespace (e.g. `asic0`): the databases are then taken from
+    /// the `database_global.json` next to `--db-config`, entry for NAME.
+    #[arg(long, value_name = "NAME", global = true)]
+    pub namespace: Option<String>,
+
+    /// Log level: SONiC names EMERG, ALERT, CRIT, ERROR, WARN, NOTICE, INFO,
+    /// DEBUG (as `swssloglevel`), or tracing names error/warn/info/debug/trace;
+    /// case-insensitive.
+    #[arg(long, value_name = "LEVEL", default_value = "NOTICE", global = true)]
+    pub log_level: LogLevel,
+
+    /// Test-only: size the netlink receive buffer with plain `SO_RCVBUF` to
+    /// this many bytes (capped by `net.core.rmem_max`) instead of forcing
+    /// 64 MiB with `SO_RCVBUFFORCE`, to provoke ENOBUFS.
+    #[arg(long, value_name = "BYTES", hide = true, global = true)]
+    pub netlink_rcvbuf: Option<usize>,
+
+    /// What to do; the daemon runs when no command is given.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands. Running the daemon is the default (no subcommand).
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Run the daemon (the same as giving no command).
+    Run,
+}
+
+impl Cli {
+    /// The `database_global.json` used with `--namespace`: the one in the
+    /// directory of `--db-config` (on SONiC both live in
+    /// `/var/run/redis/sonic-db/`).
+    pub fn db_global_config(&self) -> PathBuf {
+        match self.db_config.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.join(DB_GLOBAL_CONFIG_FILE),
+            _ => PathBuf::from(DB_GLOBAL_CONFIG_FILE),
+        }
+    }
+}
+
+/// A log level, mapped from SONiC's syslog-style names onto tracing levels.
+///
+/// EMERG, ALERT, CRIT, ERROR -> `ERROR`; WARN (or WARNING) -> `WARN`;
+/// NOTICE, INFO -> `INFO` (tracing has no NOTICE); DEBUG -> `DEBUG`;
+/// TRACE -> `TRACE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLevel(pub tracing::Level);
+
+/// Error for an unknown [`LogLevel`] name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown log level {0:?}; expected one of EMERG, ALERT, CRIT, ERROR, WARN, NOTICE, INFO, DEBUG, TRACE")]
+pub struct UnknownLogLevel(pub String);
+
+impl FromStr for LogLevel {
+    type Err = UnknownLogLevel;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        use tracing::Level;
+        let level = match s.to_ascii_uppercase().as_str() {
+            "EMERG" | "ALERT" | "CRIT" | "ERROR" | "ERR" => Level::ERROR,
+            "WARN" | "WARNING" => Level::WARN,
+            "NOTICE" | "INFO" => Level::INFO,
+            "DEBUG" => Level::DEBUG,
+            "TRACE" => Level::TRACE,
+            _ => return Err(UnknownLogLevel(s.to_string())),
+        };
+        Ok(LogLevel(level))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn sonic_level_names_map_to_tracing() {
+        for (name, level) in [
+            ("EMERG", Level::ERROR),
+            ("ALERT", Level::ERROR),
+            ("CRIT", Level::ERROR),
+            ("ERROR", Level::ERROR),
+            ("WARN", Level::WARN),
+            ("NOTICE", Level::INFO),
+            ("INFO", Level::INFO),
+            ("DEBUG", Level::DEBUG),
+            ("debug", Level::DEBUG),
+            ("trace", Level::TRACE),
+        ] {
+            assert_eq!(name.parse::<LogLevel>(), Ok(LogLevel(level)), "{name}");
+        }
+        assert!("LOUD".parse::<LogLevel>().is_err());
+        assert!(Cli::try_parse_from(["neighsyncd", "--log-level", "LOUD"]).is_err());
+    }
+
+    #[test]
+    fn defaults_overrides_and_subcommand_layout() {
+        let cli = Cli::try_parse_from(["neighsyncd"]).unwrap();
+        assert_eq!(cli.db_config, PathBuf::from(DEFAULT_DB_CONFIG));
+        assert_eq!(cli.namespace, None);
+        assert_eq!(cli.log_level, LogLevel(Level::INFO));
+        assert_eq!(cli.command, None);
+        assert_eq!(
+            cli.db_global_config(),
+            PathBuf::from("/var/run/redis/sonic-db/database_global.json")
+        );
+
+        let cli = Cli::try_parse_from([
+            "neighsyncd",
+            "--db-config",
+            "/tmp/x/db.json",
+            "--namespace",
+            "asic1",
+            "--log-level",
+            "DEBUG",
+            "run",
+        ])
+        .unwrap();
+        assert_eq!(cli.db_config, PathBuf::from("/tmp/x/db.json"));
+        assert_eq!(cli.namespace.as_deref(), Some("asic1"));
+        assert_eq!(cli.log_level, LogLevel(Level::DEBUG));
+        assert_eq!(cli.command, Some(Command::Run));
+        assert_eq!(
+            cli.db_global_config(),
+            PathBuf::from("/tmp/x/database_global.json")
+        );
+        // Global options also after the subcommand.
+        let cli = Cli::try_parse_from(["neighsyncd", "run", "--netlink-rcvbuf", "4096"]).unwrap();
+        assert_eq!(cli.netlink_rcvbuf, Some(4096));
+    }
+}

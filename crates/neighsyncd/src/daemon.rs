@@ -1,0 +1,961 @@
+//! neighsyncd's I/O wiring around the pure core ([`crate::sync::decide`],
+//! [`crate::context::SyncContext`], [`crate::writer::NeighWriter`]).
+//!
+//! Start-up ([`Daemon::start`], one function; BEHAVIOR.md b.1 with the fixes
+//! of f):
+//! 1. database_config.json (or the namespace's entry of
+//!    database_global.json); a missing or broken file is fatal and the
+//!    message names the file ([`DaemonError::Config`]).
+//! 2. Connect APPL_DB, CONFIG_DB and STATE_DB, retrying with backoff (each
+//!    retry is logged).
+//! 3. CONFIG_DB `LOGGER|neighsyncd`: `LOGLEVEL NOTICE` / `LOGOUTPUT SYSLOG`
+//!    where missing (logger.cpp, a.2).
+//! 4. `SCRIPT LOAD` of the ProducerStateTable scripts.
+//! 5. CONFIG_DB subscriptions (PEER_SWITCH, VXLAN_EVPN_NVO, INTERFACE,
+//!    PORTCHANNEL_INTERFACE, VLAN_INTERFACE) with their initial loads
+//!    applied to the [`SyncContext`] **before** any neighbour is handled
+//!    (the C++ leaves the NVO/dump order undefined, f.9).
+//! 6. APPL_DB's NEIGH_TABLE as the consumer will see it ([`read_appl_view`]).
+//! 7. Netlink socket on RTNLGRP_LINK + RTNLGRP_NEIGH, receive buffer forced
+//!    to 64 MiB (`SO_RCVBUFFORCE`); link dump, then neighbour dump. At the
+//!    end of the neighbour dump [`NeighWriter::cold_start`]: every kernel
+//!    neighbour is SET once (as the C++), APPL_DB keys the kernel no longer
+//!    has are DELeted (after a SIGKILL + restart APPL_DB equals the kernel).
+//!
+//! Then one loop on a current-thread runtime: netlink batches, CONFIG_DB
+//! changes, the Redis flush in flight, a Redis reconnect, signals.
+//!
+//! * Writes: every decided op goes through [`Daemon::dispatch`] (the one
+//!   place a warm-restart cache would plug in) into the writer. As soon as
+//!   no flush is in flight the writer's next batch goes out as one pipeline
+//!   (NEIGH_TABLE batch DEL, ROUTE_TABLE batch DEL, NEIGH_TABLE batch SET);
+//!   what arrives meanwhile is coalesced into the next one.
+//! * ENOBUFS: warn, count, dump links then neighbours again and
+//!   [`NeighWriter::resync_from_kernel`] (only the difference is written).
+//! * A CONFIG_DB change that flips a fact the rules read (dual-ToR, EVPN,
+//!   link-local mode of an interface) takes effect for later messages at
+//!   once (no Redis round trip per message) and also triggers the same
+//!   kernel resync, so neighbours that were dropped (or written) under the
+//!   old facts are brought in line. Deviation: the C++ only applies new
+//!   facts to later messages.
+//! * Redis loss: never exit. The desired table stays in memory; reconnect
+//!   with exponential backoff capped at 5 s; then reload the scripts,
+//!   re-subscribe CONFIG_DB with a fresh initial load, read APPL_DB and
+//!   [`NeighWriter::resync_from_appl`], and flush the difference.
+//! * RTM_DELLINK (not AF_BRIDGE): the interface's neighbours are DELeted
+//!   (in case the RTM_DELNEIGHs were missed); a rename deletes the keys under
+//!   the old name and resyncs from the kernel.
+//! * SIGTERM / SIGINT: flush what is pending for at most
+//!   [`SHUTDOWN_FLUSH_LIMIT`], then return `Ok` (exit 0).
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::AsyncCommands;
+use sonic_netlink::link::LinkChange;
+use sonic_netlink::link::LinkTable;
+use sonic_netlink::neigh::AF_BRIDGE;
+use sonic_netlink::socket::{
+    Dump, KernelMessage, NetlinkSocket, RcvBuf, Received, SocketError, RTNLGRP_LINK, RTNLGRP_NEIGH,
+};
+use sonic_netlink::{LinkEvent, NeighborEvent};
+use swss::config::ConfigError;
+use swss::{
+    DbConfig, DbConnector, FieldValues, KeyOp, ProducerStateTable, SubscriberStateTable, SwssError,
+    Table,
+};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::context::{ConfigTable, SyncContext};
+use crate::sync::{decide, NeighOp, Outcome};
+use crate::writer::{ApplView, Batch, NeighWriter};
+
+/// The CONFIG_DB `LOGGER|<name>` key and the daemon's name in logs.
+pub const APP_NAME: &str = "neighsyncd";
+/// APPL_DB table neighsyncd produces.
+pub const APP_NEIGH_TABLE_NAME: &str = "NEIGH_TABLE";
+/// APPL_DB table of the EVPN host-route deletes (b.2 step 18).
+pub const APP_ROUTE_TABLE_NAME: &str = "ROUTE_TABLE";
+/// CONFIG_DB logger table (`LOGGER|<daemon>`, logger.cpp).
+pub const CFG_LOGGER_TABLE_NAME: &str = "LOGGER";
+/// Default netlink receive buffer, forced with `SO_RCVBUFFORCE` (bytes).
+pub const DEFAULT_NETLINK_RCVBUF: usize = 64 << 20;
+/// Largest number of keys per flush (one pipeline; the producer splits it
+/// into scripts of at most `swss::producer_state::MAX_KEYS_PER_SCRIPT`).
+pub const FLUSH_MAX_KEYS: usize = 2048;
+/// How long SIGTERM/SIGINT may spend flushing what is pending.
+pub const SHUTDOWN_FLUSH_LIMIT: Duration = Duration::from_secs(2);
+/// Per-command response timeout on the Redis connections: a Redis that
+/// accepts connections but stops answering is treated as lost.
+pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Wait before retrying a flush that failed with an error reply (not a
+/// lost connection), so a persistent error does not spin.
+pub const FLUSH_ERROR_RETRY: Duration = Duration::from_secs(1);
+/// SCAN COUNT / pipeline chunk when reading APPL_DB.
+const READ_CHUNK: usize = 1000;
+
+// ===== errors =====
+
+/// Why the daemon stopped with a failure (the binary exits non-zero).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// database_config.json / database_global.json missing or broken; the
+    /// message names the file and the defect.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A Redis error that a reconnect cannot fix (an error reply such as
+    /// `WRONGTYPE`) during start-up.
+    #[error("{context}: {source}")]
+    Redis {
+        /// The start-up step, e.g. `SCRIPT LOAD`.
+        context: &'static str,
+        /// The error.
+        source: SwssError,
+    },
+    /// The netlink socket could not be opened, asked for a dump, or read.
+    #[error(transparent)]
+    Netlink(#[from] SocketError),
+    /// A signal handler could not be installed.
+    #[error("cannot install the {0} handler: {1}")]
+    Signal(&'static str, std::io::Error),
+}
+
+// ===== options =====
+
+/// What the command line decides (see `cli.rs`).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// database_config.json (default
+    /// `/var/run/redis/sonic-db/database_config.json`).
+    pub db_config: PathBuf,
+    /// Multi-ASIC namespace; `Some` loads `db_global_config`'s entry for it.
+    pub namespace: Option<String>,
+    /// database_global.json, used only with `namespace`.
+    pub db_global_config: PathBuf,
+    /// Netlink receive buffer sizing: [`RcvBuf::Force`] of
+    /// [`DEFAULT_NETLINK_RCVBUF`] by default; tests use a tiny
+    /// [`RcvBuf::Exact`] to provoke ENOBUFS.
+    pub rcvbuf: RcvBuf,
+}
+
+/// Loads the database config the options point at.
+///
+/// Errors: [`ConfigError`] naming the file (missing, unreadable, bad JSON,
+/// missing members, unknown namespace).
+pub fn load_db_config(opts: &Options) -> Result<DbConfig, ConfigError> {
+    match opts.namespace.as_deref() {
+        Some(ns) if !ns.is_empty() => DbConfig::load_for_namespace(&opts.db_global_config, ns),
+        _ => DbConfig::load(&opts.db_config),
+    }
+}
+
+/// Runs neighsyncd until SIGTERM/SIGINT: [`Daemon::start`] then
+/// [`Daemon::run`]. Must run inside a tokio runtime with IO and time
+/// enabled (the binary uses a current-thread runtime).
+///
+/// Errors: [`DaemonError`]; Redis outages after start-up are not errors.
+pub async fn run(opts: Options) -> Result<(), DaemonError> {
+    let mut signals = Signals::install()?;
+    let daemon = tokio::select! {
+        d = Daemon::start(opts) => d?,
+        name = signals.recv() => {
+            tracing::info!(signal = name, "stopped during start-up");
+            return Ok(());
+        }
+    };
+    daemon.run(signals).await
+}
+
+/// SIGTERM and SIGINT handlers, installed before anything else so a stop
+/// request during start-up (e.g. while waiting for Redis) also exits 0.
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs both handlers.
+    ///
+    /// Errors: [`DaemonError::Signal`].
+    pub fn install() -> Result<Self, DaemonError> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).map_err(|e| DaemonError::Signal("SIGTERM", e))?,
+            int: signal(SignalKind::interrupt()).map_err(|e| DaemonError::Signal("SIGINT", e))?,
+        })
+    }
+
+    /// Waits for the next SIGTERM or SIGINT; returns its name.
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+// ===== connections =====
+
+/// Connection factories for the three databases neighsyncd uses.
+#[derive(Debug, Clone)]
+struct Dbs {
+    appl: DbConnector,
+    config: DbConnector,
+    /// Kept for warm restart (STATE_DB `WARM_RESTART_TABLE`).
+    #[allow(dead_code)]
+    state: DbConnector,
+}
+
+impl Dbs {
+    fn new(cfg: &DbConfig) -> Result<Self, DaemonError> {
+        let make = |name: &'static str| -> Result<DbConnector, DaemonError> {
+            let loc = cfg.location(name)?;
+            DbConnector::new(loc)
+                .map(|c| c.with_response_timeout(Some(REDIS_RESPONSE_TIMEOUT)))
+                .map_err(|source| DaemonError::Redis {
+                    context: "preparing the Redis client",
+                    source,
+                })
+        };
+        Ok(Dbs {
+            appl: make("APPL_DB")?,
+            config: make("CONFIG_DB")?,
+            state: make("STATE_DB")?,
+        })
+    }
+}
+
+/// One CONFIG_DB change (or the loss of its subscription), tagged with the
+/// subscription generation so that messages of replaced subscriptions are
+/// ignored.
+type CfgEvent = (u64, ConfigTable, Result<KeyOp, SwssError>);
+
+/// The result of a reconnect: APPL_DB connection (scripts loaded), fresh
+/// subscriptions with their initial content, and APPL_DB's view.
+struct Reconnected {
+    appl: MultiplexedConnection,
+    subs: Vec<(ConfigTable, SubscriberStateTable, Vec<KeyOp>)>,
+    view: ApplView,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+// ===== Redis steps =====
+
+/// CONFIG_DB `LOGGER|neighsyncd`: writes `LOGLEVEL NOTICE` and
+/// `LOGOUTPUT SYSLOG` only where missing, keeping values already there (as
+/// Logger::linkToDbWithOutput, a.2).
+async fn logger_defaults(conn: &mut MultiplexedConnection, sep: char) -> Result<(), SwssError> {
+    let table = Table::new(CFG_LOGGER_TABLE_NAME, sep);
+    let mut missing: Vec<(&str, &str)> = Vec::new();
+    for (field, default) in [("LOGLEVEL", "NOTICE"), ("LOGOUTPUT", "SYSLOG")] {
+        if table.hget(conn, APP_NAME, field).await?.is_none() {
+            missing.push((field, default));
+        }
+    }
+    table.set(conn, APP_NAME, &missing).await
+}
+
+/// Subscribes to one CONFIG_DB table and returns the subscriber with its
+/// initial content.
+async fn subscribe(
+    config: &DbConnector,
+    table: ConfigTable,
+) -> Result<(SubscriberStateTable, Vec<KeyOp>), SwssError> {
+    let mut sub = SubscriberStateTable::new(config, table.name()).await?;
+    let mut initial = Vec::with_capacity(sub.queued());
+    while sub.queued() > 0 {
+        initial.push(sub.next().await?);
+    }
+    Ok((sub, initial))
+}
+
+/// All five CONFIG_DB subscriptions with their initial content.
+async fn subscribe_all(
+    config: &DbConnector,
+) -> Result<Vec<(ConfigTable, SubscriberStateTable, Vec<KeyOp>)>, SwssError> {
+    let mut out = Vec::with_capacity(ConfigTable::ALL.len());
+    for table in ConfigTable::ALL {
+        let (sub, initial) = subscribe(config, table).await?;
+        out.push((table, sub, initial));
+    }
+    Ok(out)
+}
+
+/// Reads APPL_DB `NEIGH_TABLE` as the consumer will see it once it has
+/// popped everything pending (a.5): `SCAN MATCH NEIGH_TABLE<sep>*` +
+/// `HGETALL` of each, then `SMEMBERS NEIGH_TABLE_KEY_SET` /
+/// `NEIGH_TABLE_DEL_SET` and `HGETALL _NEIGH_TABLE<sep><key>` of each
+/// pending key, combined with [`ApplView::overlay`]. The consumed table is
+/// read first: a pop racing with the read can only make the view show a
+/// key that is gone or miss one that is there, which costs one redundant
+/// DEL or SET, never a lost one.
+///
+/// Errors: [`SwssError::Redis`].
+pub async fn read_appl_view(
+    conn: &mut MultiplexedConnection,
+    producer: &ProducerStateTable,
+) -> Result<ApplView, SwssError> {
+    let sep = producer.separator();
+    let prefix = format!("{}{}", producer.table_name(), sep);
+    let pattern = format!("{}*", swss::table::glob_escape(&prefix));
+    let mut keys: Vec<String> = Vec::new();
+    {
+        let mut iter = conn
+            .scan_options::<String>(
+                redis::ScanOptions::default()
+                    .with_pattern(pattern)
+                    .with_count(READ_CHUNK),
+            )
+            .await?;
+        while let Some(k) = futures::StreamExt::next(&mut iter).await {
+            keys.push(k?);
+        }
+    }
+    let mut seen: HashSet<String> = HashSet::with_capacity(keys.len());
+    keys.retain(|k| seen.insert(k.clone()));
+    drop(seen);
+    let consumed = hgetall_many(
+        conn,
+        &keys,
+        |k| k.to_owned(),
+        |k| k.get(prefix.len()..).unwrap_or(k).to_owned(),
+    )
+    .await?;
+    drop(keys);
+    let key_set: HashSet<String> = conn.smembers(producer.key_set_name()).await?;
+    let del_set: HashSet<String> = conn.smembers(producer.del_set_name()).await?;
+    let pending_keys: Vec<String> = key_set.iter().cloned().collect();
+    let pending = hgetall_many(
+        conn,
+        &pending_keys,
+        |k| producer.state_key(k),
+        |k| k.to_owned(),
+    )
+    .await?;
+    Ok(ApplView::overlay(consumed, pending, &key_set, &del_set))
+}
+
+/// Pipelined `HGETALL` of many keys (in chunks); `redis_key` maps a key to
+/// the Redis key to read, `out_key` to the key to return.
+async fn hgetall_many(
+    conn: &mut MultiplexedConnection,
+    keys: &[String],
+    redis_key: impl Fn(&str) -> String,
+    out_key: impl Fn(&str) -> String,
+) -> Result<Vec<(String, FieldValues)>, SwssError> {
+    let mut out = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(READ_CHUNK) {
+        let mut pipe = redis::pipe();
+        for k in chunk {
+            pipe.cmd("HGETALL").arg(redis_key(k));
+        }
+        let replies: Vec<Vec<(String, String)>> = pipe.query_async(conn).await?;
+        for (k, fvs) in chunk.iter().zip(replies) {
+            if !fvs.is_empty() {
+                out.push((out_key(k), fvs));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reconnects everything a Redis outage broke, retrying with backoff
+/// (100 ms doubling, capped at 5 s) until every step works: APPL_DB
+/// connection, SCRIPT LOAD, CONFIG_DB subscriptions, APPL_DB view.
+async fn reconnect(dbs: Dbs, producer: ProducerStateTable) -> Reconnected {
+    let mut delay = swss::connector::RECONNECT_INITIAL_DELAY;
+    loop {
+        let mut appl = dbs.appl.connect_retrying().await;
+        let res = async {
+            producer.load_scripts(&mut appl).await?;
+            let subs = subscribe_all(&dbs.config).await?;
+            let view = read_appl_view(&mut appl, &producer).await?;
+            Ok::<_, SwssError>((subs, view))
+        }
+        .await;
+        match res {
+            Ok((subs, view)) => return Reconnected { appl, subs, view },
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64,
+                    "Redis reconnect incomplete; retrying");
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(swss::connector::RECONNECT_MAX_DELAY);
+    }
+}
+
+/// Runs one start-up step until it succeeds: a connection error waits with
+/// backoff and retries (logged), any other error is fatal.
+async fn startup_step<T, F, Fut>(what: &'static str, mut f: F) -> Result<T, DaemonError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SwssError>>,
+{
+    let mut delay = swss::connector::RECONNECT_INITIAL_DELAY;
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_connection_error() => {
+                tracing::warn!(step = what, error = %e, retry_in_ms = delay.as_millis() as u64,
+                    "Redis unavailable during start-up; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(swss::connector::RECONNECT_MAX_DELAY);
+            }
+            Err(source) => {
+                return Err(DaemonError::Redis {
+                    context: what,
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// Sends one writer batch as one pipeline: NEIGH_TABLE batch DEL, then
+/// ROUTE_TABLE batch DEL, then NEIGH_TABLE batch SET (the scripts are
+/// shared, so one flush carries both tables).
+async fn flush_batch(
+    mut conn: MultiplexedConnection,
+    neigh: ProducerStateTable,
+    route: ProducerStateTable,
+    batch: Batch,
+) -> (Batch, Result<(), SwssError>) {
+    let mut pipe = redis::pipe();
+    neigh.queue_batch_del(&mut pipe, &batch.neigh_dels);
+    route.queue_batch_del(&mut pipe, &batch.route_dels);
+    neigh.queue_batch_set(&mut pipe, &batch.neigh_sets);
+    let res = neigh.flush(&mut conn, &pipe).await;
+    (batch, res)
+}
+
+// ===== the daemon =====
+
+/// Which dump is running and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No dump in flight.
+    Idle,
+    /// Link dump in flight; a neighbour dump follows.
+    Links,
+    /// Neighbour dump in flight; its ops are being collected.
+    Neighbors,
+}
+
+/// What the current dump is for.
+enum DumpPurpose {
+    /// Start-up: finish with [`NeighWriter::cold_start`] against this view.
+    Cold(ApplView),
+    /// After ENOBUFS, a rename or a CONFIG_DB fact change.
+    Resync,
+}
+
+/// The running daemon: built by [`Daemon::start`], driven by
+/// [`Daemon::run`].
+pub struct Daemon {
+    dbs: Dbs,
+    neigh: ProducerStateTable,
+    route: ProducerStateTable,
+    /// APPL_DB connection; `None` while Redis is away.
+    appl: Option<MultiplexedConnection>,
+    ctx: SyncContext,
+    links: LinkTable,
+    /// A link table being rebuilt by a resync link dump.
+    fresh_links: Option<LinkTable>,
+    writer: NeighWriter,
+    sock: NetlinkSocket,
+    phase: Phase,
+    purpose: Option<DumpPurpose>,
+    /// Ops (and route deletes) of the neighbour dump in flight, including
+    /// notifications that arrive during it, in arrival order.
+    collected: Vec<(NeighOp, Option<String>)>,
+    /// Another dump is needed once the one in flight ends.
+    redump: bool,
+    cfg_tx: mpsc::UnboundedSender<CfgEvent>,
+    cfg_rx: mpsc::UnboundedReceiver<CfgEvent>,
+    cfg_generation: u64,
+    cfg_tasks: Vec<JoinHandle<()>>,
+    flushing: Option<BoxFuture<(Batch, Result<(), SwssError>)>>,
+    reconnecting: Option<BoxFuture<Reconnected>>,
+    /// No flush before this instant (after an error reply).
+    flush_not_before: Option<Instant>,
+    /// ENOBUFS overruns seen.
+    overruns: u64,
+}
+
+impl Daemon {
+    /// The start-up sequence (module docs, steps 1-7; the dumps' replies are
+    /// handled by [`Daemon::run`]). Redis being down is not an error: each
+    /// step retries with backoff and logs.
+    ///
+    /// Errors: [`DaemonError::Config`] (names the file),
+    /// [`DaemonError::Redis`] for an error reply, [`DaemonError::Netlink`].
+    pub async fn start(opts: Options) -> Result<Daemon, DaemonError> {
+        let cfg = load_db_config(&opts)?;
+        let dbs = Dbs::new(&cfg)?;
+        let neigh = ProducerStateTable::new(APP_NEIGH_TABLE_NAME, dbs.appl.location());
+        let route = ProducerStateTable::new(APP_ROUTE_TABLE_NAME, dbs.appl.location());
+        tracing::info!(db_config = %cfg.path().display(), appl = %dbs.appl.location().addr, "starting");
+
+        let appl = dbs.appl.connect_retrying().await;
+        let config = dbs.config.connect_retrying().await;
+        // STATE_DB is not written yet (warm restart will); check it is reachable.
+        drop(dbs.state.connect_retrying().await);
+
+        let config_sep = dbs.config.separator();
+        startup_step("CONFIG_DB LOGGER defaults", || {
+            let mut c = config.clone();
+            async move { logger_defaults(&mut c, config_sep).await }
+        })
+        .await?;
+        drop(config);
+        startup_step("SCRIPT LOAD", || {
+            let mut c = appl.clone();
+            let p = neigh.clone();
+            async move { p.load_scripts(&mut c).await }
+        })
+        .await?;
+
+        let mut ctx = SyncContext::new();
+        let subs = startup_step("CONFIG_DB subscriptions", || subscribe_all(&dbs.config)).await?;
+        let (cfg_tx, cfg_rx) = mpsc::unbounded_channel();
+        let mut daemon_subs = Vec::new();
+        for (table, sub, initial) in subs {
+            for op in initial {
+                apply_cfg(&mut ctx, table, &op);
+            }
+            daemon_subs.push((table, sub));
+        }
+        tracing::info!(
+            dual_tor = ctx.is_dual_tor(),
+            evpn = ctx.evpn_nvo_exists(),
+            "CONFIG_DB initial state loaded"
+        );
+
+        let view = startup_step("reading APPL_DB NEIGH_TABLE", || {
+            let mut c = appl.clone();
+            let p = neigh.clone();
+            async move { read_appl_view(&mut c, &p).await }
+        })
+        .await?;
+        tracing::info!(keys = view.len(), "APPL_DB NEIGH_TABLE read");
+
+        let mut sock = NetlinkSocket::open_with(&[RTNLGRP_LINK, RTNLGRP_NEIGH], opts.rcvbuf)?;
+        sock.request_dump(Dump::Links)?;
+
+        let mut daemon = Daemon {
+            dbs,
+            neigh,
+            route,
+            appl: Some(appl),
+            ctx,
+            links: LinkTable::new(),
+            fresh_links: None,
+            writer: NeighWriter::new(),
+            sock,
+            phase: Phase::Links,
+            purpose: Some(DumpPurpose::Cold(view)),
+            collected: Vec::new(),
+            redump: false,
+            cfg_tx,
+            cfg_rx,
+            cfg_generation: 0,
+            cfg_tasks: Vec::new(),
+            flushing: None,
+            reconnecting: None,
+            flush_not_before: None,
+            overruns: 0,
+        };
+        daemon.spawn_subscriptions(daemon_subs);
+        Ok(daemon)
+    }
+
+    /// The event loop (module docs). Returns `Ok` after SIGTERM/SIGINT once
+    /// what is pending is flushed (at most [`SHUTDOWN_FLUSH_LIMIT`]).
+    ///
+    /// Errors: [`DaemonError::Netlink`] when the
+    /// socket fails for a reason other than an overrun.
+    pub async fn run(mut self, mut signals: Signals) -> Result<(), DaemonError> {
+        let mut received: Vec<Received> = Vec::new();
+        loop {
+            self.maybe_flush();
+            let flush_wait = self.flush_not_before;
+            tokio::select! {
+                name = signals.recv() => {
+                    tracing::info!(signal = name, "flushing and exiting");
+                    break;
+                }
+                res = self.sock.recv(&mut received) => {
+                    match res {
+                        Ok(()) => {}
+                        Err(SocketError::Overrun) => self.on_overrun(),
+                        Err(e) => return Err(DaemonError::Netlink(e)),
+                    }
+                    for msg in received.drain(..) {
+                        self.on_kernel(msg)?;
+                    }
+                }
+                Some((generation, table, res)) = self.cfg_rx.recv() => {
+                    if generation == self.cfg_generation {
+                        self.on_config(table, res);
+                    }
+                }
+                (batch, res) = poll_opt(&mut self.flushing), if self.flushing.is_some() => {
+                    self.flushing = None;
+                    self.on_flushed(batch, res);
+                }
+                rec = poll_opt(&mut self.reconnecting), if self.reconnecting.is_some() => {
+                    self.reconnecting = None;
+                    self.on_reconnected(rec);
+                }
+                _ = tokio::time::sleep_until(flush_wait.unwrap_or_else(Instant::now)), if flush_wait.is_some() => {
+                    self.flush_not_before = None;
+                }
+            }
+        }
+        self.shutdown().await;
+        Ok(())
+    }
+
+    // ----- the seam: where decided ops go -----
+
+    /// The single place where decided operations go (b.2 steps 17-18). A
+    /// warm-restart reconcile cache would be consulted here instead of the
+    /// writer while a warm start is in progress. During a dump the ops are
+    /// collected for the cold start / resync instead.
+    fn dispatch(&mut self, op: NeighOp, route_del: Option<String>) {
+        if self.phase == Phase::Neighbors {
+            self.collected.push((op, route_del));
+            return;
+        }
+        match &op {
+            NeighOp::Set { key, mac, family } => {
+                tracing::debug!(op = "SET", key = %key, mac = %sonic_netlink::fmt::mac_to_string(mac),
+                    family = family.as_str(), "neighbor")
+            }
+            NeighOp::Del { key } => tracing::debug!(op = "DEL", key = %key, "neighbor"),
+        }
+        self.writer.stage_write(op, route_del);
+    }
+
+    // ----- kernel -----
+
+    fn on_kernel(&mut self, msg: Received) -> Result<(), DaemonError> {
+        match msg {
+            Ok(KernelMessage::Neigh(ev)) => self.on_neigh(&ev),
+            Ok(KernelMessage::Link(ev)) => self.on_link(&ev),
+            Ok(KernelMessage::DumpDone) => self.on_dump_done()?,
+            Ok(KernelMessage::DumpFailed { errno }) => {
+                tracing::warn!(errno, phase = ?self.phase, "netlink dump failed or interrupted; dumping again");
+                self.redump = true;
+                self.on_dump_done()?;
+            }
+            Ok(KernelMessage::Ignored(_)) => {}
+            Err(e) => tracing::warn!(error = %e, "malformed netlink message skipped"),
+        }
+        Ok(())
+    }
+
+    fn on_neigh(&mut self, ev: &NeighborEvent) {
+        let ifname = self.links.name(ev.ifindex);
+        let master = if self.ctx.evpn_nvo_exists() {
+            self.links.master_name(ev.ifindex)
+        } else {
+            None
+        };
+        match decide(ev, ifname, master, &self.ctx) {
+            Outcome::Write { op, route_del } => self.dispatch(op, route_del),
+            Outcome::Drop(reason) => {
+                tracing::debug!(ifindex = ev.ifindex, ifname = ifname.unwrap_or(""), ip = %ev.dst,
+                    state = ev.state, reason = reason.as_str(), "neighbor dropped");
+            }
+        }
+    }
+
+    fn on_link(&mut self, ev: &LinkEvent) {
+        if let Some(fresh) = self.fresh_links.as_mut() {
+            fresh.apply(ev);
+        }
+        match self.links.apply(ev) {
+            LinkChange::Removed { name } if ev.family != AF_BRIDGE => {
+                let n = self.writer.remove_interface(&name);
+                tracing::info!(ifname = %name, neighbors = n, "interface deleted; its neighbors are deleted");
+            }
+            LinkChange::Renamed { old, new } => {
+                let n = self.writer.remove_interface(&old);
+                tracing::info!(old = %old, new = %new, neighbors = n, "interface renamed; resyncing");
+                self.request_resync();
+            }
+            _ => {}
+        }
+    }
+
+    fn on_overrun(&mut self) {
+        self.overruns += 1;
+        tracing::warn!(
+            overruns = self.overruns,
+            rcvbuf_bytes = self.sock.rcvbuf_bytes(),
+            "netlink overrun (ENOBUFS): neighbor events lost; dumping the kernel again"
+        );
+        self.request_resync();
+    }
+
+    /// Start a resync dump now, or after the dump in flight.
+    fn request_resync(&mut self) {
+        if self.phase != Phase::Idle {
+            self.redump = true;
+            return;
+        }
+        self.purpose = Some(DumpPurpose::Resync);
+        self.start_dump();
+    }
+
+    fn start_dump(&mut self) {
+        self.redump = false;
+        self.collected.clear();
+        self.fresh_links = Some(LinkTable::new());
+        match self.sock.request_dump(Dump::Links) {
+            Ok(()) => self.phase = Phase::Links,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot request a link dump; will retry on the next event");
+                self.phase = Phase::Idle;
+                self.redump = true;
+            }
+        }
+    }
+
+    fn on_dump_done(&mut self) -> Result<(), DaemonError> {
+        match self.phase {
+            Phase::Idle => {}
+            Phase::Links if self.redump => self.start_dump(),
+            Phase::Links => {
+                if let Some(fresh) = self.fresh_links.take() {
+                    self.links = fresh;
+                }
+                self.collected.clear();
+                self.sock.request_dump(Dump::Neighbors)?;
+                self.phase = Phase::Neighbors;
+            }
+            Phase::Neighbors if self.redump => self.start_dump(),
+            Phase::Neighbors => {
+                self.phase = Phase::Idle;
+                let collected = std::mem::take(&mut self.collected);
+                let ops: Vec<NeighOp> = collected.iter().map(|(op, _)| op.clone()).collect();
+                match self.purpose.take() {
+                    Some(DumpPurpose::Cold(view)) => {
+                        let c = self.writer.cold_start(&view, ops);
+                        tracing::info!(
+                            kernel = self.writer.desired_len(),
+                            added = c.added,
+                            rewritten = c.changed,
+                            deleted = c.removed,
+                            links = self.links.len(),
+                            "cold start: kernel dump done"
+                        );
+                    }
+                    Some(DumpPurpose::Resync) | None => {
+                        let c = self.writer.resync_from_kernel(ops);
+                        tracing::warn!(
+                            added = c.added,
+                            changed = c.changed,
+                            removed = c.removed,
+                            overruns = self.overruns,
+                            "resynced with the kernel"
+                        );
+                    }
+                }
+                for (op, route) in collected {
+                    if let (NeighOp::Set { key, .. }, Some(route)) = (op, route) {
+                        if self.writer.pending(&key).is_some() {
+                            self.writer.stage_route_del(route);
+                        }
+                    }
+                }
+                self.collected.shrink_to_fit();
+                if self.redump {
+                    self.request_resync();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ----- CONFIG_DB -----
+
+    fn spawn_subscriptions(&mut self, subs: Vec<(ConfigTable, SubscriberStateTable)>) {
+        for t in self.cfg_tasks.drain(..) {
+            t.abort();
+        }
+        self.cfg_generation += 1;
+        let generation = self.cfg_generation;
+        for (table, mut sub) in subs {
+            let tx = self.cfg_tx.clone();
+            self.cfg_tasks.push(tokio::spawn(async move {
+                loop {
+                    let res = sub.next().await;
+                    let lost = matches!(&res, Err(e) if e.is_connection_error());
+                    if tx.send((generation, table, res)).is_err() || lost {
+                        return;
+                    }
+                }
+            }));
+        }
+    }
+
+    fn on_config(&mut self, table: ConfigTable, res: Result<KeyOp, SwssError>) {
+        match res {
+            Ok(op) => {
+                if apply_cfg(&mut self.ctx, table, &op) {
+                    tracing::info!(
+                        table = table.name(),
+                        key = op.key(),
+                        dual_tor = self.ctx.is_dual_tor(),
+                        evpn = self.ctx.evpn_nvo_exists(),
+                        "CONFIG_DB change affects neighbors; resyncing"
+                    );
+                    self.request_resync();
+                }
+            }
+            Err(e) if e.is_connection_error() => {
+                tracing::warn!(table = table.name(), error = %e, "CONFIG_DB subscription lost");
+                self.redis_lost();
+            }
+            Err(e) => tracing::warn!(table = table.name(), error = %e, "CONFIG_DB change skipped"),
+        }
+    }
+
+    // ----- Redis -----
+
+    fn maybe_flush(&mut self) {
+        if self.flushing.is_some() || self.flush_not_before.is_some() {
+            return;
+        }
+        let Some(conn) = self.appl.clone() else {
+            return;
+        };
+        let Some(batch) = self.writer.take_batch(FLUSH_MAX_KEYS) else {
+            return;
+        };
+        tracing::debug!(
+            dels = batch.neigh_dels.len(),
+            route_dels = batch.route_dels.len(),
+            sets = batch.neigh_sets.len(),
+            "flushing"
+        );
+        self.flushing = Some(Box::pin(flush_batch(
+            conn,
+            self.neigh.clone(),
+            self.route.clone(),
+            batch,
+        )));
+    }
+
+    fn on_flushed(&mut self, batch: Batch, res: Result<(), SwssError>) {
+        match res {
+            Ok(()) => self.writer.complete(batch),
+            Err(e) if e.is_connection_error() => {
+                tracing::warn!(error = %e, keys = batch.len(), "Redis lost while writing; keeping the state in memory");
+                self.writer.fail(batch);
+                self.redis_lost();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, keys = batch.len(), "APPL_DB write failed; retrying");
+                self.writer.fail(batch);
+                self.flush_not_before = Some(Instant::now() + FLUSH_ERROR_RETRY);
+            }
+        }
+    }
+
+    fn redis_lost(&mut self) {
+        self.appl = None;
+        for t in self.cfg_tasks.drain(..) {
+            t.abort();
+        }
+        self.cfg_generation += 1;
+        if self.reconnecting.is_none() {
+            self.reconnecting = Some(Box::pin(reconnect(self.dbs.clone(), self.neigh.clone())));
+        }
+    }
+
+    fn on_reconnected(&mut self, rec: Reconnected) {
+        let before = self.ctx.clone();
+        let mut subs = Vec::new();
+        for (table, sub, initial) in rec.subs {
+            self.ctx.reset_table(table);
+            for op in initial {
+                apply_cfg(&mut self.ctx, table, &op);
+            }
+            subs.push((table, sub));
+        }
+        self.spawn_subscriptions(subs);
+        // A flush may still be in flight on the old connection: its result
+        // no longer matters, the resync below recomputes everything.
+        self.flushing = None;
+        let c = self.writer.resync_from_appl(&rec.view);
+        tracing::info!(
+            added = c.added,
+            changed = c.changed,
+            removed = c.removed,
+            "Redis reconnected; writing the difference to APPL_DB"
+        );
+        self.appl = Some(rec.appl);
+        if self.ctx != before {
+            self.request_resync();
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        let deadline = Instant::now() + SHUTDOWN_FLUSH_LIMIT;
+        self.flush_not_before = None;
+        loop {
+            self.maybe_flush();
+            let Some(fut) = self.flushing.as_mut() else {
+                break;
+            };
+            match tokio::time::timeout_at(deadline, fut).await {
+                Ok((batch, res)) => {
+                    self.flushing = None;
+                    self.on_flushed(batch, res);
+                    if self.appl.is_none() || self.flush_not_before.is_some() {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        if self.writer.has_pending() || self.writer.in_flight() {
+            tracing::warn!(
+                pending = self.writer.pending_len(),
+                "exiting with unwritten neighbor changes"
+            );
+        }
+        for t in self.cfg_tasks.drain(..) {
+            t.abort();
+        }
+        tracing::info!(overruns = self.overruns, "neighsyncd stopped");
+    }
+}
+
+/// Await the future in `slot`, or never complete when there is none (for
+/// `tokio::select!` branches on optional work).
+async fn poll_opt<T>(slot: &mut Option<BoxFuture<T>>) -> T {
+    match slot.as_mut() {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Apply one CONFIG_DB change to the context; true when a fact changed.
+fn apply_cfg(ctx: &mut SyncContext, table: ConfigTable, op: &KeyOp) -> bool {
+    match op {
+        KeyOp::Set(key, fvs) => ctx.apply(table, key, Some(fvs)),
+        KeyOp::Del(key) => ctx.apply(table, key, None),
+    }
+}
