@@ -221,7 +221,12 @@ impl DbConfig {
                 field: name.clone(),
                 problem: "must be a JSON object".into(),
             })?;
-            let hostname = as_string(member(o, "hostname", &what, origin)?, &what, "hostname", origin)?;
+            let hostname = as_string(
+                member(o, "hostname", &what, origin)?,
+                &what,
+                "hostname",
+                origin,
+            )?;
             let port_v = member(o, "port", &what, origin)?;
             let port = as_uint(port_v, &what, "port", u64::from(u16::MAX), origin)? as u16;
             let unix_socket_path = match o.get("unix_socket_path") {
@@ -252,9 +257,25 @@ impl DbConfig {
                 field: name.clone(),
                 problem: "must be a JSON object".into(),
             })?;
-            let id = as_uint(member(o, "id", &what, origin)?, &what, "id", u64::from(u32::MAX), origin)? as u32;
-            let separator = as_string(member(o, "separator", &what, origin)?, &what, "separator", origin)?;
-            let instance = as_string(member(o, "instance", &what, origin)?, &what, "instance", origin)?;
+            let id = as_uint(
+                member(o, "id", &what, origin)?,
+                &what,
+                "id",
+                u64::from(u32::MAX),
+                origin,
+            )? as u32;
+            let separator = as_string(
+                member(o, "separator", &what, origin)?,
+                &what,
+                "separator",
+                origin,
+            )?;
+            let instance = as_string(
+                member(o, "instance", &what, origin)?,
+                &what,
+                "instance",
+                origin,
+            )?;
             databases.insert(
                 name.clone(),
                 Database {
@@ -284,7 +305,10 @@ impl DbConfig {
     /// [`ConfigError::Missing`]/[`ConfigError::Invalid`] for a malformed
     /// `INCLUDES`, [`ConfigError::UnknownNamespace`] when no entry matches.
     /// Source: `SonicDBConfig::initializeGlobalConfig`.
-    pub fn load_for_namespace(global_path: &Path, namespace: &str) -> Result<DbConfig, ConfigError> {
+    pub fn load_for_namespace(
+        global_path: &Path,
+        namespace: &str,
+    ) -> Result<DbConfig, ConfigError> {
         let text = read(global_path)?;
         let root = parse_json(&text, global_path)?;
         let top = root.as_object().ok_or_else(|| ConfigError::Invalid {
@@ -313,7 +337,12 @@ impl DbConfig {
             if !container.is_empty() || ns != namespace {
                 continue;
             }
-            let include = as_string(member(o, "include", &what, global_path)?, &what, "include", global_path)?;
+            let include = as_string(
+                member(o, "include", &what, global_path)?,
+                &what,
+                "include",
+                global_path,
+            )?;
             let include = PathBuf::from(include);
             let full = if include.is_absolute() {
                 include
@@ -384,14 +413,14 @@ impl DbConfig {
                 })
             }
         };
-        let inst = self
-            .instances
-            .get(&db.instance)
-            .ok_or_else(|| ConfigError::UnknownInstance {
-                path: self.path.clone(),
-                db: db_name.to_string(),
-                instance: db.instance.clone(),
-            })?;
+        let inst =
+            self.instances
+                .get(&db.instance)
+                .ok_or_else(|| ConfigError::UnknownInstance {
+                    path: self.path.clone(),
+                    db: db_name.to_string(),
+                    instance: db.instance.clone(),
+                })?;
         let addr = match (&inst.unix_socket_path, tcp) {
             (Some(p), false) => RedisAddr::Unix(p.clone()),
             _ => RedisAddr::Tcp {
@@ -428,7 +457,12 @@ fn parse_json(text: &str, origin: &Path) -> Result<Value, ConfigError> {
     })
 }
 
-fn member<'a>(o: &'a Object, field: &str, what: &str, origin: &Path) -> Result<&'a Value, ConfigError> {
+fn member<'a>(
+    o: &'a Object,
+    field: &str,
+    what: &str,
+    origin: &Path,
+) -> Result<&'a Value, ConfigError> {
     match o.get(field) {
         Some(Value::Null) | None => Err(ConfigError::Missing {
             path: origin.to_path_buf(),
@@ -448,7 +482,12 @@ fn invalid(origin: &Path, what: &str, field: &str, problem: String) -> ConfigErr
     }
 }
 
-fn as_object<'a>(v: &'a Value, what: &str, field: &str, origin: &Path) -> Result<&'a Object, ConfigError> {
+fn as_object<'a>(
+    v: &'a Value,
+    what: &str,
+    field: &str,
+    origin: &Path,
+) -> Result<&'a Object, ConfigError> {
     v.as_object()
         .ok_or_else(|| invalid(origin, what, field, "must be a JSON object".into()))
 }
@@ -459,7 +498,13 @@ fn as_string(v: &Value, what: &str, field: &str, origin: &Path) -> Result<String
         .ok_or_else(|| invalid(origin, what, field, format!("must be a string, got {v}")))
 }
 
-fn as_uint(v: &Value, what: &str, field: &str, max: u64, origin: &Path) -> Result<u64, ConfigError> {
+fn as_uint(
+    v: &Value,
+    what: &str,
+    field: &str,
+    max: u64,
+    origin: &Path,
+) -> Result<u64, ConfigError> {
     match v.as_u64() {
         Some(n) if n <= max => Ok(n),
         _ => Err(invalid(
@@ -471,7 +516,12 @@ fn as_uint(v: &Value, what: &str, field: &str, max: u64, origin: &Path) -> Resul
     }
 }
 
-fn optional_string(o: &Object, field: &str, what: &str, origin: &Path) -> Result<String, ConfigError> {
+fn optional_string(
+    o: &Object,
+    field: &str,
+    what: &str,
+    origin: &Path,
+) -> Result<String, ConfigError> {
     match o.get(field) {
         None | Some(Value::Null) => Ok(String::new()),
         Some(v) => as_string(v, what, field, origin),
@@ -509,7 +559,13 @@ mod tests {
         );
         let l = c.location("X_DB").unwrap();
         assert_eq!((l.id, l.separator), (7, '|'));
-        assert_eq!(l.addr, RedisAddr::Tcp { host: "h".into(), port: 1 });
+        assert_eq!(
+            l.addr,
+            RedisAddr::Tcp {
+                host: "h".into(),
+                port: 1
+            }
+        );
     }
 
     #[test]

@@ -129,10 +129,12 @@ impl DbConnector {
         let fut = self.client.get_async_pubsub();
         match tokio::time::timeout(CONNECT_TIMEOUT, fut).await {
             Ok(r) => Ok(r?),
-            Err(_) => Err(SwssError::Redis(redis::RedisError::from(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("pubsub connect to {} timed out", self.loc.addr),
-            )))),
+            Err(_) => Err(SwssError::Redis(redis::RedisError::from(
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("pubsub connect to {} timed out", self.loc.addr),
+                ),
+            ))),
         }
     }
 }

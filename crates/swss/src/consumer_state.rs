@@ -106,7 +106,11 @@ impl ConsumerStateTable {
     /// taken as 1).
     ///
     /// Errors: [`SwssError::Redis`] (connect, SCRIPT LOAD, SUBSCRIBE).
-    pub async fn new(connector: &DbConnector, table: &str, batch: usize) -> Result<Self, SwssError> {
+    pub async fn new(
+        connector: &DbConnector,
+        table: &str,
+        batch: usize,
+    ) -> Result<Self, SwssError> {
         let mut conn = connector.connect().await?;
         let script = Script::new(LUA_POPS);
         script.load_async(&mut conn).await?;
@@ -114,7 +118,10 @@ impl ConsumerStateTable {
         let mut pubsub = connector.pubsub().await?;
         pubsub.subscribe(&channel).await?;
         let key_set = format!("{table}_KEY_SET");
-        let initial: u64 = redis::cmd("SCARD").arg(&key_set).query_async(&mut conn).await?;
+        let initial: u64 = redis::cmd("SCARD")
+            .arg(&key_set)
+            .query_async(&mut conn)
+            .await?;
         Ok(ConsumerStateTable {
             conn,
             messages: pubsub.into_on_message(),
@@ -203,7 +210,11 @@ impl ConsumerStateTable {
     /// Errors: [`SwssError::Redis`], [`SwssError::SubscriptionClosed`].
     pub async fn sync_notifications(&mut self) -> Result<u64, SwssError> {
         self.barrier_seq += 1;
-        let marker = format!("sonic-syncd-barrier-{}-{}", std::process::id(), self.barrier_seq);
+        let marker = format!(
+            "sonic-syncd-barrier-{}-{}",
+            std::process::id(),
+            self.barrier_seq
+        );
         let _: Value = redis::cmd("PUBLISH")
             .arg(&self.channel)
             .arg(&marker)
@@ -282,7 +293,8 @@ fn parse_pops(reply: &Value) -> Result<Vec<KeyOpFieldValues>, SwssError> {
         .iter()
         .map(|item| match item {
             Value::Array(pair) if pair.len() == 2 => {
-                let key = value_to_string(&pair[0]).ok_or_else(|| SwssError::unexpected(context, item))?;
+                let key = value_to_string(&pair[0])
+                    .ok_or_else(|| SwssError::unexpected(context, item))?;
                 let fvs = value_to_pairs(&pair[1], context)?;
                 let op = if fvs.is_empty() { Op::Del } else { Op::Set };
                 Ok(KeyOpFieldValues { key, op, fvs })
@@ -326,7 +338,10 @@ mod tests {
         KeyOpFieldValues {
             key: key.into(),
             op: Op::Set,
-            fvs: fvs.iter().map(|(f, v)| (f.to_string(), v.to_string())).collect(),
+            fvs: fvs
+                .iter()
+                .map(|(f, v)| (f.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -343,7 +358,10 @@ mod tests {
         let mut m = BTreeMap::new();
         merge_task(&mut m, set("a", &[("x", "1"), ("y", "1")]));
         merge_task(&mut m, set("a", &[("y", "2"), ("z", "2")]));
-        assert_eq!(m["a"], vec![set("a", &[("x", "1"), ("y", "2"), ("z", "2")])]);
+        assert_eq!(
+            m["a"],
+            vec![set("a", &[("x", "1"), ("y", "2"), ("z", "2")])]
+        );
         merge_task(&mut m, del("a"));
         assert_eq!(m["a"], vec![del("a")]);
         merge_task(&mut m, set("a", &[("x", "3")]));

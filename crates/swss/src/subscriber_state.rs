@@ -136,7 +136,10 @@ impl SubscriberStateTable {
                 }
             }
             let Some(msg) = self.messages.next().await else {
-                return Err(SwssError::SubscriptionClosed(format!("PSUBSCRIBE {}", self.pattern)));
+                return Err(SwssError::SubscriptionClosed(format!(
+                    "PSUBSCRIBE {}",
+                    self.pattern
+                )));
             };
             let channel = match msg.get_channel::<Vec<u8>>() {
                 Ok(c) => String::from_utf8_lossy(&c).into_owned(),

@@ -84,7 +84,12 @@ impl Table {
     /// `fvs` is empty. Source: `Table::set`.
     ///
     /// Errors: [`SwssError::Redis`].
-    pub async fn set<C, F, V>(&self, conn: &mut C, key: &str, fvs: &[(F, V)]) -> Result<(), SwssError>
+    pub async fn set<C, F, V>(
+        &self,
+        conn: &mut C,
+        key: &str,
+        fvs: &[(F, V)],
+    ) -> Result<(), SwssError>
     where
         C: ConnectionLike + Send,
         F: AsRef<str>,
@@ -105,8 +110,15 @@ impl Table {
     /// `DEL TABLE<sep>key`. Source: `Table::del`.
     ///
     /// Errors: [`SwssError::Redis`].
-    pub async fn del<C: ConnectionLike + Send>(&self, conn: &mut C, key: &str) -> Result<(), SwssError> {
-        let _: Value = redis::cmd("DEL").arg(self.full_key(key)).query_async(conn).await?;
+    pub async fn del<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        key: &str,
+    ) -> Result<(), SwssError> {
+        let _: Value = redis::cmd("DEL")
+            .arg(self.full_key(key))
+            .query_async(conn)
+            .await?;
         Ok(())
     }
 
@@ -121,12 +133,19 @@ impl Table {
         field: &str,
     ) -> Result<Option<String>, SwssError> {
         let full = self.full_key(key);
-        let v: Value = redis::cmd("HGET").arg(&full).arg(field).query_async(conn).await?;
+        let v: Value = redis::cmd("HGET")
+            .arg(&full)
+            .arg(field)
+            .query_async(conn)
+            .await?;
         match v {
             Value::Nil => Ok(None),
             other => match value_to_string(&other) {
                 Some(s) => Ok(Some(cut_at(&s).to_string())),
-                None => Err(SwssError::unexpected(format!("HGET {full} {field}"), &other)),
+                None => Err(SwssError::unexpected(
+                    format!("HGET {full} {field}"),
+                    &other,
+                )),
             },
         }
     }
@@ -177,7 +196,10 @@ impl Table {
     /// scan may or may not be listed; keys present for the whole scan are.
     ///
     /// Errors: [`SwssError::Redis`], [`SwssError::UnexpectedReply`].
-    pub async fn keys<C: ConnectionLike + Send>(&self, conn: &mut C) -> Result<Vec<String>, SwssError> {
+    pub async fn keys<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+    ) -> Result<Vec<String>, SwssError> {
         let prefix = format!("{}{}", self.name, self.separator);
         let found = scan_prefix(conn, &prefix).await?;
         Ok(found
@@ -231,18 +253,22 @@ pub(crate) fn value_to_pairs(v: &Value, context: &str) -> Result<FieldValues, Sw
             }
             items
                 .chunks(2)
-                .map(|pair| match (value_to_string(&pair[0]), value_to_string(&pair[1])) {
-                    (Some(f), Some(val)) => Ok((f, val)),
-                    _ => Err(SwssError::unexpected(context, v)),
-                })
+                .map(
+                    |pair| match (value_to_string(&pair[0]), value_to_string(&pair[1])) {
+                        (Some(f), Some(val)) => Ok((f, val)),
+                        _ => Err(SwssError::unexpected(context, v)),
+                    },
+                )
                 .collect()
         }
         Value::Map(pairs) => pairs
             .iter()
-            .map(|(f, val)| match (value_to_string(f), value_to_string(val)) {
-                (Some(f), Some(val)) => Ok((f, val)),
-                _ => Err(SwssError::unexpected(context, v)),
-            })
+            .map(
+                |(f, val)| match (value_to_string(f), value_to_string(val)) {
+                    (Some(f), Some(val)) => Ok((f, val)),
+                    _ => Err(SwssError::unexpected(context, v)),
+                },
+            )
             .collect(),
         _ => Err(SwssError::unexpected(context, v)),
     }
@@ -253,7 +279,10 @@ pub(crate) async fn hgetall<C: ConnectionLike + Send>(
     conn: &mut C,
     full_key: &str,
 ) -> Result<FieldValues, SwssError> {
-    let v: Value = redis::cmd("HGETALL").arg(full_key).query_async(conn).await?;
+    let v: Value = redis::cmd("HGETALL")
+        .arg(full_key)
+        .query_async(conn)
+        .await?;
     value_to_pairs(&v, &format!("HGETALL {full_key}"))
 }
 
@@ -329,6 +358,9 @@ mod tests {
             Value::BulkString(b"a".to_vec()),
             Value::BulkString(b"1".to_vec()),
         ]);
-        assert_eq!(value_to_pairs(&v, "x").unwrap(), vec![("a".into(), "1".into())]);
+        assert_eq!(
+            value_to_pairs(&v, "x").unwrap(),
+            vec![("a".into(), "1".into())]
+        );
     }
 }

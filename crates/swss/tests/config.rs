@@ -13,9 +13,9 @@ use testbed::redis_server::RedisServer;
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     if let Some(parent) = p.parent() {
-        std::fs::create_dir_all(parent).unwrap();
+        std::fs::create_dir_all(parent).expect("mkdir");
     }
-    std::fs::write(&p, text).unwrap();
+    std::fs::write(&p, text).expect("write");
     p
 }
 
@@ -46,8 +46,14 @@ fn good_file_resolves_names_ids_separators_and_addresses() {
     let c = DbConfig::load(&p).unwrap();
 
     let appl = c.location("APPL_DB").unwrap();
-    assert_eq!((appl.name.as_str(), appl.id, appl.separator), ("APPL_DB", 0, ':'));
-    assert_eq!(appl.addr, RedisAddr::Unix("/var/run/redis/redis.sock".into()));
+    assert_eq!(
+        (appl.name.as_str(), appl.id, appl.separator),
+        ("APPL_DB", 0, ':')
+    );
+    assert_eq!(
+        appl.addr,
+        RedisAddr::Unix("/var/run/redis/redis.sock".into())
+    );
     let cfg = c.location("CONFIG_DB").unwrap();
     assert_eq!((cfg.id, cfg.separator), (4, '|'));
     let state = c.location("STATE_DB").unwrap();
@@ -78,7 +84,10 @@ fn lookup_errors_name_the_file_and_the_problem() {
     let shown = p.display().to_string();
 
     let e = c.location("NO_SUCH_DB").unwrap_err().to_string();
-    assert!(e.contains(&shown) && e.contains("unknown database \"NO_SUCH_DB\""), "{e}");
+    assert!(
+        e.contains(&shown) && e.contains("unknown database \"NO_SUCH_DB\""),
+        "{e}"
+    );
     let e = c.location("WEIRD_DB").unwrap_err().to_string();
     assert!(e.contains(&shown) && e.contains("separator \"/\""), "{e}");
     let e = c.location("ORPHAN_DB").unwrap_err().to_string();
@@ -87,8 +96,13 @@ fn lookup_errors_name_the_file_and_the_problem() {
 
 #[test]
 fn missing_file_is_reported_with_its_path() {
-    let e = err_text(DbConfig::load(Path::new("/nonexistent/dir/database_config.json")));
-    assert!(e.contains("cannot read database config /nonexistent/dir/database_config.json"), "{e}");
+    let e = err_text(DbConfig::load(Path::new(
+        "/nonexistent/dir/database_config.json",
+    )));
+    assert!(
+        e.contains("cannot read database config /nonexistent/dir/database_config.json"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -97,7 +111,10 @@ fn bad_json_reports_line_and_column() {
         "{\n  \"INSTANCES\": {,\n}",
         Path::new("/etc/db.json"),
     ));
-    assert!(e.contains("invalid JSON in database config /etc/db.json:2:"), "{e}");
+    assert!(
+        e.contains("invalid JSON in database config /etc/db.json:2:"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -142,7 +159,10 @@ fn each_missing_member_is_named() {
     ];
     for (text, want) in cases {
         let e = err_text(DbConfig::from_json(text, Path::new("/f.json")));
-        assert!(e.contains("/f.json") && e.contains(want), "for {text}\n got {e}\nwant {want}");
+        assert!(
+            e.contains("/f.json") && e.contains(want),
+            "for {text}\n got {e}\nwant {want}"
+        );
     }
 }
 
@@ -170,32 +190,65 @@ fn global_file_selects_the_namespace_include_relative_to_its_dir() {
         ], "VERSION": "1.0"}"#,
     );
     let d = DbConfig::load_for_namespace(&global, "").unwrap();
-    assert_eq!(d.location("APPL_DB").unwrap().addr, RedisAddr::Unix("/default.sock".into()));
+    assert_eq!(
+        d.location("APPL_DB").unwrap().addr,
+        RedisAddr::Unix("/default.sock".into())
+    );
     let a = DbConfig::load_for_namespace(&global, "asic0").unwrap();
-    assert_eq!(a.location("APPL_DB").unwrap().addr, RedisAddr::Unix("/asic0.sock".into()));
+    assert_eq!(
+        a.location("APPL_DB").unwrap().addr,
+        RedisAddr::Unix("/asic0.sock".into())
+    );
 
-    let e = DbConfig::load_for_namespace(&global, "asic9").unwrap_err().to_string();
-    assert!(e.contains("no entry for namespace \"asic9\"") && e.contains("database_global.json"), "{e}");
+    let e = DbConfig::load_for_namespace(&global, "asic9")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no entry for namespace \"asic9\"") && e.contains("database_global.json"),
+        "{e}"
+    );
 
-    let bad = write(&base, "bad_global.json", r#"{"INCLUDES": [{"namespace": "asic1"}]}"#);
-    let e = DbConfig::load_for_namespace(&bad, "asic1").unwrap_err().to_string();
+    let bad = write(
+        &base,
+        "bad_global.json",
+        r#"{"INCLUDES": [{"namespace": "asic1"}]}"#,
+    );
+    let e = DbConfig::load_for_namespace(&bad, "asic1")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("INCLUDES[0] is missing \"include\""), "{e}");
-    let missing = write(&base, "missing_global.json", r#"{"INCLUDES": [{"include": "gone.json"}]}"#);
-    let e = DbConfig::load_for_namespace(&missing, "").unwrap_err().to_string();
-    assert!(e.contains("cannot read database config") && e.contains("gone.json"), "{e}");
+    let missing = write(
+        &base,
+        "missing_global.json",
+        r#"{"INCLUDES": [{"include": "gone.json"}]}"#,
+    );
+    let e = DbConfig::load_for_namespace(&missing, "")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cannot read database config") && e.contains("gone.json"),
+        "{e}"
+    );
 }
 
 #[test]
 fn testbed_config_has_the_sonic_databases() {
     let server = RedisServer::start().unwrap();
     let c = DbConfig::load(server.db_config_path()).unwrap();
-    for (name, id, sep) in [("APPL_DB", 0, ':'), ("CONFIG_DB", 4, '|'), ("STATE_DB", 6, '|')] {
+    for (name, id, sep) in [
+        ("APPL_DB", 0, ':'),
+        ("CONFIG_DB", 4, '|'),
+        ("STATE_DB", 6, '|'),
+    ] {
         let l = c.location(name).unwrap();
         assert_eq!((l.id, l.separator), (id, sep), "{name}");
         assert_eq!(l.addr, RedisAddr::Unix(server.socket_path().to_path_buf()));
     }
     let g = DbConfig::load_for_namespace(server.db_global_config_path(), "").unwrap();
-    assert_eq!(g.location("STATE_DB").unwrap(), c.location("STATE_DB").unwrap());
+    assert_eq!(
+        g.location("STATE_DB").unwrap(),
+        c.location("STATE_DB").unwrap()
+    );
 }
 
 #[tokio::test]
@@ -219,7 +272,9 @@ async fn connector_selects_the_db_over_unix_and_tcp() {
     let tcp = DbConnector::new(loc).unwrap();
     assert_eq!((tcp.id(), tcp.separator()), (6, '|'));
     let mut conn = tcp.connect().await.unwrap();
-    let _: () = redis::AsyncCommands::set(&mut conn, "x", "1").await.unwrap();
+    let _: () = redis::AsyncCommands::set(&mut conn, "x", "1")
+        .await
+        .unwrap();
     let mut raw6 = server.conn(6).unwrap();
     assert_eq!(raw6.get::<_, String>("x").unwrap(), "1");
 }

@@ -26,9 +26,13 @@ async fn single_set_layout_publish_once_and_merge() {
     let p = ProducerStateTable::new("NEIGH_TABLE", appl.location());
     p.load_scripts(&mut conn).await.unwrap();
 
-    p.set(&mut conn, KEY, &[("neigh", "00:11:22:33:44:55"), ("family", "IPv4")])
-        .await
-        .unwrap();
+    p.set(
+        &mut conn,
+        KEY,
+        &[("neigh", "00:11:22:33:44:55"), ("family", "IPv4")],
+    )
+    .await
+    .unwrap();
     assert_eq!(smembers(&mut raw, "NEIGH_TABLE_KEY_SET"), set_of(&[KEY]));
     assert_eq!(
         hgetall(&mut raw, "_NEIGH_TABLE:Ethernet8:10.0.0.2"),
@@ -39,7 +43,9 @@ async fn single_set_layout_publish_once_and_merge() {
     assert_eq!(chan.take(&env.server).await, ["G"]);
 
     // Still pending: the second set merges field by field and does not publish.
-    p.set(&mut conn, KEY, &[("neigh", "aa:bb:cc:dd:ee:ff")]).await.unwrap();
+    p.set(&mut conn, KEY, &[("neigh", "aa:bb:cc:dd:ee:ff")])
+        .await
+        .unwrap();
     assert_eq!(
         hgetall(&mut raw, "_NEIGH_TABLE:Ethernet8:10.0.0.2"),
         fv(&[("neigh", "aa:bb:cc:dd:ee:ff"), ("family", "IPv4")])
@@ -51,7 +57,9 @@ async fn single_set_layout_publish_once_and_merge() {
     );
 
     // The consumer sees the merged state and writes NEIGH_TABLE:<key>.
-    let mut consumer = ConsumerStateTable::new(&appl, "NEIGH_TABLE", 128).await.unwrap();
+    let mut consumer = ConsumerStateTable::new(&appl, "NEIGH_TABLE", 128)
+        .await
+        .unwrap();
     assert_eq!(consumer.initial_pending(), 1);
     assert_eq!(
         consumer.pops().await.unwrap(),
@@ -61,14 +69,19 @@ async fn single_set_layout_publish_once_and_merge() {
             fvs: fv(&[("neigh", "aa:bb:cc:dd:ee:ff"), ("family", "IPv4")]),
         }]
     );
-    assert_eq!(all_keys(&mut raw), set_of(&["NEIGH_TABLE:Ethernet8:10.0.0.2"]));
+    assert_eq!(
+        all_keys(&mut raw),
+        set_of(&["NEIGH_TABLE:Ethernet8:10.0.0.2"])
+    );
     assert_eq!(
         hgetall(&mut raw, "NEIGH_TABLE:Ethernet8:10.0.0.2"),
         fv(&[("neigh", "aa:bb:cc:dd:ee:ff"), ("family", "IPv4")])
     );
 
     // After the pop the key is new again: the next set publishes again.
-    p.set(&mut conn, KEY, &[("neigh", "00:00:00:00:00:01")]).await.unwrap();
+    p.set(&mut conn, KEY, &[("neigh", "00:00:00:00:00:01")])
+        .await
+        .unwrap();
     assert_eq!(chan.take(&env.server).await, ["G"]);
 }
 
@@ -80,21 +93,30 @@ async fn del_then_set_before_a_pop_wipes_then_applies() {
     let mut raw = env.raw(0);
     let mut chan = ChannelCounter::new(&env.server, "NEIGH_TABLE_CHANNEL@0").await;
     let p = ProducerStateTable::new("NEIGH_TABLE", appl.location());
-    let mut consumer = ConsumerStateTable::new(&appl, "NEIGH_TABLE", 128).await.unwrap();
+    let mut consumer = ConsumerStateTable::new(&appl, "NEIGH_TABLE", 128)
+        .await
+        .unwrap();
 
     // Already consumed content with an extra field.
     let _: () = raw
-        .hset_multiple("NEIGH_TABLE:Ethernet8:10.0.0.2", &[("neigh", "old"), ("extra", "x")])
+        .hset_multiple(
+            "NEIGH_TABLE:Ethernet8:10.0.0.2",
+            &[("neigh", "old"), ("extra", "x")],
+        )
         .unwrap();
 
     // No load_scripts: the first flush recovers from NOSCRIPT by itself.
-    p.set(&mut conn, KEY, &[("neigh", "m1"), ("family", "IPv4")]).await.unwrap();
+    p.set(&mut conn, KEY, &[("neigh", "m1"), ("family", "IPv4")])
+        .await
+        .unwrap();
     p.del(&mut conn, KEY).await.unwrap();
     assert_eq!(smembers(&mut raw, "NEIGH_TABLE_KEY_SET"), set_of(&[KEY]));
     assert_eq!(smembers(&mut raw, "NEIGH_TABLE_DEL_SET"), set_of(&[KEY]));
     assert!(!exists(&mut raw, "_NEIGH_TABLE:Ethernet8:10.0.0.2"));
 
-    p.set(&mut conn, KEY, &[("neigh", "m2"), ("family", "IPv4")]).await.unwrap();
+    p.set(&mut conn, KEY, &[("neigh", "m2"), ("family", "IPv4")])
+        .await
+        .unwrap();
     assert_eq!(smembers(&mut raw, "NEIGH_TABLE_DEL_SET"), set_of(&[KEY]));
     assert_eq!(
         hgetall(&mut raw, "_NEIGH_TABLE:Ethernet8:10.0.0.2"),
@@ -113,7 +135,10 @@ async fn del_then_set_before_a_pop_wipes_then_applies() {
         hgetall(&mut raw, "NEIGH_TABLE:Ethernet8:10.0.0.2"),
         fv(&[("neigh", "m2"), ("family", "IPv4")])
     );
-    assert_eq!(all_keys(&mut raw), set_of(&["NEIGH_TABLE:Ethernet8:10.0.0.2"]));
+    assert_eq!(
+        all_keys(&mut raw),
+        set_of(&["NEIGH_TABLE:Ethernet8:10.0.0.2"])
+    );
 
     // A plain del is consumed as DEL and removes the entry.
     p.del(&mut conn, KEY).await.unwrap();
@@ -137,10 +162,14 @@ async fn set_without_fields_only_marks_the_key_pending() {
     let mut raw = env.raw(0);
     let mut chan = ChannelCounter::new(&env.server, "PORT_TABLE_CHANNEL@0").await;
     let p = ProducerStateTable::new("PORT_TABLE", appl.location());
-    p.set::<_, &str, &str>(&mut conn, "Ethernet0", &[]).await.unwrap();
+    p.set::<_, &str, &str>(&mut conn, "Ethernet0", &[])
+        .await
+        .unwrap();
     assert_eq!(all_keys(&mut raw), set_of(&["PORT_TABLE_KEY_SET"]));
     assert_eq!(chan.take(&env.server).await, ["G"]);
-    let mut consumer = ConsumerStateTable::new(&appl, "PORT_TABLE", 128).await.unwrap();
+    let mut consumer = ConsumerStateTable::new(&appl, "PORT_TABLE", 128)
+        .await
+        .unwrap();
     let popped = consumer.pops().await.unwrap();
     assert_eq!(popped[0].op, Op::Del);
 }
@@ -155,12 +184,17 @@ async fn batched_set_and_del_layout_and_single_publish() {
     let p = ProducerStateTable::new("ROUTE_TABLE", appl.location());
     p.load_scripts(&mut conn).await.unwrap();
 
-    p.set(&mut conn, "10.0.0.0/24", &[("nexthop", "1.1.1.1")]).await.unwrap();
+    p.set(&mut conn, "10.0.0.0/24", &[("nexthop", "1.1.1.1")])
+        .await
+        .unwrap();
     assert_eq!(chan.take(&env.server).await, ["G"]);
 
     let entries: Vec<(String, Vec<(String, String)>)> = vec![
         ("10.0.0.0/24".into(), fv(&[("ifname", "Ethernet0")])),
-        ("10.0.1.0/24".into(), fv(&[("nexthop", "2.2.2.2"), ("ifname", "Ethernet4")])),
+        (
+            "10.0.1.0/24".into(),
+            fv(&[("nexthop", "2.2.2.2"), ("ifname", "Ethernet4")]),
+        ),
         ("10.0.2.0/24".into(), vec![]),
     ];
     p.batch_set(&mut conn, &entries).await.unwrap();
@@ -185,7 +219,9 @@ async fn batched_set_and_del_layout_and_single_publish() {
         .await
         .unwrap();
     assert!(chan.take(&env.server).await.is_empty());
-    p.batch_del(&mut conn, &["10.0.0.0/24", "10.0.1.0/24"]).await.unwrap();
+    p.batch_del(&mut conn, &["10.0.0.0/24", "10.0.1.0/24"])
+        .await
+        .unwrap();
     assert!(chan.take(&env.server).await.is_empty());
     assert_eq!(
         smembers(&mut raw, "ROUTE_TABLE_DEL_SET"),
@@ -205,10 +241,14 @@ async fn batched_set_and_del_layout_and_single_publish() {
     );
     // Empty batches send nothing.
     p.batch_del::<_, &str>(&mut conn, &[]).await.unwrap();
-    p.batch_set::<_, &str, &str, &str>(&mut conn, &[]).await.unwrap();
+    p.batch_set::<_, &str, &str, &str>(&mut conn, &[])
+        .await
+        .unwrap();
     assert!(chan.take(&env.server).await.is_empty());
 
-    let mut consumer = ConsumerStateTable::new(&appl, "ROUTE_TABLE", 2).await.unwrap();
+    let mut consumer = ConsumerStateTable::new(&appl, "ROUTE_TABLE", 2)
+        .await
+        .unwrap();
     assert_eq!(consumer.initial_pending(), 5);
     // The batch size bounds one pops.
     assert_eq!(consumer.pops().await.unwrap().len(), 2);
@@ -231,9 +271,18 @@ async fn one_pipeline_for_several_tables_in_order() {
     neigh.queue_del(&mut pipe, "Vlan1000:10.0.0.5");
     neigh.queue_set(&mut pipe, "Vlan1000:10.0.0.5", &[("neigh", "m2")]);
     neigh.flush(&mut conn, &pipe).await.unwrap();
-    assert_eq!(smembers(&mut raw, "ROUTE_TABLE_DEL_SET"), set_of(&["10.0.0.5/32"]));
-    assert_eq!(smembers(&mut raw, "NEIGH_TABLE_DEL_SET"), set_of(&["Vlan1000:10.0.0.5"]));
-    assert_eq!(hgetall(&mut raw, "_NEIGH_TABLE:Vlan1000:10.0.0.5"), fv(&[("neigh", "m2")]));
+    assert_eq!(
+        smembers(&mut raw, "ROUTE_TABLE_DEL_SET"),
+        set_of(&["10.0.0.5/32"])
+    );
+    assert_eq!(
+        smembers(&mut raw, "NEIGH_TABLE_DEL_SET"),
+        set_of(&["Vlan1000:10.0.0.5"])
+    );
+    assert_eq!(
+        hgetall(&mut raw, "_NEIGH_TABLE:Vlan1000:10.0.0.5"),
+        fv(&[("neigh", "m2")])
+    );
 }
 
 #[tokio::test]
@@ -254,8 +303,14 @@ async fn noscript_after_script_flush_is_recovered_by_resending() {
     p.queue_batch_del(&mut pipe, &["c"]);
     p.queue_del(&mut pipe, "d");
     p.flush(&mut conn, &pipe).await.unwrap();
-    assert_eq!(smembers(&mut raw, "NEIGH_TABLE_KEY_SET"), set_of(&["a", "b", "c", "d"]));
-    assert_eq!(smembers(&mut raw, "NEIGH_TABLE_DEL_SET"), set_of(&["c", "d"]));
+    assert_eq!(
+        smembers(&mut raw, "NEIGH_TABLE_KEY_SET"),
+        set_of(&["a", "b", "c", "d"])
+    );
+    assert_eq!(
+        smembers(&mut raw, "NEIGH_TABLE_DEL_SET"),
+        set_of(&["c", "d"])
+    );
     assert_eq!(hgetall(&mut raw, "_NEIGH_TABLE:a"), fv(&[("f", "2")]));
     assert_eq!(hgetall(&mut raw, "_NEIGH_TABLE:b"), fv(&[("f", "1")]));
     // "a" was already pending; b (batch set) and the c+d scripts each add new keys.
@@ -300,9 +355,17 @@ async fn clear_drops_pending_work_of_this_table_only() {
     let mut raw = env.raw(0);
     let neigh = ProducerStateTable::new("NEIGH_TABLE", appl.location());
     let other = ProducerStateTable::new("NEIGH_TABLE_X", appl.location());
-    let _: () = raw.hset("NEIGH_TABLE:Ethernet0:10.0.0.1", "neigh", "consumed").unwrap();
-    neigh.set(&mut conn, "Ethernet0:10.0.0.1", &[("neigh", "m")]).await.unwrap();
-    neigh.set(&mut conn, "Ethernet4:10.0.0.3", &[("neigh", "m")]).await.unwrap();
+    let _: () = raw
+        .hset("NEIGH_TABLE:Ethernet0:10.0.0.1", "neigh", "consumed")
+        .unwrap();
+    neigh
+        .set(&mut conn, "Ethernet0:10.0.0.1", &[("neigh", "m")])
+        .await
+        .unwrap();
+    neigh
+        .set(&mut conn, "Ethernet4:10.0.0.3", &[("neigh", "m")])
+        .await
+        .unwrap();
     neigh.del(&mut conn, "Ethernet8:10.0.0.5").await.unwrap();
     other.set(&mut conn, "k", &[("f", "v")]).await.unwrap();
     other.del(&mut conn, "d").await.unwrap();
@@ -317,6 +380,8 @@ async fn clear_drops_pending_work_of_this_table_only() {
             "_NEIGH_TABLE_X:k",
         ])
     );
-    let mut consumer = ConsumerStateTable::new(&appl, "NEIGH_TABLE", 128).await.unwrap();
+    let mut consumer = ConsumerStateTable::new(&appl, "NEIGH_TABLE", 128)
+        .await
+        .unwrap();
     assert!(consumer.pops().await.unwrap().is_empty());
 }

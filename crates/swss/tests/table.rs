@@ -13,27 +13,51 @@ async fn set_merges_get_cuts_field_names_hget_cuts_values() {
     let mut raw = env.raw(6);
     let t = Table::new("PORT_TABLE", '|');
 
-    t.set(&mut conn, "Ethernet0", &[("state", "ok"), ("mtu", "9100")]).await.unwrap();
-    t.set(&mut conn, "Ethernet0", &[("mtu", "1500"), ("admin_status", "up")]).await.unwrap();
+    t.set(&mut conn, "Ethernet0", &[("state", "ok"), ("mtu", "9100")])
+        .await
+        .unwrap();
+    t.set(
+        &mut conn,
+        "Ethernet0",
+        &[("mtu", "1500"), ("admin_status", "up")],
+    )
+    .await
+    .unwrap();
     assert_eq!(
         hgetall(&mut raw, "PORT_TABLE|Ethernet0"),
         fv(&[("state", "ok"), ("mtu", "1500"), ("admin_status", "up")])
     );
 
     // An empty set sends nothing: no key appears.
-    t.set::<_, &str, &str>(&mut conn, "Ethernet4", &[]).await.unwrap();
+    t.set::<_, &str, &str>(&mut conn, "Ethernet4", &[])
+        .await
+        .unwrap();
     assert!(!raw.exists::<_, bool>("PORT_TABLE|Ethernet4").unwrap());
     assert_eq!(t.get(&mut conn, "Ethernet4").await.unwrap(), None);
 
     let _: () = raw.hset("PORT_TABLE|Ethernet8", "alias@x", "a@b").unwrap();
-    assert_eq!(t.get(&mut conn, "Ethernet8").await.unwrap(), Some(fv(&[("alias", "a@b")])));
-    assert_eq!(t.hget(&mut conn, "Ethernet8", "alias@x").await.unwrap(), Some("a".into()));
+    assert_eq!(
+        t.get(&mut conn, "Ethernet8").await.unwrap(),
+        Some(fv(&[("alias", "a@b")]))
+    );
+    assert_eq!(
+        t.hget(&mut conn, "Ethernet8", "alias@x").await.unwrap(),
+        Some("a".into())
+    );
     assert_eq!(t.hget(&mut conn, "Ethernet8", "nope").await.unwrap(), None);
-    assert_eq!(t.hget(&mut conn, "Ethernet99", "alias").await.unwrap(), None);
+    assert_eq!(
+        t.hget(&mut conn, "Ethernet99", "alias").await.unwrap(),
+        None
+    );
 
-    t.hset(&mut conn, "Ethernet8", "speed", "100000").await.unwrap();
+    t.hset(&mut conn, "Ethernet8", "speed", "100000")
+        .await
+        .unwrap();
     t.hdel(&mut conn, "Ethernet8", "alias@x").await.unwrap();
-    assert_eq!(hgetall(&mut raw, "PORT_TABLE|Ethernet8"), fv(&[("speed", "100000")]));
+    assert_eq!(
+        hgetall(&mut raw, "PORT_TABLE|Ethernet8"),
+        fv(&[("speed", "100000")])
+    );
 
     t.del(&mut conn, "Ethernet8").await.unwrap();
     assert!(!raw.exists::<_, bool>("PORT_TABLE|Ethernet8").unwrap());
@@ -64,11 +88,18 @@ async fn keys_scans_only_this_table_and_strips_the_prefix() {
         let _: () = raw.hset(k, "f", "v").unwrap();
     }
     let t = Table::new("PORT_TABLE", ':');
-    assert_eq!(t.keys(&mut conn).await.unwrap(), ["Ethernet0", "Ethernet4", "a:b"]);
+    assert_eq!(
+        t.keys(&mut conn).await.unwrap(),
+        ["Ethernet0", "Ethernet4", "a:b"]
+    );
     // Glob characters in the table name are matched literally.
     let g = Table::new("T*[1]", ':');
     assert_eq!(g.keys(&mut conn).await.unwrap(), ["k"]);
-    assert!(Table::new("NONE", ':').keys(&mut conn).await.unwrap().is_empty());
+    assert!(Table::new("NONE", ':')
+        .keys(&mut conn)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -78,7 +109,8 @@ async fn keys_follows_the_scan_cursor_over_many_keys() {
     let mut raw = env.raw(4);
     let mut pipe = redis::pipe();
     for i in 0..3000 {
-        pipe.hset(format!("INTERFACE|Ethernet{i}"), "f", "v").ignore();
+        pipe.hset(format!("INTERFACE|Ethernet{i}"), "f", "v")
+            .ignore();
         pipe.hset(format!("OTHER|Ethernet{i}"), "f", "v").ignore();
     }
     let _: () = pipe.query(&mut raw).unwrap();

@@ -154,7 +154,10 @@ impl RedisServer {
             if started.elapsed() > READY_TIMEOUT {
                 let _ = child.kill();
                 let _ = child.wait();
-                bail!("redis-server did not answer PING on {} within {READY_TIMEOUT:?}", self.socket.display());
+                bail!(
+                    "redis-server did not answer PING on {} within {READY_TIMEOUT:?}",
+                    self.socket.display()
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }

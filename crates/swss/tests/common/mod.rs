@@ -33,7 +33,10 @@ impl Env {
 }
 
 pub fn fv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(f, v)| (f.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(f, v)| (f.to_string(), v.to_string()))
+        .collect()
 }
 
 pub fn smembers(conn: &mut redis::Connection, key: &str) -> BTreeSet<String> {
@@ -43,7 +46,9 @@ pub fn smembers(conn: &mut redis::Connection, key: &str) -> BTreeSet<String> {
 /// HGETALL in Redis order (insertion order for small hashes).
 pub fn hgetall(conn: &mut redis::Connection, key: &str) -> Vec<(String, String)> {
     let flat: Vec<String> = redis::cmd("HGETALL").arg(key).query(conn).expect("HGETALL");
-    flat.chunks(2).map(|c| (c[0].clone(), c[1].clone())).collect()
+    flat.chunks(2)
+        .map(|c| (c[0].clone(), c[1].clone()))
+        .collect()
 }
 
 pub fn exists(conn: &mut redis::Connection, key: &str) -> bool {
@@ -64,8 +69,10 @@ pub struct ChannelCounter {
 
 impl ChannelCounter {
     pub async fn new(server: &RedisServer, channel: &str) -> ChannelCounter {
-        let client = redis::Client::open(redis::ConnectionAddr::Unix(server.socket_path().to_path_buf()))
-            .expect("client");
+        let client = redis::Client::open(redis::ConnectionAddr::Unix(
+            server.socket_path().to_path_buf(),
+        ))
+        .expect("client");
         let mut ps = client.get_async_pubsub().await.expect("pubsub");
         ps.subscribe(channel).await.expect("SUBSCRIBE");
         ChannelCounter {
