@@ -568,6 +568,60 @@ mod tests {
         );
     }
 
+    /// Any JSON value of roughly the right shape, with wrong types mixed in.
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            prop_oneof![Just(":".to_string()), Just("|".to_string()), ".{0,4}"]
+                .prop_map(Value::String),
+        ];
+        let names = prop_oneof![
+            Just("INSTANCES"),
+            Just("DATABASES"),
+            Just("redis"),
+            Just("hostname"),
+            Just("port"),
+            Just("unix_socket_path"),
+            Just("id"),
+            Just("separator"),
+            Just("instance"),
+            Just("APPL_DB"),
+            Just("INCLUDES"),
+            Just("include"),
+            Just("namespace"),
+        ];
+        leaf.prop_recursive(4, 64, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((names.clone(), inner), 0..6).prop_map(|kv| {
+                    Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+                }),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_text(text in ".{0,200}") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn never_panics_on_any_json(v in json_value()) {
+            if let Ok(c) = parse(&v.to_string()) {
+                for db in ["APPL_DB", "X"] {
+                    let _ = c.location(db);
+                    let _ = c.tcp_location(db);
+                }
+            }
+        }
+    }
+
     #[test]
     fn bad_values_are_errors_not_panics() {
         let cases = [
