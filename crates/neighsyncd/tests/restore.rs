@@ -59,6 +59,12 @@ struct Topology {
 
 impl Topology {
     fn new() -> Topology {
+        Topology::with_ports(["Ethernet0", "Ethernet4"])
+    }
+
+    /// As [`Topology::new`] with other DUT port names (veths all the same;
+    /// the restore job treats `Vlan*` / `PortChannel*` names specially).
+    fn with_ports(ports: [&'static str; 2]) -> Topology {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let tag = format!("{}-{n}", std::process::id());
         let topo = Topology {
@@ -66,14 +72,14 @@ impl Topology {
             peers: vec![
                 Peer {
                     ns: format!("rst-p0-{tag}"),
-                    port: "Ethernet0",
+                    port: ports[0],
                     mac: "02:00:00:aa:00:02",
                     v4: "10.0.0.2",
                     v6: "fc00:0::2",
                 },
                 Peer {
                     ns: format!("rst-p1-{tag}"),
-                    port: "Ethernet4",
+                    port: ports[1],
                     mac: "02:00:00:aa:01:02",
                     v4: "10.0.1.2",
                     v6: "fc00:1::2",
@@ -145,8 +151,9 @@ impl Topology {
             ]);
             ip(&["-n", &topo.dut, "link", "set", p.port, "up"]);
         }
-        topo.wait_carrier("Ethernet0");
-        topo.wait_carrier("Ethernet4");
+        for p in &topo.peers {
+            topo.wait_carrier(p.port);
+        }
         topo
     }
 
@@ -518,4 +525,56 @@ fn existing_kernel_neighbor_is_kept_and_counted() {
         topo.wait_reachable(p0.port, p0.v4, p0.mac),
         Some((p0.mac.to_string(), "REACHABLE".to_string()))
     );
+}
+
+#[test]
+fn vlan_and_portchannel_wait_for_members_in_state_db() {
+    let (_server, cfg, mut appl, mut state) = setup();
+    let topo = Topology::with_ports(["Vlan1000", "PortChannel0001"]);
+    peer_entries(&topo, &mut appl);
+    enable_system_warm_reboot(&mut state);
+    // Vlan1000 has a member; PortChannel0001 has none (a member of another
+    // LAG whose name shares the prefix does not count)
+    hset(
+        &mut state,
+        "VLAN_MEMBER_TABLE|Vlan1000|Ethernet8",
+        "tagging_mode",
+        "untagged",
+    );
+    hset(
+        &mut state,
+        "LAG_MEMBER_TABLE|PortChannel00011|Ethernet12",
+        "status",
+        "enabled",
+    );
+    // an interface that does not exist at all
+    neigh_entry(
+        &mut appl,
+        "Ethernet96",
+        "10.9.0.2",
+        "02:00:00:aa:09:02",
+        "IPv4",
+    );
+    let args = RestoreArgs {
+        timeout: Duration::from_millis(1500),
+        settle: Duration::from_millis(300),
+        ..fast_args()
+    };
+
+    let report = topo.run_restore(&cfg, &args);
+
+    assert_eq!(flag(&mut state).as_deref(), Some("true"));
+    assert_eq!(
+        report.timed_out,
+        vec!["Ethernet96".to_string(), "PortChannel0001".to_string()]
+    );
+    assert_eq!(report.interfaces["Vlan1000"].restored, 2);
+    assert!(!report.interfaces.contains_key("PortChannel0001"));
+    let (vlan, lag) = (&topo.peers[0], &topo.peers[1]);
+    assert_eq!(
+        topo.wait_reachable("Vlan1000", vlan.v6, vlan.mac),
+        Some((vlan.mac.to_string(), "REACHABLE".to_string()))
+    );
+    assert_eq!(topo.dut_neigh("PortChannel0001", lag.v4), None);
+    assert_eq!(topo.dut_neigh("PortChannel0001", lag.v6), None);
 }
