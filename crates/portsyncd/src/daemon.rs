@@ -262,6 +262,7 @@ async fn copy_port_config(
     if ops.is_empty() {
         return Ok(());
     }
+    producer.load_scripts(conn).await?;
     let mut pipe = redis::pipe();
     producer.queue_batch_set(&mut pipe, ops);
     producer.flush(conn, &pipe).await
@@ -741,6 +742,9 @@ impl Core {
             self.writer.push(action);
         }
         self.writer.drop_unchanged(&mut conns.state).await?;
+        if self.init_done_unwritten {
+            self.producer.load_scripts(&mut conns.appl).await?;
+        }
         self.conns = Some(conns);
         Ok(())
     }
@@ -975,4 +979,98 @@ fn lost_redis(
     core.conns = None;
     *sub = None;
     *reconnecting = Some(Box::pin(reconnect(core.dbs.clone())));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(name: &str, mtu: &str) -> StateAction {
+        StateAction::SetPortState {
+            name: name.to_string(),
+            fields: vec![("mtu".to_string(), mtu.to_string())],
+        }
+    }
+
+    fn del(name: &str) -> StateAction {
+        StateAction::DelPortState {
+            name: name.to_string(),
+        }
+    }
+
+    fn link(msg_type: LinkMsgType, name: &str, ifindex: u32, master: Option<u32>) -> LinkEvent {
+        LinkEvent {
+            msg_type,
+            family: 0,
+            ifindex,
+            name: name.to_string(),
+            flags: 0,
+            mtu: Some(1500),
+            master,
+            kind: None,
+        }
+    }
+
+    #[test]
+    fn writer_coalesces_per_key_keeping_del_then_set() {
+        let mut w = StateWriter::new('|');
+        w.push(set("Ethernet0", "1500"));
+        w.push(set("Ethernet0", "9100"));
+        w.push(del("Ethernet4"));
+        w.push(set("Ethernet4", "1500"));
+        w.push(set("Ethernet8", "1500"));
+        w.push(del("Ethernet8"));
+        let fv = |m: &str| Some(vec![("mtu".to_string(), m.to_string())]);
+        assert_eq!(
+            w.pending["Ethernet0"],
+            PendingOp {
+                del_first: false,
+                set: fv("9100")
+            }
+        );
+        assert_eq!(
+            w.pending["Ethernet4"],
+            PendingOp {
+                del_first: true,
+                set: fv("1500")
+            }
+        );
+        assert_eq!(
+            w.pending["Ethernet8"],
+            PendingOp {
+                del_first: true,
+                set: None
+            }
+        );
+        assert_eq!(w.table.full_key("Ethernet0"), "PORT_TABLE|Ethernet0");
+    }
+
+    #[test]
+    fn tracker_sweeps_links_missing_from_a_resync_dump() {
+        let mut t = LinkTracker::default();
+        t.observe(&link(LinkMsgType::New, "Ethernet0", 2, None));
+        t.observe(&link(LinkMsgType::New, "Ethernet4", 3, None));
+        t.observe(&link(LinkMsgType::New, "Ethernet8", 4, None));
+        // A port leaving a bridge is not the netdev going away.
+        t.observe(&link(LinkMsgType::Del, "Ethernet8", 4, Some(9)));
+        assert!(t.sweep().is_empty(), "no resync dump in progress");
+
+        t.seen = Some(HashSet::new());
+        t.observe(&link(LinkMsgType::New, "Ethernet0", 2, None));
+        t.observe(&link(LinkMsgType::Del, "Ethernet4", 3, None));
+        let gone = t.sweep();
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].name, "Ethernet8");
+        assert_eq!(gone[0].ifindex, 4);
+        assert_eq!(gone[0].msg_type, LinkMsgType::Del);
+        assert_eq!(gone[0].master, None);
+        assert!(t.known.contains_key("Ethernet0") && t.known.len() == 1);
+    }
+
+    #[test]
+    fn special_keys_are_not_ports() {
+        assert!(!is_port_key("PortConfigDone"));
+        assert!(!is_port_key("PortInitDone"));
+        assert!(is_port_key("Ethernet0"));
+    }
 }
