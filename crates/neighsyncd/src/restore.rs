@@ -88,7 +88,9 @@ pub type Mac = [u8; 6];
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct RestoreArgs {
     /// Give up waiting for interfaces after this many seconds, then set the
-    /// restore flag anyway.
+    /// restore flag anyway. No pass starts once the next one would begin at
+    /// or after the timeout (so with a timeout below the pass interval there
+    /// is exactly one pass).
     #[arg(long, value_name = "SECONDS", default_value = "110", value_parser = parse_seconds)]
     pub timeout: Duration,
     /// Seconds between two passes over the interfaces not yet restored.
@@ -675,7 +677,7 @@ async fn restore_interface(
             .first_address(link.ifindex, family, ifname)
             .await?
         else {
-            tracing::info!(ifname, %family, "no address of this family yet; retrying next pass");
+            tracing::debug!(ifname, %family, "no address of this family yet; retrying next pass");
             continue;
         };
         let Some(neighbors) = families.get(&family) else {
@@ -763,11 +765,11 @@ async fn restore_family(
 /// `PortChannel*`, members in STATE_DB; then the one-time settle wait.
 async fn ready_link(ctx: &PassContext<'_>, ifname: &str) -> Result<Option<LinkInfo>, RestoreError> {
     let Some(link) = ctx.kernel.link(ifname).await? else {
-        tracing::info!(ifname, "interface does not exist yet");
+        tracing::debug!(ifname, "interface does not exist yet");
         return Ok(None);
     };
     if !link.carrier {
-        tracing::info!(ifname, "interface carrier is down");
+        tracing::debug!(ifname, "interface carrier is down");
         return Ok(None);
     }
     let mut needs_members = false;
@@ -783,7 +785,7 @@ async fn ready_link(ctx: &PassContext<'_>, ifname: &str) -> Result<Option<LinkIn
         let members = Table::new(&format!("{table}{}{ifname}", ctx.state_sep), ctx.state_sep);
         let mut conn = ctx.state.clone();
         if members.keys(&mut conn).await?.is_empty() {
-            tracing::info!(ifname, table, "no members yet");
+            tracing::debug!(ifname, table, "no members yet");
             return Ok(None);
         }
     }
