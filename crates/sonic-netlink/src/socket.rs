@@ -115,6 +115,13 @@ pub enum SocketError {
     /// kernel dropped notifications. The events are lost; the socket stays
     /// usable. The caller must re-dump and reconcile. Messages decoded
     /// before the overrun was seen are still in `out`.
+    ///
+    /// If a dump is in flight it is *not* aborted: wait for its
+    /// `DumpDone`/`DumpFailed`, then request the re-dump (a request while
+    /// one runs is refused with `EBUSY`). The kernel also reports ENOBUFS
+    /// when the buffer is too full to queue the next part of a dump; no dump
+    /// entry is lost then (the dump resumes as the caller reads), but the
+    /// caller cannot tell the two cases apart.
     #[error("netlink receive buffer overrun (ENOBUFS): events were lost")]
     Overrun,
 }

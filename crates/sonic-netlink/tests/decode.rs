@@ -3,6 +3,9 @@
 //! `socket::encode`) and fed to `decode_message` as the kernel would send
 //! them; the same messages also go through `decode_neigh` / `decode_link`.
 
+// Test helpers outside #[test] fns: unwrap is the point here.
+#![allow(clippy::unwrap_used)]
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use netlink_packet_core::{NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP_INTR, NLM_F_MULTIPART};
