@@ -43,11 +43,33 @@ impl CacheState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    /// Not seen since the restart.
+    Unseen,
+    /// Last seen present with these fields.
+    Present(FieldValues),
+    /// Last seen deleted.
+    Deleted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
-    fvs: FieldValues,
-    state: CacheState,
-    /// The key was in APPL_DB when the restart began.
-    restored: bool,
+    /// What APPL_DB held at restart, if anything.
+    restored: Option<FieldValues>,
+    seen: Seen,
+}
+
+impl Entry {
+    fn state(&self) -> CacheState {
+        match (&self.seen, &self.restored) {
+            (Seen::Unseen, _) => CacheState::Stale,
+            (Seen::Deleted, _) => CacheState::Delete,
+            (Seen::Present(now), Some(old)) if now.iter().all(|p| old.contains(p)) => {
+                CacheState::Same
+            }
+            (Seen::Present(_), _) => CacheState::New,
+        }
+    }
 }
 
 /// The reconcile output: what to write to bring APPL_DB from what it held at
@@ -71,20 +93,25 @@ impl ReconcileOps {
 
 /// The per-table cache of AppRestartAssist (`appTableCacheMap[table]`).
 ///
-/// Transitions, as `AppRestartAssist::insertToMap` (c.2):
-/// * `restore(k)`: STALE.
-/// * `insert(k, fvs, delete=true)`: a cached key becomes DELETE (fields
-///   kept); an unknown key is ignored.
-/// * `insert(k, fvs, delete=false)`: an unknown key becomes NEW; a cached key
-///   whose fields contain every new pair becomes SAME (a NEW key stays NEW);
-///   otherwise its fields are replaced and it becomes NEW.
+/// Each key remembers what APPL_DB held at restart and what was last seen
+/// since; its [`CacheState`] follows from the two:
+/// * restored and not seen since: STALE (DEL at reconcile);
+/// * last seen deleted: DELETE (DEL at reconcile, only if it was restored);
+/// * last seen present with fields that APPL_DB already holds (every pair
+///   contained in the restored hash, the C++ subset test): SAME (nothing);
+/// * otherwise NEW (SET with the last fields seen).
 ///
-/// One deliberate difference from the C++: a key that was not in APPL_DB at
-/// restart (NEW) and is then deleted is dropped from the cache instead of
-/// becoming DELETE, so reconcile does not write a DEL for a key that was
-/// never written (f.12; the C++'s extra DEL is harmless but useless).
-/// The subset test is kept as in the C++: a restored entry with extra fields
-/// counts as SAME.
+/// This gives the C++ transitions (`AppRestartAssist::insertToMap`, c.2) on
+/// every sequence the C++ gets right, and fixes two it gets wrong, both
+/// deliberate:
+/// * the C++ compares a new value with the *last value seen*, not with what
+///   APPL_DB holds: restored A, then B, then deleted, then B again ends as
+///   SAME and APPL_DB keeps the stale A. Here it is NEW and B is written.
+/// * a key that was not in APPL_DB and is then deleted is forgotten instead
+///   of producing a DEL for a key that was never written (f.12), and a key
+///   that changes and changes back writes nothing.
+///
+/// The subset test is kept: a restored entry with extra fields counts as SAME.
 #[derive(Debug, Clone, Default)]
 pub struct ReconcileCache {
     entries: HashMap<String, Entry>,
@@ -105,19 +132,18 @@ impl ReconcileCache {
         self.entries.insert(
             key.into(),
             Entry {
-                fvs,
-                state: CacheState::Stale,
-                restored: true,
+                restored: Some(fvs),
+                seen: Seen::Unseen,
             },
         );
     }
 
     /// Record one operation decided while the reconcile timer runs
-    /// (`insertToMap`). See the type's doc for the transitions.
+    /// (`insertToMap`). See the type's doc for the resulting states.
     pub fn insert(&mut self, key: &str, fvs: &[(String, String)], delete: bool) {
         if delete {
             match self.entries.get_mut(key) {
-                Some(e) if e.restored => e.state = CacheState::Delete,
+                Some(e) if e.restored.is_some() => e.seen = Seen::Deleted,
                 Some(_) => {
                     self.entries.remove(key);
                 }
@@ -125,25 +151,15 @@ impl ReconcileCache {
             }
             return;
         }
+        let seen = Seen::Present(fvs.to_vec());
         match self.entries.get_mut(key) {
-            Some(e) => {
-                let contains_all = fvs.iter().all(|p| e.fvs.contains(p));
-                if contains_all {
-                    if e.state != CacheState::New {
-                        e.state = CacheState::Same;
-                    }
-                } else {
-                    e.fvs = fvs.to_vec();
-                    e.state = CacheState::New;
-                }
-            }
+            Some(e) => e.seen = seen,
             None => {
                 self.entries.insert(
                     key.to_owned(),
                     Entry {
-                        fvs: fvs.to_vec(),
-                        state: CacheState::New,
-                        restored: false,
+                        restored: None,
+                        seen,
                     },
                 );
             }
@@ -152,7 +168,7 @@ impl ReconcileCache {
 
     /// The state of a cached key, if any (for tests and logs).
     pub fn state(&self, key: &str) -> Option<CacheState> {
-        self.entries.get(key).map(|e| e.state)
+        self.entries.get(key).map(Entry::state)
     }
 
     /// Number of cached keys.
@@ -170,10 +186,11 @@ impl ReconcileCache {
     pub fn reconcile(self) -> ReconcileOps {
         let mut ops = ReconcileOps::default();
         for (key, e) in self.entries {
-            match e.state {
-                CacheState::Same => {}
-                CacheState::Stale | CacheState::Delete => ops.dels.push(key),
-                CacheState::New => ops.sets.push((key, e.fvs)),
+            match (e.state(), e.seen) {
+                (CacheState::Same, _) => {}
+                (CacheState::Stale | CacheState::Delete, _) => ops.dels.push(key),
+                (CacheState::New, Seen::Present(fvs)) => ops.sets.push((key, fvs)),
+                (CacheState::New, _) => {}
             }
         }
         ops.sets.sort_by(|a, b| a.0.cmp(&b.0));
@@ -221,12 +238,27 @@ mod tests {
         c.restore("k", fv(A));
         c.insert("k", &fv(B), false);
         assert_eq!(c.state("k"), Some(CacheState::New));
-        // the old value again does not undo NEW: the C++ keeps NEW
         c.insert("k", &fv(B), false);
         assert_eq!(c.state("k"), Some(CacheState::New));
-        let ops = c.reconcile();
+        let ops = c.clone().reconcile();
         assert_eq!(ops.sets, vec![("k".to_owned(), fv(B))]);
         assert!(ops.dels.is_empty());
+        // changed back to what APPL_DB holds: nothing to write
+        c.insert("k", &fv(A), false);
+        assert_eq!(c.state("k"), Some(CacheState::Same));
+        assert!(c.reconcile().is_empty());
+    }
+
+    #[test]
+    fn changed_deleted_and_readded_compares_with_appl_db_not_last_seen() {
+        // The C++ ends this sequence as SAME and leaves A in APPL_DB.
+        let mut c = ReconcileCache::new();
+        c.restore("k", fv(A));
+        c.insert("k", &fv(B), false);
+        c.insert("k", &[], true);
+        c.insert("k", &fv(B), false);
+        assert_eq!(c.state("k"), Some(CacheState::New));
+        assert_eq!(c.reconcile().sets, vec![("k".to_owned(), fv(B))]);
     }
 
     #[test]

@@ -110,14 +110,20 @@ pub async fn check_warm_start<C: ConnectionLike + Send>(
         .await?;
     let count = match count.as_deref() {
         None | Some("") => {
-            tracing::warn!(app, "warm restart enabled but restore_count is missing: cold start");
+            tracing::warn!(
+                app,
+                "warm restart enabled but restore_count is missing: cold start"
+            );
             hset(conn, &key, "restore_count", "0").await?;
             return Ok(cold);
         }
-        Some(c) => c.trim().parse::<u64>().map_err(|_| SwssError::UnexpectedReply {
-            context: format!("HGET {key} restore_count"),
-            reply: c.to_owned(),
-        })?,
+        Some(c) => c
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| SwssError::UnexpectedReply {
+                context: format!("HGET {key} restore_count"),
+                reply: c.to_owned(),
+            })?,
     };
     let restore_count = if incr {
         let n = count.saturating_add(1);
@@ -141,7 +147,13 @@ pub async fn set_warm_start_state<C: ConnectionLike + Send>(
     app: &str,
     state: WarmStartState,
 ) -> Result<(), SwssError> {
-    hset(conn, &warm_restart_table_key(app, sep), "state", state.as_str()).await
+    hset(
+        conn,
+        &warm_restart_table_key(app, sep),
+        "state",
+        state.as_str(),
+    )
+    .await
 }
 
 /// `getWarmStartTimer(app, docker)`: `HGET WARM_RESTART|<docker> <app>_timer`
@@ -244,6 +256,9 @@ mod tests {
     fn state_spelling() {
         assert_eq!(WarmStartState::Reconciled.as_str(), "reconciled");
         assert_eq!(WarmStartState::Initialized.as_str(), "initialized");
-        assert_eq!(warm_restart_table_key("neighsyncd", '|'), "WARM_RESTART_TABLE|neighsyncd");
+        assert_eq!(
+            warm_restart_table_key("neighsyncd", '|'),
+            "WARM_RESTART_TABLE|neighsyncd"
+        );
     }
 }
