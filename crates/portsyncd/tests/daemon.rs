@@ -439,3 +439,52 @@ fn netlink_overrun_resyncs_from_a_dump() {
 
     bed.stop();
 }
+
+/// switch_type dpu: no old-interface handling, existing links stay up.
+#[test]
+fn dpu_leaves_existing_interfaces_up() {
+    let mut bed = Bed::new();
+    bed.config_port("Ethernet0", &[("lanes", "0")]);
+    let _: () = bed
+        .db(CONFIG_DB)
+        .hset("DEVICE_METADATA|localhost", "switch_type", "dpu")
+        .unwrap();
+    bed.add_link("Ethernet0");
+    bed.start(&[]);
+    assert!(bed.link_flags("Ethernet0").contains(&"UP".to_string()));
+    let mut orch = bed.orchagent();
+    orch.drain();
+    // Not old, so its state is published and PortInitDone follows.
+    bed.wait_state("Ethernet0", &[("state", "ok"), ("admin_status", "up")]);
+    wait_until("PortInitDone written", || {
+        bed.exists(APPL_DB, "_PORT_TABLE:PortInitDone")
+    });
+    bed.stop();
+}
+
+/// `--namespace NAME` takes the databases from database_global.json's entry
+/// for NAME (next to `--db-config`).
+#[test]
+fn namespace_selects_database_global_entry() {
+    let mut bed = Bed::new();
+    bed.config_port("Ethernet0", &[("lanes", "0")]);
+    let dir = bed.redis.dir().to_path_buf();
+    let default_config = bed.redis.db_config_path().to_path_buf();
+    let original = std::fs::read_to_string(&default_config).unwrap();
+    std::fs::write(dir.join("asic0_database_config.json"), &original).unwrap();
+    std::fs::write(
+        dir.join("database_global.json"),
+        r#"{"INCLUDES": [{"include": "database_config.json"},
+                         {"include": "asic0_database_config.json", "namespace": "asic0"}]}"#,
+    )
+    .unwrap();
+    // The --db-config file itself is unusable: only the namespace entry works.
+    std::fs::write(&default_config, "not json").unwrap();
+    bed.start(&["--namespace", "asic0"]);
+    std::fs::write(&default_config, &original).unwrap();
+    assert_eq!(
+        bed.appl_hash("_PORT_TABLE:PortConfigDone"),
+        fvs(&[("count", "1")])
+    );
+    bed.stop();
+}
