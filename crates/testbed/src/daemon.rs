@@ -187,3 +187,46 @@ impl Drop for Daemon {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn start_in_namespace_log_and_sigterm() {
+        let ns = NetNs::new("tbd").unwrap();
+        let mut d = Daemon::start(
+            Some(&ns),
+            Path::new("/bin/sh"),
+            &["-c", "echo ready; ip -o link show; exec sleep 30"],
+        )
+        .unwrap();
+        let log = d.wait_for_log("ready", Duration::from_secs(10)).unwrap();
+        assert!(log.starts_with("ready"));
+        // Inside the namespace: only lo.
+        let log = d.wait_for_log("1: lo", Duration::from_secs(10)).unwrap();
+        assert!(!log.contains("2: "), "{log}");
+        assert!(d.is_running());
+        let st = d.sigterm().unwrap();
+        assert_eq!(st.signal(), Some(15));
+        assert!(!d.is_running());
+    }
+
+    #[test]
+    fn wait_for_log_reports_exit_with_the_log() {
+        let mut d = Daemon::start_with_env(
+            None,
+            Path::new("/bin/sh"),
+            &["-c", "echo \"$GREETING\" >&2; exit 3"],
+            &[("GREETING", "bye")],
+        )
+        .unwrap();
+        let err = d
+            .wait_for_log("never printed", Duration::from_secs(10))
+            .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("bye"), "{msg}");
+        assert_eq!(d.try_status().unwrap().and_then(|s| s.code()), Some(3));
+    }
+}

@@ -314,3 +314,67 @@ impl NeighTopology {
             .map(drop)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Interface names listed in /proc/thread-self/net/dev (the calling
+    /// thread's namespace).
+    fn proc_links() -> Vec<String> {
+        let text = std::fs::read_to_string("/proc/thread-self/net/dev").unwrap();
+        text.lines()
+            .skip(2)
+            .filter_map(|l| l.split(':').next())
+            .map(|n| n.trim().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn run_in_enters_the_namespace_and_drop_cleans_up() {
+        let a = NetNs::new("tbt").unwrap();
+        let b = NetNs::new("tbt").unwrap();
+        assert_ne!(a.name(), b.name());
+        veth(&a, "Ethernet0", &b, "eth0").unwrap();
+        let mut inside = a.run_in(proc_links);
+        inside.sort();
+        assert_eq!(inside, ["Ethernet0", "lo"]);
+        assert_eq!(b.links().unwrap(), ["lo", "eth0"]);
+        assert!(a.ifindex("Ethernet0").unwrap() > 1);
+        assert_eq!(b.mac("eth0").unwrap().len(), 17);
+        let err = a
+            .ip(&["link", "set", "dev", "nosuchdev", "up"])
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("nosuchdev"), "{err:#}");
+        let name = a.name().to_string();
+        drop(a);
+        let list = run(&["ip", "netns", "list"]).unwrap();
+        assert!(!list
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(&name)));
+        // The peer end went with the namespace's links.
+        assert_eq!(b.links().unwrap(), ["lo"]);
+    }
+
+    #[test]
+    fn topology_ports_addresses_and_ping() {
+        let t = NeighTopology::new(2).unwrap();
+        assert_eq!(t.len(), 2);
+        let addrs = t
+            .dut()
+            .ip(&["-o", "addr", "show", "dev", "Ethernet4"])
+            .unwrap();
+        assert!(addrs.contains("10.0.1.1/24"), "{addrs}");
+        assert!(addrs.contains("fc00:1::1/64"), "{addrs}");
+        t.ping4(1).unwrap();
+        t.ping6(0).unwrap();
+        let neigh = t.dut().ip(&["neigh", "show", "dev", "Ethernet4"]).unwrap();
+        assert!(neigh.contains(&t.peer_mac(1).unwrap()), "{neigh}");
+        t.dut().sysctl("net.ipv4.conf.all.forwarding", "1").unwrap();
+        let v = t
+            .dut()
+            .exec_ok(&["sysctl", "-n", "net.ipv4.conf.all.forwarding"])
+            .unwrap();
+        assert_eq!(v.trim(), "1");
+    }
+}
