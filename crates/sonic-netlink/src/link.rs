@@ -2,7 +2,7 @@
 //!
 //! As for neighbors, [`decode_link`] (from a `netlink_packet_route`
 //! [`LinkMessage`]) and the socket's wire decoder share one set of rules
-//! ([`link_event`]); the wire decoder only looks at `IFLA_IFNAME`,
+//! (`link_event`); the wire decoder only looks at `IFLA_IFNAME`,
 //! `IFLA_MTU`, `IFLA_MASTER` and `IFLA_LINKINFO`/`IFLA_INFO_KIND`, so an
 //! attribute it does not need (stats, AF_SPEC, ...) can never make a link
 //! message undecodable.

@@ -1,6 +1,6 @@
 //! RTM_NEWNEIGH / RTM_DELNEIGH decoding into [`NeighborEvent`].
 //!
-//! Two entry points share one set of rules ([`neigh_event`]):
+//! Two entry points share one set of rules (`neigh_event`):
 //! * [`decode_neigh`] takes a `netlink_packet_route` [`NeighbourMessage`]
 //!   (what tests and tools build);
 //! * the socket's wire decoder ([`crate::socket::decode_message`]) reads the
