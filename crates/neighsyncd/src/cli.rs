@@ -57,6 +57,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon (the same as giving no command).
     Run,
+    /// Compare the kernel neighbours (under the sync rules) with APPL_DB
+    /// NEIGH_TABLE; exit 0 consistent, 1 drift, 2 error.
+    Audit(crate::audit::AuditArgs),
 }
 
 impl Cli {

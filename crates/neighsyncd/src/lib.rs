@@ -16,6 +16,7 @@
 //!
 //! [`context`] and [`sync`] do no I/O; the binary wires sockets and Redis.
 
+pub mod audit;
 pub mod context;
 pub mod restore;
 pub mod sync;

@@ -22,6 +22,14 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         None | Some(Command::Run) => run_daemon(&cli),
+        Some(Command::Audit(ref args)) => neighsyncd::audit::main(
+            neighsyncd::audit::AuditOptions {
+                db_config: cli.db_config.clone(),
+                namespace: cli.namespace.clone(),
+                db_global_config: cli.db_global_config(),
+            },
+            args,
+        ),
     }
 }
 
