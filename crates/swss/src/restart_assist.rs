@@ -5,13 +5,23 @@
 //! restart ([`ReconcileCache::restore`]) and every operation the daemon
 //! decided while the reconcile timer ran ([`ReconcileCache::insert`]), and
 //! [`ReconcileCache::reconcile`] returns the difference to write. The Redis
-//! side (reading the table, writing the difference in one batch, the `state`
-//! field) is done by the daemon with [`crate::ProducerStateTable`] and
+//! side (the WarmStart check, dropping unconsumed operations, reading the
+//! table, writing the difference in one batch, the `state` field) is
+//! [`AppRestartAssist`], built on [`crate::ProducerStateTable`] and
 //! [`crate::warm_restart`].
 
 use std::collections::HashMap;
+use std::time::Duration;
 
-use crate::FieldValues;
+use redis::aio::ConnectionLike;
+use redis::Pipeline;
+
+use crate::producer_state::ProducerStateTable;
+use crate::table::Table;
+use crate::warm_restart::{
+    check_warm_start, get_warm_start_timer, set_warm_start_state, WarmStartInfo, WarmStartState,
+};
+use crate::{FieldValues, SwssError};
 
 /// Default reconcile timer in seconds when `WARM_RESTART|swss <app>_timer`
 /// is not configured (AppRestartAssist's default of 5 s).
@@ -196,6 +206,186 @@ impl ReconcileCache {
         ops.sets.sort_by(|a, b| a.0.cmp(&b.0));
         ops.dels.sort();
         ops
+    }
+}
+
+// ===== Redis glue =====
+
+/// Largest timer accepted as a default (the C++ constructor throws above it).
+pub const MAX_RECONCILE_TIMER_SECS: u32 = 9999;
+
+/// Keys read per pipelined `HGETALL` round trip in
+/// [`AppRestartAssist::read_table_to_cache`].
+const READ_CHUNK: usize = 1000;
+
+/// The Redis side of AppRestartAssist (warmRestartAssist.cpp, BEHAVIOR.md
+/// c.2) for one app and one table: the WarmStart check at construction,
+/// `registerAppTable`'s clear, `readTablesToMap` and `reconcile`'s write.
+/// The cache itself is the pure [`ReconcileCache`].
+///
+/// STATE_DB keys written: `WARM_RESTART_TABLE|<app>` fields `restore_count`
+/// (always, by the check) and `state` (`initialized`, `restored`,
+/// `reconciled`; only on a warm start).
+#[derive(Debug, Clone)]
+pub struct AppRestartAssist {
+    app: String,
+    state_sep: char,
+    info: WarmStartInfo,
+    timer: Duration,
+}
+
+impl AppRestartAssist {
+    /// The constructor of AppRestartAssist(`app`, `docker`,
+    /// `default_timer_secs`): runs `checkWarmStart(app, docker, incr=true)`
+    /// on STATE_DB (`state`, separator `state_sep`), which writes
+    /// `restore_count` (0 on a cold start, +1 on a warm one). On a warm start
+    /// the reconcile timer is CONFIG_DB `WARM_RESTART|<docker> <app>_timer`
+    /// when configured (1..=9999 s), else `default_timer_secs` (0 meaning
+    /// [`DEFAULT_RECONCILE_TIMER_SECS`]), and state `initialized` is written.
+    /// A cold start writes no state.
+    ///
+    /// Errors: [`SwssError::InvalidArgument`] when `default_timer_secs` >
+    /// [`MAX_RECONCILE_TIMER_SECS`] (the C++ throws); Redis errors;
+    /// [`SwssError::UnexpectedReply`] for a non-numeric `restore_count`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn new<S, C>(
+        state: &mut S,
+        state_sep: char,
+        config: &mut C,
+        config_sep: char,
+        app: &str,
+        docker: &str,
+        default_timer_secs: u32,
+    ) -> Result<Self, SwssError>
+    where
+        S: ConnectionLike + Send,
+        C: ConnectionLike + Send,
+    {
+        if default_timer_secs > MAX_RECONCILE_TIMER_SECS {
+            return Err(SwssError::InvalidArgument(format!(
+                "default reconcile timer {default_timer_secs} s above {MAX_RECONCILE_TIMER_SECS}"
+            )));
+        }
+        let info = check_warm_start(state, state_sep, app, docker, true).await?;
+        let mut secs = if default_timer_secs == 0 {
+            DEFAULT_RECONCILE_TIMER_SECS
+        } else {
+            default_timer_secs
+        };
+        if info.warm {
+            if let Some(configured) = get_warm_start_timer(config, config_sep, app, docker).await? {
+                secs = configured;
+            }
+            set_warm_start_state(state, state_sep, app, WarmStartState::Initialized).await?;
+        }
+        Ok(AppRestartAssist {
+            app: app.to_owned(),
+            state_sep,
+            info,
+            timer: Duration::from_secs(u64::from(secs)),
+        })
+    }
+
+    /// True when a warm start is in progress (`isWarmStartInProgress`).
+    pub fn is_warm(&self) -> bool {
+        self.info.warm
+    }
+
+    /// What the WarmStart check found (system warm reboot, `restore_count`).
+    pub fn info(&self) -> WarmStartInfo {
+        self.info
+    }
+
+    /// The reconcile timer (seconds granularity).
+    pub fn timer(&self) -> Duration {
+        self.timer
+    }
+
+    /// The app name (`WARM_RESTART_TABLE|<app>`).
+    pub fn app(&self) -> &str {
+        &self.app
+    }
+
+    /// `setWarmStartState(app, state)` on STATE_DB.
+    ///
+    /// Errors: Redis errors.
+    pub async fn set_state<S: ConnectionLike + Send>(
+        &self,
+        state: &mut S,
+        value: WarmStartState,
+    ) -> Result<(), SwssError> {
+        set_warm_start_state(state, self.state_sep, &self.app, value).await
+    }
+
+    /// `registerAppTable`: on a warm start, drop the operations of
+    /// `producer`'s table that no consumer popped yet
+    /// ([`ProducerStateTable::clear`], exact `_<TABLE><sep>` prefix with
+    /// SCAN, BEHAVIOR.md f.11). Nothing on a cold start.
+    ///
+    /// Errors: Redis errors.
+    pub async fn register_app_table<C: ConnectionLike + Send>(
+        &self,
+        appl: &mut C,
+        producer: &ProducerStateTable,
+    ) -> Result<(), SwssError> {
+        if self.info.warm {
+            producer.clear(appl).await?;
+        }
+        Ok(())
+    }
+
+    /// `readTablesToMap` for `producer`'s table: `SCAN MATCH <TABLE><sep>*`
+    /// (deviation: the C++ uses `KEYS`, f.20), pipelined `HGETALL` of each
+    /// key, every non-empty hash restored into a new [`ReconcileCache`] as
+    /// STALE (keys without the `<TABLE><sep>` prefix). Does not write the
+    /// state; call [`AppRestartAssist::set_state`] with `restored` after.
+    ///
+    /// Errors: Redis errors (a key that is not a hash gives `WRONGTYPE`).
+    pub async fn read_table_to_cache<C: ConnectionLike + Send>(
+        appl: &mut C,
+        producer: &ProducerStateTable,
+    ) -> Result<ReconcileCache, SwssError> {
+        let table = Table::new(producer.table_name(), producer.separator());
+        let keys = table.keys(appl).await?;
+        let mut cache = ReconcileCache::new();
+        for chunk in keys.chunks(READ_CHUNK) {
+            let mut pipe = redis::pipe();
+            for k in chunk {
+                pipe.cmd("HGETALL").arg(table.full_key(k));
+            }
+            let replies: Vec<Vec<(String, String)>> = pipe.query_async(appl).await?;
+            for (k, fvs) in chunk.iter().zip(replies) {
+                cache.restore(k.clone(), fvs);
+            }
+        }
+        Ok(cache)
+    }
+
+    /// Queue `reconcile()`'s writes on `pipe`: one batched DEL of
+    /// [`ReconcileOps::dels`] (STALE and DELETE), then one batched SET of
+    /// [`ReconcileOps::sets`] (NEW). SAME keys are absent from `ops`.
+    /// Deviation (f.4): the C++ sends one round trip per entry.
+    pub fn queue_reconcile(producer: &ProducerStateTable, pipe: &mut Pipeline, ops: &ReconcileOps) {
+        producer.queue_batch_del(pipe, &ops.dels);
+        producer.queue_batch_set(pipe, &ops.sets);
+    }
+
+    /// Sends [`AppRestartAssist::queue_reconcile`] as one pipeline (nothing
+    /// is sent when `ops` is empty). Does not write the state; write
+    /// `reconciled` after it succeeded.
+    ///
+    /// Errors: as [`ProducerStateTable::flush`].
+    pub async fn write_reconcile<C: ConnectionLike + Send>(
+        appl: &mut C,
+        producer: &ProducerStateTable,
+        ops: &ReconcileOps,
+    ) -> Result<(), SwssError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        Self::queue_reconcile(producer, &mut pipe, ops);
+        producer.flush(appl, &pipe).await
     }
 }
 
