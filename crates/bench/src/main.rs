@@ -1,0 +1,719 @@
+//! `bench`: measures the release `neighsyncd` against a real `redis-server`
+//! and the real kernel (a DUT network namespace with veth ports), and prints
+//! a table with the targets of issue 5 next to the figures.
+//!
+//! Scenarios (all by default, or name them on the command line):
+//! * `idle`: start with an empty kernel table; RSS once the start-up dump
+//!   is done.
+//! * `cold1k`, `cold10k`, `cold100k`: the kernel table is filled first
+//!   (`ip -batch`, `neigh add <ip> lladdr <mac> dev <port> nud permanent`,
+//!   spread over the ports, 1 in 4 IPv6); time from process spawn to
+//!   `SCARD NEIGH_TABLE_KEY_SET` = N (no consumer runs, so every written
+//!   key stays pending there).
+//! * `burst100k`: the daemon runs on an empty table; 100k adds arrive in
+//!   one `ip -batch`; lost = kernel count - APPL_DB count once settled; the
+//!   time is from the end of the burst to the last entry written.
+//! * `flap100k`: after `burst100k` on the same daemon: every entry changes
+//!   NUD state (REACHABLE / STALE) with the same MAC; Redis commands are
+//!   counted from `INFO commandstats` up to a sentinel neighbour added after
+//!   the flaps (its own cost, measured just before, is subtracted).
+//!
+//! Figures: wall time, daemon CPU per neighbour (`/proc/<pid>/task/*/
+//! schedstat`, ns on CPU; falls back to `/proc/<pid>/stat` utime+stime),
+//! Redis CPU per neighbour (`INFO cpu` used_cpu_sys + used_cpu_user),
+//! EVALSHA and all Redis commands per neighbour (`INFO commandstats`; the
+//! commands run inside the scripts count too; the bench's own INFO/SCARD
+//! polls are excluded), peak RSS (VmHWM), idle RSS (VmRSS once settled),
+//! entries lost.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use testbed::daemon::Daemon;
+use testbed::netns::NeighTopology;
+use testbed::redis_server::RedisServer;
+
+/// The log line neighsyncd prints when the start-up dump is done.
+const READY: &str = "cold start: kernel dump done";
+/// Commands the bench itself sends (excluded from the command counts).
+const OWN_COMMANDS: &[&str] = &["info", "scard", "ping"];
+/// How often completion is polled.
+const POLL: Duration = Duration::from_millis(2);
+/// Give up waiting for a scenario after this long.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
+/// A burst is settled when APPL_DB has not changed for this long.
+const SETTLE: Duration = Duration::from_secs(5);
+
+#[derive(Parser, Debug)]
+#[command(about = "neighsyncd benchmark against a real redis-server and kernel")]
+struct Args {
+    /// Scenarios to run: idle, cold1k, cold10k, cold100k, burst100k,
+    /// flap100k (flap100k implies burst100k). Default: all.
+    scenarios: Vec<String>,
+    /// Path of the neighsyncd binary (default: next to this binary, built
+    /// first with `cargo build --release -p neighsyncd` when run by cargo).
+    #[arg(long)]
+    neighsyncd: Option<PathBuf>,
+    /// Number of DUT ports the neighbours are spread over.
+    #[arg(long, default_value_t = 4)]
+    ports: usize,
+    /// Run every scenario this many times.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    /// Extra arguments for neighsyncd (e.g. `--extra=--log-level=DEBUG`).
+    #[arg(long, allow_hyphen_values = true)]
+    extra: Vec<String>,
+}
+
+/// One row of the table.
+#[derive(Debug, Default, Clone)]
+struct Row {
+    name: String,
+    n: usize,
+    wall: Duration,
+    /// What `wall` measures.
+    wall_what: &'static str,
+    daemon_cpu: Duration,
+    redis_cpu: Duration,
+    evalsha: i64,
+    commands: i64,
+    peak_rss_kib: u64,
+    idle_rss_kib: u64,
+    lost: i64,
+    overruns: usize,
+}
+
+impl Row {
+    fn per_n_us(&self, d: Duration) -> f64 {
+        if self.n == 0 {
+            return 0.0;
+        }
+        d.as_secs_f64() * 1e6 / self.n as f64
+    }
+    fn per_n(&self, c: i64) -> f64 {
+        if self.n == 0 {
+            return 0.0;
+        }
+        c as f64 / self.n as f64
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let all = [
+        "idle",
+        "cold1k",
+        "cold10k",
+        "cold100k",
+        "burst100k",
+        "flap100k",
+    ];
+    let scenarios: Vec<String> = if args.scenarios.is_empty() {
+        all.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.scenarios.clone()
+    };
+    for s in &scenarios {
+        if !all.contains(&s.as_str()) {
+            bail!("unknown scenario {s:?}; known: {}", all.join(", "));
+        }
+    }
+    let bin = neighsyncd_path(&args)?;
+    raise_gc_thresholds()?;
+    eprintln!("neighsyncd: {}", bin.display());
+    let mut rows = Vec::new();
+    for _ in 0..args.repeat {
+        for s in &scenarios {
+            let r = match s.as_str() {
+                "idle" => vec![idle(&bin, &args)?],
+                "cold1k" => vec![cold(&bin, &args, 1_000)?],
+                "cold10k" => vec![cold(&bin, &args, 10_000)?],
+                "cold100k" => vec![cold(&bin, &args, 100_000)?],
+                "burst100k" if scenarios.iter().any(|s| s == "flap100k") => continue,
+                "burst100k" => burst_and_flap(&bin, &args, 100_000, false)?,
+                "flap100k" => burst_and_flap(&bin, &args, 100_000, true)?,
+                _ => continue,
+            };
+            for row in &r {
+                eprintln!("done: {row:?}");
+            }
+            rows.extend(r);
+        }
+    }
+    print_table(&rows);
+    Ok(())
+}
+
+// ===== set-up =====
+
+fn neighsyncd_path(args: &Args) -> anyhow::Result<PathBuf> {
+    if let Some(p) = &args.neighsyncd {
+        return Ok(p.clone());
+    }
+    if let Ok(cargo) = std::env::var("CARGO") {
+        let st = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "neighsyncd",
+                "--bin",
+                "neighsyncd",
+            ])
+            .status()
+            .context("cargo build --release -p neighsyncd")?;
+        if !st.success() {
+            bail!("building neighsyncd failed: {st}");
+        }
+    }
+    let exe = std::env::current_exe().context("current_exe")?;
+    let dir = exe.parent().context("binary dir")?;
+    let p = dir.join("neighsyncd");
+    if !p.exists() {
+        bail!(
+            "{} not found: build it with `cargo build --release -p neighsyncd` or pass --neighsyncd",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+/// Raise the neighbour table limits (global on this machine) so that 100k
+/// entries fit; only raises.
+fn raise_gc_thresholds() -> anyhow::Result<()> {
+    for fam in ["ipv4", "ipv6"] {
+        for (k, want) in [
+            ("gc_thresh1", 262_144u64),
+            ("gc_thresh2", 524_288),
+            ("gc_thresh3", 1_048_576),
+        ] {
+            let path = format!("/proc/sys/net/{fam}/neigh/default/{k}");
+            let cur: u64 = std::fs::read_to_string(&path)
+                .with_context(|| format!("read {path}"))?
+                .trim()
+                .parse()
+                .with_context(|| format!("parse {path}"))?;
+            if cur < want {
+                std::fs::write(&path, want.to_string()).with_context(|| format!("write {path}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Neighbour `i`: port index, IP text, MAC text. One in four is IPv6.
+fn neighbor(i: usize, ports: usize) -> (usize, String, String) {
+    let port = i % ports;
+    let ip = if i % 4 == 3 {
+        format!("fc01:{port:x}::{:x}:{:x}", i >> 16, i & 0xffff)
+    } else {
+        format!("10.{}.{}.{}", 100 + (i >> 16), (i >> 8) & 0xff, i & 0xff)
+    };
+    let mac = format!(
+        "02:00:{:02x}:{:02x}:{:02x}:{:02x}",
+        (i >> 24) & 0xff,
+        (i >> 16) & 0xff,
+        (i >> 8) & 0xff,
+        i & 0xff
+    );
+    (port, ip, mac)
+}
+
+fn neigh_lines(n: usize, ports: usize, verb: &str) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let (port, ip, mac) = neighbor(i, ports);
+            let nud = match verb {
+                "flap" if i % 2 == 0 => "reachable",
+                "flap" => "stale",
+                _ => "permanent",
+            };
+            let verb = if verb == "flap" { "change" } else { verb };
+            format!(
+                "neigh {verb} {ip} lladdr {mac} dev {} nud {nud}",
+                NeighTopology::port_name(port)
+            )
+        })
+        .collect()
+}
+
+fn ip_batch(topo: &NeighTopology, lines: &[String]) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("batch");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
+    for l in lines {
+        writeln!(f, "{l}")?;
+    }
+    f.flush()?;
+    drop(f);
+    let path = path.to_str().context("temp path")?;
+    topo.dut().ip(&["-force", "-batch", path])?;
+    Ok(())
+}
+
+/// Permanent neighbours in the DUT's kernel table (both families).
+fn kernel_count(topo: &NeighTopology) -> anyhow::Result<usize> {
+    let mut n = 0;
+    for fam in ["-4", "-6"] {
+        let out = topo.dut().ip(&[fam, "neigh", "show", "nud", "permanent"])?;
+        n += out.lines().filter(|l| !l.trim().is_empty()).count();
+    }
+    Ok(n)
+}
+
+fn start_daemon(
+    bin: &Path,
+    topo: &NeighTopology,
+    redis: &RedisServer,
+    args: &Args,
+) -> anyhow::Result<Daemon> {
+    let cfg = redis.db_config_path().to_str().context("path")?.to_owned();
+    let mut argv: Vec<&str> = vec!["--db-config", &cfg];
+    argv.extend(args.extra.iter().map(String::as_str));
+    Daemon::start(Some(topo.dut()), bin, &argv)
+}
+
+// ===== measurements =====
+
+/// CPU time of every thread of `pid`.
+fn proc_cpu(pid: u32) -> anyhow::Result<Duration> {
+    let mut ns: u64 = 0;
+    let mut found = false;
+    if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in dir.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
+                if let Some(v) = s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                {
+                    ns += v;
+                    found = true;
+                }
+            }
+        }
+    }
+    if found {
+        return Ok(Duration::from_nanos(ns));
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let rest = stat.rsplit_once(") ").context("stat format")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 =
+        f.get(11).context("utime")?.parse::<u64>()? + f.get(12).context("stime")?.parse::<u64>()?;
+    Ok(Duration::from_millis(ticks * 10))
+}
+
+/// (VmHWM, VmRSS) in KiB.
+fn proc_rss(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let get = |k: &str| -> u64 {
+        s.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok((get("VmHWM:"), get("VmRSS:")))
+}
+
+/// Redis CPU and command counters at one instant.
+#[derive(Debug, Clone, Default)]
+struct RedisStats {
+    cpu: Duration,
+    calls: HashMap<String, i64>,
+}
+
+impl RedisStats {
+    fn read(conn: &mut redis::Connection) -> anyhow::Result<Self> {
+        let cpu_text: String = redis::cmd("INFO").arg("cpu").query(conn)?;
+        let mut cpu = 0.0f64;
+        for l in cpu_text.lines() {
+            if let Some(v) = l
+                .strip_prefix("used_cpu_sys:")
+                .or_else(|| l.strip_prefix("used_cpu_user:"))
+            {
+                cpu += v.trim().parse::<f64>().unwrap_or(0.0);
+            }
+        }
+        let cs: String = redis::cmd("INFO").arg("commandstats").query(conn)?;
+        let mut calls = HashMap::new();
+        for l in cs.lines() {
+            let Some(rest) = l.strip_prefix("cmdstat_") else {
+                continue;
+            };
+            let Some((name, fields)) = rest.split_once(':') else {
+                continue;
+            };
+            let n = fields
+                .split(',')
+                .find_map(|f| f.strip_prefix("calls="))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            calls.insert(name.to_owned(), n);
+        }
+        Ok(RedisStats {
+            cpu: Duration::from_secs_f64(cpu),
+            calls,
+        })
+    }
+
+    /// (EVALSHA calls, all calls except the bench's own) since `before`.
+    fn commands_since(&self, before: &RedisStats) -> (i64, i64) {
+        let mut evalsha = 0;
+        let mut all = 0;
+        for (name, n) in &self.calls {
+            let d = n - before.calls.get(name).copied().unwrap_or(0);
+            if OWN_COMMANDS.contains(&name.as_str()) {
+                continue;
+            }
+            if name == "evalsha" {
+                evalsha += d;
+            }
+            all += d;
+        }
+        (evalsha, all)
+    }
+}
+
+fn scard(conn: &mut redis::Connection) -> anyhow::Result<usize> {
+    Ok(redis::cmd("SCARD").arg("NEIGH_TABLE_KEY_SET").query(conn)?)
+}
+
+/// Poll until `SCARD NEIGH_TABLE_KEY_SET` >= `want`; returns the instant it
+/// was seen.
+fn wait_scard(
+    conn: &mut redis::Connection,
+    daemon: &mut Daemon,
+    want: usize,
+) -> anyhow::Result<Instant> {
+    let start = Instant::now();
+    loop {
+        if scard(conn)? >= want {
+            return Ok(Instant::now());
+        }
+        if !daemon.is_running() {
+            bail!("neighsyncd exited; log:\n{}", tail(&daemon.log()));
+        }
+        if start.elapsed() > SCENARIO_TIMEOUT {
+            bail!(
+                "APPL_DB did not reach {want} keys; log:\n{}",
+                tail(&daemon.log())
+            );
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+fn overruns(daemon: &Daemon) -> usize {
+    daemon.log().matches("netlink overrun (ENOBUFS)").count()
+}
+
+// ===== scenarios =====
+
+fn idle(bin: &Path, args: &Args) -> anyhow::Result<Row> {
+    let redis = RedisServer::start()?;
+    let topo = NeighTopology::new(args.ports)?;
+    let t0 = Instant::now();
+    let mut daemon = start_daemon(bin, &topo, &redis, args)?;
+    daemon.wait_for_log(READY, SCENARIO_TIMEOUT)?;
+    let wall = t0.elapsed();
+    std::thread::sleep(Duration::from_secs(1));
+    let (hwm, rss) = proc_rss(daemon.pid())?;
+    let cpu = proc_cpu(daemon.pid())?;
+    daemon.sigterm()?;
+    Ok(Row {
+        name: "idle (empty table)".into(),
+        n: 0,
+        wall,
+        wall_what: "spawn->ready",
+        daemon_cpu: cpu,
+        peak_rss_kib: hwm,
+        idle_rss_kib: rss,
+        ..Row::default()
+    })
+}
+
+fn cold(bin: &Path, args: &Args, n: usize) -> anyhow::Result<Row> {
+    let redis = RedisServer::start()?;
+    let topo = NeighTopology::new(args.ports)?;
+    ip_batch(&topo, &neigh_lines(n, args.ports, "add"))?;
+    let kernel = kernel_count(&topo)?;
+    if kernel != n {
+        bail!("kernel holds {kernel} permanent neighbours, wanted {n}");
+    }
+    let mut conn = redis.conn(0)?;
+    let before = RedisStats::read(&mut conn)?;
+    let t0 = Instant::now();
+    let mut daemon = start_daemon(bin, &topo, &redis, args)?;
+    let done = wait_scard(&mut conn, &mut daemon, n)?;
+    let wall = done - t0;
+    let cpu = proc_cpu(daemon.pid())?;
+    let after = RedisStats::read(&mut conn)?;
+    std::thread::sleep(Duration::from_secs(1));
+    let (hwm, rss) = proc_rss(daemon.pid())?;
+    let written = scard(&mut conn)?;
+    let (evalsha, commands) = after.commands_since(&before);
+    let ov = overruns(&daemon);
+    daemon.sigterm()?;
+    Ok(Row {
+        name: format!("cold sync {}k", n / 1000),
+        n,
+        wall,
+        wall_what: "spawn->all",
+        daemon_cpu: cpu,
+        redis_cpu: after.cpu.saturating_sub(before.cpu),
+        evalsha,
+        commands,
+        peak_rss_kib: hwm,
+        idle_rss_kib: rss,
+        lost: kernel as i64 - written as i64,
+        overruns: ov,
+    })
+}
+
+/// The live burst; with `flap`, then the same-MAC flaps on the same daemon.
+fn burst_and_flap(bin: &Path, args: &Args, n: usize, flap: bool) -> anyhow::Result<Vec<Row>> {
+    let redis = RedisServer::start()?;
+    let topo = NeighTopology::new(args.ports)?;
+    let mut conn = redis.conn(0)?;
+    let mut daemon = start_daemon(bin, &topo, &redis, args)?;
+    daemon.wait_for_log(READY, SCENARIO_TIMEOUT)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let adds = neigh_lines(n, args.ports, "add");
+    let pid = daemon.pid();
+    let cpu0 = proc_cpu(pid)?;
+    let before = RedisStats::read(&mut conn)?;
+    ip_batch(&topo, &adds)?;
+    let burst_end = Instant::now();
+    // Settle: all written, or no change for SETTLE.
+    let mut last = scard(&mut conn)?;
+    let mut last_change = Instant::now();
+    let mut all_at = None;
+    loop {
+        let c = scard(&mut conn)?;
+        if c != last {
+            last = c;
+            last_change = Instant::now();
+        }
+        if c >= n {
+            all_at = Some(Instant::now());
+            break;
+        }
+        if last_change.elapsed() > SETTLE || burst_end.elapsed() > SCENARIO_TIMEOUT {
+            break;
+        }
+        if !daemon.is_running() {
+            bail!("neighsyncd exited; log:\n{}", tail(&daemon.log()));
+        }
+        std::thread::sleep(POLL);
+    }
+    let cpu1 = proc_cpu(pid)?;
+    let after = RedisStats::read(&mut conn)?;
+    let kernel = kernel_count(&topo)?;
+    std::thread::sleep(Duration::from_secs(1));
+    let written = scard(&mut conn)?;
+    let (hwm, rss) = proc_rss(pid)?;
+    let (evalsha, commands) = after.commands_since(&before);
+    let mut rows = vec![Row {
+        name: format!("live burst {}k", n / 1000),
+        n,
+        wall: all_at.map_or(Duration::MAX, |t| t - burst_end),
+        wall_what: "burst end->all",
+        daemon_cpu: cpu1.saturating_sub(cpu0),
+        redis_cpu: after.cpu.saturating_sub(before.cpu),
+        evalsha,
+        commands,
+        peak_rss_kib: hwm,
+        idle_rss_kib: rss,
+        lost: kernel as i64 - written as i64,
+        overruns: overruns(&daemon),
+    }];
+    if flap {
+        // Calibrate: the cost of one sentinel neighbour.
+        let s0 = RedisStats::read(&mut conn)?;
+        topo.dut().ip(&[
+            "neigh",
+            "add",
+            "10.250.0.1",
+            "lladdr",
+            "02:ff:00:00:00:01",
+            "dev",
+            "Ethernet0",
+            "nud",
+            "permanent",
+        ])?;
+        wait_scard(&mut conn, &mut daemon, written + 1)?;
+        let s1 = RedisStats::read(&mut conn)?;
+        let (sent_eval, sent_all) = s1.commands_since(&s0);
+        let ov0 = overruns(&daemon);
+        let lines = neigh_lines(n, args.ports, "flap");
+        let cpu0 = proc_cpu(pid)?;
+        let s2 = RedisStats::read(&mut conn)?;
+        let t0 = Instant::now();
+        ip_batch(&topo, &lines)?;
+        let flap_end = Instant::now();
+        topo.dut().ip(&[
+            "neigh",
+            "add",
+            "10.250.0.2",
+            "lladdr",
+            "02:ff:00:00:00:02",
+            "dev",
+            "Ethernet0",
+            "nud",
+            "permanent",
+        ])?;
+        let done = wait_scard(&mut conn, &mut daemon, written + 2)?;
+        let cpu1 = proc_cpu(pid)?;
+        let s3 = RedisStats::read(&mut conn)?;
+        let (e, a) = s3.commands_since(&s2);
+        let (hwm, rss) = proc_rss(pid)?;
+        eprintln!(
+            "flaps: ip -batch took {:?}, sentinel written {:?} after it",
+            flap_end - t0,
+            done - flap_end
+        );
+        rows.push(Row {
+            name: format!("same-MAC flaps {}k", n / 1000),
+            n,
+            wall: done - flap_end,
+            wall_what: "flaps end->seen",
+            daemon_cpu: cpu1.saturating_sub(cpu0),
+            redis_cpu: s3.cpu.saturating_sub(s2.cpu),
+            evalsha: e - sent_eval,
+            commands: a - sent_all,
+            peak_rss_kib: hwm,
+            idle_rss_kib: rss,
+            lost: 0,
+            overruns: overruns(&daemon) - ov0,
+        });
+    }
+    daemon.sigterm()?;
+    Ok(rows)
+}
+
+// ===== output =====
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "| scenario | N | wall | daemon CPU/neigh | Redis CPU/neigh | EVALSHA/neigh | Redis cmds/neigh | peak RSS | idle RSS | lost | ENOBUFS |"
+    );
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let wall = if r.wall == Duration::MAX {
+            "never".to_owned()
+        } else {
+            format!("{:.3} s ({})", r.wall.as_secs_f64(), r.wall_what)
+        };
+        let (d, rc, e, c) = if r.n == 0 {
+            ("-".into(), "-".into(), "-".into(), "-".into())
+        } else {
+            (
+                format!("{:.2} us", r.per_n_us(r.daemon_cpu)),
+                format!("{:.2} us", r.per_n_us(r.redis_cpu)),
+                format!("{:.4}", r.per_n(r.evalsha)),
+                format!("{:.4} ({})", r.per_n(r.commands), r.commands),
+            )
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.name,
+            r.n,
+            wall,
+            d,
+            rc,
+            e,
+            c,
+            mib(r.peak_rss_kib),
+            mib(r.idle_rss_kib),
+            if r.n == 0 {
+                "-".to_owned()
+            } else {
+                r.lost.to_string()
+            },
+            r.overruns
+        );
+    }
+    println!();
+    println!("Targets (issue 5):");
+    let check = |what: &str, ok: Option<bool>| {
+        let v = match ok {
+            Some(true) => "PASS",
+            Some(false) => "MISS",
+            None => "n/a",
+        };
+        println!("- {what}: {v}");
+    };
+    let find = |p: &'static str| rows.iter().filter(move |r| r.name.starts_with(p));
+    let all_ok = |it: Vec<bool>| (!it.is_empty()).then(|| it.iter().all(|b| *b));
+    check(
+        "cold sync 100k <= 1.0 s end to end",
+        all_ok(
+            find("cold sync 100k")
+                .map(|r| r.wall <= Duration::from_secs(1))
+                .collect(),
+        ),
+    );
+    check(
+        "live burst 100k: 0 lost, all written <= 1.5 s after the burst",
+        all_ok(
+            find("live burst")
+                .map(|r| r.lost == 0 && r.wall <= Duration::from_millis(1500))
+                .collect(),
+        ),
+    );
+    let loaded: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.n >= 10_000 && !r.name.starts_with("same-MAC"))
+        .collect();
+    check(
+        "daemon CPU <= 3 us/neighbor (runs with N >= 10k)",
+        all_ok(
+            loaded
+                .iter()
+                .map(|r| r.per_n_us(r.daemon_cpu) <= 3.0)
+                .collect(),
+        ),
+    );
+    check(
+        "Redis CPU <= 8 us/neighbor (runs with N >= 10k)",
+        all_ok(
+            loaded
+                .iter()
+                .map(|r| r.per_n_us(r.redis_cpu) <= 8.0)
+                .collect(),
+        ),
+    );
+    check(
+        "0 Redis commands for same-MAC flaps",
+        all_ok(find("same-MAC").map(|r| r.commands == 0).collect()),
+    );
+    check(
+        "peak RSS <= 16 MiB with 100k",
+        all_ok(
+            rows.iter()
+                .filter(|r| r.n >= 100_000)
+                .map(|r| r.peak_rss_kib <= 16 * 1024)
+                .collect(),
+        ),
+    );
+    check(
+        "idle RSS <= 8 MiB (empty table)",
+        all_ok(find("idle").map(|r| r.idle_rss_kib <= 8 * 1024).collect()),
+    );
+}
