@@ -47,6 +47,18 @@ pub struct Cli {
     /// 16 MiB, to provoke ENOBUFS.
     #[arg(long, value_name = "BYTES", hide = true, global = true)]
     pub netlink_rcvbuf: Option<usize>,
+
+    /// What to do; the daemon runs when no command is given.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands. Running the daemon is the default (no subcommand).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Compare the kernel links with STATE_DB PORT_TABLE for the ports in
+    /// APPL_DB; exit 0 consistent, 1 drift, 2 error.
+    Audit(crate::audit::AuditArgs),
 }
 
 impl Cli {

@@ -13,6 +13,7 @@
 //!
 //! `main.rs` holds the I/O wiring around this core.
 
+pub mod audit;
 pub mod cli;
 pub mod daemon;
 pub mod sync;

@@ -20,6 +20,16 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
+    if let Some(portsyncd::cli::Command::Audit(args)) = &cli.command {
+        return portsyncd::audit::main(
+            portsyncd::audit::AuditOptions {
+                db_config: cli.db_config.clone(),
+                namespace: cli.namespace.clone(),
+                db_global_config: cli.db_global_config(),
+            },
+            args,
+        );
+    }
     let opts = Options {
         db_global_config: cli.db_global_config(),
         db_config: cli.db_config,

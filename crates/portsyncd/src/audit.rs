@@ -1,0 +1,691 @@
+//! `portsyncd audit`: compares the kernel links with STATE_DB
+//! `PORT_TABLE|<name>` under portsyncd's rules (linksync.cpp
+//! LinkSync::onMsg, BEHAVIOR.md d.3).
+//!
+//! The ports audited are the consumed APPL_DB `PORT_TABLE:<name>` keys
+//! (the ones orchagent has; `PortConfigDone` and `PortInitDone` excluded).
+//! For each whose netdev exists (name starting with `Ethernet` or
+//! `PortChannel`, kind not `team`), the expected STATE_DB fields are
+//! [`LinkState::fields`]: `state=ok`, `netdev_oper_status` (IFF_RUNNING),
+//! `admin_status` (IFF_UP), `mtu`. Only these four fields are compared;
+//! fields other daemons write into the same hash are ignored.
+//!
+//! * **missing**: an APPL_DB port with a netdev, but STATE_DB has none of
+//!   the four fields for it;
+//! * **stale**: a STATE_DB `PORT_TABLE|Ethernet*`/`PortChannel*` entry
+//!   carrying portsyncd's `state` field whose netdev does not exist (or is a
+//!   team netdev): portsyncd deletes the key on RTM_DELLINK;
+//! * **different**: one of the four fields differs (or is absent).
+//!
+//! A configured port whose netdev does not exist yet and has no STATE_DB
+//! entry is not drift: it is what holds back PortInitDone. Netdevs that a
+//! cold start marked "old" (brought down and ignored, d.2) are audited like
+//! any other; on a switch they are replaced by syncd within seconds.
+//!
+//! The comparison ([`expected_states`], [`compare`]) is pure; [`audit`]
+//! does the I/O. The C++ portsyncd has no audit. Exit codes: 0 consistent,
+//! 1 drift, 2 error.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use sonic_netlink::link::{LinkEvent, LinkMsgType, IFF_RUNNING, IFF_UP};
+use sonic_netlink::socket::{
+    Dump, KernelMessage, NetlinkSocket, RcvBuf, Received, SocketError, DEFAULT_RCVBUF_BYTES,
+};
+use swss::config::ConfigError;
+use swss::{DbConfig, DbConnector, FieldValues, SwssError, Table};
+
+use crate::daemon::STATE_FIELDS;
+use crate::sync::{
+    LinkState, APP_PORT_TABLE_NAME, HANDLED_PREFIXES, PORT_CONFIG_DONE, PORT_INIT_DONE,
+    STATE_PORT_TABLE_NAME, TEAM_KIND,
+};
+
+/// Exit status when the kernel and STATE_DB agree.
+pub const EXIT_CONSISTENT: u8 = 0;
+/// Exit status when at least one entry is missing, stale or different.
+pub const EXIT_DRIFT: u8 = 1;
+/// Exit status when the audit could not run (config, Redis, netlink).
+pub const EXIT_ERROR: u8 = 2;
+
+/// How many times the link dump is retried after an interrupted or failed
+/// dump or an overrun.
+pub const DUMP_ATTEMPTS: usize = 5;
+
+/// The STATE_DB field portsyncd always writes (`state=ok`); an entry with it
+/// was written by portsyncd.
+pub const STATE_FIELD: &str = "state";
+
+// ===== command line =====
+
+/// Options of the `audit` subcommand (the global `--db-config`,
+/// `--namespace` come from the main command line).
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct AuditArgs {
+    /// Print the report as one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where the databases are, as for the daemon.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// database_config.json.
+    pub db_config: PathBuf,
+    /// Multi-ASIC namespace; `Some` loads `db_global_config`'s entry for it.
+    pub namespace: Option<String>,
+    /// database_global.json, used only with `namespace`.
+    pub db_global_config: PathBuf,
+}
+
+// ===== errors =====
+
+/// Why an audit could not run (exit status [`EXIT_ERROR`]).
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// database_config.json / database_global.json missing or broken.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Redis unreachable (one connection attempt, no retry) or an error
+    /// reply; `context` names the step.
+    #[error("{context}: {source}")]
+    Redis {
+        /// The step, e.g. `reading STATE_DB PORT_TABLE`.
+        context: &'static str,
+        /// The error.
+        source: SwssError,
+    },
+    /// The netlink socket could not be opened, asked for a dump, or read.
+    #[error(transparent)]
+    Netlink(#[from] SocketError),
+    /// The link dump kept failing ([`DUMP_ATTEMPTS`] times).
+    #[error("kernel link dump failed {DUMP_ATTEMPTS} times (last errno {0})")]
+    Dump(i32),
+}
+
+fn redis_err(context: &'static str) -> impl FnOnce(SwssError) -> AuditError {
+    move |source| AuditError::Redis { context, source }
+}
+
+// ===== report (pure) =====
+
+/// The kind of one disagreement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DriftKind {
+    /// Expected from the kernel, absent from STATE_DB.
+    Missing,
+    /// In STATE_DB, no netdev.
+    Stale,
+    /// In both, with other values.
+    Different,
+}
+
+impl DriftKind {
+    /// `missing`, `stale` or `different` (text and JSON spelling).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DriftKind::Missing => "missing",
+            DriftKind::Stale => "stale",
+            DriftKind::Different => "different",
+        }
+    }
+}
+
+/// One disagreement between the kernel and STATE_DB.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    /// Which kind.
+    pub kind: DriftKind,
+    /// The port name, e.g. `Ethernet0` (STATE_DB key `PORT_TABLE|Ethernet0`).
+    pub key: String,
+    /// The four fields the kernel implies (`None` for [`DriftKind::Stale`]).
+    pub expected: Option<FieldValues>,
+    /// portsyncd's fields as STATE_DB holds them (`None` for
+    /// [`DriftKind::Missing`]).
+    pub actual: Option<FieldValues>,
+}
+
+/// The result of one audit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditReport {
+    /// `portsyncd`.
+    pub daemon: &'static str,
+    /// `STATE_DB PORT_TABLE`.
+    pub table: &'static str,
+    /// Ports with a netdev and an APPL_DB entry (expected STATE_DB entries).
+    pub expected: usize,
+    /// STATE_DB entries carrying portsyncd's fields.
+    pub actual: usize,
+    /// Every disagreement, sorted by kind then name.
+    pub drift: Vec<Drift>,
+}
+
+impl AuditReport {
+    /// True when nothing is missing, stale or different.
+    pub fn is_consistent(&self) -> bool {
+        self.drift.is_empty()
+    }
+
+    /// Number of disagreements of `kind`.
+    pub fn count(&self, kind: DriftKind) -> usize {
+        self.drift.iter().filter(|d| d.kind == kind).count()
+    }
+
+    /// [`EXIT_CONSISTENT`] or [`EXIT_DRIFT`].
+    pub fn exit_code(&self) -> u8 {
+        if self.is_consistent() {
+            EXIT_CONSISTENT
+        } else {
+            EXIT_DRIFT
+        }
+    }
+
+    /// One line per disagreement (`<kind> <name> expected f=v ... actual
+    /// f=v ...`), then `portsyncd audit of STATE_DB PORT_TABLE: drift N
+    /// (missing a, stale b, different c); expected E, present P` (or
+    /// `consistent` instead of `drift N`).
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for d in &self.drift {
+            out.push_str(&format!("{:<9} {}", d.kind.as_str(), d.key));
+            if let Some(e) = &d.expected {
+                out.push_str(" expected ");
+                out.push_str(&fields_text(e));
+            }
+            if let Some(a) = &d.actual {
+                out.push_str(" actual ");
+                out.push_str(&fields_text(a));
+            }
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "{} audit of {}: {} (missing {}, stale {}, different {}); expected {}, present {}\n",
+            self.daemon,
+            self.table,
+            if self.is_consistent() {
+                "consistent".to_string()
+            } else {
+                format!("drift {}", self.drift.len())
+            },
+            self.count(DriftKind::Missing),
+            self.count(DriftKind::Stale),
+            self.count(DriftKind::Different),
+            self.expected,
+            self.actual,
+        ));
+        out
+    }
+
+    /// The report as JSON, the same shape as `neighsyncd audit --json`:
+    /// `{"daemon","table","consistent","expected","actual","drift_count",
+    /// "summary":{"missing","stale","different"},"missing":[{"key",
+    /// "expected":{..}}],"stale":[{"key","actual":{..}}],"different":[{"key",
+    /// "expected":{..},"actual":{..}}]}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let list = |kind: DriftKind| -> serde_json::Value {
+            self.drift
+                .iter()
+                .filter(|d| d.kind == kind)
+                .map(|d| {
+                    let mut o = serde_json::Map::new();
+                    o.insert("key".into(), d.key.clone().into());
+                    if let Some(e) = &d.expected {
+                        o.insert("expected".into(), fields_json(e));
+                    }
+                    if let Some(a) = &d.actual {
+                        o.insert("actual".into(), fields_json(a));
+                    }
+                    serde_json::Value::Object(o)
+                })
+                .collect()
+        };
+        serde_json::json!({
+            "daemon": self.daemon,
+            "table": self.table,
+            "consistent": self.is_consistent(),
+            "expected": self.expected,
+            "actual": self.actual,
+            "drift_count": self.drift.len(),
+            "summary": {
+                "missing": self.count(DriftKind::Missing),
+                "stale": self.count(DriftKind::Stale),
+                "different": self.count(DriftKind::Different),
+            },
+            "missing": list(DriftKind::Missing),
+            "stale": list(DriftKind::Stale),
+            "different": list(DriftKind::Different),
+        })
+    }
+}
+
+fn fields_text(fvs: &FieldValues) -> String {
+    fvs.iter()
+        .map(|(f, v)| format!("{f}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn fields_json(fvs: &FieldValues) -> serde_json::Value {
+    serde_json::Value::Object(
+        fvs.iter()
+            .map(|(f, v)| (f.clone(), serde_json::Value::from(v.clone())))
+            .collect(),
+    )
+}
+
+/// Whether portsyncd handles a netdev: name starting with `Ethernet` or
+/// `PortChannel` (case-sensitive) and kind not `team`.
+pub fn is_handled(name: &str, kind: Option<&str>) -> bool {
+    HANDLED_PREFIXES.iter().any(|p| name.starts_with(p)) && kind != Some(TEAM_KIND)
+}
+
+/// The kernel's handled netdevs by name with their [`LinkState`], from a
+/// link dump (RTM_NEWLINK, family AF_UNSPEC; AF_BRIDGE-family messages and
+/// unhandled names are skipped; a missing IFLA_MTU counts as 0 as in
+/// [`crate::sync::PortSync::on_link`]).
+pub fn kernel_ports<'a>(
+    links: impl IntoIterator<Item = &'a LinkEvent>,
+) -> BTreeMap<String, LinkState> {
+    links
+        .into_iter()
+        .filter(|l| l.msg_type == LinkMsgType::New && l.family == 0)
+        .filter(|l| is_handled(&l.name, l.kind.as_deref()))
+        .map(|l| {
+            (
+                l.name.clone(),
+                LinkState {
+                    admin_up: l.flags & IFF_UP != 0,
+                    oper_up: l.flags & IFF_RUNNING != 0,
+                    mtu: l.mtu.unwrap_or(0),
+                },
+            )
+        })
+        .collect()
+}
+
+/// The STATE_DB fields expected per port: every APPL_DB port (the
+/// `PortConfigDone`/`PortInitDone` keys are ignored) whose netdev is in
+/// `kernel` gets [`LinkState::fields`].
+pub fn expected_states(
+    appl_ports: &BTreeSet<String>,
+    kernel: &BTreeMap<String, LinkState>,
+) -> BTreeMap<String, FieldValues> {
+    appl_ports
+        .iter()
+        .filter(|p| p.as_str() != PORT_CONFIG_DONE && p.as_str() != PORT_INIT_DONE)
+        .filter_map(|p| kernel.get(p).map(|s| (p.clone(), s.fields())))
+        .collect()
+}
+
+/// portsyncd's fields of one STATE_DB hash, in [`STATE_FIELDS`] order
+/// (absent ones left out).
+pub fn own_fields(fvs: &FieldValues) -> FieldValues {
+    STATE_FIELDS
+        .iter()
+        .filter_map(|f| {
+            fvs.iter()
+                .find(|(k, _)| k == f)
+                .map(|(k, v)| (k.clone(), v.clone()))
+        })
+        .collect()
+}
+
+/// The disagreements (module docs) between `expected`
+/// ([`expected_states`]), the kernel's handled netdev names and STATE_DB
+/// `PORT_TABLE` (`state`: name -> every field of the hash). Sorted by kind
+/// (missing, stale, different) then name.
+pub fn compare(
+    expected: &BTreeMap<String, FieldValues>,
+    kernel: &BTreeMap<String, LinkState>,
+    state: &BTreeMap<String, FieldValues>,
+) -> Vec<Drift> {
+    let mut drift = Vec::new();
+    for (name, want) in expected {
+        let have = state.get(name).map(own_fields).unwrap_or_default();
+        if have.is_empty() {
+            drift.push(Drift {
+                kind: DriftKind::Missing,
+                key: name.clone(),
+                expected: Some(want.clone()),
+                actual: None,
+            });
+        } else if &have != want {
+            drift.push(Drift {
+                kind: DriftKind::Different,
+                key: name.clone(),
+                expected: Some(want.clone()),
+                actual: Some(have),
+            });
+        }
+    }
+    for (name, fvs) in state {
+        let portsyncd_wrote = fvs.iter().any(|(f, _)| f == STATE_FIELD);
+        if portsyncd_wrote && is_handled(name, None) && !kernel.contains_key(name) {
+            drift.push(Drift {
+                kind: DriftKind::Stale,
+                key: name.clone(),
+                expected: None,
+                actual: Some(own_fields(fvs)),
+            });
+        }
+    }
+    drift.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
+    drift
+}
+
+/// Number of STATE_DB entries portsyncd wrote (handled name, `state` field).
+pub fn state_entries(state: &BTreeMap<String, FieldValues>) -> usize {
+    state
+        .iter()
+        .filter(|(n, fvs)| is_handled(n, None) && fvs.iter().any(|(f, _)| f == STATE_FIELD))
+        .count()
+}
+
+// ===== I/O =====
+
+/// Every link of the current network namespace (a link dump on a socket
+/// that joins no multicast group), retried after an interrupted or failed
+/// dump or an overrun, at most [`DUMP_ATTEMPTS`] times.
+///
+/// Errors: [`AuditError::Netlink`], [`AuditError::Dump`].
+pub async fn kernel_links() -> Result<Vec<LinkEvent>, AuditError> {
+    let mut sock = NetlinkSocket::open_with(&[], RcvBuf::Force(DEFAULT_RCVBUF_BYTES))?;
+    let mut last = 0;
+    'attempt: for _ in 0..DUMP_ATTEMPTS {
+        sock.request_dump(Dump::Links)?;
+        let mut links = Vec::new();
+        let mut received: Vec<Received> = Vec::new();
+        let mut overrun = false;
+        loop {
+            match sock.recv(&mut received).await {
+                Ok(()) => {}
+                Err(SocketError::Overrun) => overrun = true,
+                Err(e) => return Err(e.into()),
+            }
+            for msg in received.drain(..) {
+                match msg {
+                    Ok(KernelMessage::Link(ev)) => links.push(ev),
+                    Ok(KernelMessage::DumpDone) if !overrun => return Ok(links),
+                    Ok(KernelMessage::DumpDone) => {
+                        last = 0;
+                        continue 'attempt;
+                    }
+                    Ok(KernelMessage::DumpFailed { errno }) => {
+                        last = errno;
+                        continue 'attempt;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "malformed netlink message skipped"),
+                }
+            }
+        }
+    }
+    Err(AuditError::Dump(last))
+}
+
+/// Loads the database config the options point at (as the daemon).
+///
+/// Errors: [`ConfigError`] naming the file.
+pub fn load_db_config(opts: &AuditOptions) -> Result<DbConfig, ConfigError> {
+    match opts.namespace.as_deref() {
+        Some(ns) if !ns.is_empty() => DbConfig::load_for_namespace(&opts.db_global_config, ns),
+        _ => DbConfig::load(&opts.db_config),
+    }
+}
+
+/// Runs one audit: database config, APPL_DB `PORT_TABLE` keys, STATE_DB
+/// `PORT_TABLE` entries (each Redis connection is tried once, with swss's
+/// connect timeout), kernel links, [`compare`].
+///
+/// Errors: [`AuditError`] (config, Redis, netlink).
+pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
+    let cfg = load_db_config(opts)?;
+    let appl_db = DbConnector::new(cfg.location("APPL_DB")?)
+        .map_err(redis_err("preparing the APPL_DB client"))?;
+    let state_db = DbConnector::new(cfg.location("STATE_DB")?)
+        .map_err(redis_err("preparing the STATE_DB client"))?;
+    let mut appl = appl_db
+        .connect()
+        .await
+        .map_err(redis_err("connecting to APPL_DB"))?;
+    let mut state_conn = state_db
+        .connect()
+        .await
+        .map_err(redis_err("connecting to STATE_DB"))?;
+    let links = kernel_links().await?;
+    let appl_ports: BTreeSet<String> = Table::new(APP_PORT_TABLE_NAME, appl_db.separator())
+        .keys(&mut appl)
+        .await
+        .map_err(redis_err("reading APPL_DB PORT_TABLE"))?
+        .into_iter()
+        .collect();
+    let state_table = Table::new(STATE_PORT_TABLE_NAME, state_db.separator());
+    let mut state = BTreeMap::new();
+    for name in state_table
+        .keys(&mut state_conn)
+        .await
+        .map_err(redis_err("reading STATE_DB PORT_TABLE"))?
+    {
+        if let Some(fvs) = state_table
+            .get(&mut state_conn, &name)
+            .await
+            .map_err(redis_err("reading STATE_DB PORT_TABLE"))?
+        {
+            state.insert(name, fvs);
+        }
+    }
+    let kernel = kernel_ports(&links);
+    let expected = expected_states(&appl_ports, &kernel);
+    Ok(AuditReport {
+        daemon: "portsyncd",
+        table: "STATE_DB PORT_TABLE",
+        expected: expected.len(),
+        actual: state_entries(&state),
+        drift: compare(&expected, &kernel, &state),
+    })
+}
+
+/// The `portsyncd audit` command: runs [`audit`] on a current-thread
+/// runtime, prints the report (text or JSON) on stdout or the error on
+/// stderr, and returns the exit status (0 consistent, 1 drift, 2 error).
+pub fn main(opts: AuditOptions, args: &AuditArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("portsyncd audit: cannot start the tokio runtime: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    match runtime.block_on(audit(&opts)) {
+        Ok(report) => {
+            if args.json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.to_text());
+            }
+            ExitCode::from(report.exit_code())
+        }
+        Err(e) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"daemon": "portsyncd", "error": e.to_string()})
+                );
+            }
+            eprintln!("portsyncd audit: {e}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(name: &str, flags: u32, mtu: u32, kind: Option<&str>) -> LinkEvent {
+        LinkEvent {
+            msg_type: LinkMsgType::New,
+            family: 0,
+            ifindex: 1,
+            name: name.to_owned(),
+            flags,
+            mtu: Some(mtu),
+            master: None,
+            kind: kind.map(str::to_owned),
+        }
+    }
+
+    fn fvs(pairs: &[(&str, &str)]) -> FieldValues {
+        pairs
+            .iter()
+            .map(|(f, v)| ((*f).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn up(mtu: &str) -> FieldValues {
+        fvs(&[
+            ("state", "ok"),
+            ("netdev_oper_status", "up"),
+            ("admin_status", "up"),
+            ("mtu", mtu),
+        ])
+    }
+
+    #[test]
+    fn kernel_ports_keeps_handled_non_team_links() {
+        let mut bridge_msg = link("Ethernet8", IFF_UP, 1500, None);
+        bridge_msg.family = 7;
+        let links = [
+            link("Ethernet0", IFF_UP | IFF_RUNNING, 9100, None),
+            link("PortChannel1", IFF_UP, 1500, Some("bond")),
+            link("PortChannel2", IFF_UP, 1500, Some("team")),
+            link("eth0", IFF_UP, 1500, None),
+            link("ethernet4", IFF_UP, 1500, None),
+            bridge_msg,
+        ];
+        let k = kernel_ports(&links);
+        assert_eq!(
+            k.keys().map(String::as_str).collect::<Vec<_>>(),
+            vec!["Ethernet0", "PortChannel1"]
+        );
+        assert_eq!(
+            k["Ethernet0"],
+            LinkState {
+                admin_up: true,
+                oper_up: true,
+                mtu: 9100
+            }
+        );
+        assert!(!k["PortChannel1"].oper_up);
+    }
+
+    #[test]
+    fn compare_finds_missing_stale_and_different() {
+        let links = [
+            link("Ethernet0", IFF_UP | IFF_RUNNING, 9100, None),
+            link("Ethernet4", IFF_UP | IFF_RUNNING, 9100, None),
+            link("Ethernet8", IFF_UP, 1500, None),
+            link("Ethernet12", IFF_UP | IFF_RUNNING, 9100, None),
+        ];
+        let kernel = kernel_ports(&links);
+        let appl: BTreeSet<String> = [
+            "Ethernet0",
+            "Ethernet4",
+            "Ethernet8",
+            "Ethernet12",
+            "Ethernet16", // no netdev yet: not drift
+            "PortConfigDone",
+            "PortInitDone",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        let expected = expected_states(&appl, &kernel);
+        assert_eq!(expected.len(), 4);
+        let mut state = BTreeMap::new();
+        // equal, with extra fields from portsorch
+        let mut e0 = up("9100");
+        e0.push(("speed".to_owned(), "100000".to_owned()));
+        state.insert("Ethernet0".to_owned(), e0);
+        // Ethernet4 missing (only portsorch's fields)
+        state.insert("Ethernet4".to_owned(), fvs(&[("speed", "100000")]));
+        // Ethernet8 different: oper status up, kernel says down
+        state.insert("Ethernet8".to_owned(), up("1500"));
+        // Ethernet12 different: mtu field absent
+        state.insert(
+            "Ethernet12".to_owned(),
+            fvs(&[
+                ("state", "ok"),
+                ("netdev_oper_status", "up"),
+                ("admin_status", "up"),
+            ]),
+        );
+        // stale: no netdev
+        state.insert("Ethernet99".to_owned(), up("9100"));
+        // not portsyncd's: no `state` field, or an unhandled name
+        state.insert("Ethernet98".to_owned(), fvs(&[("speed", "1")]));
+        state.insert("Vlan1000".to_owned(), up("9100"));
+        let drift = compare(&expected, &kernel, &state);
+        let got: Vec<(DriftKind, &str)> = drift.iter().map(|d| (d.kind, d.key.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (DriftKind::Missing, "Ethernet4"),
+                (DriftKind::Stale, "Ethernet99"),
+                (DriftKind::Different, "Ethernet12"),
+                (DriftKind::Different, "Ethernet8"),
+            ]
+        );
+        let e8 = &drift[3];
+        assert_eq!(
+            e8.expected,
+            Some(fvs(&[
+                ("state", "ok"),
+                ("netdev_oper_status", "down"),
+                ("admin_status", "up"),
+                ("mtu", "1500")
+            ]))
+        );
+        assert_eq!(e8.actual, Some(up("1500")));
+        assert_eq!(state_entries(&state), 4);
+    }
+
+    #[test]
+    fn consistent_report_and_json() {
+        let kernel = kernel_ports(&[link("Ethernet0", IFF_UP | IFF_RUNNING, 9100, None)]);
+        let appl: BTreeSet<String> = ["Ethernet0".to_owned()].into();
+        let expected = expected_states(&appl, &kernel);
+        let mut state = BTreeMap::new();
+        state.insert("Ethernet0".to_owned(), up("9100"));
+        let report = AuditReport {
+            daemon: "portsyncd",
+            table: "STATE_DB PORT_TABLE",
+            expected: expected.len(),
+            actual: state_entries(&state),
+            drift: compare(&expected, &kernel, &state),
+        };
+        assert_eq!(report.exit_code(), EXIT_CONSISTENT);
+        assert!(report.to_text().ends_with(
+            "portsyncd audit of STATE_DB PORT_TABLE: consistent (missing 0, stale 0, different 0); expected 1, present 1\n"
+        ));
+        state.insert("Ethernet4".to_owned(), up("9100"));
+        let report = AuditReport {
+            drift: compare(&expected, &kernel, &state),
+            ..report
+        };
+        assert_eq!(report.exit_code(), EXIT_DRIFT);
+        let json = report.to_json();
+        assert_eq!(json["consistent"], false);
+        assert_eq!(json["summary"]["stale"], 1);
+        assert_eq!(json["stale"][0]["key"], "Ethernet4");
+        assert_eq!(json["stale"][0]["actual"]["mtu"], "9100");
+        assert!(report
+            .to_text()
+            .starts_with("stale     Ethernet4 actual state=ok"));
+    }
+}
