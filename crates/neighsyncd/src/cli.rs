@@ -9,7 +9,11 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use std::time::Duration;
+
 use clap::{Parser, Subcommand};
+
+use crate::restore::{parse_seconds, RestoreArgs};
 
 /// Default database_config.json (swss-common
 /// `SonicDBConfig::DEFAULT_SONIC_DB_CONFIG_FILE`).
@@ -47,6 +51,13 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES", hide = true, global = true)]
     pub netlink_rcvbuf: Option<usize>,
 
+    /// Test-only: on a warm start, give up waiting for
+    /// `NEIGH_RESTORE_TABLE|Flags restored=true` after this many seconds
+    /// (fractional allowed) instead of 180, and exit non-zero.
+    #[arg(long, value_name = "SECONDS", hide = true, global = true,
+          default_value = "180", value_parser = parse_seconds)]
+    pub restore_flag_timeout: Duration,
+
     /// What to do; the daemon runs when no command is given.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -60,6 +71,12 @@ pub enum Command {
     /// Compare the kernel neighbours (under the sync rules) with APPL_DB
     /// NEIGH_TABLE; exit 0 consistent, 1 drift, 2 error.
     Audit(crate::audit::AuditArgs),
+    /// System warm reboot: put APPL_DB's neighbors back into the kernel,
+    /// probe them, then set STATE_DB `NEIGH_RESTORE_TABLE|Flags
+    /// restored=true` (replaces restore_neighbors.py; on a docker warm
+    /// restart only the flag is set, on a cold start nothing). Exits 0 when
+    /// done (also after its timeout, flag set), 1 on an error (flag not set).
+    Restore(RestoreArgs),
 }
 
 impl Cli {
@@ -163,5 +180,37 @@ mod tests {
         // Global options also after the subcommand.
         let cli = Cli::try_parse_from(["neighsyncd", "run", "--netlink-rcvbuf", "4096"]).unwrap();
         assert_eq!(cli.netlink_rcvbuf, Some(4096));
+        assert_eq!(cli.restore_flag_timeout, Duration::from_secs(180));
+        let cli = Cli::try_parse_from(["neighsyncd", "--restore-flag-timeout", "0.5"]).unwrap();
+        assert_eq!(cli.restore_flag_timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn restore_subcommand_takes_its_timers() {
+        let cli = Cli::try_parse_from(["neighsyncd", "restore"]).unwrap();
+        assert_eq!(cli.command, Some(Command::Restore(RestoreArgs::default())));
+        let cli = Cli::try_parse_from([
+            "neighsyncd",
+            "restore",
+            "--timeout",
+            "3",
+            "--pass-interval",
+            "0.5",
+            "--settle",
+            "0",
+            "--db-config",
+            "/tmp/db.json",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.command,
+            Some(Command::Restore(RestoreArgs {
+                timeout: Duration::from_secs(3),
+                pass_interval: Duration::from_millis(500),
+                settle: Duration::ZERO,
+            }))
+        );
+        assert_eq!(cli.db_config, PathBuf::from("/tmp/db.json"));
+        assert!(Cli::try_parse_from(["neighsyncd", "restore", "--timeout", "x"]).is_err());
     }
 }

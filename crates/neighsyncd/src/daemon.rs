@@ -16,6 +16,11 @@
 //!    applied to the [`SyncContext`] **before** any neighbour is handled
 //!    (the C++ leaves the NVO/dump order undefined, f.9).
 //! 6. APPL_DB's NEIGH_TABLE as the consumer will see it ([`read_appl_view`]).
+//! 6a. WarmStart check (writes `WARM_RESTART_TABLE|neighsyncd
+//!    restore_count`). On a warm start ([`crate::warm`]) step 6 is replaced:
+//!    unconsumed NEIGH_TABLE operations are dropped, APPL_DB is read into
+//!    the reconcile cache, and every decided op goes to that cache until the
+//!    restore flag and the reconcile timer let it write the difference.
 //! 7. Netlink socket on RTNLGRP_LINK + RTNLGRP_NEIGH, receive buffer forced
 //!    to 64 MiB (`SO_RCVBUFFORCE`); link dump, then neighbour dump. At the
 //!    end of the neighbour dump [`NeighWriter::cold_start`]: every kernel
@@ -25,8 +30,8 @@
 //! Then one loop on a current-thread runtime: netlink batches, CONFIG_DB
 //! changes, the Redis flush in flight, a Redis reconnect, signals.
 //!
-//! * Writes: every decided op goes through [`Daemon::dispatch`] (the one
-//!   place a warm-restart cache would plug in) into the writer. As soon as
+//! * Writes: every decided op goes through [`Daemon::dispatch`] into the
+//!   writer (or, during a warm start, the reconcile cache). As soon as
 //!   no flush is in flight the writer's next batch goes out as one pipeline
 //!   (NEIGH_TABLE batch DEL, ROUTE_TABLE batch DEL, NEIGH_TABLE batch SET);
 //!   what arrives meanwhile is coalesced into the next one.
@@ -75,6 +80,7 @@ use tokio::time::Instant;
 
 use crate::context::{ConfigTable, SyncContext};
 use crate::sync::{decide, NeighOp, Outcome};
+use crate::warm::{self, WarmEvent, WarmRestart};
 use crate::writer::{ApplView, Batch, NeighWriter};
 
 /// The CONFIG_DB `LOGGER|<name>` key and the daemon's name in logs.
@@ -125,6 +131,10 @@ pub enum DaemonError {
     /// A signal handler could not be installed.
     #[error("cannot install the {0} handler: {1}")]
     Signal(&'static str, std::io::Error),
+    /// Warm start: STATE_DB `NEIGH_RESTORE_TABLE|Flags restored=true` was
+    /// not set within the limit (180 s by default, BEHAVIOR.md c.3).
+    #[error("warm start: NEIGH_RESTORE_TABLE|Flags restored=true not set within {} s; giving up", .0.as_secs_f64())]
+    RestoreTimeout(Duration),
 }
 
 // ===== options =====
@@ -143,6 +153,10 @@ pub struct Options {
     /// [`DEFAULT_NETLINK_RCVBUF`] by default; tests use a tiny
     /// [`RcvBuf::Exact`] to provoke ENOBUFS.
     pub rcvbuf: RcvBuf,
+    /// Warm start: how long to wait for `NEIGH_RESTORE_TABLE|Flags
+    /// restored=true` ([`warm::DEFAULT_RESTORE_WAIT`], 180 s; tests shorten
+    /// it).
+    pub restore_wait: Duration,
 }
 
 /// Loads the database config the options point at.
@@ -207,8 +221,7 @@ impl Signals {
 struct Dbs {
     appl: DbConnector,
     config: DbConnector,
-    /// Kept for warm restart (STATE_DB `WARM_RESTART_TABLE`).
-    #[allow(dead_code)]
+    /// Warm restart (STATE_DB `WARM_RESTART_TABLE`, `NEIGH_RESTORE_TABLE`).
     state: DbConnector,
 }
 
@@ -488,6 +501,8 @@ pub struct Daemon {
     flush_not_before: Option<Instant>,
     /// ENOBUFS overruns seen.
     overruns: u64,
+    /// A warm start in progress (until its reconcile write is done).
+    warm: Option<WarmRestart>,
 }
 
 impl Daemon {
@@ -506,13 +521,18 @@ impl Daemon {
 
         let appl = dbs.appl.connect_retrying().await;
         let config = dbs.config.connect_retrying().await;
-        // STATE_DB is not written yet (warm restart will); check it is reachable.
-        drop(dbs.state.connect_retrying().await);
+        let state = dbs.state.connect_retrying().await;
 
         let config_sep = dbs.config.separator();
         startup_step("CONFIG_DB LOGGER defaults", || {
             let mut c = config.clone();
             async move { logger_defaults(&mut c, config_sep).await }
+        })
+        .await?;
+        let state_sep = dbs.state.separator();
+        let assist = startup_step("WarmStart check", || {
+            let (mut s, mut c) = (state.clone(), config.clone());
+            async move { warm::check(&mut s, state_sep, &mut c, config_sep).await }
         })
         .await?;
         drop(config);
@@ -539,13 +559,26 @@ impl Daemon {
             "CONFIG_DB initial state loaded"
         );
 
-        let view = startup_step("reading APPL_DB NEIGH_TABLE", || {
-            let mut c = appl.clone();
-            let p = neigh.clone();
-            async move { read_appl_view(&mut c, &p).await }
-        })
-        .await?;
-        tracing::info!(keys = view.len(), "APPL_DB NEIGH_TABLE read");
+        let (purpose, warm) = if assist.is_warm() {
+            let restored = startup_step("warm start: reading APPL_DB NEIGH_TABLE", || {
+                let (mut c, mut s) = (appl.clone(), state.clone());
+                let (a, p) = (assist.clone(), neigh.clone());
+                async move { warm::restore_table(&a, &mut c, &mut s, &p).await }
+            })
+            .await?;
+            let w = WarmRestart::new(assist, restored, dbs.state.clone(), opts.restore_wait);
+            (None, Some(w))
+        } else {
+            let view = startup_step("reading APPL_DB NEIGH_TABLE", || {
+                let mut c = appl.clone();
+                let p = neigh.clone();
+                async move { read_appl_view(&mut c, &p).await }
+            })
+            .await?;
+            tracing::info!(keys = view.len(), "APPL_DB NEIGH_TABLE read");
+            (Some(DumpPurpose::Cold(view)), None)
+        };
+        drop(state);
 
         let mut sock = NetlinkSocket::open_with(&[RTNLGRP_LINK, RTNLGRP_NEIGH], opts.rcvbuf)?;
         sock.request_dump(Dump::Links)?;
@@ -561,7 +594,7 @@ impl Daemon {
             writer: NeighWriter::new(),
             sock,
             phase: Phase::Links,
-            purpose: Some(DumpPurpose::Cold(view)),
+            purpose,
             collected: Vec::new(),
             redump: false,
             cfg_tx,
@@ -572,6 +605,7 @@ impl Daemon {
             reconnecting: None,
             flush_not_before: None,
             overruns: 0,
+            warm,
         };
         daemon.spawn_subscriptions(daemon_subs);
         Ok(daemon)
@@ -618,6 +652,9 @@ impl Daemon {
                 _ = tokio::time::sleep_until(flush_wait.unwrap_or_else(Instant::now)), if flush_wait.is_some() => {
                     self.flush_not_before = None;
                 }
+                ev = warm::next_event(&mut self.warm), if self.warm.is_some() => {
+                    self.on_warm(ev)?;
+                }
             }
         }
         self.shutdown().await;
@@ -626,15 +663,24 @@ impl Daemon {
 
     // ----- the seam: where decided ops go -----
 
-    /// The single place where decided operations go (b.2 steps 17-18). A
-    /// warm-restart reconcile cache would be consulted here instead of the
-    /// writer while a warm start is in progress. During a dump the ops are
-    /// collected for the cold start / resync instead.
+    /// The single place where decided operations go (b.2 steps 17-18).
+    /// During a dump the ops are collected for the cold start / resync /
+    /// warm cache; otherwise, while a warm start is caching, they go to its
+    /// reconcile cache ([`WarmRestart::offer`]), else to the writer.
     fn dispatch(&mut self, op: NeighOp, route_del: Option<String>) {
         if self.phase == Phase::Neighbors {
             self.collected.push((op, route_del));
             return;
         }
+        // Warm start: cached until the reconcile; the EVPN route delete is
+        // dropped as the C++ does (b.2 step 17 stops before step 18).
+        let op = match self.warm.as_mut() {
+            Some(w) => match w.offer(op) {
+                Some(op) => op,
+                None => return,
+            },
+            None => op,
+        };
         match &op {
             NeighOp::Set { key, mac, family } => {
                 tracing::debug!(op = "SET", key = %key, mac = %sonic_netlink::fmt::mac_to_string(mac),
@@ -685,16 +731,25 @@ impl Daemon {
         }
         match self.links.apply(ev) {
             LinkChange::Removed { name } if ev.family != AF_BRIDGE => {
-                let n = self.writer.remove_interface(&name);
+                let n = self.remove_interface(&name);
                 tracing::info!(ifname = %name, neighbors = n, "interface deleted; its neighbors are deleted");
             }
             LinkChange::Renamed { old, new } => {
-                let n = self.writer.remove_interface(&old);
+                let n = self.remove_interface(&old);
                 tracing::info!(old = %old, new = %new, neighbors = n, "interface renamed; resyncing");
                 self.request_resync();
             }
             _ => {}
         }
+    }
+
+    /// DEL every key of interface `name`: in the warm cache while caching,
+    /// else in the writer.
+    fn remove_interface(&mut self, name: &str) -> usize {
+        if let Some(n) = self.warm.as_mut().and_then(|w| w.remove_interface(name)) {
+            return n;
+        }
+        self.writer.remove_interface(name)
     }
 
     fn on_overrun(&mut self) {
@@ -748,6 +803,19 @@ impl Daemon {
                 self.phase = Phase::Idle;
                 let collected = std::mem::take(&mut self.collected);
                 let ops: Vec<NeighOp> = collected.iter().map(|(op, _)| op.clone()).collect();
+                if let Some(w) = self.warm.as_mut().filter(|w| w.caching()) {
+                    // Warm start: the dump goes to the cache; route deletes
+                    // are dropped (b.2 step 17).
+                    self.purpose = None;
+                    w.snapshot(ops);
+                    self.collected.shrink_to_fit();
+                    if self.redump {
+                        self.request_resync();
+                    } else {
+                        self.try_reconcile();
+                    }
+                    return Ok(());
+                }
                 match self.purpose.take() {
                     Some(DumpPurpose::Cold(view)) => {
                         let c = self.writer.cold_start(&view, ops);
@@ -785,6 +853,56 @@ impl Daemon {
             }
         }
         Ok(())
+    }
+
+    // ----- warm start -----
+
+    fn on_warm(&mut self, ev: WarmEvent) -> Result<(), DaemonError> {
+        match ev {
+            WarmEvent::FlagSeen { .. } => {}
+            WarmEvent::FlagTimeout { limit } => {
+                tracing::error!(
+                    limit_secs = limit.as_secs_f64(),
+                    "warm start: NEIGH_RESTORE_TABLE|Flags restored=true was not set in time \
+                     (did `neighsyncd restore` run?); exiting"
+                );
+                return Err(DaemonError::RestoreTimeout(limit));
+            }
+            WarmEvent::TimerFired => self.try_reconcile(),
+            WarmEvent::Written { sets, dels, result } => {
+                self.warm = None;
+                match result {
+                    Ok(()) => tracing::info!(
+                        sets,
+                        dels,
+                        "warm start: reconciled (WARM_RESTART_TABLE|neighsyncd state reconciled)"
+                    ),
+                    Err(e) => {
+                        tracing::error!(error = %e, sets, dels,
+                            "warm start: reconcile write failed; resyncing from APPL_DB");
+                        self.redis_lost();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reconcile once the timer fired and no dump is in flight (the dump's
+    /// end calls this again).
+    fn try_reconcile(&mut self) {
+        if self.phase != Phase::Idle {
+            return;
+        }
+        if let Some(w) = self.warm.as_mut() {
+            w.start_reconcile(
+                &mut self.writer,
+                self.dbs.appl.clone(),
+                self.appl.clone(),
+                self.dbs.state.clone(),
+                self.neigh.clone(),
+            );
+        }
     }
 
     // ----- CONFIG_DB -----
@@ -834,7 +952,9 @@ impl Daemon {
     // ----- Redis -----
 
     fn maybe_flush(&mut self) {
-        if self.flushing.is_some() || self.flush_not_before.is_some() {
+        // During a warm start nothing is flushed until the reconcile write
+        // is done (later ops queue up behind it in the writer).
+        if self.flushing.is_some() || self.flush_not_before.is_some() || self.warm.is_some() {
             return;
         }
         let Some(conn) = self.appl.clone() else {
@@ -898,13 +1018,19 @@ impl Daemon {
         // A flush may still be in flight on the old connection: its result
         // no longer matters, the resync below recomputes everything.
         self.flushing = None;
-        let c = self.writer.resync_from_appl(&rec.view);
-        tracing::info!(
-            added = c.added,
-            changed = c.changed,
-            removed = c.removed,
-            "Redis reconnected; writing the difference to APPL_DB"
-        );
+        if self.warm.as_ref().is_some_and(|w| w.caching()) {
+            // The writer is empty until the reconcile: comparing APPL_DB
+            // with it would delete everything.
+            tracing::info!("Redis reconnected during the warm start; still caching");
+        } else {
+            let c = self.writer.resync_from_appl(&rec.view);
+            tracing::info!(
+                added = c.added,
+                changed = c.changed,
+                removed = c.removed,
+                "Redis reconnected; writing the difference to APPL_DB"
+            );
+        }
         self.appl = Some(rec.appl);
         if self.ctx != before {
             self.request_resync();

@@ -17,9 +17,10 @@
 //! [`context`] and [`sync`] do no I/O; the binary wires sockets and Redis.
 
 pub mod audit;
+pub mod cli;
 pub mod context;
+pub mod daemon;
 pub mod restore;
 pub mod sync;
+pub mod warm;
 pub mod writer;
-pub mod cli;
-pub mod daemon;

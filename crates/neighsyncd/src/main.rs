@@ -1,16 +1,21 @@
 //! The `neighsyncd` binary: command line, logging, a current-thread tokio
-//! runtime (one thread keeps RSS low), then [`neighsyncd::daemon::run`].
+//! runtime (one thread keeps RSS low), then [`neighsyncd::daemon::run`];
+//! `neighsyncd restore` runs [`neighsyncd::restore::run`], `neighsyncd
+//! audit` [`neighsyncd::audit::main`].
 //!
 //! Exit status: 0 after SIGTERM/SIGINT; 1 on a fatal error (missing or
 //! broken database config, netlink socket failure, a Redis error reply
-//! during start-up); 2 for a bad command line (clap). Redis being down is
-//! not fatal: the daemon retries and logs.
+//! during start-up, a warm start whose restore flag never came); 2 for a bad
+//! command line (clap). Redis being down is not fatal: the daemon retries
+//! and logs. `neighsyncd restore`: 0 when done (flag set, or nothing to do
+//! on a cold start), 1 on an error (flag not set).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use neighsyncd::cli::{Cli, Command};
 use neighsyncd::daemon::{self, Options, DEFAULT_NETLINK_RCVBUF};
+use neighsyncd::restore::{self, RestoreArgs};
 use sonic_netlink::socket::RcvBuf;
 
 fn main() -> ExitCode {
@@ -20,20 +25,16 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
-    match cli.command {
-        None | Some(Command::Run) => run_daemon(&cli),
-        Some(Command::Audit(ref args)) => neighsyncd::audit::main(
+    if let Some(Command::Audit(args)) = &cli.command {
+        return neighsyncd::audit::main(
             neighsyncd::audit::AuditOptions {
                 db_config: cli.db_config.clone(),
                 namespace: cli.namespace.clone(),
                 db_global_config: cli.db_global_config(),
             },
             args,
-        ),
+        );
     }
-}
-
-fn run_daemon(cli: &Cli) -> ExitCode {
     let opts = Options {
         db_global_config: cli.db_global_config(),
         db_config: cli.db_config.clone(),
@@ -42,6 +43,7 @@ fn run_daemon(cli: &Cli) -> ExitCode {
             Some(n) => RcvBuf::Exact(n),
             None => RcvBuf::Force(DEFAULT_NETLINK_RCVBUF),
         },
+        restore_wait: cli.restore_flag_timeout,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -53,11 +55,49 @@ fn run_daemon(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon::run(opts)) {
-        Ok(()) => ExitCode::SUCCESS,
+    match &cli.command {
+        None | Some(Command::Run) => match runtime.block_on(daemon::run(opts)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "neighsyncd failed");
+                eprintln!("neighsyncd: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Restore(args)) => run_restore(&runtime, &opts, args),
+        Some(Command::Audit(_)) => ExitCode::FAILURE, // handled above
+    }
+}
+
+/// `neighsyncd restore`: [`restore::run`] once, its report summarised in
+/// the log.
+fn run_restore(runtime: &tokio::runtime::Runtime, opts: &Options, args: &RestoreArgs) -> ExitCode {
+    let cfg = match daemon::load_db_config(opts) {
+        Ok(c) => c,
         Err(e) => {
-            tracing::error!(error = %e, "neighsyncd failed");
-            eprintln!("neighsyncd: {e}");
+            tracing::error!(error = %e, "neighsyncd restore failed");
+            eprintln!("neighsyncd restore: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(restore::run(&cfg, args)) {
+        Ok(report) => {
+            tracing::info!(
+                mode = ?report.mode,
+                flag_set = report.flag_set,
+                restored = report.total_restored(),
+                failed = report.interfaces.values().map(|r| r.failed).sum::<usize>(),
+                interfaces = report.interfaces.len(),
+                timed_out = ?report.timed_out,
+                skipped_malformed = report.skipped_malformed,
+                passes = report.passes,
+                "neighsyncd restore finished"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "neighsyncd restore failed; NEIGH_RESTORE_TABLE flag not set");
+            eprintln!("neighsyncd restore: {e}");
             ExitCode::FAILURE
         }
     }
