@@ -1,0 +1,124 @@
+//! Operational plumbing shared by the SONiC sync daemons (neighsyncd,
+//! portsyncd): what an operator needs to run them like SONiC daemons.
+//!
+//! * [`logging`]: SONiC log-level names (EMERG ... DEBUG) on tracing levels,
+//!   tracing to stderr or journald, a live level (reload handle) that follows
+//!   CONFIG_DB `LOGGER|<daemon>` `LOGLEVEL` (what `swssloglevel` sets), and
+//!   the default `LOGGER` entry written at start (logger.cpp).
+//! * [`metrics`]: the Prometheus metric families of both daemons
+//!   (prometheus-client, names prefixed with the daemon's name).
+//! * [`health`]: netlink / Redis / last-write health behind `/healthz`.
+//! * [`http`]: the `--metrics-addr` HTTP endpoint (`/metrics`, `/healthz`).
+//! * [`notify`]: systemd notify (`READY=1`, `STATUS=`, `STOPPING=1`) and
+//!   the watchdog (`WATCHDOG=1` at half of `WATCHDOG_USEC` while the event
+//!   loop proves it is alive).
+//! * [`args`]: the command-line options both daemons share (clap).
+//!
+//! A daemon builds one [`Ops`] in `main` and hands clones to its event loop.
+
+pub mod args;
+pub mod health;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod notify;
+
+use std::net::SocketAddr;
+
+use swss::{DbConnector, SwssError};
+
+pub use args::OpsArgs;
+pub use health::Health;
+pub use logging::{LogHandle, LogLevel, LogOutput, UnknownLogLevel};
+pub use metrics::Metrics;
+pub use notify::{LoopTicker, Notifier};
+
+/// Everything operational a daemon carries: metrics, health, systemd
+/// notifier and the live log level. Cheap to clone (shared state).
+#[derive(Debug, Clone)]
+pub struct Ops {
+    /// Daemon name (`neighsyncd`, `portsyncd`): metric prefix, `LOGGER` key,
+    /// journald `SYSLOG_IDENTIFIER`.
+    pub daemon: &'static str,
+    /// The metric families.
+    pub metrics: Metrics,
+    /// What `/healthz` reports.
+    pub health: Health,
+    /// systemd notify and watchdog.
+    pub notifier: Notifier,
+    /// The live log level; `None` when logging was set up elsewhere (unit
+    /// tests), then CONFIG_DB `LOGGER` changes are not followed.
+    pub log: Option<LogHandle>,
+}
+
+/// Why [`Ops::start_background`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    /// `--metrics-addr` cannot be bound (in use, not local, no permission).
+    #[error("cannot listen on --metrics-addr {addr}: {source}")]
+    MetricsBind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The bind error.
+        source: std::io::Error,
+    },
+}
+
+impl Ops {
+    /// Operational state for `daemon`; `log` is the handle returned by
+    /// [`logging::init`] (or `None`). The metric families are
+    /// [`Metrics::new`]`(daemon)`.
+    pub fn new(daemon: &'static str, log: Option<LogHandle>) -> Ops {
+        let metrics = Metrics::new(daemon);
+        let health = Health::new(&metrics);
+        Ops {
+            daemon,
+            metrics,
+            health,
+            notifier: Notifier::new(),
+            log,
+        }
+    }
+
+    /// Starts the background tasks: the HTTP endpoint when `metrics_addr`
+    /// is `Some` (bound before returning, so a bad address fails start-up),
+    /// and the systemd watchdog task when `WATCHDOG_USEC` asks for one. Must
+    /// be called inside a tokio runtime.
+    ///
+    /// Errors: [`OpsError::MetricsBind`].
+    pub async fn start_background(&self, metrics_addr: Option<SocketAddr>) -> Result<(), OpsError> {
+        if let Some(addr) = metrics_addr {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| OpsError::MetricsBind { addr, source })?;
+            let local = listener.local_addr().unwrap_or(addr);
+            tracing::info!(addr = %local, "serving /metrics and /healthz");
+            tokio::spawn(http::serve(
+                listener,
+                self.metrics.clone(),
+                self.health.clone(),
+            ));
+        }
+        self.notifier.spawn_watchdog();
+        Ok(())
+    }
+
+    /// Writes the default CONFIG_DB `LOGGER|<daemon>` fields where missing
+    /// ([`logging::write_logger_defaults`]), then subscribes to CONFIG_DB
+    /// `LOGGER` and spawns the task applying `LOGLEVEL` changes to the live
+    /// level ([`logging::LoggerFollower`]). The subscription exists when
+    /// this returns, so no change made afterwards is missed. Without a
+    /// [`LogHandle`] only the defaults are written.
+    ///
+    /// Errors: [`SwssError`] from Redis (the caller retries connection
+    /// errors as for any start-up step).
+    pub async fn link_logger(&self, config: &DbConnector) -> Result<(), SwssError> {
+        let mut conn = config.connect().await?;
+        logging::write_logger_defaults(&mut conn, config.separator(), self.daemon).await?;
+        if let Some(handle) = &self.log {
+            let follower = logging::LoggerFollower::subscribe(config, handle.clone()).await?;
+            follower.spawn();
+        }
+        Ok(())
+    }
+}

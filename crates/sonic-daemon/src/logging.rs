@@ -1,0 +1,557 @@
+//! Logging as a SONiC daemon: SONiC level names, tracing to stderr or
+//! journald, a level that can change at run time, and CONFIG_DB `LOGGER`.
+//!
+//! * [`LogLevel`] parses SONiC's names (EMERG, ALERT, CRIT, ERROR, WARN,
+//!   NOTICE, INFO, DEBUG; what `swssloglevel -l` takes) onto tracing levels.
+//!   tracing has no NOTICE, so NOTICE and INFO both mean `INFO`.
+//! * [`init`] installs the global subscriber: a reloadable level filter and
+//!   one output, stderr (plain text) or journald (`tracing-journald`,
+//!   `SYSLOG_IDENTIFIER` = the daemon's name). [`LogOutput::Auto`] picks
+//!   journald exactly when systemd connected stderr to the journal
+//!   (`JOURNAL_STREAM` names stderr's device and inode, as sd_journal docs
+//!   recommend); under supervisord (SONiC's swss container) it is stderr.
+//! * [`write_logger_defaults`] writes CONFIG_DB `LOGGER|<daemon>`
+//!   `LOGLEVEL NOTICE` / `LOGOUTPUT SYSLOG` where missing
+//!   (swss::Logger::linkToDbWithOutput).
+//! * [`LoggerFollower`] follows CONFIG_DB `LOGGER|<daemon>` `LOGLEVEL` and
+//!   applies each change to the live level (swss::Logger's settings thread).
+//!   The value already in CONFIG_DB at start is recorded but not applied:
+//!   `--log-level` (default NOTICE) decides the start level; a value changed
+//!   later (also while Redis was away) is applied. Deviation: the C++ takes
+//!   the CONFIG_DB value at start.
+
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use redis::aio::MultiplexedConnection;
+use swss::{DbConnector, KeyOp, SubscriberStateTable, SwssError, Table};
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, Registry};
+
+/// CONFIG_DB logger table (`LOGGER|<daemon>`, swss-common logger.cpp).
+pub const CFG_LOGGER_TABLE_NAME: &str = "LOGGER";
+/// Field holding the level name (`NOTICE`, `DEBUG`, ...).
+pub const LOGLEVEL_FIELD: &str = "LOGLEVEL";
+/// Field holding the output (`SYSLOG`, `STDOUT`, `STDERR`); written as a
+/// default only, the output is chosen by `--log-output`.
+pub const LOGOUTPUT_FIELD: &str = "LOGOUTPUT";
+/// Defaults written where missing (logger.cpp `linkToDbWithOutput`).
+pub const LOGGER_DEFAULTS: [(&str, &str); 2] =
+    [(LOGLEVEL_FIELD, "NOTICE"), (LOGOUTPUT_FIELD, "SYSLOG")];
+
+// ===== levels =====
+
+/// SONiC's syslog-style level names, most severe first (swss::Logger::Priority).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SonicLevel {
+    Emerg,
+    Alert,
+    Crit,
+    Error,
+    Warn,
+    Notice,
+    Info,
+    Debug,
+}
+
+impl SonicLevel {
+    /// Every level, most severe first.
+    pub const ALL: [SonicLevel; 8] = [
+        SonicLevel::Emerg,
+        SonicLevel::Alert,
+        SonicLevel::Crit,
+        SonicLevel::Error,
+        SonicLevel::Warn,
+        SonicLevel::Notice,
+        SonicLevel::Info,
+        SonicLevel::Debug,
+    ];
+
+    /// The CONFIG_DB spelling: `EMERG`, `ALERT`, `CRIT`, `ERROR`, `WARN`,
+    /// `NOTICE`, `INFO`, `DEBUG`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SonicLevel::Emerg => "EMERG",
+            SonicLevel::Alert => "ALERT",
+            SonicLevel::Crit => "CRIT",
+            SonicLevel::Error => "ERROR",
+            SonicLevel::Warn => "WARN",
+            SonicLevel::Notice => "NOTICE",
+            SonicLevel::Info => "INFO",
+            SonicLevel::Debug => "DEBUG",
+        }
+    }
+
+    /// The tracing level it maps to: EMERG, ALERT, CRIT, ERROR -> ERROR;
+    /// WARN -> WARN; NOTICE, INFO -> INFO; DEBUG -> DEBUG.
+    pub const fn to_tracing(self) -> tracing::Level {
+        match self {
+            SonicLevel::Emerg | SonicLevel::Alert | SonicLevel::Crit | SonicLevel::Error => {
+                tracing::Level::ERROR
+            }
+            SonicLevel::Warn => tracing::Level::WARN,
+            SonicLevel::Notice | SonicLevel::Info => tracing::Level::INFO,
+            SonicLevel::Debug => tracing::Level::DEBUG,
+        }
+    }
+
+    /// The SONiC name for a tracing level: ERROR -> ERROR, WARN -> WARN,
+    /// INFO -> NOTICE (SONiC's default, which tracing's INFO stands for),
+    /// DEBUG and TRACE -> DEBUG.
+    pub fn from_tracing(level: tracing::Level) -> SonicLevel {
+        match level {
+            tracing::Level::ERROR => SonicLevel::Error,
+            tracing::Level::WARN => SonicLevel::Warn,
+            tracing::Level::INFO => SonicLevel::Notice,
+            _ => SonicLevel::Debug,
+        }
+    }
+}
+
+/// A log level, parsed from a SONiC name (case-insensitive; `ERR` and
+/// `WARNING` accepted) or `TRACE`, held as the tracing level it maps to
+/// ([`SonicLevel::to_tracing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLevel(pub tracing::Level);
+
+/// Error for an unknown [`LogLevel`] name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown log level {0:?}; expected one of EMERG, ALERT, CRIT, ERROR, WARN, NOTICE, INFO, DEBUG, TRACE"
+)]
+pub struct UnknownLogLevel(pub String);
+
+impl FromStr for LogLevel {
+    type Err = UnknownLogLevel;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let upper = s.trim().to_ascii_uppercase();
+        let sonic = match upper.as_str() {
+            "ERR" => Some(SonicLevel::Error),
+            "WARNING" => Some(SonicLevel::Warn),
+            "TRACE" => return Ok(LogLevel(tracing::Level::TRACE)),
+            other => SonicLevel::ALL.into_iter().find(|l| l.as_str() == other),
+        };
+        sonic
+            .map(|l| LogLevel(l.to_tracing()))
+            .ok_or_else(|| UnknownLogLevel(s.to_string()))
+    }
+}
+
+impl LogLevel {
+    /// The SONiC name of this level ([`SonicLevel::from_tracing`]).
+    pub fn sonic_name(self) -> &'static str {
+        SonicLevel::from_tracing(self.0).as_str()
+    }
+}
+
+// ===== output =====
+
+/// Where logs go (`--log-output`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogOutput {
+    /// journald when stderr is connected to the journal, else stderr.
+    Auto,
+    /// Plain text lines on stderr.
+    Stderr,
+    /// The systemd journal's native protocol.
+    Journald,
+}
+
+/// Error for an unknown [`LogOutput`] name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown log output {0:?}; expected auto, stderr or journald")]
+pub struct UnknownLogOutput(pub String);
+
+impl FromStr for LogOutput {
+    type Err = UnknownLogOutput;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(LogOutput::Auto),
+            "stderr" => Ok(LogOutput::Stderr),
+            "journald" | "journal" => Ok(LogOutput::Journald),
+            _ => Err(UnknownLogOutput(s.to_string())),
+        }
+    }
+}
+
+/// True when `JOURNAL_STREAM` (`<dev>:<inode>`, set by systemd when it
+/// connects stdout/stderr to the journal) names the file stderr is.
+pub fn stderr_is_journal() -> bool {
+    let Ok(value) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = value.split_once(':') else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    // st_dev / st_ino are u64 on Linux targets, narrower elsewhere.
+    #[allow(clippy::useless_conversion)]
+    match nix::sys::stat::fstat(std::io::stderr()) {
+        Ok(st) => u64::from(st.st_dev) == dev && u64::from(st.st_ino) == ino,
+        Err(_) => false,
+    }
+}
+
+// ===== the live level =====
+
+/// Changes the level of the subscriber installed by [`init`] at run time.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct LogHandle {
+    daemon: &'static str,
+    reload: reload::Handle<LevelFilter, Registry>,
+    current: Arc<Mutex<LogLevel>>,
+}
+
+impl std::fmt::Debug for LogHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogHandle")
+            .field("daemon", &self.daemon)
+            .field("level", &self.level())
+            .finish()
+    }
+}
+
+impl LogHandle {
+    /// The daemon's name (the `LOGGER|<daemon>` key).
+    pub fn daemon(&self) -> &'static str {
+        self.daemon
+    }
+
+    /// The level in force.
+    pub fn level(&self) -> LogLevel {
+        match self.current.lock() {
+            Ok(l) => *l,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+
+    /// Makes `level` the level in force for every later event.
+    ///
+    /// Errors: the subscriber is gone (process exiting); the text says so.
+    pub fn set_level(&self, level: LogLevel) -> Result<(), String> {
+        self.reload
+            .reload(LevelFilter::from_level(level.0))
+            .map_err(|e| e.to_string())?;
+        match self.current.lock() {
+            Ok(mut l) => *l = level,
+            Err(poisoned) => *poisoned.into_inner() = level,
+        }
+        Ok(())
+    }
+}
+
+/// Installs the global tracing subscriber for `daemon`: level `level`
+/// (changeable through the returned handle) and output `output`
+/// ([`LogOutput::Auto`] resolved by [`stderr_is_journal`]). When journald
+/// cannot be reached, stderr is used and a warning logged. Returns the
+/// handle and the output actually used ([`LogOutput::Stderr`] or
+/// [`LogOutput::Journald`]).
+///
+/// If a global subscriber is already installed (tests), it is kept; the
+/// handle then changes nothing visible.
+pub fn init(daemon: &'static str, level: LogLevel, output: LogOutput) -> (LogHandle, LogOutput) {
+    let (filter, reload) = reload::Layer::new(LevelFilter::from_level(level.0));
+    let want_journald = match output {
+        LogOutput::Auto => stderr_is_journal(),
+        LogOutput::Stderr => false,
+        LogOutput::Journald => true,
+    };
+    let mut journald_error = None;
+    let journald = if want_journald {
+        match tracing_journald::layer() {
+            Ok(l) => Some(l.with_syslog_identifier(daemon.to_string())),
+            Err(e) => {
+                journald_error = Some(e);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let used = if journald.is_some() {
+        LogOutput::Journald
+    } else {
+        LogOutput::Stderr
+    };
+    let registry = tracing_subscriber::registry().with(filter);
+    let installed = match journald {
+        Some(layer) => registry.with(layer).try_init(),
+        None => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(false),
+            )
+            .try_init(),
+    };
+    if let Err(e) = installed {
+        eprintln!("{daemon}: logging not initialised: {e}");
+    }
+    if let Some(e) = journald_error {
+        tracing::warn!(error = %e, "journald unavailable; logging to stderr");
+    }
+    let handle = LogHandle {
+        daemon,
+        reload,
+        current: Arc::new(Mutex::new(level)),
+    };
+    (handle, used)
+}
+
+// ===== CONFIG_DB LOGGER =====
+
+/// CONFIG_DB `LOGGER|<daemon>`: writes `LOGLEVEL NOTICE` and
+/// `LOGOUTPUT SYSLOG` only where missing, keeping values already there (as
+/// swss::Logger::linkToDbWithOutput). `sep` is CONFIG_DB's separator (`|`).
+///
+/// Errors: [`SwssError::Redis`].
+pub async fn write_logger_defaults(
+    conn: &mut MultiplexedConnection,
+    sep: char,
+    daemon: &str,
+) -> Result<(), SwssError> {
+    let table = Table::new(CFG_LOGGER_TABLE_NAME, sep);
+    let mut missing: Vec<(&str, &str)> = Vec::new();
+    for (field, default) in LOGGER_DEFAULTS {
+        if table.hget(conn, daemon, field).await?.is_none() {
+            missing.push((field, default));
+        }
+    }
+    table.set(conn, daemon, &missing).await
+}
+
+/// What to do with one `LOGGER` change (pure, see [`LoggerFollower`]).
+///
+/// `last_seen` is the `LOGLEVEL` value last seen in CONFIG_DB (updated);
+/// `apply` is false for the initial load at start. Returns the level to
+/// apply, if any: a `Set` of `LOGGER|<daemon>` whose `LOGLEVEL` differs
+/// from `last_seen` and parses. Unknown names are logged and skipped.
+pub fn level_change(
+    daemon: &str,
+    op: &KeyOp,
+    last_seen: &mut Option<String>,
+    apply: bool,
+) -> Option<LogLevel> {
+    let KeyOp::Set(key, fvs) = op else {
+        return None;
+    };
+    if key != daemon {
+        return None;
+    }
+    let value = fvs
+        .iter()
+        .rev()
+        .find(|(f, _)| f == LOGLEVEL_FIELD)?
+        .1
+        .clone();
+    if last_seen.as_deref() == Some(value.as_str()) {
+        return None;
+    }
+    *last_seen = Some(value.clone());
+    if !apply {
+        return None;
+    }
+    match value.parse::<LogLevel>() {
+        Ok(level) => Some(level),
+        Err(e) => {
+            tracing::warn!(key = %key, error = %e, "CONFIG_DB LOGGER LOGLEVEL ignored");
+            None
+        }
+    }
+}
+
+/// Follows CONFIG_DB `LOGGER|<daemon>` `LOGLEVEL` and applies changes to a
+/// [`LogHandle`]: built by [`LoggerFollower::subscribe`] (the subscription
+/// exists on return), run by [`LoggerFollower::spawn`]. A lost subscription
+/// is rebuilt with backoff (100 ms doubling, capped at 5 s); its initial
+/// load then applies a value changed meanwhile.
+pub struct LoggerFollower {
+    config: DbConnector,
+    handle: LogHandle,
+    sub: SubscriberStateTable,
+}
+
+impl LoggerFollower {
+    /// Subscribes to CONFIG_DB `LOGGER`.
+    ///
+    /// Errors: [`SwssError`] (connection errors included).
+    pub async fn subscribe(config: &DbConnector, handle: LogHandle) -> Result<Self, SwssError> {
+        let sub = SubscriberStateTable::new(config, CFG_LOGGER_TABLE_NAME).await?;
+        Ok(LoggerFollower {
+            config: config.clone(),
+            handle,
+            sub,
+        })
+    }
+
+    /// Runs the follower as a task (until the runtime ends).
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.run())
+    }
+
+    async fn run(self) {
+        let LoggerFollower {
+            config,
+            handle,
+            mut sub,
+        } = self;
+        let daemon = handle.daemon();
+        let mut last_seen: Option<String> = None;
+        let mut first = true;
+        loop {
+            let mut initial = sub.queued();
+            loop {
+                let op = match sub.next().await {
+                    Ok(op) => op,
+                    Err(e) if e.is_connection_error() => {
+                        tracing::debug!(error = %e, "CONFIG_DB LOGGER subscription lost");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "CONFIG_DB LOGGER change skipped");
+                        continue;
+                    }
+                };
+                let apply = !(first && initial > 0);
+                initial = initial.saturating_sub(1);
+                if let Some(level) = level_change(daemon, &op, &mut last_seen, apply) {
+                    let old = handle.level();
+                    match handle.set_level(level) {
+                        Ok(()) => tracing::info!(
+                            from = old.sonic_name(),
+                            to = level.sonic_name(),
+                            "log level changed (CONFIG_DB LOGGER LOGLEVEL)"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "cannot change the log level"),
+                    }
+                }
+            }
+            first = false;
+            let mut delay = swss::connector::RECONNECT_INITIAL_DELAY;
+            sub = loop {
+                tokio::time::sleep(delay).await;
+                match SubscriberStateTable::new(&config, CFG_LOGGER_TABLE_NAME).await {
+                    Ok(s) => break s,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "CONFIG_DB LOGGER resubscribe failed; retrying");
+                        delay = (delay * 2).min(swss::connector::RECONNECT_MAX_DELAY);
+                    }
+                }
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn sonic_names_map_both_ways() {
+        for (name, level) in [
+            ("EMERG", Level::ERROR),
+            ("ALERT", Level::ERROR),
+            ("CRIT", Level::ERROR),
+            ("ERROR", Level::ERROR),
+            ("err", Level::ERROR),
+            ("WARN", Level::WARN),
+            ("warning", Level::WARN),
+            ("NOTICE", Level::INFO),
+            ("INFO", Level::INFO),
+            ("DEBUG", Level::DEBUG),
+            ("debug", Level::DEBUG),
+            ("trace", Level::TRACE),
+        ] {
+            assert_eq!(name.parse::<LogLevel>(), Ok(LogLevel(level)), "{name}");
+        }
+        assert!("LOUD".parse::<LogLevel>().is_err());
+        assert!("".parse::<LogLevel>().is_err());
+        assert_eq!(LogLevel(Level::INFO).sonic_name(), "NOTICE");
+        assert_eq!(LogLevel(Level::TRACE).sonic_name(), "DEBUG");
+        for l in SonicLevel::ALL {
+            // Every SONiC name round-trips to a level of the same severity.
+            let back = SonicLevel::from_tracing(l.to_tracing());
+            assert_eq!(back.to_tracing(), l.to_tracing(), "{l:?}");
+        }
+    }
+
+    #[test]
+    fn log_output_names() {
+        assert_eq!("auto".parse(), Ok(LogOutput::Auto));
+        assert_eq!("STDERR".parse(), Ok(LogOutput::Stderr));
+        assert_eq!("journald".parse(), Ok(LogOutput::Journald));
+        assert!("syslog".parse::<LogOutput>().is_err());
+    }
+
+    #[test]
+    fn journal_stream_must_name_stderr() {
+        // The test's stderr is not the journal whatever JOURNAL_STREAM says
+        // (0:0 is never a real file).
+        std::env::set_var("JOURNAL_STREAM", "0:0");
+        assert!(!stderr_is_journal());
+        std::env::remove_var("JOURNAL_STREAM");
+        assert!(!stderr_is_journal());
+    }
+
+    fn set(key: &str, level: &str) -> KeyOp {
+        KeyOp::Set(
+            key.into(),
+            vec![
+                ("LOGLEVEL".into(), level.into()),
+                ("LOGOUTPUT".into(), "SYSLOG".into()),
+            ],
+        )
+    }
+
+    #[test]
+    fn only_changes_of_our_key_are_applied() {
+        let mut last = None;
+        // Initial load: recorded, not applied.
+        assert_eq!(
+            level_change("neighsyncd", &set("neighsyncd", "NOTICE"), &mut last, false),
+            None
+        );
+        assert_eq!(last.as_deref(), Some("NOTICE"));
+        // The same value again (e.g. LOGOUTPUT changed): nothing.
+        assert_eq!(
+            level_change("neighsyncd", &set("neighsyncd", "NOTICE"), &mut last, true),
+            None
+        );
+        // Another daemon's key: nothing.
+        assert_eq!(
+            level_change("neighsyncd", &set("portsyncd", "DEBUG"), &mut last, true),
+            None
+        );
+        assert_eq!(
+            level_change("neighsyncd", &set("neighsyncd", "DEBUG"), &mut last, true),
+            Some(LogLevel(Level::DEBUG))
+        );
+        // Bad names are skipped but remembered.
+        assert_eq!(
+            level_change("neighsyncd", &set("neighsyncd", "LOUD"), &mut last, true),
+            None
+        );
+        assert_eq!(last.as_deref(), Some("LOUD"));
+        assert_eq!(
+            level_change(
+                "neighsyncd",
+                &KeyOp::Del("neighsyncd".into()),
+                &mut last,
+                true
+            ),
+            None
+        );
+        assert_eq!(
+            level_change("neighsyncd", &set("neighsyncd", "ERROR"), &mut last, true),
+            Some(LogLevel(Level::ERROR))
+        );
+    }
+}
