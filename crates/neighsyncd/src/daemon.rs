@@ -61,6 +61,8 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
+use sonic_daemon::metrics::{Outcome as EventOutcome, ResyncCause};
+use sonic_daemon::{LoopTicker, Ops};
 use sonic_netlink::link::LinkChange;
 use sonic_netlink::link::LinkTable;
 use sonic_netlink::neigh::AF_BRIDGE;
@@ -71,7 +73,6 @@ use sonic_netlink::{LinkEvent, NeighborEvent};
 use swss::config::ConfigError;
 use swss::{
     DbConfig, DbConnector, FieldValues, KeyOp, ProducerStateTable, SubscriberStateTable, SwssError,
-    Table,
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -90,7 +91,7 @@ pub const APP_NEIGH_TABLE_NAME: &str = "NEIGH_TABLE";
 /// APPL_DB table of the EVPN host-route deletes (b.2 step 18).
 pub const APP_ROUTE_TABLE_NAME: &str = "ROUTE_TABLE";
 /// CONFIG_DB logger table (`LOGGER|<daemon>`, logger.cpp).
-pub const CFG_LOGGER_TABLE_NAME: &str = "LOGGER";
+pub const CFG_LOGGER_TABLE_NAME: &str = sonic_daemon::logging::CFG_LOGGER_TABLE_NAME;
 /// Default netlink receive buffer, forced with `SO_RCVBUFFORCE` (bytes).
 pub const DEFAULT_NETLINK_RCVBUF: usize = 64 << 20;
 /// Largest number of keys per flush (one pipeline; the producer splits it
@@ -157,6 +158,11 @@ pub struct Options {
     /// restored=true` ([`warm::DEFAULT_RESTORE_WAIT`], 180 s; tests shorten
     /// it).
     pub restore_wait: Duration,
+    /// Metrics, health, systemd notify and the live log level
+    /// ([`sonic_daemon::Ops`]).
+    pub ops: Ops,
+    /// Self-audit period (`--audit-interval`); `None` disables it.
+    pub audit_every: Option<Duration>,
 }
 
 /// Loads the database config the options point at.
@@ -181,6 +187,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         d = Daemon::start(opts) => d?,
         name = signals.recv() => {
             tracing::info!(signal = name, "stopped during start-up");
+            sonic_daemon::Notifier::new().stopping();
             return Ok(());
         }
     };
@@ -260,20 +267,6 @@ struct Reconnected {
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
 // ===== Redis steps =====
-
-/// CONFIG_DB `LOGGER|neighsyncd`: writes `LOGLEVEL NOTICE` and
-/// `LOGOUTPUT SYSLOG` only where missing, keeping values already there (as
-/// Logger::linkToDbWithOutput, a.2).
-async fn logger_defaults(conn: &mut MultiplexedConnection, sep: char) -> Result<(), SwssError> {
-    let table = Table::new(CFG_LOGGER_TABLE_NAME, sep);
-    let mut missing: Vec<(&str, &str)> = Vec::new();
-    for (field, default) in [("LOGLEVEL", "NOTICE"), ("LOGOUTPUT", "SYSLOG")] {
-        if table.hget(conn, APP_NAME, field).await?.is_none() {
-            missing.push((field, default));
-        }
-    }
-    table.set(conn, APP_NAME, &missing).await
-}
 
 /// Subscribes to one CONFIG_DB table and returns the subscriber with its
 /// initial content.
@@ -503,6 +496,30 @@ pub struct Daemon {
     overruns: u64,
     /// A warm start in progress (until its reconcile write is done).
     warm: Option<WarmRestart>,
+    // ----- operations (sonic_daemon) -----
+    /// Metrics, health, systemd notify.
+    ops: Ops,
+    /// Wakes the loop so it beats for the systemd watchdog while idle.
+    ticker: LoopTicker,
+    /// Send READY=1 once nothing is pending or in flight (set after the
+    /// cold start's dump, or the warm start's reconcile write).
+    ready_on_flush: bool,
+    /// When the last netlink batch was received.
+    recv_at: Instant,
+    /// Receive time of the oldest kernel event staged but not yet taken
+    /// into a batch.
+    unacked_since: Option<Instant>,
+    /// Receive time of the oldest kernel event in the batch in flight.
+    batch_since: Option<Instant>,
+    /// Self-audit period; `None` when disabled.
+    audit_every: Option<Duration>,
+    /// The self-audit's APPL_DB read in flight.
+    auditing: Option<BoxFuture<Result<ApplView, SwssError>>>,
+    /// An audit is due (starts once no flush or dump is in flight).
+    audit_due: bool,
+    /// Drift found by the audit's APPL_DB comparison, until its kernel
+    /// resync is done.
+    audit_appl_drift: Option<usize>,
 }
 
 impl Daemon {
@@ -524,9 +541,9 @@ impl Daemon {
         let state = dbs.state.connect_retrying().await;
 
         let config_sep = dbs.config.separator();
-        startup_step("CONFIG_DB LOGGER defaults", || {
-            let mut c = config.clone();
-            async move { logger_defaults(&mut c, config_sep).await }
+        opts.ops.notifier.status("starting: connected to Redis");
+        startup_step("CONFIG_DB LOGGER defaults and subscription", || {
+            opts.ops.link_logger(&dbs.config)
         })
         .await?;
         let state_sep = dbs.state.separator();
@@ -567,6 +584,7 @@ impl Daemon {
             })
             .await?;
             let w = WarmRestart::new(assist, restored, dbs.state.clone(), opts.restore_wait);
+            opts.ops.metrics.set_warm_restart_state("restored");
             (None, Some(w))
         } else {
             let view = startup_step("reading APPL_DB NEIGH_TABLE", || {
@@ -576,12 +594,15 @@ impl Daemon {
             })
             .await?;
             tracing::info!(keys = view.len(), "APPL_DB NEIGH_TABLE read");
+            opts.ops.metrics.set_warm_restart_state("disabled");
             (Some(DumpPurpose::Cold(view)), None)
         };
         drop(state);
 
         let mut sock = NetlinkSocket::open_with(&[RTNLGRP_LINK, RTNLGRP_NEIGH], opts.rcvbuf)?;
         sock.request_dump(Dump::Links)?;
+        opts.ops.health.set_netlink_up(true);
+        opts.ops.health.set_redis_up();
 
         let mut daemon = Daemon {
             dbs,
@@ -606,6 +627,16 @@ impl Daemon {
             flush_not_before: None,
             overruns: 0,
             warm,
+            ticker: opts.ops.notifier.loop_ticker(),
+            ops: opts.ops,
+            ready_on_flush: false,
+            recv_at: Instant::now(),
+            unacked_since: None,
+            batch_since: None,
+            audit_every: opts.audit_every,
+            auditing: None,
+            audit_due: false,
+            audit_appl_drift: None,
         };
         daemon.spawn_subscriptions(daemon_subs);
         Ok(daemon)
@@ -618,19 +649,36 @@ impl Daemon {
     /// socket fails for a reason other than an overrun.
     pub async fn run(mut self, mut signals: Signals) -> Result<(), DaemonError> {
         let mut received: Vec<Received> = Vec::new();
+        let mut audit_tick = self.audit_every.map(|every| {
+            let mut i = tokio::time::interval_at(Instant::now() + every, every);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
         loop {
+            self.ops.notifier.beat();
+            self.maybe_start_audit();
             self.maybe_flush();
+            self.maybe_notify_ready();
+            self.ops
+                .metrics
+                .entries
+                .set(self.writer.desired_len() as i64);
             let flush_wait = self.flush_not_before;
             tokio::select! {
                 name = signals.recv() => {
                     tracing::info!(signal = name, "flushing and exiting");
+                    self.ops.notifier.stopping();
                     break;
                 }
                 res = self.sock.recv(&mut received) => {
+                    self.recv_at = Instant::now();
                     match res {
                         Ok(()) => {}
                         Err(SocketError::Overrun) => self.on_overrun(),
-                        Err(e) => return Err(DaemonError::Netlink(e)),
+                        Err(e) => {
+                            self.ops.health.set_netlink_up(false);
+                            return Err(DaemonError::Netlink(e));
+                        }
                     }
                     for msg in received.drain(..) {
                         self.on_kernel(msg)?;
@@ -655,6 +703,12 @@ impl Daemon {
                 ev = warm::next_event(&mut self.warm), if self.warm.is_some() => {
                     self.on_warm(ev)?;
                 }
+                res = poll_opt(&mut self.auditing), if self.auditing.is_some() => {
+                    self.auditing = None;
+                    self.on_audit_read(res);
+                }
+                _ = tick_opt(&mut audit_tick) => self.audit_due = true,
+                _ = self.ticker.tick() => {}
             }
         }
         self.shutdown().await;
@@ -667,17 +721,20 @@ impl Daemon {
     /// During a dump the ops are collected for the cold start / resync /
     /// warm cache; otherwise, while a warm start is caching, they go to its
     /// reconcile cache ([`WarmRestart::offer`]), else to the writer.
-    fn dispatch(&mut self, op: NeighOp, route_del: Option<String>) {
+    ///
+    /// Returns whether something will be written because of it (during a
+    /// dump or a warm start: always true, the resync or reconcile decides).
+    fn dispatch(&mut self, op: NeighOp, route_del: Option<String>) -> bool {
         if self.phase == Phase::Neighbors {
             self.collected.push((op, route_del));
-            return;
+            return true;
         }
         // Warm start: cached until the reconcile; the EVPN route delete is
         // dropped as the C++ does (b.2 step 17 stops before step 18).
         let op = match self.warm.as_mut() {
             Some(w) => match w.offer(op) {
                 Some(op) => op,
-                None => return,
+                None => return true,
             },
             None => op,
         };
@@ -688,7 +745,11 @@ impl Daemon {
             }
             NeighOp::Del { key } => tracing::debug!(op = "DEL", key = %key, "neighbor"),
         }
-        self.writer.stage_write(op, route_del);
+        let written = self.writer.stage_write(op, route_del);
+        if written && self.unacked_since.is_none() {
+            self.unacked_since = Some(self.recv_at);
+        }
+        written
     }
 
     // ----- kernel -----
@@ -696,7 +757,16 @@ impl Daemon {
     fn on_kernel(&mut self, msg: Received) -> Result<(), DaemonError> {
         match msg {
             Ok(KernelMessage::Neigh(ev)) => self.on_neigh(&ev),
-            Ok(KernelMessage::Link(ev)) => self.on_link(&ev),
+            Ok(KernelMessage::Link(ev)) => {
+                let outcome = if self.on_link(&ev) {
+                    EventOutcome::Written
+                } else {
+                    EventOutcome::Unchanged
+                };
+                self.ops
+                    .metrics
+                    .kernel_event(ev.msg_type.rtm_name(), outcome, "");
+            }
             Ok(KernelMessage::DumpDone) => self.on_dump_done()?,
             Ok(KernelMessage::DumpFailed { errno }) => {
                 tracing::warn!(errno, phase = ?self.phase, "netlink dump failed or interrupted; dumping again");
@@ -704,7 +774,12 @@ impl Daemon {
                 self.on_dump_done()?;
             }
             Ok(KernelMessage::Ignored(_)) => {}
-            Err(e) => tracing::warn!(error = %e, "malformed netlink message skipped"),
+            Err(e) => {
+                tracing::warn!(error = %e, "malformed netlink message skipped");
+                self.ops
+                    .metrics
+                    .kernel_event(malformed_type(&e), EventOutcome::Malformed, "");
+            }
         }
         Ok(())
     }
@@ -716,16 +791,31 @@ impl Daemon {
         } else {
             None
         };
+        let msg_type = match ev.msg_type {
+            sonic_netlink::neigh::NeighMsgType::Del => "RTM_DELNEIGH",
+            _ => "RTM_NEWNEIGH",
+        };
         match decide(ev, ifname, master, &self.ctx) {
-            Outcome::Write { op, route_del } => self.dispatch(op, route_del),
+            Outcome::Write { op, route_del } => {
+                let outcome = if self.dispatch(op, route_del) {
+                    EventOutcome::Written
+                } else {
+                    EventOutcome::Unchanged
+                };
+                self.ops.metrics.kernel_event(msg_type, outcome, "");
+            }
             Outcome::Drop(reason) => {
                 tracing::debug!(ifindex = ev.ifindex, ifname = ifname.unwrap_or(""), ip = %ev.dst,
                     state = ev.state, reason = reason.as_str(), "neighbor dropped");
+                self.ops
+                    .metrics
+                    .kernel_event(msg_type, EventOutcome::Filtered, reason.as_str());
             }
         }
     }
 
-    fn on_link(&mut self, ev: &LinkEvent) {
+    /// Returns whether neighbors were deleted because of it.
+    fn on_link(&mut self, ev: &LinkEvent) -> bool {
         if let Some(fresh) = self.fresh_links.as_mut() {
             fresh.apply(ev);
         }
@@ -733,13 +823,15 @@ impl Daemon {
             LinkChange::Removed { name } if ev.family != AF_BRIDGE => {
                 let n = self.remove_interface(&name);
                 tracing::info!(ifname = %name, neighbors = n, "interface deleted; its neighbors are deleted");
+                n > 0
             }
             LinkChange::Renamed { old, new } => {
                 let n = self.remove_interface(&old);
                 tracing::info!(old = %old, new = %new, neighbors = n, "interface renamed; resyncing");
                 self.request_resync();
+                n > 0
             }
-            _ => {}
+            _ => false,
         }
     }
 
@@ -754,6 +846,8 @@ impl Daemon {
 
     fn on_overrun(&mut self) {
         self.overruns += 1;
+        self.ops.metrics.netlink_overruns.inc();
+        self.ops.metrics.resync(ResyncCause::NetlinkOverrun);
         tracing::warn!(
             overruns = self.overruns,
             rcvbuf_bytes = self.sock.rcvbuf_bytes(),
@@ -827,16 +921,22 @@ impl Daemon {
                             links = self.links.len(),
                             "cold start: kernel dump done"
                         );
+                        self.request_ready();
                     }
                     Some(DumpPurpose::Resync) | None => {
                         let c = self.writer.resync_from_kernel(ops);
-                        tracing::warn!(
-                            added = c.added,
-                            changed = c.changed,
-                            removed = c.removed,
-                            overruns = self.overruns,
-                            "resynced with the kernel"
-                        );
+                        let kernel_drift = c.added + c.changed + c.removed;
+                        if let Some(appl_drift) = self.audit_appl_drift.take() {
+                            self.audit_finished(appl_drift, kernel_drift);
+                        } else {
+                            tracing::warn!(
+                                added = c.added,
+                                changed = c.changed,
+                                removed = c.removed,
+                                overruns = self.overruns,
+                                "resynced with the kernel"
+                            );
+                        }
                     }
                 }
                 for (op, route) in collected {
@@ -872,11 +972,15 @@ impl Daemon {
             WarmEvent::Written { sets, dels, result } => {
                 self.warm = None;
                 match result {
-                    Ok(()) => tracing::info!(
-                        sets,
-                        dels,
-                        "warm start: reconciled (WARM_RESTART_TABLE|neighsyncd state reconciled)"
-                    ),
+                    Ok(()) => {
+                        tracing::info!(
+                            sets,
+                            dels,
+                            "warm start: reconciled (WARM_RESTART_TABLE|neighsyncd state reconciled)"
+                        );
+                        self.ops.metrics.set_warm_restart_state("reconciled");
+                        self.request_ready();
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, sets, dels,
                             "warm start: reconcile write failed; resyncing from APPL_DB");
@@ -938,12 +1042,14 @@ impl Daemon {
                         evpn = self.ctx.evpn_nvo_exists(),
                         "CONFIG_DB change affects neighbors; resyncing"
                     );
+                    self.ops.metrics.resync(ResyncCause::ConfigChange);
                     self.request_resync();
                 }
             }
             Err(e) if e.is_connection_error() => {
                 tracing::warn!(table = table.name(), error = %e, "CONFIG_DB subscription lost");
                 self.redis_lost();
+                self.ops.health.set_redis_down(&e);
             }
             Err(e) => tracing::warn!(table = table.name(), error = %e, "CONFIG_DB change skipped"),
         }
@@ -954,7 +1060,12 @@ impl Daemon {
     fn maybe_flush(&mut self) {
         // During a warm start nothing is flushed until the reconcile write
         // is done (later ops queue up behind it in the writer).
-        if self.flushing.is_some() || self.flush_not_before.is_some() || self.warm.is_some() {
+        // The self-audit's APPL_DB read runs with no write in flight.
+        if self.flushing.is_some()
+            || self.flush_not_before.is_some()
+            || self.warm.is_some()
+            || self.auditing.is_some()
+        {
             return;
         }
         let Some(conn) = self.appl.clone() else {
@@ -963,6 +1074,11 @@ impl Daemon {
         let Some(batch) = self.writer.take_batch(FLUSH_MAX_KEYS) else {
             return;
         };
+        self.batch_since = self.unacked_since.take();
+        if self.writer.has_pending() {
+            // What did not fit waits for the next batch.
+            self.unacked_since = self.batch_since;
+        }
         tracing::debug!(
             dels = batch.neigh_dels.len(),
             route_dels = batch.route_dels.len(),
@@ -978,12 +1094,36 @@ impl Daemon {
     }
 
     fn on_flushed(&mut self, batch: Batch, res: Result<(), SwssError>) {
+        let since = self.batch_since.take();
+        let m = &self.ops.metrics;
+        match &res {
+            Ok(()) => {
+                m.redis_ops(APP_NEIGH_TABLE_NAME, "del", batch.neigh_dels.len());
+                m.redis_ops(APP_ROUTE_TABLE_NAME, "del", batch.route_dels.len());
+                m.redis_ops(APP_NEIGH_TABLE_NAME, "set", batch.neigh_sets.len());
+                m.redis_batches.inc();
+                if let Some(t) = since {
+                    m.observe_event_to_ack(t.elapsed());
+                }
+                self.ops.health.write_ok();
+            }
+            Err(e) => {
+                m.redis_write_errors.inc();
+                self.ops.health.write_failed(e);
+                // The keys are written again with the next batches.
+                self.unacked_since = match (self.unacked_since, since) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
         match res {
             Ok(()) => self.writer.complete(batch),
             Err(e) if e.is_connection_error() => {
                 tracing::warn!(error = %e, keys = batch.len(), "Redis lost while writing; keeping the state in memory");
                 self.writer.fail(batch);
                 self.redis_lost();
+                self.ops.health.set_redis_down(&e);
             }
             Err(e) => {
                 tracing::error!(error = %e, keys = batch.len(), "APPL_DB write failed; retrying");
@@ -995,6 +1135,10 @@ impl Daemon {
 
     fn redis_lost(&mut self) {
         self.appl = None;
+        self.auditing = None;
+        self.audit_appl_drift = None;
+        self.ops.health.set_redis_down("connection lost");
+        self.ops.notifier.status("Redis lost; reconnecting");
         for t in self.cfg_tasks.drain(..) {
             t.abort();
         }
@@ -1006,6 +1150,12 @@ impl Daemon {
 
     fn on_reconnected(&mut self, rec: Reconnected) {
         let before = self.ctx.clone();
+        self.ops.metrics.redis_reconnects.inc();
+        self.ops.metrics.resync(ResyncCause::RedisReconnect);
+        self.ops.health.set_redis_up();
+        self.ops
+            .notifier
+            .status(&format!("running: {} neighbors", self.writer.desired_len()));
         let mut subs = Vec::new();
         for (table, sub, initial) in rec.subs {
             self.ctx.reset_table(table);
@@ -1034,6 +1184,100 @@ impl Daemon {
         self.appl = Some(rec.appl);
         if self.ctx != before {
             self.request_resync();
+        }
+    }
+
+    // ----- operations: READY, self-audit -----
+
+    /// Ask for `READY=1` (systemd notify) once everything the start-up
+    /// sync staged is acknowledged by Redis ([`Self::maybe_notify_ready`]).
+    /// Called after the cold start's kernel dump and after the warm start's
+    /// reconcile write; later calls change nothing.
+    fn request_ready(&mut self) {
+        if !self.ops.notifier.is_ready() {
+            self.ready_on_flush = true;
+        }
+    }
+
+    /// Sends `READY=1` and a `STATUS=` line when [`Self::request_ready`] was
+    /// called and nothing is pending, in flight or being flushed.
+    fn maybe_notify_ready(&mut self) {
+        if self.ready_on_flush
+            && self.flushing.is_none()
+            && !self.writer.has_pending()
+            && !self.writer.in_flight()
+        {
+            self.ready_on_flush = false;
+            self.ops.notifier.ready(&format!(
+                "synced: {} neighbors in APPL_DB NEIGH_TABLE",
+                self.writer.desired_len()
+            ));
+        }
+    }
+
+    /// Starts a due self-audit once nothing is written or dumped and no
+    /// warm start runs: APPL_DB `NEIGH_TABLE` is read ([`read_appl_view`];
+    /// flushes wait meanwhile), then [`Self::on_audit_read`].
+    fn maybe_start_audit(&mut self) {
+        if !self.audit_due
+            || self.auditing.is_some()
+            || self.flushing.is_some()
+            || self.phase != Phase::Idle
+            || self.warm.is_some()
+        {
+            return;
+        }
+        let Some(mut conn) = self.appl.clone() else {
+            return;
+        };
+        self.audit_due = false;
+        let producer = self.neigh.clone();
+        self.auditing = Some(Box::pin(async move {
+            read_appl_view(&mut conn, &producer).await
+        }));
+    }
+
+    /// The audit's APPL_DB view: keys that differ from the desired table
+    /// are made dirty ([`NeighWriter::resync_from_appl`]), then the kernel
+    /// is dumped again (the resync path, cause `audit`); the sum of both
+    /// repairs becomes `neighsyncd_audit_drift` ([`Self::audit_finished`]).
+    fn on_audit_read(&mut self, res: Result<ApplView, SwssError>) {
+        match res {
+            Ok(view) => {
+                let c = self.writer.resync_from_appl(&view);
+                self.audit_appl_drift = Some(c.added + c.changed + c.removed);
+                if c.added + c.changed + c.removed > 0 {
+                    tracing::warn!(
+                        missing = c.added,
+                        different = c.changed,
+                        stale = c.removed,
+                        "audit: APPL_DB NEIGH_TABLE differs from the kernel; repairing"
+                    );
+                }
+                self.ops.metrics.resync(ResyncCause::Audit);
+                self.request_resync();
+            }
+            Err(e) if e.is_connection_error() => {
+                tracing::warn!(error = %e, "audit: Redis lost while reading APPL_DB");
+                self.redis_lost();
+                self.ops.health.set_redis_down(&e);
+            }
+            Err(e) => tracing::warn!(error = %e, "audit: cannot read APPL_DB NEIGH_TABLE; skipped"),
+        }
+    }
+
+    fn audit_finished(&mut self, appl_drift: usize, kernel_drift: usize) {
+        let drift = appl_drift + kernel_drift;
+        self.ops.metrics.audit_done(drift);
+        if drift > 0 {
+            tracing::warn!(
+                drift,
+                appl = appl_drift,
+                kernel = kernel_drift,
+                "audit: drift repaired"
+            );
+        } else {
+            tracing::debug!("audit: APPL_DB NEIGH_TABLE matches the kernel");
         }
     }
 
@@ -1075,6 +1319,25 @@ async fn poll_opt<T>(slot: &mut Option<BoxFuture<T>>) -> T {
     match slot.as_mut() {
         Some(f) => f.await,
         None => std::future::pending().await,
+    }
+}
+
+/// Wait for the next tick of an optional interval; never without one.
+async fn tick_opt(interval: &mut Option<tokio::time::Interval>) {
+    match interval.as_mut() {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The `type` label of a message that could not be decoded, when the
+/// decoder knows it (`RTM_NEWNEIGH`, ...); empty otherwise.
+fn malformed_type(e: &sonic_netlink::DecodeError) -> &'static str {
+    match e {
+        sonic_netlink::DecodeError::MissingAttribute { msg, .. } => msg,
+        _ => "",
     }
 }
 

@@ -20,11 +20,7 @@ use sonic_netlink::socket::RcvBuf;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_max_level(cli.log_level.0)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+    let (log, _) = sonic_daemon::logging::init(daemon::APP_NAME, cli.log_level, cli.ops.log_output);
     if let Some(Command::Audit(args)) = &cli.command {
         return neighsyncd::audit::main(
             neighsyncd::audit::AuditOptions {
@@ -44,6 +40,8 @@ fn main() -> ExitCode {
             None => RcvBuf::Force(DEFAULT_NETLINK_RCVBUF),
         },
         restore_wait: cli.restore_flag_timeout,
+        ops: sonic_daemon::Ops::new(daemon::APP_NAME, Some(log)),
+        audit_every: cli.ops.audit_every(),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -56,14 +54,23 @@ fn main() -> ExitCode {
         }
     };
     match &cli.command {
-        None | Some(Command::Run) => match runtime.block_on(daemon::run(opts)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!(error = %e, "neighsyncd failed");
-                eprintln!("neighsyncd: {e}");
-                ExitCode::FAILURE
+        None | Some(Command::Run) => {
+            let res = runtime.block_on(async {
+                // /metrics, /healthz and the systemd watchdog.
+                if let Err(e) = opts.ops.start_background(cli.ops.metrics_addr).await {
+                    return Err(e.to_string());
+                }
+                daemon::run(opts).await.map_err(|e| e.to_string())
+            });
+            match res {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "neighsyncd failed");
+                    eprintln!("neighsyncd: {e}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
         Some(Command::Restore(args)) => run_restore(&runtime, &opts, args),
         Some(Command::Audit(_)) => ExitCode::FAILURE, // handled above
     }
