@@ -15,12 +15,12 @@
 //!    PORTCHANNEL_INTERFACE, VLAN_INTERFACE) with their initial loads
 //!    applied to the [`SyncContext`] **before** any neighbour is handled
 //!    (the C++ leaves the NVO/dump order undefined, f.9).
-//! 6. APPL_DB's NEIGH_TABLE as the consumer will see it ([`read_appl_view`]).
-//! 6a. WarmStart check (writes `WARM_RESTART_TABLE|neighsyncd
-//!    restore_count`). On a warm start ([`crate::warm`]) step 6 is replaced:
-//!    unconsumed NEIGH_TABLE operations are dropped, APPL_DB is read into
-//!    the reconcile cache, and every decided op goes to that cache until the
-//!    restore flag and the reconcile timer let it write the difference.
+//! 6. WarmStart check (writes `WARM_RESTART_TABLE|neighsyncd
+//!    restore_count`). Cold: APPL_DB's NEIGH_TABLE as the consumer will see
+//!    it ([`read_appl_view`]). Warm ([`crate::warm`]): unconsumed NEIGH_TABLE
+//!    operations are dropped, APPL_DB is read into the reconcile cache, and
+//!    every decided op goes to that cache until the restore flag and the
+//!    reconcile timer let it write the difference.
 //! 7. Netlink socket on RTNLGRP_LINK + RTNLGRP_NEIGH, receive buffer forced
 //!    to 64 MiB (`SO_RCVBUFFORCE`); link dump, then neighbour dump. At the
 //!    end of the neighbour dump [`NeighWriter::cold_start`]: every kernel
