@@ -309,6 +309,16 @@ fn proc_cpu(pid: u32) -> anyhow::Result<Duration> {
     Ok(Duration::from_millis(ticks * 10))
 }
 
+/// The context-switch lines of /proc/<pid>/status (diagnostics).
+fn ctx_switches(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("ctxt_switches"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// (VmHWM, VmRSS) in KiB.
 fn proc_rss(pid: u32) -> anyhow::Result<(u64, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -580,9 +590,10 @@ fn burst_and_flap(bin: &Path, args: &Args, n: usize, flap: bool) -> anyhow::Resu
         let (e, a) = s3.commands_since(&s2);
         let (hwm, rss) = proc_rss(pid)?;
         eprintln!(
-            "flaps: ip -batch took {:?}, sentinel written {:?} after it",
+            "flaps: ip -batch took {:?}, sentinel written {:?} after it; daemon {}",
             flap_end - t0,
-            done - flap_end
+            done - flap_end,
+            ctx_switches(pid)
         );
         rows.push(Row {
             name: format!("same-MAC flaps {}k", n / 1000),

@@ -94,6 +94,11 @@ pub const APP_ROUTE_TABLE_NAME: &str = "ROUTE_TABLE";
 pub const CFG_LOGGER_TABLE_NAME: &str = sonic_daemon::logging::CFG_LOGGER_TABLE_NAME;
 /// Default netlink receive buffer, forced with `SO_RCVBUFFORCE` (bytes).
 pub const DEFAULT_NETLINK_RCVBUF: usize = 64 << 20;
+/// Netlink read coalescing in event storms
+/// ([`NetlinkSocket::set_batch_interval`]): at most one read batch per
+/// interval while events come back to back; an isolated event is read at
+/// once. Cuts the wake-ups (and the daemon CPU) per neighbour in a burst.
+pub const NETLINK_BATCH_INTERVAL: Duration = Duration::from_millis(1);
 /// Largest number of keys per flush (one pipeline; the producer splits it
 /// into scripts of at most `swss::producer_state::MAX_KEYS_PER_SCRIPT`).
 pub const FLUSH_MAX_KEYS: usize = 2048;
@@ -600,6 +605,7 @@ impl Daemon {
         drop(state);
 
         let mut sock = NetlinkSocket::open_with(&[RTNLGRP_LINK, RTNLGRP_NEIGH], opts.rcvbuf)?;
+        sock.set_batch_interval(NETLINK_BATCH_INTERVAL);
         sock.request_dump(Dump::Links)?;
         opts.ops.health.set_netlink_up(true);
         opts.ops.health.set_redis_up();

@@ -16,6 +16,7 @@
 
 use std::io;
 use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
 
 use netlink_packet_core::{
     parse_i32, parse_string, parse_u32, NetlinkBuffer, NetlinkHeader, NetlinkMessage,
@@ -173,6 +174,10 @@ pub struct NetlinkSocket {
     seq: u32,
     rcvbuf_bytes: usize,
     dump_interrupted: bool,
+    /// See [`NetlinkSocket::set_batch_interval`]; zero = off.
+    batch_interval: Duration,
+    /// When the last batch was returned (only with a batch interval).
+    last_batch: Option<Instant>,
 }
 
 impl std::fmt::Debug for NetlinkSocket {
@@ -246,7 +251,27 @@ impl NetlinkSocket {
             seq: 0,
             rcvbuf_bytes,
             dump_interrupted: false,
+            batch_interval: Duration::ZERO,
+            last_batch: None,
         })
+    }
+
+    /// Coalesce reads during event storms: once a [`NetlinkSocket::recv`]
+    /// has returned a batch, the next call does not read before `interval`
+    /// has passed since. An event arriving later than `interval` after the
+    /// previous batch is read at once, so this adds no latency when idle,
+    /// and at most `interval` in a storm, where it turns one wake-up (and
+    /// one small batch) per event into one per `interval`.
+    ///
+    /// The wait is a **blocking** sleep of the calling thread (an async one
+    /// would still wake the runtime for every arriving datagram): use it
+    /// only on a single-purpose current-thread runtime with a small
+    /// `interval` (about a millisecond), as neighsyncd does. Zero (the
+    /// default) turns it off. Events queued meanwhile wait in the kernel
+    /// socket buffer, so size it for `interval` worth of events.
+    pub fn set_batch_interval(&mut self, interval: Duration) {
+        self.batch_interval = interval;
+        self.last_batch = None;
     }
 
     /// The effective receive buffer in bytes, as read back with
@@ -304,6 +329,17 @@ impl NetlinkSocket {
     /// queued in the kernel.
     pub async fn recv(&mut self, out: &mut Vec<Received>) -> Result<(), SocketError> {
         let flags = (MsgFlags::MSG_TRUNC | MsgFlags::MSG_DONTWAIT).bits();
+        if let Some(last) = self.last_batch.take() {
+            let wait = (last + self.batch_interval).saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                // Back to back: let the storm fill the socket buffer a
+                // little. A blocking sleep on purpose: an async one would
+                // still wake the runtime once per arriving datagram (the
+                // socket is registered edge-triggered with epoll), which is
+                // the very cost this saves.
+                std::thread::sleep(wait);
+            }
+        }
         loop {
             let mut guard = self.fd.readable().await.map_err(io_err("poll"))?;
             let mut datagrams = 0usize;
@@ -348,6 +384,9 @@ impl NetlinkSocket {
                 }
             }
             if datagrams > 0 {
+                if !self.batch_interval.is_zero() {
+                    self.last_batch = Some(Instant::now());
+                }
                 return Ok(());
             }
         }
