@@ -7,7 +7,6 @@
 //! (a later `audit`) can share them.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use clap::Parser;
 
@@ -48,6 +47,11 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES", hide = true, global = true)]
     pub netlink_rcvbuf: Option<usize>,
 
+    /// `--metrics-addr`, `--log-output`, `--audit-interval` (shared with the
+    /// other daemon, see [`sonic_daemon::OpsArgs`]).
+    #[command(flatten)]
+    pub ops: sonic_daemon::OpsArgs,
+
     /// What to do; the daemon runs when no command is given.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -73,37 +77,8 @@ impl Cli {
     }
 }
 
-/// A log level, mapped from SONiC's syslog-style names onto tracing levels.
-///
-/// EMERG, ALERT, CRIT, ERROR -> `ERROR`; WARN (or WARNING) -> `WARN`;
-/// NOTICE, INFO -> `INFO` (tracing has no NOTICE); DEBUG -> `DEBUG`;
-/// TRACE -> `TRACE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LogLevel(pub tracing::Level);
-
-/// Error for an unknown [`LogLevel`] name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown log level {0:?}; expected one of EMERG, ALERT, CRIT, ERROR, WARN, NOTICE, INFO, DEBUG, TRACE"
-)]
-pub struct UnknownLogLevel(pub String);
-
-impl FromStr for LogLevel {
-    type Err = UnknownLogLevel;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        use tracing::Level;
-        let level = match s.to_ascii_uppercase().as_str() {
-            "EMERG" | "ALERT" | "CRIT" | "ERROR" | "ERR" => Level::ERROR,
-            "WARN" | "WARNING" => Level::WARN,
-            "NOTICE" | "INFO" => Level::INFO,
-            "DEBUG" => Level::DEBUG,
-            "TRACE" => Level::TRACE,
-            _ => return Err(UnknownLogLevel(s.to_string())),
-        };
-        Ok(LogLevel(level))
-    }
-}
+/// Log levels (SONiC names) come from the shared ops crate.
+pub use sonic_daemon::logging::{LogLevel, UnknownLogLevel};
 
 #[cfg(test)]
 mod tests {

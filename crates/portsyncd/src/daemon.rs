@@ -43,6 +43,8 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
+use sonic_daemon::metrics::{Outcome as EventOutcome, ResyncCause};
+use sonic_daemon::{LoopTicker, Ops};
 use sonic_netlink::socket::{Dump, KernelMessage, NetlinkSocket, RcvBuf, Received, RTNLGRP_LINK};
 use sonic_netlink::{LinkEvent, LinkMsgType};
 use swss::config::ConfigError;
@@ -51,6 +53,7 @@ use swss::{
     Table,
 };
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::time::Instant;
 
 use crate::sync::{
     port_config_ops, port_init_done_op, PortSync, StateAction, SwitchType, APP_PORT_TABLE_NAME,
@@ -68,7 +71,7 @@ pub const INIT_DONE_WARN_INTERVAL: Duration = Duration::from_secs(30);
 /// accepts the connection but stops answering is treated as lost.
 pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// CONFIG_DB logger table (`LOGGER|<daemon>`, logger.cpp).
-pub const CFG_LOGGER_TABLE_NAME: &str = "LOGGER";
+pub const CFG_LOGGER_TABLE_NAME: &str = sonic_daemon::logging::CFG_LOGGER_TABLE_NAME;
 /// The four STATE_DB `PORT_TABLE|<name>` fields portsyncd owns.
 pub const STATE_FIELDS: [&str; 4] = ["state", "netdev_oper_status", "admin_status", "mtu"];
 
@@ -114,6 +117,11 @@ pub struct Options {
     /// Netlink receive buffer sizing ([`RcvBuf::Force`] of 16 MiB by
     /// default; tests use a tiny [`RcvBuf::Exact`] to provoke ENOBUFS).
     pub rcvbuf: RcvBuf,
+    /// Metrics, health, systemd notify and the live log level
+    /// ([`sonic_daemon::Ops`]).
+    pub ops: Ops,
+    /// Self-audit period (`--audit-interval`); `None` disables it.
+    pub audit_every: Option<Duration>,
 }
 
 /// Loads the database config the options point at.
@@ -204,20 +212,6 @@ where
 }
 
 // ===== start-up steps =====
-
-/// CONFIG_DB `LOGGER|portsyncd`: writes `LOGLEVEL NOTICE` and
-/// `LOGOUTPUT SYSLOG` where missing, keeping values already there (as
-/// Logger::linkToDbWithOutput).
-async fn logger_defaults(conn: &mut MultiplexedConnection, sep: char) -> Result<(), SwssError> {
-    let table = Table::new(CFG_LOGGER_TABLE_NAME, sep);
-    let mut missing: Vec<(&str, &str)> = Vec::new();
-    for (field, default) in [("LOGLEVEL", "NOTICE"), ("LOGOUTPUT", "SYSLOG")] {
-        if table.hget(conn, APP_NAME, field).await?.is_none() {
-            missing.push((field, default));
-        }
-    }
-    table.set(conn, APP_NAME, &missing).await
-}
 
 /// CONFIG_DB `DEVICE_METADATA|localhost switch_type`.
 async fn read_switch_type(
@@ -563,6 +557,21 @@ struct Core {
     /// PortInitDone was decided but not yet written (Redis away).
     init_done_unwritten: bool,
     links: LinkTracker,
+    // ----- operations (sonic_daemon) -----
+    /// Metrics, health, systemd notify.
+    ops: Ops,
+    /// The start-up link dump has ended: READY=1 goes out once its
+    /// STATE_DB writes are acknowledged.
+    startup_dump_done: bool,
+    /// When the last netlink batch was received.
+    recv_at: Instant,
+    /// Receive time of the oldest link event whose write is not yet
+    /// acknowledged.
+    unacked_since: Option<Instant>,
+    /// Ports with a STATE_DB `PORT_TABLE` entry written by us.
+    state_entries: HashSet<String>,
+    /// Warm start (for the warm-restart state metric).
+    warm: bool,
 }
 
 /// What a reconnect yields: connections, a fresh APPL_DB `PORT_TABLE`
@@ -594,8 +603,45 @@ impl Core {
         tracing::debug!(op = ev.msg_type.rtm_name(), ifname = %ev.name, ifindex = ev.ifindex,
             flags = ev.flags, mtu = ?ev.mtu, master = ?ev.master, kind = ?ev.kind, "link message");
         self.links.observe(ev);
-        for action in self.sync.on_link(ev) {
+        let reason = self.drop_reason(ev);
+        let actions = self.sync.on_link(ev);
+        let outcome = if !actions.is_empty() {
+            if self.unacked_since.is_none() {
+                self.unacked_since = Some(self.recv_at);
+            }
+            EventOutcome::Written
+        } else if reason.is_empty() {
+            EventOutcome::Unchanged
+        } else {
+            EventOutcome::Filtered
+        };
+        self.ops
+            .metrics
+            .kernel_event(ev.msg_type.rtm_name(), outcome, reason);
+        for action in actions {
             self.writer.push(action);
+        }
+    }
+
+    /// The `reason` label [`PortSync::on_link`] would drop `ev` for (its
+    /// rules, in its order), or `""` when it passes them: `not_a_port`,
+    /// `team`, `master_del`, `old_interface`, `not_in_appl_db`.
+    fn drop_reason(&self, ev: &LinkEvent) -> &'static str {
+        if !crate::sync::HANDLED_PREFIXES
+            .iter()
+            .any(|p| ev.name.starts_with(p))
+        {
+            "not_a_port"
+        } else if ev.kind.as_deref() == Some(crate::sync::TEAM_KIND) {
+            "team"
+        } else if ev.msg_type == LinkMsgType::Del && ev.master.is_some() {
+            "master_del"
+        } else if self.sync.old_interfaces().contains_key(&ev.ifindex) {
+            "old_interface"
+        } else if ev.msg_type == LinkMsgType::New && !self.sync.is_appl_present(&ev.name) {
+            "not_in_appl_db"
+        } else {
+            ""
         }
     }
 
@@ -647,6 +693,7 @@ impl Core {
                 Ok(KernelMessage::Link(ev)) => self.apply_link(&ev),
                 Ok(KernelMessage::DumpDone) => {
                     self.links.dump_in_flight = false;
+                    self.startup_dump_done = true;
                     if self.links.redump {
                         self.links.seen = Some(HashSet::new());
                         self.request_dump(nl);
@@ -667,11 +714,22 @@ impl Core {
                     self.request_dump(nl);
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "undecodable netlink message skipped"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "undecodable netlink message skipped");
+                    let msg_type = match &e {
+                        sonic_netlink::DecodeError::MissingAttribute { msg, .. } => msg,
+                        _ => "",
+                    };
+                    self.ops
+                        .metrics
+                        .kernel_event(msg_type, EventOutcome::Malformed, "");
+                }
             }
         }
         if overrun {
             self.links.overruns += 1;
+            self.ops.metrics.netlink_overruns.inc();
+            self.ops.metrics.resync(ResyncCause::NetlinkOverrun);
             tracing::warn!(
                 overruns = self.links.overruns,
                 "netlink receive buffer overrun: dumping links again to resync STATE_DB"
@@ -707,22 +765,75 @@ impl Core {
         let Some(conns) = self.conns.as_mut() else {
             return Ok(());
         };
+        let m = self.ops.metrics.clone();
         if self.init_done_unwritten {
             let (key, fvs) = port_init_done_op();
             match self.producer.set(&mut conns.appl, &key, &fvs).await {
-                Ok(()) => self.init_done_unwritten = false,
-                Err(e) if e.is_connection_error() => return Err(e),
+                Ok(()) => {
+                    self.init_done_unwritten = false;
+                    m.redis_ops(APP_PORT_TABLE_NAME, "set", 1);
+                    m.redis_batches.inc();
+                    m.port_init_done.set(1);
+                }
+                Err(e) if e.is_connection_error() => {
+                    m.redis_write_errors.inc();
+                    return Err(e);
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot write PortInitDone");
+                    m.redis_write_errors.inc();
+                    self.ops.health.write_failed(&e);
                     self.init_done_unwritten = false;
                 }
             }
         }
+        if self.writer.pending.is_empty() {
+            return Ok(());
+        }
+        // (name, DEL first, HSET) of what this flush writes.
+        let ops: Vec<(String, bool, bool)> = self
+            .writer
+            .pending
+            .iter()
+            .map(|(n, op)| {
+                let set = op.set.as_ref().is_some_and(|f| !f.is_empty());
+                (n.clone(), op.del_first, set)
+            })
+            .collect();
         match self.writer.flush(&mut conns.state).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.is_connection_error() => Err(e),
+            Ok(()) => {
+                m.redis_ops(
+                    STATE_PORT_TABLE_METRIC,
+                    "del",
+                    ops.iter().filter(|o| o.1).count(),
+                );
+                m.redis_ops(
+                    STATE_PORT_TABLE_METRIC,
+                    "set",
+                    ops.iter().filter(|o| o.2).count(),
+                );
+                m.redis_batches.inc();
+                for (name, _, set) in ops {
+                    if set {
+                        self.state_entries.insert(name);
+                    } else {
+                        self.state_entries.remove(&name);
+                    }
+                }
+                if let Some(t) = self.unacked_since.take() {
+                    m.observe_event_to_ack(t.elapsed());
+                }
+                self.ops.health.write_ok();
+                Ok(())
+            }
+            Err(e) if e.is_connection_error() => {
+                m.redis_write_errors.inc();
+                Err(e)
+            }
             Err(e) => {
                 tracing::error!(error = %e, "STATE_DB PORT_TABLE write failed; dropped");
+                m.redis_write_errors.inc();
+                self.ops.health.write_failed(&e);
                 self.writer.pending.clear();
                 Ok(())
             }
@@ -737,6 +848,8 @@ impl Core {
         present: BTreeMap<String, bool>,
     ) -> Result<(), SwssError> {
         tracing::info!("Redis is back: resyncing STATE_DB PORT_TABLE");
+        self.ops.metrics.redis_reconnects.inc();
+        self.ops.metrics.resync(ResyncCause::RedisReconnect);
         self.resync_appl(present);
         for action in self.sync.rewrite_all() {
             self.writer.push(action);
@@ -746,9 +859,113 @@ impl Core {
             self.producer.load_scripts(&mut conns.appl).await?;
         }
         self.conns = Some(conns);
+        self.ops.health.set_redis_up();
+        self.ops.notifier.status("running");
+        Ok(())
+    }
+
+    /// Sends `READY=1` (systemd notify) once the start-up link dump has
+    /// ended and its STATE_DB writes are acknowledged (the first full sync;
+    /// PortInitDone may still wait for orchagent). Later calls do nothing.
+    fn maybe_notify_ready(&mut self) {
+        if self.ops.notifier.is_ready()
+            || !self.startup_dump_done
+            || self.conns.is_none()
+            || !self.writer.pending.is_empty()
+        {
+            return;
+        }
+        if self.warm {
+            self.ops.metrics.set_warm_restart_state("reconciled");
+        }
+        self.ops.notifier.ready(&format!(
+            "synced: {} ports in STATE_DB PORT_TABLE, {} holding back PortInitDone",
+            self.state_entries.len(),
+            self.sync.pending_ports().len()
+        ));
+    }
+
+    /// Exports the gauges that follow the state.
+    fn update_gauges(&self) {
+        let m = &self.ops.metrics;
+        m.entries.set(self.state_entries.len() as i64);
+        m.ports_pending.set(self.sync.pending_ports().len() as i64);
+    }
+
+    /// The periodic self-audit: STATE_DB `PORT_TABLE|<port>` of every
+    /// APPL_DB port is compared with the link state held in memory
+    /// (missing or different entries are rewritten; an entry whose netdev
+    /// is gone is deleted), then the links are dumped again (the ENOBUFS
+    /// resync path, mark and sweep) so events the kernel lost are repaired
+    /// too. `portsyncd_audit_drift` = entries rewritten or deleted. Skipped
+    /// while Redis is away.
+    ///
+    /// Errors: [`SwssError`] from Redis (a connection error starts the
+    /// reconnect).
+    async fn audit(&mut self, nl: &mut NetlinkSocket) -> Result<(), SwssError> {
+        let Some(conns) = self.conns.as_mut() else {
+            return Ok(());
+        };
+        let before = self.writer.pending.len();
+        for action in self.sync.rewrite_all() {
+            self.writer.push(action);
+        }
+        self.writer.drop_unchanged(&mut conns.state).await?;
+        // APPL_DB ports without a netdev whose STATE_DB entry still carries
+        // our fields: stale.
+        let gone: Vec<String> = self
+            .appl_present
+            .iter()
+            .filter(|n| self.sync.link_state(n).is_none() && !self.writer.pending.contains_key(*n))
+            .cloned()
+            .collect();
+        if !gone.is_empty() {
+            let mut pipe = redis::pipe();
+            for name in &gone {
+                pipe.cmd("HEXISTS")
+                    .arg(self.writer.table.full_key(name))
+                    .arg("netdev_oper_status");
+            }
+            let exists: Vec<bool> = pipe.query_async(&mut conns.state).await?;
+            for (name, stale) in gone.into_iter().zip(exists) {
+                if stale {
+                    self.writer.push(StateAction::DelPortState { name });
+                }
+            }
+        }
+        let drift = self.writer.pending.len().saturating_sub(before);
+        if drift > 0 {
+            tracing::warn!(
+                drift,
+                ports = ?self.writer.pending.keys().collect::<Vec<_>>(),
+                "audit: STATE_DB PORT_TABLE differs from the link state; repairing"
+            );
+        }
+        self.ops.metrics.audit_done(drift);
+        self.ops.metrics.resync(ResyncCause::Audit);
+        if self.links.dump_in_flight {
+            self.links.redump = true;
+        } else {
+            self.links.seen = Some(HashSet::new());
+            self.request_dump(nl);
+        }
         Ok(())
     }
 }
+
+/// Wait for the next tick of an optional interval; never without one.
+async fn tick_opt(interval: &mut Option<tokio::time::Interval>) {
+    match interval.as_mut() {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The `table` label of STATE_DB `PORT_TABLE` writes (APPL_DB's is
+/// `PORT_TABLE`).
+const STATE_PORT_TABLE_METRIC: &str = "STATE_PORT_TABLE";
 
 /// Waits on an optional future; pending forever when there is none.
 async fn wait_on<T>(fut: &mut Option<Pin<Box<dyn Future<Output = T>>>>) -> T {
@@ -781,14 +998,17 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         signal(SignalKind::terminate()).map_err(|e| DaemonError::Signal("SIGTERM", e))?;
     let mut sigint =
         signal(SignalKind::interrupt()).map_err(|e| DaemonError::Signal("SIGINT", e))?;
+    let notifier = opts.ops.notifier.clone();
     tokio::select! {
         r = run_until_error(opts) => r,
         _ = sigterm.recv() => {
             tracing::info!("SIGTERM: exiting");
+            notifier.stopping();
             Ok(())
         }
         _ = sigint.recv() => {
             tracing::info!("SIGINT: exiting");
+            notifier.stopping();
             Ok(())
         }
     }
@@ -802,11 +1022,12 @@ async fn run_until_error(opts: Options) -> Result<(), DaemonError> {
     tracing::info!(config = %cfg.path().display(), "connecting to Redis");
     let mut conns = dbs.connect_all().await;
 
+    opts.ops.notifier.status("starting: connected to Redis");
     step(
-        "CONFIG_DB LOGGER defaults",
+        "CONFIG_DB LOGGER defaults and subscription",
         &dbs,
         &mut conns,
-        |mut c| async move { logger_defaults(&mut c.config, config_sep).await },
+        |_| opts.ops.link_logger(&dbs.config),
     )
     .await?;
     let switch_type = step(
@@ -827,10 +1048,15 @@ async fn run_until_error(opts: Options) -> Result<(), DaemonError> {
         restore_count = warm.restore_count,
         "starting"
     );
+    opts.ops
+        .metrics
+        .set_warm_restart_state(if warm.warm { "initialized" } else { "disabled" });
 
     // Joined before the config is read, so no link change is missed.
     let mut nl = NetlinkSocket::open_with(&[RTNLGRP_LINK], opts.rcvbuf)?;
     nl.request_dump(Dump::Links)?;
+    opts.ops.health.set_netlink_up(true);
+    opts.ops.health.set_redis_up();
 
     let ports = step(
         "CONFIG_DB PORT read",
@@ -853,6 +1079,12 @@ async fn run_until_error(opts: Options) -> Result<(), DaemonError> {
             async move { copy_port_config(&mut c.appl, &producer, &ops).await }
         })
         .await?;
+        if !ops.is_empty() {
+            opts.ops
+                .metrics
+                .redis_ops(APP_PORT_TABLE_NAME, "set", ops.len());
+            opts.ops.metrics.redis_batches.inc();
+        }
         if ports.is_empty() {
             tracing::info!("no ports in CONFIG_DB PORT: PortConfigDone count=0");
         } else {
@@ -886,6 +1118,12 @@ async fn run_until_error(opts: Options) -> Result<(), DaemonError> {
             dump_in_flight: true,
             ..LinkTracker::default()
         },
+        ops: opts.ops.clone(),
+        startup_dump_done: false,
+        recv_at: Instant::now(),
+        unacked_since: None,
+        state_entries: HashSet::new(),
+        warm: warm.warm,
     };
     for (key, has_admin) in present {
         let fvs = if has_admin {
@@ -901,7 +1139,7 @@ async fn run_until_error(opts: Options) -> Result<(), DaemonError> {
         old_interfaces = core.sync.old_interfaces().len(),
         "started; following link events"
     );
-    main_loop(core, nl, subs).await
+    main_loop(core, nl, subs, opts.audit_every).await
 }
 
 /// What woke the main loop.
@@ -910,9 +1148,22 @@ enum Wake {
     Change(Result<Change, SwssError>),
     Reconnected(Reconnected),
     Tick,
+    Audit,
+    Alive,
 }
 
-async fn main_loop(mut core: Core, mut nl: NetlinkSocket, subs: Subs) -> Result<(), DaemonError> {
+async fn main_loop(
+    mut core: Core,
+    mut nl: NetlinkSocket,
+    subs: Subs,
+    audit_every: Option<Duration>,
+) -> Result<(), DaemonError> {
+    let mut ticker: LoopTicker = core.ops.notifier.loop_ticker();
+    let mut audit_tick = audit_every.map(|every| {
+        let mut i = tokio::time::interval_at(Instant::now() + every, every);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
     let mut sub = Some(subs);
     let mut reconnecting: Option<Reconnecting> = None;
     let mut batch: Vec<Received> = Vec::new();
@@ -921,22 +1172,33 @@ async fn main_loop(mut core: Core, mut nl: NetlinkSocket, subs: Subs) -> Result<
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     loop {
+        core.ops.notifier.beat();
         core.check_port_init_done();
         if let Err(e) = core.flush().await {
             lost_redis(&mut core, &mut sub, &mut reconnecting, &e);
         }
+        core.maybe_notify_ready();
+        core.update_gauges();
         let wake = tokio::select! {
             r = nl.recv(&mut batch) => Wake::Netlink(r),
             r = next_change(&mut sub) => Wake::Change(r),
             r = wait_on(&mut reconnecting) => Wake::Reconnected(r),
             _ = tick.tick() => Wake::Tick,
+            _ = tick_opt(&mut audit_tick) => Wake::Audit,
+            _ = ticker.tick() => Wake::Alive,
         };
+        if matches!(wake, Wake::Netlink(_)) {
+            core.recv_at = Instant::now();
+        }
         match wake {
             Wake::Netlink(Ok(())) => core.handle_netlink(&mut nl, &mut batch, false),
             Wake::Netlink(Err(sonic_netlink::socket::SocketError::Overrun)) => {
                 core.handle_netlink(&mut nl, &mut batch, true)
             }
-            Wake::Netlink(Err(e)) => return Err(e.into()),
+            Wake::Netlink(Err(e)) => {
+                core.ops.health.set_netlink_up(false);
+                return Err(e.into());
+            }
             Wake::Change(Ok(Change::Appl(op))) => core.apply_appl(op),
             Wake::Change(Ok(Change::State(KeyOp::Del(name)))) => {
                 for action in core.sync.on_state_port_deleted(&name) {
@@ -952,6 +1214,16 @@ async fn main_loop(mut core: Core, mut nl: NetlinkSocket, subs: Subs) -> Result<
                 match core.resync_after_reconnect(conns, present).await {
                     Ok(()) => sub = Some(new_sub),
                     Err(e) => lost_redis(&mut core, &mut sub, &mut reconnecting, &e),
+                }
+            }
+            Wake::Alive => {}
+            Wake::Audit => {
+                if let Err(e) = core.audit(&mut nl).await {
+                    if e.is_connection_error() {
+                        lost_redis(&mut core, &mut sub, &mut reconnecting, &e);
+                    } else {
+                        tracing::warn!(error = %e, "audit: cannot read STATE_DB PORT_TABLE; skipped");
+                    }
                 }
             }
             Wake::Tick => {
@@ -976,6 +1248,8 @@ fn lost_redis(
         return;
     }
     tracing::warn!(error = %e, "lost Redis; keeping link state and reconnecting");
+    core.ops.health.set_redis_down(e);
+    core.ops.notifier.status("Redis lost; reconnecting");
     core.conns = None;
     *sub = None;
     *reconnecting = Some(Box::pin(reconnect(core.dbs.clone())));

@@ -15,11 +15,7 @@ use sonic_netlink::socket::{RcvBuf, DEFAULT_RCVBUF_BYTES};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_max_level(cli.log_level.0)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+    let (log, _) = sonic_daemon::logging::init(daemon::APP_NAME, cli.log_level, cli.ops.log_output);
     if let Some(portsyncd::cli::Command::Audit(args)) = &cli.command {
         return portsyncd::audit::main(
             portsyncd::audit::AuditOptions {
@@ -38,7 +34,10 @@ fn main() -> ExitCode {
             Some(n) => RcvBuf::Exact(n),
             None => RcvBuf::Force(DEFAULT_RCVBUF_BYTES),
         },
+        ops: sonic_daemon::Ops::new(daemon::APP_NAME, Some(log)),
+        audit_every: cli.ops.audit_every(),
     };
+    let metrics_addr = cli.ops.metrics_addr;
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -49,7 +48,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon::run(opts)) {
+    let res = runtime.block_on(async {
+        // /metrics, /healthz and the systemd watchdog.
+        if let Err(e) = opts.ops.start_background(metrics_addr).await {
+            return Err(e.to_string());
+        }
+        daemon::run(opts).await.map_err(|e| e.to_string())
+    });
+    match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "portsyncd failed");
