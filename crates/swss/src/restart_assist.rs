@@ -520,6 +520,134 @@ mod tests {
         assert_eq!(keys, vec!["new-a", "new-b", "new-c"]);
     }
 
+    /// The Redis glue against a real redis-server.
+    #[test]
+    fn app_restart_assist_against_redis() {
+        use crate::{DbConfig, DbConnector};
+        use redis::Commands;
+        let server = testbed::redis_server::RedisServer::start().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let cfg = DbConfig::load(server.db_config_path()).unwrap();
+        let conn = |db: &str| DbConnector::new(cfg.location(db).unwrap()).unwrap();
+        let (appl_db, state_db, config_db) = (conn("APPL_DB"), conn("STATE_DB"), conn("CONFIG_DB"));
+        let producer = ProducerStateTable::new("NEIGH_TABLE", appl_db.location());
+        let mut sync_state = server.conn(6).unwrap();
+        let mut sync_appl = server.conn(0).unwrap();
+        let state_of = |c: &mut redis::Connection, f: &str| -> Option<String> {
+            c.hget("WARM_RESTART_TABLE|neighsyncd", f).unwrap()
+        };
+        rt.block_on(async {
+            let mut state = state_db.connect().await.unwrap();
+            let mut config = config_db.connect().await.unwrap();
+            let mut appl = appl_db.connect().await.unwrap();
+            let new = |s: &mut redis::aio::MultiplexedConnection,
+                       c: &mut redis::aio::MultiplexedConnection,
+                       t: u32| {
+                let (mut s, mut c) = (s.clone(), c.clone());
+                async move {
+                    AppRestartAssist::new(&mut s, '|', &mut c, '|', "neighsyncd", "swss", t).await
+                }
+            };
+            // Cold: restore_count 0, no state, default timer.
+            let a = new(&mut state, &mut config, 0).await.unwrap();
+            assert!(!a.is_warm());
+            assert_eq!(a.timer(), Duration::from_secs(5));
+            assert_eq!(
+                state_of(&mut sync_state, "restore_count").as_deref(),
+                Some("0")
+            );
+            assert_eq!(state_of(&mut sync_state, "state"), None);
+            assert!(matches!(
+                new(&mut state, &mut config, 10_000).await,
+                Err(SwssError::InvalidArgument(_))
+            ));
+
+            // Warm: +1, initialized, configured timer parsed as strtoul.
+            let () = sync_state
+                .hset("WARM_RESTART_ENABLE_TABLE|swss", "enable", "true")
+                .unwrap();
+            let mut sync_config = server.conn(4).unwrap();
+            let () = sync_config
+                .hset("WARM_RESTART|swss", "neighsyncd_timer", "0x10")
+                .unwrap();
+            let a = new(&mut state, &mut config, 0).await.unwrap();
+            assert!(a.is_warm());
+            assert_eq!(a.timer(), Duration::from_secs(16));
+            assert_eq!(
+                state_of(&mut sync_state, "restore_count").as_deref(),
+                Some("1")
+            );
+            assert_eq!(
+                state_of(&mut sync_state, "state").as_deref(),
+                Some("initialized")
+            );
+
+            // registerAppTable drops NEIGH_TABLE's pending operations only.
+            let () = sync_appl
+                .hset(
+                    "NEIGH_TABLE:Ethernet0:10.0.0.2",
+                    "neigh",
+                    "02:00:00:00:00:02",
+                )
+                .unwrap();
+            let () = sync_appl
+                .hset(
+                    "NEIGH_TABLE:Ethernet0:10.0.0.3",
+                    "neigh",
+                    "02:00:00:00:00:03",
+                )
+                .unwrap();
+            producer
+                .set(&mut appl, "Ethernet0:10.0.0.9", &[("neigh", "x")])
+                .await
+                .unwrap();
+            let () = sync_appl.hset("_NEIGH_TABLE_X:k", "f", "v").unwrap();
+            a.register_app_table(&mut appl, &producer).await.unwrap();
+            let pending: Vec<String> = sync_appl.keys("_NEIGH_TABLE*").unwrap();
+            assert_eq!(pending, vec!["_NEIGH_TABLE_X:k".to_owned()]);
+            let n: usize = sync_appl.scard("NEIGH_TABLE_KEY_SET").unwrap();
+            assert_eq!(n, 0);
+
+            // readTablesToMap: every consumed key, STALE.
+            let mut cache = AppRestartAssist::read_table_to_cache(&mut appl, &producer)
+                .await
+                .unwrap();
+            assert_eq!(cache.len(), 2);
+            assert_eq!(cache.state("Ethernet0:10.0.0.2"), Some(CacheState::Stale));
+            a.set_state(&mut state, WarmStartState::Restored)
+                .await
+                .unwrap();
+            assert_eq!(
+                state_of(&mut sync_state, "state").as_deref(),
+                Some("restored")
+            );
+
+            // reconcile: one DEL (10.0.0.3 not seen), one SET (new key).
+            cache.insert(
+                "Ethernet0:10.0.0.2",
+                &[("neigh".to_owned(), "02:00:00:00:00:02".to_owned())],
+                false,
+            );
+            cache.insert("Ethernet0:10.0.0.4", &fv(A), false);
+            let ops = cache.reconcile();
+            AppRestartAssist::write_reconcile(&mut appl, &producer, &ops)
+                .await
+                .unwrap();
+            let mut keys: Vec<String> = sync_appl.smembers("NEIGH_TABLE_KEY_SET").unwrap();
+            keys.sort();
+            assert_eq!(keys, vec!["Ethernet0:10.0.0.3", "Ethernet0:10.0.0.4"]);
+            let dels: Vec<String> = sync_appl.smembers("NEIGH_TABLE_DEL_SET").unwrap();
+            assert_eq!(dels, vec!["Ethernet0:10.0.0.3"]);
+            let set: Vec<(String, String)> = sync_appl
+                .hgetall("_NEIGH_TABLE:Ethernet0:10.0.0.4")
+                .unwrap();
+            assert_eq!(set, fv(A));
+        });
+    }
+
     mod props {
         use super::*;
         use proptest::prelude::*;
