@@ -4,6 +4,8 @@
 //! those with exit status 1, 0 when consistent, 2 on a broken config or
 //! an unreachable Redis.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::process::{Command, Output};

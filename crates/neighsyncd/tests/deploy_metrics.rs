@@ -10,6 +10,8 @@
 //! portsyncd's binary belongs to another package: it is taken from the same
 //! target directory, built first with `cargo build -p portsyncd`.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
