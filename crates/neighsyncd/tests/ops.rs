@@ -1,0 +1,341 @@
+//! neighsyncd operated as a SONiC daemon (issue 6): /metrics and /healthz
+//! over HTTP, systemd notify (READY, WATCHDOG, STOPPING) on a NOTIFY_SOCKET
+//! the test owns, a live log-level change through CONFIG_DB LOGGER, and the
+//! periodic self-audit repairing APPL_DB. Real binary in a namespace, real
+//! kernel, real redis-server.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use redis::Commands;
+use testbed::daemon::Daemon;
+use testbed::netns::{NeighTopology, NetNs};
+use testbed::redis_server::RedisServer;
+
+const METRICS_ADDR: &str = "127.0.0.1:9101";
+
+/// A NOTIFY_SOCKET the test listens on (unix datagram, in a temp dir).
+struct NotifySocket {
+    sock: UnixDatagram,
+    path: String,
+    _dir: tempfile::TempDir,
+}
+
+impl NotifySocket {
+    fn new() -> NotifySocket {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        sock.set_read_timeout(Some(DEADLINE)).unwrap();
+        NotifySocket {
+            sock,
+            path: path.to_str().unwrap().to_owned(),
+            _dir: dir,
+        }
+    }
+
+    /// Reads datagrams until one has the line `want`; returns it. Fails
+    /// after [`DEADLINE`] without one.
+    fn wait_for(&self, want: &str) -> String {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = self
+                .sock
+                .recv(&mut buf)
+                .unwrap_or_else(|e| panic!("no {want} on NOTIFY_SOCKET: {e}"));
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if msg.lines().any(|l| l == want) {
+                return msg;
+            }
+        }
+    }
+}
+
+/// `GET path` on the daemon's metrics address inside `ns`: (status, body).
+fn http_get(ns: &NetNs, path: &str) -> Option<(u16, String)> {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    ns.run_in(move || {
+        let mut s = std::net::TcpStream::connect(METRICS_ADDR).ok()?;
+        s.set_read_timeout(Some(DEADLINE)).ok()?;
+        s.write_all(req.as_bytes()).ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        let status = out.split(' ').nth(1)?.parse().ok()?;
+        let body = out.split_once("\r\n\r\n")?.1.to_owned();
+        Some((status, body))
+    })
+}
+
+/// The value of the sample line starting with `name_and_labels` followed
+/// by a space (e.g. `neighsyncd_entries`), from /metrics.
+fn sample(metrics: &str, name_and_labels: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        l.strip_prefix(name_and_labels)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+fn metric(ns: &NetNs, name_and_labels: &str) -> Option<f64> {
+    let (status, body) = http_get(ns, "/metrics")?;
+    assert_eq!(status, 200);
+    sample(&body, name_and_labels)
+}
+
+fn start(
+    topo: &NeighTopology,
+    redis: &RedisServer,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Daemon {
+    let cfg = redis.db_config_path().to_str().unwrap().to_owned();
+    let mut args = vec!["--db-config", cfg.as_str(), "--metrics-addr", METRICS_ADDR];
+    args.extend_from_slice(extra);
+    let mut d = Daemon::start_with_env(Some(topo.dut()), Path::new(BIN), &args, env).unwrap();
+    d.wait_for_log(READY, DEADLINE).unwrap();
+    d
+}
+
+fn add_neigh(topo: &NeighTopology, ip: &str, mac: &str) {
+    topo.dut()
+        .ip(&[
+            "neigh",
+            "add",
+            ip,
+            "lladdr",
+            mac,
+            "dev",
+            "Ethernet0",
+            "nud",
+            "permanent",
+        ])
+        .unwrap();
+}
+
+const WRITTEN: &str =
+    r#"neighsyncd_kernel_events_total{type="RTM_NEWNEIGH",outcome="written",reason=""}"#;
+
+#[test]
+fn metrics_health_and_systemd_notify() {
+    let mut redis = RedisServer::start().unwrap();
+    let topo = NeighTopology::new(1).unwrap();
+    let notify = NotifySocket::new();
+    let mut daemon = start(
+        &topo,
+        &redis,
+        &["--log-level", "DEBUG"],
+        &[
+            ("NOTIFY_SOCKET", notify.path.as_str()),
+            ("WATCHDOG_USEC", "2000000"),
+        ],
+    );
+    let ns = topo.dut();
+
+    // READY=1 after the first full sync, with a STATUS line; then the
+    // watchdog pings (every second for WATCHDOG_USEC=2 s).
+    let ready = notify.wait_for("READY=1");
+    assert!(ready.contains("STATUS=synced"), "{ready}");
+    notify.wait_for("WATCHDOG=1");
+    notify.wait_for("WATCHDOG=1");
+
+    // /healthz: healthy.
+    let (status, body) = wait_for("/healthz 200", || {
+        http_get(ns, "/healthz").filter(|(s, _)| *s == 200)
+    });
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
+    let (status, body) = http_get(ns, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    assert!(body.ends_with("# EOF\n"));
+    assert_eq!(sample(&body, "neighsyncd_redis_up"), Some(1.0));
+    assert_eq!(sample(&body, "neighsyncd_netlink_up"), Some(1.0));
+    assert_eq!(
+        sample(&body, r#"neighsyncd_warm_restart_state{state="disabled"}"#),
+        Some(1.0)
+    );
+    let written_before = sample(&body, WRITTEN).unwrap_or(0.0);
+
+    // A neighbour added: the written counter moves, entries match APPL_DB.
+    let mut appl = redis.conn(0).unwrap();
+    add_neigh(&topo, "10.0.0.50", "02:00:00:00:00:50");
+    wait_pending_set(
+        &mut appl,
+        "Ethernet0:10.0.0.50",
+        "02:00:00:00:00:50",
+        "IPv4",
+    );
+    wait_for("written counter", || {
+        metric(ns, WRITTEN).filter(|v| *v >= written_before + 1.0)
+    });
+    consume(&redis);
+    let keys: Vec<String> = appl.keys("NEIGH_TABLE:*").unwrap();
+    assert!(keys.contains(&"NEIGH_TABLE:Ethernet0:10.0.0.50".to_owned()));
+    assert_eq!(metric(ns, "neighsyncd_entries"), Some(keys.len() as f64));
+    let ops = metric(
+        ns,
+        r#"neighsyncd_redis_operations_total{table="NEIGH_TABLE",op="set"}"#,
+    )
+    .unwrap();
+    assert!(ops >= 1.0);
+    assert!(metric(ns, "neighsyncd_redis_batches_total").unwrap() >= 1.0);
+    assert!(metric(ns, "neighsyncd_event_to_ack_seconds_count").unwrap() >= 1.0);
+
+    // Redis down: 503 with a JSON reason; back up: 200 again.
+    redis.stop().unwrap();
+    let (_, body) = wait_for("/healthz 503", || {
+        http_get(ns, "/healthz").filter(|(s, _)| *s == 503)
+    });
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "unhealthy");
+    assert!(v["reason"].as_str().unwrap().contains("redis"), "{body}");
+    assert_eq!(metric(ns, "neighsyncd_redis_up"), Some(0.0));
+    redis.restart().unwrap();
+    wait_for("/healthz 200 after the restart", || {
+        http_get(ns, "/healthz").filter(|(s, _)| *s == 200)
+    });
+    assert!(metric(ns, "neighsyncd_redis_reconnects_total").unwrap() >= 1.0);
+    assert!(metric(ns, r#"neighsyncd_resyncs_total{cause="redis_reconnect"}"#).unwrap() >= 1.0);
+
+    // SIGTERM: STOPPING=1, exit 0.
+    let st = daemon.sigterm().unwrap();
+    assert!(st.success(), "{st:?}\n{}", daemon.log());
+    notify.wait_for("STOPPING=1");
+}
+
+#[test]
+fn log_level_follows_config_db_logger() {
+    let redis = RedisServer::start().unwrap();
+    let topo = NeighTopology::new(1).unwrap();
+    let mut daemon = start(&topo, &redis, &["--log-level", "NOTICE"], &[]);
+    let mut appl = redis.conn(0).unwrap();
+    let debug_line_for = |log: &str, ip: &str| {
+        log.lines()
+            .any(|l| l.contains("DEBUG") && l.contains(&format!("Ethernet0:{ip}")))
+    };
+
+    add_neigh(&topo, "10.0.0.50", "02:00:00:00:00:50");
+    wait_pending_set(
+        &mut appl,
+        "Ethernet0:10.0.0.50",
+        "02:00:00:00:00:50",
+        "IPv4",
+    );
+    assert!(
+        !debug_line_for(&daemon.log(), "10.0.0.50"),
+        "{}",
+        daemon.log()
+    );
+    // The default entry was written (NOTICE), and did not change the level.
+    let mut config = redis.conn(4).unwrap();
+    let level: String = config.hget("LOGGER|neighsyncd", "LOGLEVEL").unwrap();
+    assert_eq!(level, "NOTICE");
+
+    // What `swssloglevel -l DEBUG -c neighsyncd` does.
+    let () = config
+        .hset("LOGGER|neighsyncd", "LOGLEVEL", "DEBUG")
+        .unwrap();
+    daemon.wait_for_log("log level changed", DEADLINE).unwrap();
+    add_neigh(&topo, "10.0.0.51", "02:00:00:00:00:51");
+    wait_pending_set(
+        &mut appl,
+        "Ethernet0:10.0.0.51",
+        "02:00:00:00:00:51",
+        "IPv4",
+    );
+    wait_for("debug line", || {
+        debug_line_for(&daemon.log(), "10.0.0.51").then_some(())
+    });
+    assert!(!debug_line_for(&daemon.log(), "10.0.0.50"));
+
+    // And back: debug lines stop.
+    let () = config
+        .hset("LOGGER|neighsyncd", "LOGLEVEL", "NOTICE")
+        .unwrap();
+    wait_for("second level change", || {
+        (daemon.log().matches("log level changed").count() >= 2).then_some(())
+    });
+    add_neigh(&topo, "10.0.0.52", "02:00:00:00:00:52");
+    wait_pending_set(
+        &mut appl,
+        "Ethernet0:10.0.0.52",
+        "02:00:00:00:00:52",
+        "IPv4",
+    );
+    assert!(!debug_line_for(&daemon.log(), "10.0.0.52"));
+}
+
+#[test]
+fn periodic_audit_repairs_appl_db_and_reports_drift() {
+    let redis = RedisServer::start().unwrap();
+    let topo = NeighTopology::new(1).unwrap();
+    let _daemon = start(&topo, &redis, &["--audit-interval", "3"], &[]);
+    let ns = topo.dut();
+    let mut appl = redis.conn(0).unwrap();
+    add_neigh(&topo, "10.0.0.50", "02:00:00:00:00:50");
+    wait_pending_set(
+        &mut appl,
+        "Ethernet0:10.0.0.50",
+        "02:00:00:00:00:50",
+        "IPv4",
+    );
+    consume(&redis);
+    assert!(appl
+        .exists::<_, bool>("NEIGH_TABLE:Ethernet0:10.0.0.50")
+        .unwrap());
+
+    // Behind the daemon's back, atomically (one audit sees both): the
+    // consumed entry deleted, a stale one added.
+    let () = redis::pipe()
+        .atomic()
+        .del("NEIGH_TABLE:Ethernet0:10.0.0.50")
+        .ignore()
+        .hset_multiple(
+            "NEIGH_TABLE:Ethernet0:10.9.9.9",
+            &[("neigh", "02:00:00:00:09:09"), ("family", "IPv4")],
+        )
+        .ignore()
+        .query(&mut appl)
+        .unwrap();
+
+    // The audit re-SETs the missing one and DELetes the stale one.
+    wait_for_long(|| {
+        let p = pending(&mut appl, "Ethernet0:10.0.0.50");
+        p.in_key_set.then_some(())
+    });
+    wait_pending_set(
+        &mut appl,
+        "Ethernet0:10.0.0.50",
+        "02:00:00:00:00:50",
+        "IPv4",
+    );
+    wait_pending_del(&mut appl, "Ethernet0:10.9.9.9");
+    wait_for_long(|| metric(ns, "neighsyncd_audit_drift").filter(|v| *v == 2.0));
+    assert!(metric(ns, "neighsyncd_audit_runs_total").unwrap() >= 1.0);
+    assert!(metric(ns, r#"neighsyncd_resyncs_total{cause="audit"}"#).unwrap() >= 1.0);
+    let popped = consume(&redis);
+    assert_popped_set(&popped, "Ethernet0:10.0.0.50", "02:00:00:00:00:50", "IPv4");
+    assert!(!appl
+        .exists::<_, bool>("NEIGH_TABLE:Ethernet0:10.9.9.9")
+        .unwrap());
+}
+
+/// Poll up to 3 audit periods (the audit runs every 3 s here).
+fn wait_for_long<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < DEADLINE + Duration::from_secs(10),
+            "timed out"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
