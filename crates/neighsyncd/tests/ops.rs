@@ -4,6 +4,8 @@
 //! periodic self-audit repairing APPL_DB. Real binary in a namespace, real
 //! kernel, real redis-server.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{Read, Write};
