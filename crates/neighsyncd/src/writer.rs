@@ -31,7 +31,9 @@
 //!
 //! Nothing here does I/O; the daemon (`crate::daemon`) drives it.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 use sonic_netlink::fmt::{ip_to_string, mac_to_string};
@@ -76,10 +78,37 @@ impl Pending {
 /// A `NEIGH_TABLE` key, compact: interned interface name plus the IP. Keys
 /// that do not have the canonical `<ifname>:<ip>` shape (e.g. found in
 /// APPL_DB, written by someone else) are kept verbatim.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Key {
     Neigh { ifid: u32, ip: IpAddr },
     Raw(Box<str>),
+}
+
+/// Hashes a neighbour key as one or two integer writes (the derived impl
+/// makes five or six, and SipHash pays per write; the writer hashes every
+/// key several times). Consistent with `Eq`: the variant and every field
+/// go in.
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            Key::Neigh {
+                ifid,
+                ip: IpAddr::V4(v4),
+            } => state.write_u64(u64::from(*ifid) << 32 | u64::from(u32::from(*v4))),
+            Key::Neigh {
+                ifid,
+                ip: IpAddr::V6(v6),
+            } => {
+                state.write_u128(u128::from(*v6));
+                // Tag 1 in the top bits keeps V6 apart from V4.
+                state.write_u64(1 << 40 | u64::from(*ifid));
+            }
+            Key::Raw(raw) => {
+                state.write_u64(2 << 40);
+                raw.hash(state);
+            }
+        }
+    }
 }
 
 /// The desired content of one key: the `neigh` and `family` fields.
@@ -346,8 +375,8 @@ pub struct NeighWriter {
     route_dels: VecDeque<String>,
     route_del_set: HashSet<String>,
     next_seq: u64,
-    /// The batch being written: its id and each key's target value.
-    in_flight: Option<(u64, HashMap<Key, Option<Value>>)>,
+    /// The id of the batch being written.
+    in_flight: Option<u64>,
     next_batch_id: u64,
 }
 
@@ -477,18 +506,16 @@ impl NeighWriter {
             self.route_del_set.remove(&route);
             batch.route_dels.push(route);
         }
-        let mut targets = HashMap::new();
         if self.route_dels.is_empty() {
             while batch.len() < max_keys {
                 let Some((seq, key)) = self.queue.pop_front() else {
                     break;
                 };
-                match self.dirty.get(&key) {
-                    Some(d) if d.seq == seq => {}
-                    _ => continue, // stale slot: cancelled or re-queued
-                }
-                let Some(d) = self.dirty.remove(&key) else {
-                    continue;
+                // One lookup: take the entry only if this slot is its own
+                // (a stale slot was cancelled or re-queued).
+                let (key, d) = match self.dirty.entry(key) {
+                    Entry::Occupied(e) if e.get().seq == seq => e.remove_entry(),
+                    _ => continue,
                 };
                 let value = self.desired.get(&key).copied();
                 let text = self.key_text(&key);
@@ -507,17 +534,20 @@ impl NeighWriter {
                 } else {
                     Pending::Del
                 };
-                targets.insert(key.clone(), value);
                 batch.entries.push(Taken { key, kind });
             }
         }
         if self.queue.is_empty() {
+            // After a big burst, give the memory back.
             self.queue.shrink_to(1024);
+            if self.dirty.is_empty() {
+                self.dirty.shrink_to(1024);
+            }
         }
         if batch.is_empty() {
             return None;
         }
-        self.in_flight = Some((batch.id, targets));
+        self.in_flight = Some(batch.id);
         Some(batch)
     }
 
@@ -525,7 +555,7 @@ impl NeighWriter {
     /// are clean unless staged again meanwhile. A batch that is not the one
     /// in flight (e.g. from before a resync) is ignored.
     pub fn complete(&mut self, batch: Batch) {
-        if matches!(&self.in_flight, Some((id, _)) if *id == batch.id) {
+        if self.in_flight == Some(batch.id) {
             self.in_flight = None;
         }
     }
@@ -537,7 +567,7 @@ impl NeighWriter {
     /// first. Its route deletes are put back in front. A batch that is not
     /// the one in flight is ignored.
     pub fn fail(&mut self, batch: Batch) {
-        if !matches!(&self.in_flight, Some((id, _)) if *id == batch.id) {
+        if self.in_flight != Some(batch.id) {
             return;
         }
         self.in_flight = None;

@@ -5,8 +5,8 @@
 //! ([`RTNLGRP_NEIGH`], [`RTNLGRP_LINK`]), request a dump, then call
 //! [`NetlinkSocket::recv`] in a loop. Each `recv` returns one *batch*: every
 //! datagram that was waiting when the socket became readable (bounded by
-//! [`MAX_DATAGRAMS_PER_BATCH`]), so a burst of kernel events, or a whole dump,
-//! is handed on at once and the caller can flush Redis once per batch
+//! [`MAX_DATAGRAMS_PER_BATCH`] and [`MAX_MESSAGES_PER_BATCH`]), so a burst of
+//! kernel events, or a dump, is handed on in a few large batches and the caller can flush Redis once per batch
 //! (BEHAVIOR f.3).
 //!
 //! Lost events are reported, never swallowed: ENOBUFS (the receive buffer
@@ -62,6 +62,13 @@ pub const RECV_BUFFER_BYTES: usize = 1 << 20;
 /// Upper bound on datagrams read by one [`NetlinkSocket::recv`] call, so a
 /// never-ending event storm still yields batches to the caller.
 pub const MAX_DATAGRAMS_PER_BATCH: usize = 1024;
+
+/// Upper bound (soft: checked between datagrams) on messages appended by
+/// one [`NetlinkSocket::recv`] call. A 100k-neighbour dump arrives in a few
+/// hundred datagrams of a few hundred messages each; without this bound it
+/// would come back as one batch of 100k decoded messages, megabytes that
+/// the caller's reused `Vec` would then keep for good.
+pub const MAX_MESSAGES_PER_BATCH: usize = 2048;
 
 /// The receive-buffer size SONiC's C++ daemons ask for (16 MiB,
 /// `NetLink::NetLink` in netlink.cpp).
@@ -257,8 +264,10 @@ impl NetlinkSocket {
     }
 
     /// Coalesce reads during event storms: once a [`NetlinkSocket::recv`]
-    /// has returned a batch, the next call does not read before `interval`
-    /// has passed since. An event arriving later than `interval` after the
+    /// has returned a batch that drained the socket, the next call does not
+    /// read before `interval` has passed since (a batch cut short by
+    /// [`MAX_DATAGRAMS_PER_BATCH`] or [`MAX_MESSAGES_PER_BATCH`] is followed
+    /// at once: a dump is never slowed down). An event arriving later than `interval` after the
     /// previous batch is read at once, so this adds no latency when idle,
     /// and at most `interval` in a storm, where it turns one wake-up (and
     /// one small batch) per event into one per `interval`.
@@ -316,7 +325,8 @@ impl NetlinkSocket {
 
     /// Wait until the socket is readable, then read every datagram already
     /// queued without blocking (until `EAGAIN`, at most
-    /// [`MAX_DATAGRAMS_PER_BATCH`]) and append one [`Received`] per netlink
+    /// [`MAX_DATAGRAMS_PER_BATCH`] datagrams, and no further datagram once
+    /// [`MAX_MESSAGES_PER_BATCH`] messages were appended) and append one [`Received`] per netlink
     /// message to `out` (which is not cleared). One burst gives one batch.
     ///
     /// Errors:
@@ -343,7 +353,11 @@ impl NetlinkSocket {
         loop {
             let mut guard = self.fd.readable().await.map_err(io_err("poll"))?;
             let mut datagrams = 0usize;
-            while datagrams < MAX_DATAGRAMS_PER_BATCH {
+            let start_len = out.len();
+            let mut drained = false;
+            while datagrams < MAX_DATAGRAMS_PER_BATCH
+                && out.len() - start_len < MAX_MESSAGES_PER_BATCH
+            {
                 let mut slice: &mut [u8] = &mut self.buf[..];
                 match guard.get_inner().recv_from(&mut slice, flags) {
                     Ok((len, from)) => {
@@ -365,6 +379,7 @@ impl NetlinkSocket {
                         Errno::EINTR => continue,
                         Errno::EAGAIN => {
                             guard.clear_ready();
+                            drained = true;
                             break;
                         }
                         Errno::ENOBUFS => {
@@ -384,7 +399,9 @@ impl NetlinkSocket {
                 }
             }
             if datagrams > 0 {
-                if !self.batch_interval.is_zero() {
+                // Only a drained socket means the reader is keeping up with
+                // a storm; when a bound stopped the batch, read on at once.
+                if drained && !self.batch_interval.is_zero() {
                     self.last_batch = Some(Instant::now());
                 }
                 return Ok(());
