@@ -142,7 +142,15 @@ fn sigkill_then_cold_restart_matches_the_kernel() {
 fn kernel_table(topo: &NeighTopology) -> BTreeMap<String, String> {
     let out = topo
         .dut()
-        .ip(&["-4", "neigh", "show", "dev", "Ethernet0", "nud", "permanent"])
+        .ip(&[
+            "-4",
+            "neigh",
+            "show",
+            "dev",
+            "Ethernet0",
+            "nud",
+            "permanent",
+        ])
         .unwrap();
     out.lines()
         .filter_map(|l| {
@@ -165,7 +173,9 @@ fn consumed_table(redis: &RedisServer) -> BTreeMap<String, String> {
             let mut fvs: BTreeMap<String, String> = conn.hgetall(&k).unwrap();
             assert_eq!(fvs.len(), 2, "{k}: {fvs:?}");
             assert_eq!(fvs.remove("family").as_deref(), Some("IPv4"), "{k}");
-            let mac = fvs.remove("neigh").unwrap_or_else(|| panic!("{k}: no neigh"));
+            let mac = fvs
+                .remove("neigh")
+                .unwrap_or_else(|| panic!("{k}: no neigh"));
             (k["NEIGH_TABLE:".len()..].to_owned(), mac)
         })
         .collect()
