@@ -921,8 +921,18 @@ impl Daemon {
             Phase::Neighbors if self.redump => self.start_dump(),
             Phase::Neighbors => {
                 self.phase = Phase::Idle;
-                let collected = std::mem::take(&mut self.collected);
-                let ops: Vec<NeighOp> = collected.iter().map(|(op, _)| op.clone()).collect();
+                // Move the ops out (no copy of 100k keys at the peak); keep
+                // only the SETs that carry an EVPN route delete.
+                let mut routes: Vec<(String, String)> = Vec::new();
+                let ops: Vec<NeighOp> = std::mem::take(&mut self.collected)
+                    .into_iter()
+                    .map(|(op, route)| {
+                        if let (NeighOp::Set { key, .. }, Some(route)) = (&op, route) {
+                            routes.push((key.clone(), route));
+                        }
+                        op
+                    })
+                    .collect();
                 if let Some(w) = self.warm.as_mut().filter(|w| w.caching()) {
                     // Warm start: the dump goes to the cache; route deletes
                     // are dropped (b.2 step 17).
@@ -965,11 +975,9 @@ impl Daemon {
                         }
                     }
                 }
-                for (op, route) in collected {
-                    if let (NeighOp::Set { key, .. }, Some(route)) = (op, route) {
-                        if self.writer.pending(&key).is_some() {
-                            self.writer.stage_route_del(route);
-                        }
+                for (key, route) in routes {
+                    if self.writer.pending(&key).is_some() {
+                        self.writer.stage_route_del(route);
                     }
                 }
                 self.collected.shrink_to_fit();

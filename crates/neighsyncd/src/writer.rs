@@ -686,7 +686,10 @@ impl NeighWriter {
     ) -> ResyncCounts {
         self.desired.clear();
         self.desired.shrink_to_fit();
-        let mut order = Vec::new();
+        let kernel = kernel.into_iter();
+        // Sized once: no rehash (old and new table both alive) on the way.
+        self.desired.reserve(kernel.size_hint().0);
+        let mut order = Vec::with_capacity(kernel.size_hint().0);
         for op in kernel {
             match op {
                 NeighOp::Set { key, mac, family } => {
@@ -725,6 +728,8 @@ impl NeighWriter {
     ) -> ResyncCounts {
         self.dirty.clear();
         self.queue.clear();
+        self.dirty.reserve(order.len() + view.len());
+        self.queue.reserve(order.len() + view.len());
         self.in_flight = None;
         let mut counts = ResyncCounts::default();
         let mut appl: HashMap<Key, ApplValue> = HashMap::with_capacity(view.len());
