@@ -100,6 +100,29 @@ impl ResyncCause {
     }
 }
 
+/// The `type` label values neighsyncd counts (pre-registered at 0).
+pub const NEIGHSYNCD_EVENT_TYPES: [&str; 4] =
+    ["RTM_NEWNEIGH", "RTM_DELNEIGH", "RTM_NEWLINK", "RTM_DELLINK"];
+/// The `table` label values neighsyncd writes (APPL_DB; pre-registered at 0).
+pub const NEIGHSYNCD_TABLES: [&str; 2] = ["NEIGH_TABLE", "ROUTE_TABLE"];
+/// The `type` label values portsyncd counts (pre-registered at 0).
+pub const PORTSYNCD_EVENT_TYPES: [&str; 2] = ["RTM_NEWLINK", "RTM_DELLINK"];
+/// The `table` label values portsyncd writes: APPL_DB `PORT_TABLE` and
+/// STATE_DB `PORT_TABLE` (as `STATE_PORT_TABLE`); pre-registered at 0.
+pub const PORTSYNCD_TABLES: [&str; 2] = ["PORT_TABLE", "STATE_PORT_TABLE"];
+/// The `op` label values of `redis_operations_total`.
+pub const REDIS_OPS: [&str; 2] = ["set", "del"];
+
+/// The kernel message types and Redis tables of `daemon` whose label sets
+/// are created at 0 ([`Metrics::new`]); none for an unknown name.
+fn label_domain(daemon: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    match daemon {
+        "neighsyncd" => (&NEIGHSYNCD_EVENT_TYPES, &NEIGHSYNCD_TABLES),
+        "portsyncd" => (&PORTSYNCD_EVENT_TYPES, &PORTSYNCD_TABLES),
+        _ => (&[], &[]),
+    }
+}
+
 /// Values of the `warm_restart_state` label (swss::WarmStart states the
 /// daemons go through).
 pub const WARM_STATES: [&str; 4] = ["initialized", "restored", "reconciled", "disabled"];
@@ -157,9 +180,14 @@ fn latency_buckets() -> impl Iterator<Item = f64> {
 impl Metrics {
     /// The families of `daemon` (`neighsyncd`, `portsyncd`), registered in a
     /// registry with prefix `daemon`. `port_init_done` and `ports_pending`
-    /// are registered only for `portsyncd`. Label sets with a fixed domain
-    /// (resync causes, warm states) are created at 0 so they are exported
-    /// before the first occurrence.
+    /// are registered only for `portsyncd`. prometheus-client leaves out a
+    /// labelled family until one of its label sets exists, so the label sets
+    /// dashboards query are created at 0 and exported before the first
+    /// occurrence: every resync cause, every warm state, `kernel_events`
+    /// for each message type of the daemon ([`NEIGHSYNCD_EVENT_TYPES`],
+    /// [`PORTSYNCD_EVENT_TYPES`]) with outcomes `written` and `unchanged`,
+    /// and `redis_operations` for each of its tables ([`NEIGHSYNCD_TABLES`],
+    /// [`PORTSYNCD_TABLES`]) x `set` / `del`.
     pub fn new(daemon: &'static str) -> Metrics {
         let mut r = Registry::with_prefix(daemon);
         let m = Metrics {
@@ -262,6 +290,25 @@ impl Metrics {
             m.warm_restart_state
                 .get_or_create(&[("state", state)])
                 .set(0);
+        }
+        let (event_types, tables) = label_domain(daemon);
+        for &msg_type in event_types {
+            for outcome in [Outcome::Written, Outcome::Unchanged] {
+                m.kernel_events
+                    .get_or_create(&[
+                        ("type", msg_type),
+                        ("outcome", outcome.as_str()),
+                        ("reason", ""),
+                    ])
+                    .inc_by(0);
+            }
+        }
+        for &table in tables {
+            for op in REDIS_OPS {
+                m.redis_operations
+                    .get_or_create(&[("table", table), ("op", op)])
+                    .inc_by(0);
+            }
         }
         Metrics {
             registry: Arc::new(r),
@@ -383,6 +430,35 @@ mod tests {
         let p = Metrics::new("portsyncd").encode();
         assert!(p.contains("portsyncd_port_init_done 0"));
         assert!(p.contains("portsyncd_ports_pending 0"));
+    }
+
+    #[test]
+    fn dashboard_label_sets_exist_at_zero() {
+        let text = Metrics::new("neighsyncd").encode();
+        for line in [
+            "neighsyncd_redis_operations_total{table=\"NEIGH_TABLE\",op=\"set\"} 0",
+            "neighsyncd_redis_operations_total{table=\"NEIGH_TABLE\",op=\"del\"} 0",
+            "neighsyncd_redis_operations_total{table=\"ROUTE_TABLE\",op=\"del\"} 0",
+            "neighsyncd_kernel_events_total{type=\"RTM_NEWNEIGH\",outcome=\"written\",reason=\"\"} 0",
+            "neighsyncd_kernel_events_total{type=\"RTM_DELNEIGH\",outcome=\"unchanged\",reason=\"\"} 0",
+            "neighsyncd_resyncs_total{cause=\"config_change\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        assert!(!text.contains("PORT_TABLE"));
+        let text = Metrics::new("portsyncd").encode();
+        for line in [
+            "portsyncd_redis_operations_total{table=\"PORT_TABLE\",op=\"set\"} 0",
+            "portsyncd_redis_operations_total{table=\"STATE_PORT_TABLE\",op=\"del\"} 0",
+            "portsyncd_kernel_events_total{type=\"RTM_NEWLINK\",outcome=\"written\",reason=\"\"} 0",
+            "portsyncd_resyncs_total{cause=\"redis_reconnect\"} 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert!(!text.contains("NEIGH"));
     }
 
     #[test]
