@@ -23,58 +23,33 @@
 //! daemon can report an entry that changed between the kernel dump and the
 //! APPL_DB read; such drift disappears on the next run.
 //!
-//! Exit codes (see [`AuditReport::exit_code`]): 0 consistent, 1 drift,
-//! 2 error (database config missing or broken, Redis unreachable or an
-//! error reply, netlink failure).
+//! The report types, their text/JSON output and the exit codes are shared
+//! with portsyncd ([`sonic_daemon::audit`]); exit codes (see
+//! [`AuditReport::exit_code`]): 0 consistent, 1 drift, 2 error (database
+//! config missing or broken, Redis unreachable or an error reply, netlink
+//! failure).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use redis::aio::MultiplexedConnection;
+use sonic_daemon::audit::sort_drift;
+use sonic_daemon::DbPaths;
 use sonic_netlink::link::LinkTable;
 use sonic_netlink::socket::{Dump, KernelMessage, NetlinkSocket, RcvBuf, Received, SocketError};
 use sonic_netlink::NeighborEvent;
 use swss::config::ConfigError;
-use swss::{DbConfig, DbConnector, FieldValues, ProducerStateTable, SwssError, Table};
+use swss::{DbConnector, FieldValues, ProducerStateTable, SwssError, Table};
 
 use crate::context::{ConfigTable, SyncContext};
 use crate::daemon::{read_appl_view, APP_NEIGH_TABLE_NAME, DEFAULT_NETLINK_RCVBUF};
 use crate::sync::{decide, NeighOp, Outcome};
 use crate::writer::ApplView;
 
-/// Exit status when the kernel and the database agree.
-pub const EXIT_CONSISTENT: u8 = 0;
-/// Exit status when at least one entry is missing, stale or different.
-pub const EXIT_DRIFT: u8 = 1;
-/// Exit status when the audit could not run (config, Redis, netlink).
-pub const EXIT_ERROR: u8 = 2;
-
-/// How many times a kernel dump is retried after an interrupted or failed
-/// dump (`NLM_F_DUMP_INTR`, EBUSY) or an overrun, before giving up.
-pub const DUMP_ATTEMPTS: usize = 5;
-
-// ===== command line =====
-
-/// Options of the `audit` subcommand (the global `--db-config`,
-/// `--namespace` come from the main command line).
-#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
-pub struct AuditArgs {
-    /// Print the report as one JSON object instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Where the databases are, as for the daemon.
-#[derive(Debug, Clone)]
-pub struct AuditOptions {
-    /// database_config.json.
-    pub db_config: PathBuf,
-    /// Multi-ASIC namespace; `Some` loads `db_global_config`'s entry for it.
-    pub namespace: Option<String>,
-    /// database_global.json, used only with `namespace`.
-    pub db_global_config: PathBuf,
-}
+pub use sonic_daemon::audit::{
+    AuditArgs, AuditReport, Drift, DriftKind, DUMP_ATTEMPTS, EXIT_CONSISTENT, EXIT_DRIFT,
+    EXIT_ERROR,
+};
 
 // ===== errors =====
 
@@ -110,179 +85,7 @@ fn redis_err(context: &'static str) -> impl FnOnce(SwssError) -> AuditError {
     move |source| AuditError::Redis { context, source }
 }
 
-// ===== report (pure) =====
-
-/// The kind of one disagreement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum DriftKind {
-    /// Expected from the kernel, absent from the database.
-    Missing,
-    /// In the database, not expected from the kernel.
-    Stale,
-    /// In both, with other fields.
-    Different,
-}
-
-impl DriftKind {
-    /// `missing`, `stale` or `different` (text and JSON spelling).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            DriftKind::Missing => "missing",
-            DriftKind::Stale => "stale",
-            DriftKind::Different => "different",
-        }
-    }
-}
-
-/// One disagreement between the kernel and the database.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Drift {
-    /// Which kind.
-    pub kind: DriftKind,
-    /// The key without table prefix, e.g. `Ethernet0:10.0.0.2`.
-    pub key: String,
-    /// The fields the rules want (`None` for [`DriftKind::Stale`]).
-    pub expected: Option<FieldValues>,
-    /// The fields the database holds (`None` for [`DriftKind::Missing`]).
-    pub actual: Option<FieldValues>,
-}
-
-/// The result of one audit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditReport {
-    /// `neighsyncd`.
-    pub daemon: &'static str,
-    /// What was compared, e.g. `APPL_DB NEIGH_TABLE`.
-    pub table: &'static str,
-    /// Number of entries the kernel + rules expect.
-    pub expected: usize,
-    /// Number of entries the database holds.
-    pub actual: usize,
-    /// Every disagreement, sorted by kind then key.
-    pub drift: Vec<Drift>,
-}
-
-impl AuditReport {
-    /// True when nothing is missing, stale or different.
-    pub fn is_consistent(&self) -> bool {
-        self.drift.is_empty()
-    }
-
-    /// Number of disagreements of `kind`.
-    pub fn count(&self, kind: DriftKind) -> usize {
-        self.drift.iter().filter(|d| d.kind == kind).count()
-    }
-
-    /// [`EXIT_CONSISTENT`] or [`EXIT_DRIFT`].
-    pub fn exit_code(&self) -> u8 {
-        if self.is_consistent() {
-            EXIT_CONSISTENT
-        } else {
-            EXIT_DRIFT
-        }
-    }
-
-    /// One line per disagreement, then a summary line:
-    ///
-    /// ```text
-    /// missing   Ethernet0:10.0.0.2 expected neigh=02:00:00:00:00:01 family=IPv4
-    /// stale     Ethernet0:10.9.9.9 actual neigh=02:00:00:00:00:99 family=IPv4
-    /// different Ethernet0:10.0.0.3 expected neigh=... family=IPv4 actual neigh=... family=IPv4
-    /// neighsyncd audit of APPL_DB NEIGH_TABLE: drift 3 (missing 1, stale 1, different 1); expected 5, present 5
-    /// ```
-    pub fn to_text(&self) -> String {
-        let mut out = String::new();
-        for d in &self.drift {
-            out.push_str(&format!("{:<9} {}", d.kind.as_str(), d.key));
-            if let Some(e) = &d.expected {
-                out.push_str(" expected ");
-                out.push_str(&fields_text(e));
-            }
-            if let Some(a) = &d.actual {
-                out.push_str(" actual ");
-                out.push_str(&fields_text(a));
-            }
-            out.push('\n');
-        }
-        out.push_str(&format!(
-            "{} audit of {}: {} (missing {}, stale {}, different {}); expected {}, present {}\n",
-            self.daemon,
-            self.table,
-            if self.is_consistent() {
-                "consistent".to_string()
-            } else {
-                format!("drift {}", self.drift.len())
-            },
-            self.count(DriftKind::Missing),
-            self.count(DriftKind::Stale),
-            self.count(DriftKind::Different),
-            self.expected,
-            self.actual,
-        ));
-        out
-    }
-
-    /// The report as JSON:
-    ///
-    /// ```json
-    /// {"daemon":"neighsyncd","table":"APPL_DB NEIGH_TABLE","consistent":false,
-    ///  "expected":5,"actual":5,"drift_count":2,
-    ///  "summary":{"missing":1,"stale":1,"different":0},
-    ///  "missing":[{"key":"Ethernet0:10.0.0.2","expected":{"neigh":"..","family":"IPv4"}}],
-    ///  "stale":[{"key":"Ethernet0:10.9.9.9","actual":{"neigh":"..","family":"IPv4"}}],
-    ///  "different":[{"key":"..","expected":{..},"actual":{..}}]}
-    /// ```
-    pub fn to_json(&self) -> serde_json::Value {
-        let list = |kind: DriftKind| -> serde_json::Value {
-            self.drift
-                .iter()
-                .filter(|d| d.kind == kind)
-                .map(|d| {
-                    let mut o = serde_json::Map::new();
-                    o.insert("key".into(), d.key.clone().into());
-                    if let Some(e) = &d.expected {
-                        o.insert("expected".into(), fields_json(e));
-                    }
-                    if let Some(a) = &d.actual {
-                        o.insert("actual".into(), fields_json(a));
-                    }
-                    serde_json::Value::Object(o)
-                })
-                .collect()
-        };
-        serde_json::json!({
-            "daemon": self.daemon,
-            "table": self.table,
-            "consistent": self.is_consistent(),
-            "expected": self.expected,
-            "actual": self.actual,
-            "drift_count": self.drift.len(),
-            "summary": {
-                "missing": self.count(DriftKind::Missing),
-                "stale": self.count(DriftKind::Stale),
-                "different": self.count(DriftKind::Different),
-            },
-            "missing": list(DriftKind::Missing),
-            "stale": list(DriftKind::Stale),
-            "different": list(DriftKind::Different),
-        })
-    }
-}
-
-fn fields_text(fvs: &FieldValues) -> String {
-    fvs.iter()
-        .map(|(f, v)| format!("{f}={v}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn fields_json(fvs: &FieldValues) -> serde_json::Value {
-    serde_json::Value::Object(
-        fvs.iter()
-            .map(|(f, v)| (f.clone(), serde_json::Value::from(v.clone())))
-            .collect(),
-    )
-}
+// ===== comparison (pure) =====
 
 /// Compares what the rules expect with what the database holds, key by key
 /// (keys without table prefix). Two entries are equal when they hold the
@@ -320,7 +123,7 @@ pub fn compare(
             });
         }
     }
-    drift.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
+    sort_drift(&mut drift);
     drift
 }
 
@@ -470,23 +273,13 @@ pub async fn read_context(
     Ok(ctx)
 }
 
-/// Loads the database config the options point at (as the daemon).
-///
-/// Errors: [`ConfigError`] naming the file.
-pub fn load_db_config(opts: &AuditOptions) -> Result<DbConfig, ConfigError> {
-    match opts.namespace.as_deref() {
-        Some(ns) if !ns.is_empty() => DbConfig::load_for_namespace(&opts.db_global_config, ns),
-        _ => DbConfig::load(&opts.db_config),
-    }
-}
-
 /// Runs one audit: database config, CONFIG_DB facts, APPL_DB view (each
 /// Redis connection is tried once, with swss's connect timeout), kernel
 /// snapshot, [`compare`].
 ///
 /// Errors: [`AuditError`] (config, Redis, netlink).
-pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
-    let cfg = load_db_config(opts)?;
+pub async fn audit(paths: &DbPaths) -> Result<AuditReport, AuditError> {
+    let cfg = paths.load()?;
     let config_db = DbConnector::new(cfg.location("CONFIG_DB")?)
         .map_err(redis_err("preparing the CONFIG_DB client"))?;
     let appl_db = DbConnector::new(cfg.location("APPL_DB")?)
@@ -520,38 +313,10 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
 
 /// The `neighsyncd audit` command: runs [`audit`] on a current-thread
 /// runtime, prints the report (text or JSON) on stdout or the error on
-/// stderr, and returns the exit status (0 consistent, 1 drift, 2 error).
-pub fn main(opts: AuditOptions, args: &AuditArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("neighsyncd audit: cannot start the tokio runtime: {e}");
-            return ExitCode::from(EXIT_ERROR);
-        }
-    };
-    match runtime.block_on(audit(&opts)) {
-        Ok(report) => {
-            if args.json {
-                println!("{}", report.to_json());
-            } else {
-                print!("{}", report.to_text());
-            }
-            ExitCode::from(report.exit_code())
-        }
-        Err(e) => {
-            if args.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"daemon": "neighsyncd", "error": e.to_string()})
-                );
-            }
-            eprintln!("neighsyncd audit: {e}");
-            ExitCode::from(EXIT_ERROR)
-        }
-    }
+/// stderr, and returns the exit status (0 consistent, 1 drift, 2 error), as
+/// [`sonic_daemon::audit::main`].
+pub fn main(paths: DbPaths, args: &AuditArgs) -> ExitCode {
+    sonic_daemon::audit::main("neighsyncd", args, async move { audit(&paths).await })
 }
 
 #[cfg(test)]
@@ -728,17 +493,5 @@ mod tests {
         };
         assert_eq!(ok.exit_code(), EXIT_CONSISTENT);
         assert!(ok.to_text().contains(": consistent (missing 0"));
-    }
-
-    #[test]
-    fn audit_args_parse() {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct T {
-            #[command(flatten)]
-            a: AuditArgs,
-        }
-        assert!(T::try_parse_from(["t", "--json"]).unwrap().a.json);
-        assert!(!T::try_parse_from(["t"]).unwrap().a.json);
     }
 }

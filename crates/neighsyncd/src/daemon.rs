@@ -55,14 +55,14 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use sonic_daemon::metrics::{Outcome as EventOutcome, ResyncCause};
-use sonic_daemon::{LoopTicker, Ops};
+use sonic_daemon::startup::{Dbs, StartupError};
+use sonic_daemon::{DbPaths, LoopTicker, Ops};
 use sonic_netlink::link::LinkChange;
 use sonic_netlink::link::LinkTable;
 use sonic_netlink::neigh::AF_BRIDGE;
@@ -71,9 +71,7 @@ use sonic_netlink::socket::{
 };
 use sonic_netlink::{LinkEvent, NeighborEvent};
 use swss::config::ConfigError;
-use swss::{
-    DbConfig, DbConnector, FieldValues, KeyOp, ProducerStateTable, SubscriberStateTable, SwssError,
-};
+use swss::{DbConnector, FieldValues, KeyOp, ProducerStateTable, SubscriberStateTable, SwssError};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -148,13 +146,9 @@ pub enum DaemonError {
 /// What the command line decides (see `cli.rs`).
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// database_config.json (default
-    /// `/var/run/redis/sonic-db/database_config.json`).
-    pub db_config: PathBuf,
-    /// Multi-ASIC namespace; `Some` loads `db_global_config`'s entry for it.
-    pub namespace: Option<String>,
-    /// database_global.json, used only with `namespace`.
-    pub db_global_config: PathBuf,
+    /// Where the databases are (database_config.json, or the namespace's
+    /// entry of database_global.json).
+    pub db: DbPaths,
     /// Netlink receive buffer sizing: [`RcvBuf::Force`] of
     /// [`DEFAULT_NETLINK_RCVBUF`] by default; tests use a tiny
     /// [`RcvBuf::Exact`] to provoke ENOBUFS.
@@ -170,14 +164,12 @@ pub struct Options {
     pub audit_every: Option<Duration>,
 }
 
-/// Loads the database config the options point at.
-///
-/// Errors: [`ConfigError`] naming the file (missing, unreadable, bad JSON,
-/// missing members, unknown namespace).
-pub fn load_db_config(opts: &Options) -> Result<DbConfig, ConfigError> {
-    match opts.namespace.as_deref() {
-        Some(ns) if !ns.is_empty() => DbConfig::load_for_namespace(&opts.db_global_config, ns),
-        _ => DbConfig::load(&opts.db_config),
+impl From<StartupError> for DaemonError {
+    fn from(e: StartupError) -> Self {
+        match e {
+            StartupError::Config(e) => DaemonError::Config(e),
+            StartupError::Redis { context, source } => DaemonError::Redis { context, source },
+        }
     }
 }
 
@@ -247,34 +239,6 @@ impl Signals {
 }
 
 // ===== connections =====
-
-/// Connection factories for the three databases neighsyncd uses.
-#[derive(Debug, Clone)]
-struct Dbs {
-    appl: DbConnector,
-    config: DbConnector,
-    /// Warm restart (STATE_DB `WARM_RESTART_TABLE`, `NEIGH_RESTORE_TABLE`).
-    state: DbConnector,
-}
-
-impl Dbs {
-    fn new(cfg: &DbConfig) -> Result<Self, DaemonError> {
-        let make = |name: &'static str| -> Result<DbConnector, DaemonError> {
-            let loc = cfg.location(name)?;
-            DbConnector::new(loc)
-                .map(|c| c.with_response_timeout(Some(REDIS_RESPONSE_TIMEOUT)))
-                .map_err(|source| DaemonError::Redis {
-                    context: "preparing the Redis client",
-                    source,
-                })
-        };
-        Ok(Dbs {
-            appl: make("APPL_DB")?,
-            config: make("CONFIG_DB")?,
-            state: make("STATE_DB")?,
-        })
-    }
-}
 
 /// One CONFIG_DB change (or the loss of its subscription), tagged with the
 /// subscription generation so that messages of replaced subscriptions are
@@ -555,8 +519,8 @@ impl Daemon {
     /// Errors: [`DaemonError::Config`] (names the file),
     /// [`DaemonError::Redis`] for an error reply, [`DaemonError::Netlink`].
     pub async fn start(opts: Options) -> Result<Daemon, DaemonError> {
-        let cfg = load_db_config(&opts)?;
-        let dbs = Dbs::new(&cfg)?;
+        let cfg = opts.db.load()?;
+        let dbs = Dbs::new(&cfg, Some(REDIS_RESPONSE_TIMEOUT))?;
         let neigh = ProducerStateTable::new(APP_NEIGH_TABLE_NAME, dbs.appl.location());
         let route = ProducerStateTable::new(APP_ROUTE_TABLE_NAME, dbs.appl.location());
         tracing::info!(db_config = %cfg.path().display(), appl = %dbs.appl.location().addr, "starting");

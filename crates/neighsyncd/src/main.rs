@@ -16,25 +16,18 @@ use clap::Parser;
 use neighsyncd::cli::{Cli, Command};
 use neighsyncd::daemon::{self, Options, DEFAULT_NETLINK_RCVBUF};
 use neighsyncd::restore::{self, RestoreArgs};
+use sonic_daemon::startup;
 use sonic_netlink::socket::RcvBuf;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (log, _) = sonic_daemon::logging::init(daemon::APP_NAME, cli.log_level, cli.ops.log_output);
+    let (log, _) =
+        sonic_daemon::logging::init(daemon::APP_NAME, cli.ops.log_level, cli.ops.log_output);
     if let Some(Command::Audit(args)) = &cli.command {
-        return neighsyncd::audit::main(
-            neighsyncd::audit::AuditOptions {
-                db_config: cli.db_config.clone(),
-                namespace: cli.namespace.clone(),
-                db_global_config: cli.db_global_config(),
-            },
-            args,
-        );
+        return neighsyncd::audit::main(cli.db_paths(), args);
     }
     let opts = Options {
-        db_global_config: cli.db_global_config(),
-        db_config: cli.db_config.clone(),
-        namespace: cli.namespace.clone(),
+        db: cli.db_paths(),
         rcvbuf: match cli.netlink_rcvbuf {
             Some(n) => RcvBuf::Exact(n),
             None => RcvBuf::Force(DEFAULT_NETLINK_RCVBUF),
@@ -43,15 +36,9 @@ fn main() -> ExitCode {
         ops: sonic_daemon::Ops::new(daemon::APP_NAME, Some(log)),
         audit_every: cli.ops.audit_every(),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match startup::runtime(daemon::APP_NAME) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("neighsyncd: cannot start the tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match &cli.command {
         None | Some(Command::Run) => {
@@ -62,14 +49,7 @@ fn main() -> ExitCode {
                 }
                 daemon::run(opts).await.map_err(|e| e.to_string())
             });
-            match res {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!(error = %e, "neighsyncd failed");
-                    eprintln!("neighsyncd: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            startup::exit_status(daemon::APP_NAME, res)
         }
         Some(Command::Restore(args)) => run_restore(&runtime, &opts, args),
         Some(Command::Audit(_)) => ExitCode::FAILURE, // handled above
@@ -79,7 +59,7 @@ fn main() -> ExitCode {
 /// `neighsyncd restore`: [`restore::run`] once, its report summarised in
 /// the log.
 fn run_restore(runtime: &tokio::runtime::Runtime, opts: &Options, args: &RestoreArgs) -> ExitCode {
-    let cfg = match daemon::load_db_config(opts) {
+    let cfg = match opts.db.load() {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "neighsyncd restore failed");

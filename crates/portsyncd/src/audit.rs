@@ -23,19 +23,21 @@
 //! any other; on a switch they are replaced by syncd within seconds.
 //!
 //! The comparison ([`expected_states`], [`compare`]) is pure; [`audit`]
-//! does the I/O. The C++ portsyncd has no audit. Exit codes: 0 consistent,
-//! 1 drift, 2 error.
+//! does the I/O. The C++ portsyncd has no audit. The report types, their
+//! text/JSON output and the exit codes (0 consistent, 1 drift, 2 error) are
+//! shared with neighsyncd ([`sonic_daemon::audit`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
+use sonic_daemon::audit::sort_drift;
+use sonic_daemon::DbPaths;
 use sonic_netlink::link::{LinkEvent, LinkMsgType, IFF_RUNNING, IFF_UP};
 use sonic_netlink::socket::{
     Dump, KernelMessage, NetlinkSocket, RcvBuf, Received, SocketError, DEFAULT_RCVBUF_BYTES,
 };
 use swss::config::ConfigError;
-use swss::{DbConfig, DbConnector, FieldValues, SwssError, Table};
+use swss::{DbConnector, FieldValues, SwssError, Table};
 
 use crate::daemon::STATE_FIELDS;
 use crate::sync::{
@@ -43,42 +45,14 @@ use crate::sync::{
     STATE_PORT_TABLE_NAME, TEAM_KIND,
 };
 
-/// Exit status when the kernel and STATE_DB agree.
-pub const EXIT_CONSISTENT: u8 = 0;
-/// Exit status when at least one entry is missing, stale or different.
-pub const EXIT_DRIFT: u8 = 1;
-/// Exit status when the audit could not run (config, Redis, netlink).
-pub const EXIT_ERROR: u8 = 2;
-
-/// How many times the link dump is retried after an interrupted or failed
-/// dump or an overrun.
-pub const DUMP_ATTEMPTS: usize = 5;
+pub use sonic_daemon::audit::{
+    AuditArgs, AuditReport, Drift, DriftKind, DUMP_ATTEMPTS, EXIT_CONSISTENT, EXIT_DRIFT,
+    EXIT_ERROR,
+};
 
 /// The STATE_DB field portsyncd always writes (`state=ok`); an entry with it
 /// was written by portsyncd.
 pub const STATE_FIELD: &str = "state";
-
-// ===== command line =====
-
-/// Options of the `audit` subcommand (the global `--db-config`,
-/// `--namespace` come from the main command line).
-#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
-pub struct AuditArgs {
-    /// Print the report as one JSON object instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Where the databases are, as for the daemon.
-#[derive(Debug, Clone)]
-pub struct AuditOptions {
-    /// database_config.json.
-    pub db_config: PathBuf,
-    /// Multi-ASIC namespace; `Some` loads `db_global_config`'s entry for it.
-    pub namespace: Option<String>,
-    /// database_global.json, used only with `namespace`.
-    pub db_global_config: PathBuf,
-}
 
 // ===== errors =====
 
@@ -109,171 +83,7 @@ fn redis_err(context: &'static str) -> impl FnOnce(SwssError) -> AuditError {
     move |source| AuditError::Redis { context, source }
 }
 
-// ===== report (pure) =====
-
-/// The kind of one disagreement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum DriftKind {
-    /// Expected from the kernel, absent from STATE_DB.
-    Missing,
-    /// In STATE_DB, no netdev.
-    Stale,
-    /// In both, with other values.
-    Different,
-}
-
-impl DriftKind {
-    /// `missing`, `stale` or `different` (text and JSON spelling).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            DriftKind::Missing => "missing",
-            DriftKind::Stale => "stale",
-            DriftKind::Different => "different",
-        }
-    }
-}
-
-/// One disagreement between the kernel and STATE_DB.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Drift {
-    /// Which kind.
-    pub kind: DriftKind,
-    /// The port name, e.g. `Ethernet0` (STATE_DB key `PORT_TABLE|Ethernet0`).
-    pub key: String,
-    /// The four fields the kernel implies (`None` for [`DriftKind::Stale`]).
-    pub expected: Option<FieldValues>,
-    /// portsyncd's fields as STATE_DB holds them (`None` for
-    /// [`DriftKind::Missing`]).
-    pub actual: Option<FieldValues>,
-}
-
-/// The result of one audit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditReport {
-    /// `portsyncd`.
-    pub daemon: &'static str,
-    /// `STATE_DB PORT_TABLE`.
-    pub table: &'static str,
-    /// Ports with a netdev and an APPL_DB entry (expected STATE_DB entries).
-    pub expected: usize,
-    /// STATE_DB entries carrying portsyncd's fields.
-    pub actual: usize,
-    /// Every disagreement, sorted by kind then name.
-    pub drift: Vec<Drift>,
-}
-
-impl AuditReport {
-    /// True when nothing is missing, stale or different.
-    pub fn is_consistent(&self) -> bool {
-        self.drift.is_empty()
-    }
-
-    /// Number of disagreements of `kind`.
-    pub fn count(&self, kind: DriftKind) -> usize {
-        self.drift.iter().filter(|d| d.kind == kind).count()
-    }
-
-    /// [`EXIT_CONSISTENT`] or [`EXIT_DRIFT`].
-    pub fn exit_code(&self) -> u8 {
-        if self.is_consistent() {
-            EXIT_CONSISTENT
-        } else {
-            EXIT_DRIFT
-        }
-    }
-
-    /// One line per disagreement (`<kind> <name> expected f=v ... actual
-    /// f=v ...`), then `portsyncd audit of STATE_DB PORT_TABLE: drift N
-    /// (missing a, stale b, different c); expected E, present P` (or
-    /// `consistent` instead of `drift N`).
-    pub fn to_text(&self) -> String {
-        let mut out = String::new();
-        for d in &self.drift {
-            out.push_str(&format!("{:<9} {}", d.kind.as_str(), d.key));
-            if let Some(e) = &d.expected {
-                out.push_str(" expected ");
-                out.push_str(&fields_text(e));
-            }
-            if let Some(a) = &d.actual {
-                out.push_str(" actual ");
-                out.push_str(&fields_text(a));
-            }
-            out.push('\n');
-        }
-        out.push_str(&format!(
-            "{} audit of {}: {} (missing {}, stale {}, different {}); expected {}, present {}\n",
-            self.daemon,
-            self.table,
-            if self.is_consistent() {
-                "consistent".to_string()
-            } else {
-                format!("drift {}", self.drift.len())
-            },
-            self.count(DriftKind::Missing),
-            self.count(DriftKind::Stale),
-            self.count(DriftKind::Different),
-            self.expected,
-            self.actual,
-        ));
-        out
-    }
-
-    /// The report as JSON, the same shape as `neighsyncd audit --json`:
-    /// `{"daemon","table","consistent","expected","actual","drift_count",
-    /// "summary":{"missing","stale","different"},"missing":[{"key",
-    /// "expected":{..}}],"stale":[{"key","actual":{..}}],"different":[{"key",
-    /// "expected":{..},"actual":{..}}]}`.
-    pub fn to_json(&self) -> serde_json::Value {
-        let list = |kind: DriftKind| -> serde_json::Value {
-            self.drift
-                .iter()
-                .filter(|d| d.kind == kind)
-                .map(|d| {
-                    let mut o = serde_json::Map::new();
-                    o.insert("key".into(), d.key.clone().into());
-                    if let Some(e) = &d.expected {
-                        o.insert("expected".into(), fields_json(e));
-                    }
-                    if let Some(a) = &d.actual {
-                        o.insert("actual".into(), fields_json(a));
-                    }
-                    serde_json::Value::Object(o)
-                })
-                .collect()
-        };
-        serde_json::json!({
-            "daemon": self.daemon,
-            "table": self.table,
-            "consistent": self.is_consistent(),
-            "expected": self.expected,
-            "actual": self.actual,
-            "drift_count": self.drift.len(),
-            "summary": {
-                "missing": self.count(DriftKind::Missing),
-                "stale": self.count(DriftKind::Stale),
-                "different": self.count(DriftKind::Different),
-            },
-            "missing": list(DriftKind::Missing),
-            "stale": list(DriftKind::Stale),
-            "different": list(DriftKind::Different),
-        })
-    }
-}
-
-fn fields_text(fvs: &FieldValues) -> String {
-    fvs.iter()
-        .map(|(f, v)| format!("{f}={v}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn fields_json(fvs: &FieldValues) -> serde_json::Value {
-    serde_json::Value::Object(
-        fvs.iter()
-            .map(|(f, v)| (f.clone(), serde_json::Value::from(v.clone())))
-            .collect(),
-    )
-}
+// ===== comparison (pure) =====
 
 /// Whether portsyncd handles a netdev: name starting with `Ethernet` or
 /// `PortChannel` (case-sensitive) and kind not `team`.
@@ -371,7 +181,7 @@ pub fn compare(
             });
         }
     }
-    drift.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
+    sort_drift(&mut drift);
     drift
 }
 
@@ -425,23 +235,13 @@ pub async fn kernel_links() -> Result<Vec<LinkEvent>, AuditError> {
     Err(AuditError::Dump(last))
 }
 
-/// Loads the database config the options point at (as the daemon).
-///
-/// Errors: [`ConfigError`] naming the file.
-pub fn load_db_config(opts: &AuditOptions) -> Result<DbConfig, ConfigError> {
-    match opts.namespace.as_deref() {
-        Some(ns) if !ns.is_empty() => DbConfig::load_for_namespace(&opts.db_global_config, ns),
-        _ => DbConfig::load(&opts.db_config),
-    }
-}
-
 /// Runs one audit: database config, APPL_DB `PORT_TABLE` keys, STATE_DB
 /// `PORT_TABLE` entries (each Redis connection is tried once, with swss's
 /// connect timeout), kernel links, [`compare`].
 ///
 /// Errors: [`AuditError`] (config, Redis, netlink).
-pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
-    let cfg = load_db_config(opts)?;
+pub async fn audit(paths: &DbPaths) -> Result<AuditReport, AuditError> {
+    let cfg = paths.load()?;
     let appl_db = DbConnector::new(cfg.location("APPL_DB")?)
         .map_err(redis_err("preparing the APPL_DB client"))?;
     let state_db = DbConnector::new(cfg.location("STATE_DB")?)
@@ -489,38 +289,10 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport, AuditError> {
 
 /// The `portsyncd audit` command: runs [`audit`] on a current-thread
 /// runtime, prints the report (text or JSON) on stdout or the error on
-/// stderr, and returns the exit status (0 consistent, 1 drift, 2 error).
-pub fn main(opts: AuditOptions, args: &AuditArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("portsyncd audit: cannot start the tokio runtime: {e}");
-            return ExitCode::from(EXIT_ERROR);
-        }
-    };
-    match runtime.block_on(audit(&opts)) {
-        Ok(report) => {
-            if args.json {
-                println!("{}", report.to_json());
-            } else {
-                print!("{}", report.to_text());
-            }
-            ExitCode::from(report.exit_code())
-        }
-        Err(e) => {
-            if args.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"daemon": "portsyncd", "error": e.to_string()})
-                );
-            }
-            eprintln!("portsyncd audit: {e}");
-            ExitCode::from(EXIT_ERROR)
-        }
-    }
+/// stderr, and returns the exit status (0 consistent, 1 drift, 2 error), as
+/// [`sonic_daemon::audit::main`].
+pub fn main(paths: DbPaths, args: &AuditArgs) -> ExitCode {
+    sonic_daemon::audit::main("portsyncd", args, async move { audit(&paths).await })
 }
 
 #[cfg(test)]

@@ -6,8 +6,6 @@
 //! BEHAVIOR.md a.2 recommends. The options are global so that subcommands
 //! (a later `audit`) can share them.
 
-use std::path::PathBuf;
-
 use clap::Parser;
 
 /// Default database_config.json (swss-common
@@ -15,7 +13,7 @@ use clap::Parser;
 pub const DEFAULT_DB_CONFIG: &str = swss::config::DEFAULT_DB_CONFIG_PATH;
 
 /// Name of the multi-ASIC global config, looked up next to `--db-config`.
-pub const DB_GLOBAL_CONFIG_FILE: &str = "database_global.json";
+pub const DB_GLOBAL_CONFIG_FILE: &str = sonic_daemon::startup::DB_GLOBAL_CONFIG_FILE;
 
 /// The parsed command line.
 #[derive(Debug, Clone, Parser)]
@@ -26,20 +24,10 @@ pub const DB_GLOBAL_CONFIG_FILE: &str = "database_global.json";
              PortConfigDone/PortInitDone, host interface state -> STATE_DB PORT_TABLE"
 )]
 pub struct Cli {
-    /// database_config.json telling where each SONiC database lives.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_DB_CONFIG, global = true)]
-    pub db_config: PathBuf,
-
-    /// Multi-ASIC namespace (e.g. `asic0`): the databases are then taken from
-    /// the `database_global.json` next to `--db-config`, entry for NAME.
-    #[arg(long, value_name = "NAME", global = true)]
-    pub namespace: Option<String>,
-
-    /// Log level: SONiC names EMERG, ALERT, CRIT, ERROR, WARN, NOTICE, INFO,
-    /// DEBUG (as `swssloglevel`), or tracing names error/warn/info/debug/trace;
-    /// case-insensitive.
-    #[arg(long, value_name = "LEVEL", default_value = "NOTICE", global = true)]
-    pub log_level: LogLevel,
+    /// `--db-config`, `--namespace` (shared with the other daemon, see
+    /// [`sonic_daemon::DbArgs`]).
+    #[command(flatten)]
+    pub db: sonic_daemon::DbArgs,
 
     /// Test-only: size the netlink receive buffer with plain `SO_RCVBUF` to
     /// this many bytes (capped by `net.core.rmem_max`) instead of forcing
@@ -47,8 +35,8 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES", hide = true, global = true)]
     pub netlink_rcvbuf: Option<usize>,
 
-    /// `--metrics-addr`, `--log-output`, `--audit-interval` (shared with the
-    /// other daemon, see [`sonic_daemon::OpsArgs`]).
+    /// `--log-level`, `--metrics-addr`, `--log-output`, `--audit-interval`
+    /// (shared with the other daemon, see [`sonic_daemon::OpsArgs`]).
     #[command(flatten)]
     pub ops: sonic_daemon::OpsArgs,
 
@@ -66,14 +54,11 @@ pub enum Command {
 }
 
 impl Cli {
-    /// The `database_global.json` used with `--namespace`: the one in the
-    /// directory of `--db-config` (on SONiC both live in
-    /// `/var/run/redis/sonic-db/`).
-    pub fn db_global_config(&self) -> PathBuf {
-        match self.db_config.parent() {
-            Some(dir) => dir.join(DB_GLOBAL_CONFIG_FILE),
-            None => PathBuf::from(DB_GLOBAL_CONFIG_FILE),
-        }
+    /// Where the databases are: `--db-config`, `--namespace` and the
+    /// `database_global.json` in the directory of `--db-config` (on SONiC
+    /// both live in `/var/run/redis/sonic-db/`).
+    pub fn db_paths(&self) -> sonic_daemon::DbPaths {
+        self.db.paths()
     }
 }
 
@@ -83,6 +68,7 @@ pub use sonic_daemon::logging::{LogLevel, UnknownLogLevel};
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
     use tracing::Level;
 
     #[test]
@@ -107,11 +93,13 @@ mod tests {
     #[test]
     fn defaults_and_overrides() {
         let cli = Cli::try_parse_from(["portsyncd"]).unwrap();
-        assert_eq!(cli.db_config, PathBuf::from(DEFAULT_DB_CONFIG));
-        assert_eq!(cli.namespace, None);
-        assert_eq!(cli.log_level, LogLevel(Level::INFO));
+        assert_eq!(cli.db.db_config, PathBuf::from(DEFAULT_DB_CONFIG));
+        assert_eq!(cli.db.namespace, None);
+        // Not given: NOTICE until CONFIG_DB LOGGER says otherwise.
+        assert_eq!(cli.ops.log_level, None);
+        assert_eq!(LogLevel::DEFAULT, LogLevel(Level::INFO));
         assert_eq!(
-            cli.db_global_config(),
+            cli.db_paths().db_global_config,
             PathBuf::from("/var/run/redis/sonic-db/database_global.json")
         );
 
@@ -125,11 +113,11 @@ mod tests {
             "DEBUG",
         ])
         .unwrap();
-        assert_eq!(cli.db_config, PathBuf::from("/tmp/x/db.json"));
-        assert_eq!(cli.namespace.as_deref(), Some("asic1"));
-        assert_eq!(cli.log_level, LogLevel(Level::DEBUG));
+        assert_eq!(cli.db.db_config, PathBuf::from("/tmp/x/db.json"));
+        assert_eq!(cli.db.namespace.as_deref(), Some("asic1"));
+        assert_eq!(cli.ops.log_level, Some(LogLevel(Level::DEBUG)));
         assert_eq!(
-            cli.db_global_config(),
+            cli.db_paths().db_global_config,
             PathBuf::from("/tmp/x/database_global.json")
         );
     }

@@ -38,19 +38,18 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use sonic_daemon::metrics::{Outcome as EventOutcome, ResyncCause};
-use sonic_daemon::{LoopTicker, Ops};
+use sonic_daemon::startup::{step, Conns, Dbs, StartupError};
+use sonic_daemon::{DbPaths, LoopTicker, Ops};
 use sonic_netlink::socket::{Dump, KernelMessage, NetlinkSocket, RcvBuf, Received, RTNLGRP_LINK};
 use sonic_netlink::{LinkEvent, LinkMsgType};
 use swss::config::ConfigError;
 use swss::{
-    DbConfig, DbConnector, FieldValues, KeyOp, ProducerStateTable, SubscriberStateTable, SwssError,
-    Table,
+    DbConnector, FieldValues, KeyOp, ProducerStateTable, SubscriberStateTable, SwssError, Table,
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::Instant;
@@ -107,13 +106,9 @@ pub enum DaemonError {
 /// What the command line decides (see `cli.rs`).
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// database_config.json (default
-    /// `/var/run/redis/sonic-db/database_config.json`).
-    pub db_config: PathBuf,
-    /// Multi-ASIC namespace; `Some` loads `db_global_config`'s entry for it.
-    pub namespace: Option<String>,
-    /// database_global.json, used only with `namespace`.
-    pub db_global_config: PathBuf,
+    /// Where the databases are (database_config.json, or the namespace's
+    /// entry of database_global.json).
+    pub db: DbPaths,
     /// Netlink receive buffer sizing ([`RcvBuf::Force`] of 16 MiB by
     /// default; tests use a tiny [`RcvBuf::Exact`] to provoke ENOBUFS).
     pub rcvbuf: RcvBuf,
@@ -124,89 +119,11 @@ pub struct Options {
     pub audit_every: Option<Duration>,
 }
 
-/// Loads the database config the options point at.
-///
-/// Errors: [`ConfigError`] naming the file (missing, unreadable, bad JSON,
-/// missing members, unknown namespace).
-pub fn load_db_config(opts: &Options) -> Result<DbConfig, ConfigError> {
-    match opts.namespace.as_deref() {
-        Some(ns) if !ns.is_empty() => DbConfig::load_for_namespace(&opts.db_global_config, ns),
-        _ => DbConfig::load(&opts.db_config),
-    }
-}
-
-// ===== connections =====
-
-/// Connection factories for the three databases portsyncd uses.
-#[derive(Debug, Clone)]
-struct Dbs {
-    config: DbConnector,
-    appl: DbConnector,
-    state: DbConnector,
-}
-
-/// Live connections to the three databases.
-#[derive(Clone)]
-struct Conns {
-    config: MultiplexedConnection,
-    appl: MultiplexedConnection,
-    state: MultiplexedConnection,
-}
-
-impl Dbs {
-    fn new(cfg: &DbConfig) -> Result<Self, DaemonError> {
-        let make = |name: &'static str| -> Result<DbConnector, DaemonError> {
-            let loc = cfg.location(name)?;
-            DbConnector::new(loc)
-                .map(|c| c.with_response_timeout(Some(REDIS_RESPONSE_TIMEOUT)))
-                .map_err(|source| DaemonError::Redis {
-                    context: "preparing the Redis client",
-                    source,
-                })
-        };
-        Ok(Dbs {
-            config: make("CONFIG_DB")?,
-            appl: make("APPL_DB")?,
-            state: make("STATE_DB")?,
-        })
-    }
-
-    /// Connects to all three, each retrying with backoff (100 ms doubling,
-    /// capped at 5 s) until it succeeds.
-    async fn connect_all(&self) -> Conns {
-        Conns {
-            config: self.config.connect_retrying().await,
-            appl: self.appl.connect_retrying().await,
-            state: self.state.connect_retrying().await,
-        }
-    }
-}
-
-/// Runs one start-up step; on a connection error reconnects and runs it
-/// again, any other error is fatal.
-async fn step<T, F, Fut>(
-    what: &'static str,
-    dbs: &Dbs,
-    conns: &mut Conns,
-    mut f: F,
-) -> Result<T, DaemonError>
-where
-    F: FnMut(Conns) -> Fut,
-    Fut: Future<Output = Result<T, SwssError>>,
-{
-    loop {
-        match f(conns.clone()).await {
-            Ok(v) => return Ok(v),
-            Err(e) if e.is_connection_error() => {
-                tracing::warn!(step = what, error = %e, "Redis connection lost during start-up; reconnecting");
-                *conns = dbs.connect_all().await;
-            }
-            Err(source) => {
-                return Err(DaemonError::Redis {
-                    context: what,
-                    source,
-                })
-            }
+impl From<StartupError> for DaemonError {
+    fn from(e: StartupError) -> Self {
+        match e {
+            StartupError::Config(e) => DaemonError::Config(e),
+            StartupError::Redis { context, source } => DaemonError::Redis { context, source },
         }
     }
 }
@@ -1015,8 +932,8 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
 }
 
 async fn run_until_error(opts: Options) -> Result<(), DaemonError> {
-    let cfg = load_db_config(&opts)?;
-    let dbs = Dbs::new(&cfg)?;
+    let cfg = opts.db.load()?;
+    let dbs = Dbs::new(&cfg, Some(REDIS_RESPONSE_TIMEOUT))?;
     let config_sep = dbs.config.separator();
     let state_sep = dbs.state.separator();
     tracing::info!(config = %cfg.path().display(), "connecting to Redis");

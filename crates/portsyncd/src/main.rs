@@ -1,35 +1,29 @@
 //! The `portsyncd` binary: command line, logging, a current-thread tokio
-//! runtime, then [`portsyncd::daemon::run`].
+//! runtime, then [`portsyncd::daemon::run`]; `portsyncd audit` runs
+//! [`portsyncd::audit::main`].
 //!
 //! Exit status: 0 after SIGTERM/SIGINT; 1 on a fatal error (broken database
 //! config, netlink socket failure, a Redis error reply during start-up), as
 //! the C++ exits with EXIT_FAILURE (portsyncd.cpp main); 2 for a bad command
-//! line (clap).
+//! line (clap). `portsyncd audit`: 0 consistent, 1 drift, 2 error.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use portsyncd::cli::Cli;
+use portsyncd::cli::{Cli, Command};
 use portsyncd::daemon::{self, Options};
+use sonic_daemon::startup;
 use sonic_netlink::socket::{RcvBuf, DEFAULT_RCVBUF_BYTES};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (log, _) = sonic_daemon::logging::init(daemon::APP_NAME, cli.log_level, cli.ops.log_output);
-    if let Some(portsyncd::cli::Command::Audit(args)) = &cli.command {
-        return portsyncd::audit::main(
-            portsyncd::audit::AuditOptions {
-                db_config: cli.db_config.clone(),
-                namespace: cli.namespace.clone(),
-                db_global_config: cli.db_global_config(),
-            },
-            args,
-        );
+    let (log, _) =
+        sonic_daemon::logging::init(daemon::APP_NAME, cli.ops.log_level, cli.ops.log_output);
+    if let Some(Command::Audit(args)) = &cli.command {
+        return portsyncd::audit::main(cli.db_paths(), args);
     }
     let opts = Options {
-        db_global_config: cli.db_global_config(),
-        db_config: cli.db_config,
-        namespace: cli.namespace,
+        db: cli.db_paths(),
         rcvbuf: match cli.netlink_rcvbuf {
             Some(n) => RcvBuf::Exact(n),
             None => RcvBuf::Force(DEFAULT_RCVBUF_BYTES),
@@ -37,30 +31,16 @@ fn main() -> ExitCode {
         ops: sonic_daemon::Ops::new(daemon::APP_NAME, Some(log)),
         audit_every: cli.ops.audit_every(),
     };
-    let metrics_addr = cli.ops.metrics_addr;
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match startup::runtime(daemon::APP_NAME) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("portsyncd: cannot start the tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let res = runtime.block_on(async {
         // /metrics, /healthz and the systemd watchdog.
-        if let Err(e) = opts.ops.start_background(metrics_addr).await {
+        if let Err(e) = opts.ops.start_background(cli.ops.metrics_addr).await {
             return Err(e.to_string());
         }
         daemon::run(opts).await.map_err(|e| e.to_string())
     });
-    match res {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "portsyncd failed");
-            eprintln!("portsyncd: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    startup::exit_status(daemon::APP_NAME, res)
 }

@@ -1,17 +1,51 @@
 //! Command-line options shared by both daemons (clap `Args`, flattened into
-//! each daemon's `Cli`; all global so subcommands accept them too).
+//! each daemon's `Cli`; all global so subcommands accept them too):
+//! [`DbArgs`] (where the databases are) and [`OpsArgs`] (logging, metrics,
+//! self-audit).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::logging::LogOutput;
+use crate::logging::{LogLevel, LogOutput};
+use crate::startup::DbPaths;
 
 /// Default `--audit-interval` in seconds.
 pub const DEFAULT_AUDIT_INTERVAL_SECS: u64 = 300;
 
-/// `--metrics-addr`, `--log-output`, `--audit-interval`.
+/// `--db-config`, `--namespace`: where the databases are. The C++ daemons
+/// take no options; this override is the one BEHAVIOR.md a.2 recommends.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct DbArgs {
+    /// database_config.json telling where each SONiC database lives.
+    #[arg(long, value_name = "PATH", default_value = swss::config::DEFAULT_DB_CONFIG_PATH, global = true)]
+    pub db_config: PathBuf,
+
+    /// Multi-ASIC namespace (e.g. `asic0`): the databases are then taken from
+    /// the `database_global.json` next to `--db-config`, entry for NAME.
+    #[arg(long, value_name = "NAME", global = true)]
+    pub namespace: Option<String>,
+}
+
+impl DbArgs {
+    /// The paths to load the database config from ([`DbPaths::new`]: the
+    /// database_global.json is the one next to `--db-config`).
+    pub fn paths(&self) -> DbPaths {
+        DbPaths::new(self.db_config.clone(), self.namespace.clone())
+    }
+}
+
+/// `--log-level`, `--metrics-addr`, `--log-output`, `--audit-interval`.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct OpsArgs {
+    /// Log level: SONiC names EMERG, ALERT, CRIT, ERROR, WARN, NOTICE, INFO,
+    /// DEBUG (as `swssloglevel`), or tracing names error/warn/info/debug/trace;
+    /// case-insensitive. Default: CONFIG_DB `LOGGER|<daemon>` `LOGLEVEL` when
+    /// set at start, else NOTICE; given here, it wins over CONFIG_DB at start
+    /// (later CONFIG_DB changes still apply).
+    #[arg(long, value_name = "LEVEL", global = true)]
+    pub log_level: Option<LogLevel>,
+
     /// Serve Prometheus metrics (`/metrics`, OpenMetrics text) and `/healthz`
     /// on ADDR, e.g. `127.0.0.1:9101`. Off by default.
     #[arg(long, value_name = "ADDR", global = true)]
@@ -51,6 +85,7 @@ mod tests {
     #[test]
     fn defaults_and_values() {
         let t = T::try_parse_from(["x"]).unwrap();
+        assert_eq!(t.ops.log_level, None);
         assert_eq!(t.ops.metrics_addr, None);
         assert_eq!(t.ops.log_output, LogOutput::Auto);
         assert_eq!(t.ops.audit_every(), Some(Duration::from_secs(300)));
@@ -62,12 +97,46 @@ mod tests {
             "journald",
             "--audit-interval",
             "0",
+            "--log-level",
+            "debug",
         ])
         .unwrap();
+        assert_eq!(t.ops.log_level, Some(LogLevel(tracing::Level::DEBUG)));
         assert_eq!(t.ops.metrics_addr, Some("127.0.0.1:9101".parse().unwrap()));
         assert_eq!(t.ops.log_output, LogOutput::Journald);
         assert_eq!(t.ops.audit_every(), None);
         assert!(T::try_parse_from(["x", "--metrics-addr", "nowhere"]).is_err());
         assert!(T::try_parse_from(["x", "--log-output", "syslog"]).is_err());
+        assert!(T::try_parse_from(["x", "--log-level", "LOUD"]).is_err());
+    }
+
+    #[derive(Debug, Parser)]
+    struct D {
+        #[command(flatten)]
+        db: DbArgs,
+    }
+
+    #[test]
+    fn db_args_defaults_and_paths() {
+        let d = D::try_parse_from(["x"]).unwrap();
+        let p = d.db.paths();
+        assert_eq!(
+            p.db_config,
+            PathBuf::from(swss::config::DEFAULT_DB_CONFIG_PATH)
+        );
+        assert_eq!(p.namespace, None);
+        assert_eq!(
+            p.db_global_config,
+            PathBuf::from("/var/run/redis/sonic-db/database_global.json")
+        );
+        let d = D::try_parse_from(["x", "--db-config", "/tmp/x/db.json", "--namespace", "asic1"])
+            .unwrap();
+        let p = d.db.paths();
+        assert_eq!(p.db_config, PathBuf::from("/tmp/x/db.json"));
+        assert_eq!(p.namespace.as_deref(), Some("asic1"));
+        assert_eq!(
+            p.db_global_config,
+            PathBuf::from("/tmp/x/database_global.json")
+        );
     }
 }

@@ -13,25 +13,32 @@
 //!   the watchdog (`WATCHDOG=1` at half of `WATCHDOG_USEC` while the event
 //!   loop proves it is alive).
 //! * [`args`]: the command-line options both daemons share (clap).
+//! * [`startup`]: database config loading, CONFIG_DB/APPL_DB/STATE_DB
+//!   connections with retry, start-up steps, runtime and exit status.
+//! * [`audit`]: the `audit` report (missing / stale / different), its text
+//!   and JSON output and exit codes.
 //!
 //! A daemon builds one [`Ops`] in `main` and hands clones to its event loop.
 
 pub mod args;
+pub mod audit;
 pub mod health;
 pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod startup;
 
 use std::net::SocketAddr;
 
 use swss::{DbConnector, SwssError};
 
-pub use args::OpsArgs;
+pub use args::{DbArgs, OpsArgs};
 pub use health::Health;
 pub use logging::{LogHandle, LogLevel, LogOutput, UnknownLogLevel};
 pub use metrics::Metrics;
 pub use notify::{LoopTicker, Notifier};
+pub use startup::DbPaths;
 
 /// Everything operational a daemon carries: metrics, health, systemd
 /// notifier and the live log level. Cheap to clone (shared state).

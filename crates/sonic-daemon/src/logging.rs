@@ -15,10 +15,11 @@
 //!   (swss::Logger::linkToDbWithOutput).
 //! * [`LoggerFollower`] follows CONFIG_DB `LOGGER|<daemon>` `LOGLEVEL` and
 //!   applies each change to the live level (swss::Logger's settings thread).
-//!   The value already in CONFIG_DB at start is recorded but not applied:
-//!   `--log-level` (default NOTICE) decides the start level; a value changed
-//!   later (also while Redis was away) is applied. Deviation: the C++ takes
-//!   the CONFIG_DB value at start.
+//!   The value already in CONFIG_DB at start is applied as the C++ does
+//!   (swss::Logger::linkToDbWithOutput), unless `--log-level` was given on
+//!   the command line ([`LogHandle::from_command_line`]): then the command
+//!   line decides the start level. A value changed later (also while Redis
+//!   was away) is always applied.
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -46,13 +47,21 @@ pub const LOGGER_DEFAULTS: [(&str, &str); 2] =
 /// SONiC's syslog-style level names, most severe first (swss::Logger::Priority).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SonicLevel {
+    /// `EMERG` (LOG_EMERG).
     Emerg,
+    /// `ALERT` (LOG_ALERT).
     Alert,
+    /// `CRIT` (LOG_CRIT).
     Crit,
+    /// `ERROR` (LOG_ERR).
     Error,
+    /// `WARN` (LOG_WARNING).
     Warn,
+    /// `NOTICE` (LOG_NOTICE), SONiC's default.
     Notice,
+    /// `INFO` (LOG_INFO).
     Info,
+    /// `DEBUG` (LOG_DEBUG).
     Debug,
 }
 
@@ -115,6 +124,12 @@ impl SonicLevel {
 /// ([`SonicLevel::to_tracing`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogLevel(pub tracing::Level);
+
+impl LogLevel {
+    /// The level when neither `--log-level` nor CONFIG_DB `LOGGER` says
+    /// otherwise: SONiC's `NOTICE` (tracing `INFO`).
+    pub const DEFAULT: LogLevel = LogLevel(tracing::Level::INFO);
+}
 
 /// Error for an unknown [`LogLevel`] name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -207,6 +222,7 @@ pub struct LogHandle {
     daemon: &'static str,
     reload: reload::Handle<LevelFilter, Registry>,
     current: Arc<Mutex<LogLevel>>,
+    from_command_line: bool,
 }
 
 impl std::fmt::Debug for LogHandle {
@@ -222,6 +238,13 @@ impl LogHandle {
     /// The daemon's name (the `LOGGER|<daemon>` key).
     pub fn daemon(&self) -> &'static str {
         self.daemon
+    }
+
+    /// True when the start level was given with `--log-level`: CONFIG_DB
+    /// `LOGGER|<daemon>` `LOGLEVEL` present at start is then not applied
+    /// (later changes are).
+    pub fn from_command_line(&self) -> bool {
+        self.from_command_line
     }
 
     /// The level in force.
@@ -248,7 +271,9 @@ impl LogHandle {
 }
 
 /// Installs the global tracing subscriber for `daemon`: level `level`
-/// (changeable through the returned handle) and output `output`
+/// (`--log-level`; `None` when not given: [`LogLevel::DEFAULT`] until
+/// CONFIG_DB `LOGGER` is read, see [`LoggerFollower`]), changeable through
+/// the returned handle, and output `output`
 /// ([`LogOutput::Auto`] resolved by [`stderr_is_journal`]). When journald
 /// cannot be reached, stderr is used and a warning logged. Returns the
 /// handle and the output actually used ([`LogOutput::Stderr`] or
@@ -256,7 +281,13 @@ impl LogHandle {
 ///
 /// If a global subscriber is already installed (tests), it is kept; the
 /// handle then changes nothing visible.
-pub fn init(daemon: &'static str, level: LogLevel, output: LogOutput) -> (LogHandle, LogOutput) {
+pub fn init(
+    daemon: &'static str,
+    level: Option<LogLevel>,
+    output: LogOutput,
+) -> (LogHandle, LogOutput) {
+    let from_command_line = level.is_some();
+    let level = level.unwrap_or(LogLevel::DEFAULT);
     let (filter, reload) = reload::Layer::new(LevelFilter::from_level(level.0));
     let want_journald = match output {
         LogOutput::Auto => stderr_is_journal(),
@@ -301,6 +332,7 @@ pub fn init(daemon: &'static str, level: LogLevel, output: LogOutput) -> (LogHan
         daemon,
         reload,
         current: Arc::new(Mutex::new(level)),
+        from_command_line,
     };
     (handle, used)
 }
@@ -330,7 +362,8 @@ pub async fn write_logger_defaults(
 /// What to do with one `LOGGER` change (pure, see [`LoggerFollower`]).
 ///
 /// `last_seen` is the `LOGLEVEL` value last seen in CONFIG_DB (updated);
-/// `apply` is false for the initial load at start. Returns the level to
+/// `apply` is false for the initial load at start when `--log-level` was
+/// given (the command line wins there). Returns the level to
 /// apply, if any: a `Set` of `LOGGER|<daemon>` whose `LOGLEVEL` differs
 /// from `last_seen` and parses. Unknown names are logged and skipped.
 pub fn level_change(
@@ -369,9 +402,12 @@ pub fn level_change(
 
 /// Follows CONFIG_DB `LOGGER|<daemon>` `LOGLEVEL` and applies changes to a
 /// [`LogHandle`]: built by [`LoggerFollower::subscribe`] (the subscription
-/// exists on return), run by [`LoggerFollower::spawn`]. A lost subscription
-/// is rebuilt with backoff (100 ms doubling, capped at 5 s); its initial
-/// load then applies a value changed meanwhile.
+/// exists on return), run by [`LoggerFollower::spawn`]. The value found by
+/// the first subscription's initial load is applied unless the level came
+/// from `--log-level` ([`LogHandle::from_command_line`]), as
+/// swss::Logger::linkToDbWithOutput takes CONFIG_DB's level at start. A lost
+/// subscription is rebuilt with backoff (100 ms doubling, capped at 5 s);
+/// its initial load then applies a value changed meanwhile.
 pub struct LoggerFollower {
     config: DbConnector,
     handle: LogHandle,
@@ -419,10 +455,14 @@ impl LoggerFollower {
                         continue;
                     }
                 };
-                let apply = !(first && initial > 0);
+                let at_start = first && initial > 0;
+                let apply = !(at_start && handle.from_command_line());
                 initial = initial.saturating_sub(1);
                 if let Some(level) = level_change(daemon, &op, &mut last_seen, apply) {
                     let old = handle.level();
+                    if at_start && old == level {
+                        continue;
+                    }
                     match handle.set_level(level) {
                         Ok(()) => tracing::info!(
                             from = old.sonic_name(),
