@@ -121,6 +121,19 @@ fn add_neigh(topo: &NeighTopology, ip: &str, mac: &str) {
         .unwrap();
 }
 
+/// Whether the daemon logged a DEBUG line about `Ethernet0:<ip>`.
+fn debug_line_for(log: &str, ip: &str) -> bool {
+    log.lines()
+        .any(|l| l.contains("DEBUG") && l.contains(&format!("Ethernet0:{ip}")))
+}
+
+/// Adds a neighbour on Ethernet0 and waits until its SET is pending in
+/// APPL_DB (the daemon has handled it).
+fn add_neigh_and_wait(topo: &NeighTopology, appl: &mut redis::Connection, ip: &str, mac: &str) {
+    add_neigh(topo, ip, mac);
+    wait_pending_set(appl, &format!("Ethernet0:{ip}"), mac, "IPv4");
+}
+
 const WRITTEN: &str =
     r#"neighsyncd_kernel_events_total{type="RTM_NEWNEIGH",outcome="written",reason=""}"#;
 
@@ -165,13 +178,7 @@ fn metrics_health_and_systemd_notify() {
 
     // A neighbour added: the written counter moves, entries match APPL_DB.
     let mut appl = redis.conn(0).unwrap();
-    add_neigh(&topo, "10.0.0.50", "02:00:00:00:00:50");
-    wait_pending_set(
-        &mut appl,
-        "Ethernet0:10.0.0.50",
-        "02:00:00:00:00:50",
-        "IPv4",
-    );
+    add_neigh_and_wait(&topo, &mut appl, "10.0.0.50", "02:00:00:00:00:50");
     wait_for("written counter", || {
         metric(ns, WRITTEN).filter(|v| *v >= written_before + 1.0)
     });
@@ -216,18 +223,8 @@ fn log_level_follows_config_db_logger() {
     let topo = NeighTopology::new(1).unwrap();
     let mut daemon = start(&topo, &redis, &["--log-level", "NOTICE"], &[]);
     let mut appl = redis.conn(0).unwrap();
-    let debug_line_for = |log: &str, ip: &str| {
-        log.lines()
-            .any(|l| l.contains("DEBUG") && l.contains(&format!("Ethernet0:{ip}")))
-    };
 
-    add_neigh(&topo, "10.0.0.50", "02:00:00:00:00:50");
-    wait_pending_set(
-        &mut appl,
-        "Ethernet0:10.0.0.50",
-        "02:00:00:00:00:50",
-        "IPv4",
-    );
+    add_neigh_and_wait(&topo, &mut appl, "10.0.0.50", "02:00:00:00:00:50");
     assert!(
         !debug_line_for(&daemon.log(), "10.0.0.50"),
         "{}",
@@ -243,13 +240,7 @@ fn log_level_follows_config_db_logger() {
         .hset("LOGGER|neighsyncd", "LOGLEVEL", "DEBUG")
         .unwrap();
     daemon.wait_for_log("log level changed", DEADLINE).unwrap();
-    add_neigh(&topo, "10.0.0.51", "02:00:00:00:00:51");
-    wait_pending_set(
-        &mut appl,
-        "Ethernet0:10.0.0.51",
-        "02:00:00:00:00:51",
-        "IPv4",
-    );
+    add_neigh_and_wait(&topo, &mut appl, "10.0.0.51", "02:00:00:00:00:51");
     wait_for("debug line", || {
         debug_line_for(&daemon.log(), "10.0.0.51").then_some(())
     });
@@ -262,14 +253,46 @@ fn log_level_follows_config_db_logger() {
     wait_for("second level change", || {
         (daemon.log().matches("log level changed").count() >= 2).then_some(())
     });
-    add_neigh(&topo, "10.0.0.52", "02:00:00:00:00:52");
-    wait_pending_set(
-        &mut appl,
-        "Ethernet0:10.0.0.52",
-        "02:00:00:00:00:52",
-        "IPv4",
-    );
+    add_neigh_and_wait(&topo, &mut appl, "10.0.0.52", "02:00:00:00:00:52");
     assert!(!debug_line_for(&daemon.log(), "10.0.0.52"));
+}
+
+/// As swss::Logger::linkToDbWithOutput: a `LOGGER|neighsyncd` `LOGLEVEL`
+/// already in CONFIG_DB at start is the start level, unless `--log-level`
+/// is given on the command line.
+#[test]
+fn log_level_from_config_db_at_start_unless_given_on_the_command_line() {
+    let redis = RedisServer::start().unwrap();
+    let topo = NeighTopology::new(1).unwrap();
+    let mut appl = redis.conn(0).unwrap();
+    let mut config = redis.conn(4).unwrap();
+    let () = config
+        .hset("LOGGER|neighsyncd", "LOGLEVEL", "DEBUG")
+        .unwrap();
+
+    // --log-level given: it wins over CONFIG_DB at start.
+    let mut daemon = start(&topo, &redis, &["--log-level", "NOTICE"], &[]);
+    add_neigh_and_wait(&topo, &mut appl, "10.0.0.60", "02:00:00:00:00:60");
+    assert!(
+        !debug_line_for(&daemon.log(), "10.0.0.60"),
+        "{}",
+        daemon.log()
+    );
+    assert!(!daemon.log().contains("log level changed"));
+    let st = daemon.sigterm().unwrap();
+    assert!(st.success(), "{st:?}\n{}", daemon.log());
+
+    // No --log-level: CONFIG_DB's DEBUG applies from start-up on.
+    let mut daemon = start(&topo, &redis, &[], &[]);
+    add_neigh_and_wait(&topo, &mut appl, "10.0.0.61", "02:00:00:00:00:61");
+    wait_for("debug line", || {
+        debug_line_for(&daemon.log(), "10.0.0.61").then_some(())
+    });
+    // The preset value was kept, not overwritten by the default.
+    let level: String = config.hget("LOGGER|neighsyncd", "LOGLEVEL").unwrap();
+    assert_eq!(level, "DEBUG");
+    let st = daemon.sigterm().unwrap();
+    assert!(st.success(), "{st:?}\n{}", daemon.log());
 }
 
 #[test]
@@ -279,13 +302,7 @@ fn periodic_audit_repairs_appl_db_and_reports_drift() {
     let _daemon = start(&topo, &redis, &["--audit-interval", "3"], &[]);
     let ns = topo.dut();
     let mut appl = redis.conn(0).unwrap();
-    add_neigh(&topo, "10.0.0.50", "02:00:00:00:00:50");
-    wait_pending_set(
-        &mut appl,
-        "Ethernet0:10.0.0.50",
-        "02:00:00:00:00:50",
-        "IPv4",
-    );
+    add_neigh_and_wait(&topo, &mut appl, "10.0.0.50", "02:00:00:00:00:50");
     consume(&redis);
     assert!(appl
         .exists::<_, bool>("NEIGH_TABLE:Ethernet0:10.0.0.50")

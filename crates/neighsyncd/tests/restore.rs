@@ -6,54 +6,31 @@
 //! (`setns`) with a current_thread tokio runtime, so its rtnetlink and
 //! AF_PACKET sockets belong to that namespace.
 
-use std::fs::File;
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use neighsyncd::restore::{run, RestoreArgs, RestoreMode, RestoreReport};
-use nix::sched::{setns, CloneFlags};
 use swss::DbConfig;
+use testbed::netns::{NeighTopology, PEER_IFNAME};
 use testbed::redis_server::RedisServer;
 
 const APPL_DB: u32 = 0;
 const STATE_DB: u32 = 6;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
 // ===== namespaces =====
 
-fn ip(args: &[&str]) -> String {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn in_ns(ns: &str, cmd: &[&str]) {
-    let mut args = vec!["netns", "exec", ns];
-    args.extend_from_slice(cmd);
-    ip(&args);
-}
-
-/// One peer: a namespace whose `eth0` is the far end of DUT port `port`.
+/// One peer: the far end (`eth0` in its own namespace) of DUT port `port`.
 struct Peer {
-    ns: String,
-    port: &'static str,
-    mac: &'static str,
-    v4: &'static str,
-    v6: &'static str,
+    port: String,
+    mac: String,
+    v4: String,
+    v6: String,
 }
 
-/// DUT namespace with Ethernet0 (10.0.0.1/24, fc00:0::1/64) and Ethernet4
-/// (10.0.1.1/24, fc00:1::1/64), and two peers (.2 / ::2) with fixed MACs.
-/// DAD is off so every address is usable at once. Removed on drop.
+/// DUT namespace with Ethernet0 (10.0.0.1/24, fc00::1/64) and Ethernet4
+/// (10.0.1.1/24, fc00:1::1/64), and two peers (.2 / ::2), from
+/// [`NeighTopology`] (DAD off, carrier up). Removed on drop.
 struct Topology {
-    dut: String,
+    net: NeighTopology,
     peers: Vec<Peer>,
 }
 
@@ -64,110 +41,27 @@ impl Topology {
 
     /// As [`Topology::new`] with other DUT port names (veths all the same;
     /// the restore job treats `Vlan*` / `PortChannel*` names specially).
-    fn with_ports(ports: [&'static str; 2]) -> Topology {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let tag = format!("{}-{n}", std::process::id());
-        let topo = Topology {
-            dut: format!("rst-dut-{tag}"),
-            peers: vec![
-                Peer {
-                    ns: format!("rst-p0-{tag}"),
-                    port: ports[0],
-                    mac: "02:00:00:aa:00:02",
-                    v4: "10.0.0.2",
-                    v6: "fc00:0::2",
-                },
-                Peer {
-                    ns: format!("rst-p1-{tag}"),
-                    port: ports[1],
-                    mac: "02:00:00:aa:01:02",
-                    v4: "10.0.1.2",
-                    v6: "fc00:1::2",
-                },
-            ],
-        };
-        // Registered first so a failure below still cleans up.
-        let all: Vec<String> = std::iter::once(topo.dut.clone())
-            .chain(topo.peers.iter().map(|p| p.ns.clone()))
+    fn with_ports(ports: [&str; 2]) -> Topology {
+        let net = NeighTopology::with_ports(&ports).expect("namespaces");
+        let peers = (0..ports.len())
+            .map(|i| Peer {
+                port: net.port(i).to_owned(),
+                mac: net.peer_mac(i).expect("peer MAC"),
+                v4: NeighTopology::peer_ip4(i).to_string(),
+                v6: NeighTopology::peer_ip6(i).to_string(),
+            })
             .collect();
-        for ns in &all {
-            ip(&["netns", "add", ns]);
-            for key in ["all", "default"] {
-                in_ns(
-                    ns,
-                    &[
-                        "sysctl",
-                        "-qw",
-                        &format!("net.ipv6.conf.{key}.accept_dad=0"),
-                    ],
-                );
-            }
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-        }
-        for (i, p) in topo.peers.iter().enumerate() {
-            ip(&[
-                "-n", &topo.dut, "link", "add", p.port, "type", "veth", "peer", "name", "eth0",
-                "netns", &p.ns,
-            ]);
-            ip(&["-n", &p.ns, "link", "set", "eth0", "address", p.mac]);
-            ip(&[
-                "-n",
-                &p.ns,
-                "addr",
-                "add",
-                &format!("{}/24", p.v4),
-                "dev",
-                "eth0",
-            ]);
-            ip(&[
-                "-n",
-                &p.ns,
-                "addr",
-                "add",
-                &format!("{}/64", p.v6),
-                "dev",
-                "eth0",
-                "nodad",
-            ]);
-            ip(&["-n", &p.ns, "link", "set", "eth0", "up"]);
-            ip(&[
-                "-n",
-                &topo.dut,
-                "addr",
-                "add",
-                &format!("10.0.{i}.1/24"),
-                "dev",
-                p.port,
-            ]);
-            ip(&[
-                "-n",
-                &topo.dut,
-                "addr",
-                "add",
-                &format!("fc00:{i}::1/64"),
-                "dev",
-                p.port,
-                "nodad",
-            ]);
-            ip(&["-n", &topo.dut, "link", "set", p.port, "up"]);
-        }
-        for p in &topo.peers {
-            topo.wait_carrier(p.port);
-        }
-        topo
+        Topology { net, peers }
     }
 
-    fn wait_carrier(&self, port: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !ip(&["-n", &self.dut, "link", "show", port]).contains("LOWER_UP") {
-            assert!(Instant::now() < deadline, "{port} never got carrier");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    /// `ip -n <dut> args...`, panicking with `ip`'s stderr on failure.
+    fn dut_ip(&self, args: &[&str]) -> String {
+        self.net.dut().ip(args).expect("ip in the DUT")
     }
 
     /// `ip neigh show to <ip> dev <port>` in the DUT: `(lladdr, state)`.
     fn dut_neigh(&self, port: &str, addr: &str) -> Option<(String, String)> {
-        let out = ip(&["-n", &self.dut, "neigh", "show", "to", addr, "dev", port]);
+        let out = self.dut_ip(&["neigh", "show", "to", addr, "dev", port]);
         let line = out.lines().find(|l| !l.trim().is_empty())?;
         let words: Vec<&str> = line.split_whitespace().collect();
         let mac = words
@@ -197,31 +91,22 @@ impl Topology {
         }
     }
 
-    /// Runs the restore job inside the DUT namespace.
+    /// Runs the restore job inside the DUT namespace (a thread that
+    /// entered it, with a current_thread runtime).
     fn run_restore(&self, cfg: &DbConfig, args: &RestoreArgs) -> RestoreReport {
-        let path = format!("/var/run/netns/{}", self.dut);
-        let cfg = cfg.clone();
-        let args = args.clone();
-        std::thread::spawn(move || {
-            let ns = File::open(&path).expect("open netns");
-            setns(ns, CloneFlags::CLONE_NEWNET).expect("setns");
+        self.net.dut().run_in(|| {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime");
-            rt.block_on(run(&cfg, &args)).expect("restore failed")
+            rt.block_on(run(cfg, args)).expect("restore failed")
         })
-        .join()
-        .expect("restore thread panicked")
     }
 }
 
-impl Drop for Topology {
-    fn drop(&mut self) {
-        for ns in std::iter::once(&self.dut).chain(self.peers.iter().map(|p| &p.ns)) {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
+/// The reachable entry `wait_reachable` should see for `peer`.
+fn reachable(peer: &Peer) -> Option<(String, String)> {
+    Some((peer.mac.clone(), "REACHABLE".to_string()))
 }
 
 // ===== redis =====
@@ -258,8 +143,8 @@ fn neigh_entry(appl: &mut redis::Connection, port: &str, addr: &str, mac: &str, 
 /// NEIGH_TABLE entries for both peers, IPv4 and IPv6, with their real MACs.
 fn peer_entries(topo: &Topology, appl: &mut redis::Connection) {
     for p in &topo.peers {
-        neigh_entry(appl, p.port, p.v4, p.mac, "IPv4");
-        neigh_entry(appl, p.port, p.v6, p.mac, "IPv6");
+        neigh_entry(appl, &p.port, &p.v4, &p.mac, "IPv4");
+        neigh_entry(appl, &p.port, &p.v6, &p.mac, "IPv6");
     }
 }
 
@@ -347,8 +232,8 @@ fn docker_warm_restart_sets_flag_and_leaves_kernel_alone() {
         Some("2")
     );
     for p in &topo.peers {
-        assert_eq!(topo.dut_neigh(p.port, p.v4), None, "{} added", p.v4);
-        assert_eq!(topo.dut_neigh(p.port, p.v6), None, "{} added", p.v6);
+        assert_eq!(topo.dut_neigh(&p.port, &p.v4), None, "{} added", &p.v4);
+        assert_eq!(topo.dut_neigh(&p.port, &p.v6), None, "{} added", &p.v6);
     }
     assert_eq!(report.total_restored(), 0);
 }
@@ -361,24 +246,22 @@ fn system_warm_reboot_restores_neighbors_and_they_become_reachable() {
     enable_system_warm_reboot(&mut state);
     // the DUT learns its neighbors, then loses them as in a reboot
     for p in &topo.peers {
-        ip(&[
-            "-n",
-            &topo.dut,
+        topo.dut_ip(&[
             "neigh",
             "replace",
-            p.v4,
+            &p.v4,
             "lladdr",
-            p.mac,
+            &p.mac,
             "dev",
-            p.port,
+            &p.port,
             "nud",
             "reachable",
         ]);
     }
-    ip(&["-n", &topo.dut, "neigh", "flush", "all"]);
+    topo.dut_ip(&["neigh", "flush", "all"]);
     for p in &topo.peers {
-        assert_eq!(topo.dut_neigh(p.port, p.v4), None);
-        assert_eq!(topo.dut_neigh(p.port, p.v6), None);
+        assert_eq!(topo.dut_neigh(&p.port, &p.v4), None);
+        assert_eq!(topo.dut_neigh(&p.port, &p.v6), None);
     }
 
     let report = topo.run_restore(&cfg, &fast_args());
@@ -389,16 +272,11 @@ fn system_warm_reboot_restores_neighbors_and_they_become_reachable() {
     assert!(report.timed_out.is_empty(), "{report:?}");
     assert_eq!(report.skipped_malformed, 0);
     for p in &topo.peers {
-        let r = &report.interfaces[p.port];
-        assert_eq!((r.restored, r.failed), (2, 0), "{}: {report:?}", p.port);
-        for addr in [p.v4, p.v6] {
-            let seen = topo.wait_reachable(p.port, addr, p.mac);
-            assert_eq!(
-                seen,
-                Some((p.mac.to_string(), "REACHABLE".to_string())),
-                "{} {addr}",
-                p.port
-            );
+        let r = &report.interfaces[p.port.as_str()];
+        assert_eq!((r.restored, r.failed), (2, 0), "{}: {report:?}", &p.port);
+        for addr in [&p.v4, &p.v6] {
+            let seen = topo.wait_reachable(&p.port, addr, &p.mac);
+            assert_eq!(seen, reachable(p), "{} {addr}", &p.port);
         }
     }
     assert_eq!(
@@ -414,9 +292,15 @@ fn interface_without_carrier_times_out_and_flag_is_still_set() {
     peer_entries(&topo, &mut appl);
     enable_system_warm_reboot(&mut state);
     // peer end down: the DUT's Ethernet4 is admin up but has no carrier
-    ip(&["-n", &topo.peers[1].ns, "link", "set", "eth0", "down"]);
+    topo.net
+        .peer(1)
+        .ip(&["link", "set", PEER_IFNAME, "down"])
+        .expect("peer down");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while ip(&["-n", &topo.dut, "link", "show", "Ethernet4"]).contains("LOWER_UP") {
+    while topo
+        .dut_ip(&["link", "show", "Ethernet4"])
+        .contains("LOWER_UP")
+    {
         assert!(Instant::now() < deadline, "Ethernet4 kept its carrier");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -434,12 +318,12 @@ fn interface_without_carrier_times_out_and_flag_is_still_set() {
     assert!(!report.interfaces.contains_key("Ethernet4"));
     assert_eq!(report.interfaces["Ethernet0"].restored, 2);
     let p1 = &topo.peers[1];
-    assert_eq!(topo.dut_neigh("Ethernet4", p1.v4), None);
-    assert_eq!(topo.dut_neigh("Ethernet4", p1.v6), None);
+    assert_eq!(topo.dut_neigh("Ethernet4", &p1.v4), None);
+    assert_eq!(topo.dut_neigh("Ethernet4", &p1.v6), None);
     let p0 = &topo.peers[0];
     assert_eq!(
-        topo.wait_reachable("Ethernet0", p0.v4, p0.mac),
-        Some((p0.mac.to_string(), "REACHABLE".to_string()))
+        topo.wait_reachable("Ethernet0", &p0.v4, &p0.mac),
+        reachable(p0)
     );
 }
 
@@ -449,7 +333,7 @@ fn admin_down_interface_is_not_restored() {
     let topo = Topology::new();
     peer_entries(&topo, &mut appl);
     enable_system_warm_reboot(&mut state);
-    ip(&["-n", &topo.dut, "link", "set", "Ethernet4", "down"]);
+    topo.dut_ip(&["link", "set", "Ethernet4", "down"]);
     let args = RestoreArgs {
         timeout: Duration::from_millis(800),
         ..fast_args()
@@ -459,7 +343,7 @@ fn admin_down_interface_is_not_restored() {
 
     assert_eq!(flag(&mut state).as_deref(), Some("true"));
     assert_eq!(report.timed_out, vec!["Ethernet4".to_string()]);
-    assert_eq!(topo.dut_neigh("Ethernet4", topo.peers[1].v4), None);
+    assert_eq!(topo.dut_neigh("Ethernet4", &topo.peers[1].v4), None);
     assert_eq!(report.interfaces["Ethernet0"].restored, 2);
 }
 
@@ -497,10 +381,7 @@ fn malformed_entries_are_skipped_and_the_rest_restored() {
     assert_eq!(topo.dut_neigh("Ethernet0", "10.0.0.77"), None);
     assert_eq!(topo.dut_neigh("Ethernet0", "10.0.0.78"), None);
     for p in &topo.peers {
-        assert_eq!(
-            topo.wait_reachable(p.port, p.v6, p.mac),
-            Some((p.mac.to_string(), "REACHABLE".to_string()))
-        );
+        assert_eq!(topo.wait_reachable(&p.port, &p.v6, &p.mac), reachable(p));
     }
 }
 
@@ -512,8 +393,8 @@ fn existing_kernel_neighbor_is_kept_and_counted() {
     enable_system_warm_reboot(&mut state);
     let p0 = &topo.peers[0];
     // already learned (EEXIST on add): not an error
-    ip(&[
-        "-n", &topo.dut, "neigh", "add", p0.v4, "lladdr", p0.mac, "dev", p0.port, "nud", "stale",
+    topo.dut_ip(&[
+        "neigh", "add", &p0.v4, "lladdr", &p0.mac, "dev", &p0.port, "nud", "stale",
     ]);
 
     let report = topo.run_restore(&cfg, &fast_args());
@@ -522,8 +403,8 @@ fn existing_kernel_neighbor_is_kept_and_counted() {
     assert_eq!(report.interfaces["Ethernet0"].restored, 2);
     assert_eq!(report.interfaces["Ethernet0"].failed, 0);
     assert_eq!(
-        topo.wait_reachable(p0.port, p0.v4, p0.mac),
-        Some((p0.mac.to_string(), "REACHABLE".to_string()))
+        topo.wait_reachable(&p0.port, &p0.v4, &p0.mac),
+        reachable(p0)
     );
 }
 
@@ -572,9 +453,9 @@ fn vlan_and_portchannel_wait_for_members_in_state_db() {
     assert!(!report.interfaces.contains_key("PortChannel0001"));
     let (vlan, lag) = (&topo.peers[0], &topo.peers[1]);
     assert_eq!(
-        topo.wait_reachable("Vlan1000", vlan.v6, vlan.mac),
-        Some((vlan.mac.to_string(), "REACHABLE".to_string()))
+        topo.wait_reachable("Vlan1000", &vlan.v6, &vlan.mac),
+        reachable(vlan)
     );
-    assert_eq!(topo.dut_neigh("PortChannel0001", lag.v4), None);
-    assert_eq!(topo.dut_neigh("PortChannel0001", lag.v6), None);
+    assert_eq!(topo.dut_neigh("PortChannel0001", &lag.v4), None);
+    assert_eq!(topo.dut_neigh("PortChannel0001", &lag.v6), None);
 }

@@ -11,6 +11,7 @@ use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use nix::sched::{setns, CloneFlags};
@@ -154,6 +155,35 @@ impl NetNs {
         bail!("no link/ether in `{out}`")
     }
 
+    /// Turns IPv6 duplicate address detection off for every link created
+    /// afterwards (`net.ipv6.conf.{all,default}.accept_dad=0`), so link-local
+    /// addresses are usable at once.
+    ///
+    /// Errors: `sysctl` failing, with its stderr.
+    pub fn disable_dad(&self) -> anyhow::Result<()> {
+        for key in ["all", "default"] {
+            self.sysctl(&format!("net.ipv6.conf.{key}.accept_dad"), "0")?;
+        }
+        Ok(())
+    }
+
+    /// Polls (every 50 ms) until `ifname` has carrier (`LOWER_UP`).
+    ///
+    /// Errors: no carrier within `timeout`, or `ip` failing.
+    pub fn wait_carrier(&self, ifname: &str, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while !self
+            .ip(&["link", "show", "dev", ifname])?
+            .contains("LOWER_UP")
+        {
+            if Instant::now() > deadline {
+                bail!("{ifname} in {} has no carrier after {timeout:?}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
     /// Names of all links in the namespace (`ip -o link show`), without the
     /// `@peer` suffix.
     pub fn links(&self) -> anyhow::Result<Vec<String>> {
@@ -202,17 +232,21 @@ pub fn veth(a: &NetNs, a_name: &str, b: &NetNs, b_name: &str) -> anyhow::Result<
 }
 
 /// A DUT namespace with `n` ports named as SONiC names front-panel ports
-/// (`Ethernet0`, `Ethernet4`, ... = `Ethernet{4*i}`), port `i` wired by veth
-/// to `eth0` in its own peer namespace.
+/// (`Ethernet0`, `Ethernet4`, ... = `Ethernet{4*i}`; other names with
+/// [`NeighTopology::with_ports`]), port `i` wired by veth to `eth0` in its
+/// own peer namespace.
 ///
 /// Addresses on link `i` (`i` < 256): DUT `10.0.<i>.1/24` and
 /// `fc00:<i>::1/64`, peer `10.0.<i>.2/24` and `fc00:<i>::2/64` (hex `<i>`
-/// in IPv6), all `nodad` so they are usable at once.
+/// in IPv6), all `nodad`, and DAD is off in every namespace
+/// ([`NetNs::disable_dad`]), so every address is usable at once. Every
+/// port has carrier when the constructor returns.
 #[derive(Debug)]
 pub struct NeighTopology {
     // Peers first: dropped before the DUT.
     peers: Vec<NetNs>,
     dut: NetNs,
+    ports: Vec<String>,
 }
 
 /// Name of the peer-side interface in every peer namespace.
@@ -220,35 +254,59 @@ pub const PEER_IFNAME: &str = "eth0";
 
 impl NeighTopology {
     /// Build the DUT and `n` peers (namespaces `dut-<pid>-<k>`,
-    /// `peer-<pid>-<k>`).
+    /// `peer-<pid>-<k>`), DUT ports `Ethernet0`, `Ethernet4`, ...
     ///
-    /// Errors: any `ip` command failing, or `n` > 256.
+    /// Errors: any `ip` command failing, a port without carrier after 10 s,
+    /// or `n` > 256.
     pub fn new(n: usize) -> anyhow::Result<Self> {
+        let names: Vec<String> = (0..n).map(Self::port_name).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        Self::with_ports(&names)
+    }
+
+    /// As [`NeighTopology::new`] with the DUT port names given (e.g.
+    /// `Vlan1000`, `PortChannel0001`: still plain veths).
+    ///
+    /// Errors: as [`NeighTopology::new`].
+    pub fn with_ports(ports: &[&str]) -> anyhow::Result<Self> {
+        let n = ports.len();
         if n > 256 {
             bail!("NeighTopology supports at most 256 ports, asked {n}");
         }
         let dut = NetNs::new("dut")?;
+        dut.disable_dad()?;
         let mut topo = NeighTopology {
             peers: Vec::with_capacity(n),
             dut,
+            ports: ports.iter().map(|p| (*p).to_owned()).collect(),
         };
-        for i in 0..n {
+        for (i, port) in ports.iter().enumerate() {
+            let port = *port;
             let peer = NetNs::new("peer")?;
-            let port = Self::port_name(i);
-            veth(&topo.dut, &port, &peer, PEER_IFNAME)?;
+            peer.disable_dad()?;
+            veth(&topo.dut, port, &peer, PEER_IFNAME)?;
             let (d4, p4) = (format!("10.0.{i}.1/24"), format!("10.0.{i}.2/24"));
             let (d6, p6) = (format!("fc00:{i:x}::1/64"), format!("fc00:{i:x}::2/64"));
-            topo.dut.ip(&["addr", "add", &d4, "dev", &port])?;
+            topo.dut.ip(&["addr", "add", &d4, "dev", port])?;
             topo.dut
-                .ip(&["-6", "addr", "add", &d6, "dev", &port, "nodad"])?;
+                .ip(&["-6", "addr", "add", &d6, "dev", port, "nodad"])?;
             peer.ip(&["addr", "add", &p4, "dev", PEER_IFNAME])?;
             peer.ip(&["-6", "addr", "add", &p6, "dev", PEER_IFNAME, "nodad"])?;
             topo.peers.push(peer);
         }
+        for port in ports {
+            topo.dut.wait_carrier(port, Duration::from_secs(10))?;
+        }
         Ok(topo)
     }
 
-    /// The DUT port name of link `i`: `Ethernet{4*i}`.
+    /// The DUT port of link `i` (as given to [`NeighTopology::with_ports`],
+    /// or [`NeighTopology::port_name`]). Panics if `i` is out of range.
+    pub fn port(&self, i: usize) -> &str {
+        &self.ports[i]
+    }
+
+    /// The default DUT port name of link `i`: `Ethernet{4*i}`.
     pub fn port_name(i: usize) -> String {
         format!("Ethernet{}", 4 * i)
     }
