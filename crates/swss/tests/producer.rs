@@ -7,10 +7,35 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{all_keys, exists, fv, hgetall, smembers, ChannelCounter, Env};
+use redis::aio::MultiplexedConnection;
 use redis::Commands;
-use swss::{ConsumerStateTable, KeyOpFieldValues, Op, ProducerStateTable};
+use swss::{ConsumerStateTable, DbConnector, KeyOpFieldValues, Op, ProducerStateTable};
 
 const KEY: &str = "Ethernet8:10.0.0.2";
+
+/// APPL_DB of a fresh redis-server: its connector, an async connection
+/// and a plain synchronous connection for checking the raw layout.
+struct Appl {
+    env: Env,
+    appl: DbConnector,
+    conn: MultiplexedConnection,
+    raw: redis::Connection,
+}
+
+impl Appl {
+    async fn start() -> Appl {
+        let env = Env::start();
+        let appl = env.connector("APPL_DB");
+        let conn = appl.connect().await.unwrap();
+        let raw = env.raw(0);
+        Appl {
+            env,
+            appl,
+            conn,
+            raw,
+        }
+    }
+}
 
 fn set_of(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
@@ -18,10 +43,12 @@ fn set_of(items: &[&str]) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn single_set_layout_publish_once_and_merge() {
-    let env = Env::start();
-    let appl = env.connector("APPL_DB");
-    let mut conn = appl.connect().await.unwrap();
-    let mut raw = env.raw(0);
+    let Appl {
+        env,
+        appl,
+        mut conn,
+        mut raw,
+    } = Appl::start().await;
     let mut chan = ChannelCounter::new(&env.server, "NEIGH_TABLE_CHANNEL@0").await;
     let p = ProducerStateTable::new("NEIGH_TABLE", appl.location());
     p.load_scripts(&mut conn).await.unwrap();
@@ -87,10 +114,12 @@ async fn single_set_layout_publish_once_and_merge() {
 
 #[tokio::test]
 async fn del_then_set_before_a_pop_wipes_then_applies() {
-    let env = Env::start();
-    let appl = env.connector("APPL_DB");
-    let mut conn = appl.connect().await.unwrap();
-    let mut raw = env.raw(0);
+    let Appl {
+        env,
+        appl,
+        mut conn,
+        mut raw,
+    } = Appl::start().await;
     let mut chan = ChannelCounter::new(&env.server, "NEIGH_TABLE_CHANNEL@0").await;
     let p = ProducerStateTable::new("NEIGH_TABLE", appl.location());
     let mut consumer = ConsumerStateTable::new(&appl, "NEIGH_TABLE", 128)
@@ -156,10 +185,12 @@ async fn del_then_set_before_a_pop_wipes_then_applies() {
 
 #[tokio::test]
 async fn set_without_fields_only_marks_the_key_pending() {
-    let env = Env::start();
-    let appl = env.connector("APPL_DB");
-    let mut conn = appl.connect().await.unwrap();
-    let mut raw = env.raw(0);
+    let Appl {
+        env,
+        appl,
+        mut conn,
+        mut raw,
+    } = Appl::start().await;
     let mut chan = ChannelCounter::new(&env.server, "PORT_TABLE_CHANNEL@0").await;
     let p = ProducerStateTable::new("PORT_TABLE", appl.location());
     p.set::<_, &str, &str>(&mut conn, "Ethernet0", &[])
@@ -176,10 +207,12 @@ async fn set_without_fields_only_marks_the_key_pending() {
 
 #[tokio::test]
 async fn batched_set_and_del_layout_and_single_publish() {
-    let env = Env::start();
-    let appl = env.connector("APPL_DB");
-    let mut conn = appl.connect().await.unwrap();
-    let mut raw = env.raw(0);
+    let Appl {
+        env,
+        appl,
+        mut conn,
+        mut raw,
+    } = Appl::start().await;
     let mut chan = ChannelCounter::new(&env.server, "ROUTE_TABLE_CHANNEL@0").await;
     let p = ProducerStateTable::new("ROUTE_TABLE", appl.location());
     p.load_scripts(&mut conn).await.unwrap();
@@ -259,10 +292,12 @@ async fn batched_set_and_del_layout_and_single_publish() {
 
 #[tokio::test]
 async fn one_pipeline_for_several_tables_in_order() {
-    let env = Env::start();
-    let appl = env.connector("APPL_DB");
-    let mut conn = appl.connect().await.unwrap();
-    let mut raw = env.raw(0);
+    let Appl {
+        env: _env,
+        appl,
+        mut conn,
+        mut raw,
+    } = Appl::start().await;
     let neigh = ProducerStateTable::new("NEIGH_TABLE", appl.location());
     let route = ProducerStateTable::new("ROUTE_TABLE", appl.location());
     let mut pipe = redis::pipe();
@@ -287,10 +322,12 @@ async fn one_pipeline_for_several_tables_in_order() {
 
 #[tokio::test]
 async fn noscript_after_script_flush_is_recovered_by_resending() {
-    let env = Env::start();
-    let appl = env.connector("APPL_DB");
-    let mut conn = appl.connect().await.unwrap();
-    let mut raw = env.raw(0);
+    let Appl {
+        env,
+        appl,
+        mut conn,
+        mut raw,
+    } = Appl::start().await;
     let mut chan = ChannelCounter::new(&env.server, "NEIGH_TABLE_CHANNEL@0").await;
     let p = ProducerStateTable::new("NEIGH_TABLE", appl.location());
     p.load_scripts(&mut conn).await.unwrap();
@@ -349,10 +386,12 @@ async fn error_replies_and_lost_connections_are_reported() {
 
 #[tokio::test]
 async fn clear_drops_pending_work_of_this_table_only() {
-    let env = Env::start();
-    let appl = env.connector("APPL_DB");
-    let mut conn = appl.connect().await.unwrap();
-    let mut raw = env.raw(0);
+    let Appl {
+        env: _env,
+        appl,
+        mut conn,
+        mut raw,
+    } = Appl::start().await;
     let neigh = ProducerStateTable::new("NEIGH_TABLE", appl.location());
     let other = ProducerStateTable::new("NEIGH_TABLE_X", appl.location());
     let _: () = raw
