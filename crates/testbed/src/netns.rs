@@ -360,18 +360,34 @@ impl NeighTopology {
     ///
     /// Errors: ping fails (no reply), with its output.
     pub fn ping4(&self, i: usize) -> anyhow::Result<()> {
-        let ip = Self::peer_ip4(i).to_string();
-        self.dut.exec_ok(&["ping", "-c1", "-W1", &ip]).map(drop)
+        self.ping(&["ping", "-c1", "-W1", &Self::peer_ip4(i).to_string()])
     }
 
     /// `ping -6 -c1 -W1` the peer's IPv6 address from the DUT (NDP).
     pub fn ping6(&self, i: usize) -> anyhow::Result<()> {
-        let ip = Self::peer_ip6(i).to_string();
-        self.dut
-            .exec_ok(&["ping", "-6", "-c1", "-W1", &ip])
-            .map(drop)
+        self.ping(&["ping", "-6", "-c1", "-W1", &Self::peer_ip6(i).to_string()])
+    }
+
+    /// Runs a one-packet ping up to [`PING_ATTEMPTS`] times: right after a
+    /// veth pair is created (or a peer comes back up) the first probe can be
+    /// lost while the link finishes coming up on a loaded machine, which
+    /// says nothing about the code under test. The error of the last
+    /// attempt is returned if none answers.
+    fn ping(&self, argv: &[&str]) -> anyhow::Result<()> {
+        let mut last = None;
+        for _ in 0..PING_ATTEMPTS {
+            match self.dut.exec_ok(argv) {
+                Ok(_) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("ping was not run")))
     }
 }
+
+/// How many one-second pings [`NeighTopology::ping4`] / [`NeighTopology::ping6`]
+/// try before giving up.
+pub const PING_ATTEMPTS: usize = 5;
 
 #[cfg(test)]
 mod tests {
