@@ -16,6 +16,8 @@
 //!
 //! [`context`] and [`sync`] do no I/O; the binary wires sockets and Redis.
 
+#![warn(missing_docs)]
+
 pub mod audit;
 pub mod cli;
 pub mod context;

@@ -184,22 +184,50 @@ pub struct NeighEntry {
 pub enum EntryError {
     /// The key is not `<ifname>:<ip>`.
     #[error("NEIGH_TABLE key {key:?} is not <ifname>:<ip>")]
-    BadKey { key: String },
+    BadKey {
+        /// The key without the `NEIGH_TABLE:` prefix.
+        key: String,
+    },
     /// The part after the interface is not an IP address.
     #[error("NEIGH_TABLE key {key:?}: {ip:?} is not an IP address")]
-    BadIp { key: String, ip: String },
+    BadIp {
+        /// The key without the `NEIGH_TABLE:` prefix.
+        key: String,
+        /// The text after the interface name.
+        ip: String,
+    },
     /// `neigh` or `family` is absent.
     #[error("NEIGH_TABLE key {key:?}: field {field:?} is missing")]
-    MissingField { key: String, field: &'static str },
+    MissingField {
+        /// The key without the `NEIGH_TABLE:` prefix.
+        key: String,
+        /// `neigh` or `family`.
+        field: &'static str,
+    },
     /// `neigh` is not `xx:xx:xx:xx:xx:xx`.
     #[error("NEIGH_TABLE key {key:?}: neigh {value:?} is not a MAC address")]
-    BadMac { key: String, value: String },
+    BadMac {
+        /// The key without the `NEIGH_TABLE:` prefix.
+        key: String,
+        /// The `neigh` value found.
+        value: String,
+    },
     /// `family` is neither `IPv4` nor `IPv6`.
     #[error("NEIGH_TABLE key {key:?}: family {value:?} is neither IPv4 nor IPv6")]
-    BadFamily { key: String, value: String },
+    BadFamily {
+        /// The key without the `NEIGH_TABLE:` prefix.
+        key: String,
+        /// The `family` value found.
+        value: String,
+    },
     /// `family` does not match the IP in the key.
     #[error("NEIGH_TABLE key {key:?}: family {family} does not match the address")]
-    FamilyMismatch { key: String, family: Family },
+    FamilyMismatch {
+        /// The key without the `NEIGH_TABLE:` prefix.
+        key: String,
+        /// The `family` field, parsed.
+        family: Family,
+    },
 }
 
 /// Parses `xx:xx:xx:xx:xx:xx` (six groups of two hex digits, any case).

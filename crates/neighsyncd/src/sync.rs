@@ -69,13 +69,18 @@ impl Family {
 pub enum NeighOp {
     /// `set(key, [("neigh", mac), ("family", family)])`.
     Set {
+        /// `<ifname>:<ip>` (see the type's docs).
         key: String,
         /// Raw MAC; [`ZERO_MAC`] for an unresolved neighbour on a dual-ToR.
         mac: [u8; 6],
+        /// `IPv4` or `IPv6`: the family of the key's address.
         family: Family,
     },
     /// `del(key)`.
-    Del { key: String },
+    Del {
+        /// `<ifname>:<ip>` (see the type's docs).
+        key: String,
+    },
 }
 
 impl NeighOp {
@@ -115,7 +120,9 @@ pub enum Outcome {
     /// with `Vrf`). During a warm restart the op goes to the restart-assist
     /// cache instead and `route_del` is not written (b.2 step 17).
     Write {
+        /// The NEIGH_TABLE operation.
         op: NeighOp,
+        /// The ROUTE_TABLE key to delete first (see above), if any.
         route_del: Option<String>,
     },
     /// Do not write anything.

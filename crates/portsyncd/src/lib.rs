@@ -13,6 +13,8 @@
 //!
 //! `main.rs` holds the I/O wiring around this core.
 
+#![warn(missing_docs)]
+
 pub mod audit;
 pub mod cli;
 pub mod daemon;

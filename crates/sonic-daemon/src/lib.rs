@@ -20,6 +20,8 @@
 //!
 //! A daemon builds one [`Ops`] in `main` and hands clones to its event loop.
 
+#![warn(missing_docs)]
+
 pub mod args;
 pub mod audit;
 pub mod health;

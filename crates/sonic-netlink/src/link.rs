@@ -32,6 +32,7 @@ pub const IFF_RUNNING: u32 = 0x40;
 /// notifications).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkEvent {
+    /// RTM_NEWLINK / RTM_DELLINK (`nlmsg_type`; dump replies are `New`).
     pub msg_type: LinkMsgType,
     /// `ifi_family` (0 = AF_UNSPEC, 7 = AF_BRIDGE).
     pub family: u8,
@@ -145,9 +146,17 @@ pub enum LinkChange {
     New,
     /// The ifindex is known under another name: the link was renamed
     /// (`ip link set X name Y`). Keys built with `old` are now stale.
-    Renamed { old: String, new: String },
+    Renamed {
+        /// The name the table held (`IFLA_IFNAME` of an earlier message).
+        old: String,
+        /// The name now carried by the message.
+        new: String,
+    },
     /// RTM_DELLINK (AF_UNSPEC) of a known link: the netdev is gone.
-    Removed { name: String },
+    Removed {
+        /// The link's last known name.
+        name: String,
+    },
     /// The name did not change. Master and kind may have been updated
     /// (a port joined or left a bridge/VRF/LAG), or the message was about an
     /// unknown link and changed nothing.

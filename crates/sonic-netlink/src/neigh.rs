@@ -22,14 +22,23 @@ pub const AF_BRIDGE: u8 = 7;
 
 /// NUD states (`ndm_state`), as in `<linux/neighbour.h>`.
 pub mod nud {
+    /// `NUD_NONE`: no state.
     pub const NONE: u16 = 0x00;
+    /// `NUD_INCOMPLETE`: resolution in progress, no link-layer address yet.
     pub const INCOMPLETE: u16 = 0x01;
+    /// `NUD_REACHABLE`: confirmed reachable recently.
     pub const REACHABLE: u16 = 0x02;
+    /// `NUD_STALE`: the address is known but not confirmed recently.
     pub const STALE: u16 = 0x04;
+    /// `NUD_DELAY`: stale and used; waiting before probing.
     pub const DELAY: u16 = 0x08;
+    /// `NUD_PROBE`: being probed (unicast).
     pub const PROBE: u16 = 0x10;
+    /// `NUD_FAILED`: resolution failed.
     pub const FAILED: u16 = 0x20;
+    /// `NUD_NOARP`: no resolution needed (e.g. multicast, point-to-point).
     pub const NOARP: u16 = 0x40;
+    /// `NUD_PERMANENT`: static entry (`ip neigh add ... nud permanent`).
     pub const PERMANENT: u16 = 0x80;
 }
 
@@ -54,6 +63,7 @@ pub enum NeighMsgType {
 /// the decoder reports them as ignored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NeighborEvent {
+    /// RTM_NEWNEIGH / RTM_DELNEIGH / RTM_GETNEIGH (`nlmsg_type`).
     pub msg_type: NeighMsgType,
     /// `ndm_ifindex`
     pub ifindex: u32,

@@ -5,6 +5,8 @@
 //! real orchagent (a `swss::ConsumerStateTable` in C++) consumes it unchanged.
 //! See `shared/spec/BEHAVIOR.md` section a.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod connector;
 pub mod consumer_state;

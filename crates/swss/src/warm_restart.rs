@@ -23,11 +23,18 @@ pub const CFG_WARM_RESTART_TABLE: &str = "WARM_RESTART";
 /// Values of `WARM_RESTART_TABLE|<app> state`, as swss::WarmStart::WarmStartState.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WarmStartState {
+    /// `initialized`: the warm start began (the app read its restore_count).
     Initialized,
+    /// `restored`: the app restored its state from the databases.
     Restored,
+    /// `replayed`: the restored state was replayed to the consumer.
     Replayed,
+    /// `reconciled`: the app reconciled its state with the kernel/config;
+    /// the warm start is over.
     Reconciled,
+    /// `disabled`: warm restart not enabled (a cold start).
     Disabled,
+    /// Any other value found in STATE_DB.
     Unknown,
 }
 

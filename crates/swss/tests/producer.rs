@@ -26,7 +26,7 @@ impl Appl {
     async fn start() -> Appl {
         let env = Env::start();
         let appl = env.connector("APPL_DB");
-        let conn = appl.connect().await.unwrap();
+        let conn = appl.connect().await.expect("connect APPL_DB");
         let raw = env.raw(0);
         Appl {
             env,

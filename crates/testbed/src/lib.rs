@@ -7,6 +7,8 @@
 //!   namespaces), cleaned up on drop.
 //! * [`daemon`]: start a daemon binary inside a namespace and stop it.
 
+#![warn(missing_docs)]
+
 pub mod daemon;
 pub mod netns;
 pub mod redis_server;
