@@ -22,10 +22,12 @@
 //!    every decided op goes to that cache until the restore flag and the
 //!    reconcile timer let it write the difference.
 //! 7. Netlink socket on RTNLGRP_LINK + RTNLGRP_NEIGH, receive buffer forced
-//!    to 64 MiB (`SO_RCVBUFFORCE`); link dump, then neighbour dump. At the
-//!    end of the neighbour dump [`NeighWriter::cold_start`]: every kernel
-//!    neighbour is SET once (as the C++), APPL_DB keys the kernel no longer
-//!    has are DELeted (after a SIGKILL + restart APPL_DB equals the kernel).
+//!    to 64 MiB (`SO_RCVBUFFORCE`); link dump, then neighbour dump, fed
+//!    into the writer as it arrives ([`NeighWriter::begin_cold`], written
+//!    meanwhile): every kernel neighbour is SET once (as the C++); at the
+//!    end of the dump ([`NeighWriter::end_snapshot`]) APPL_DB keys the
+//!    kernel no longer has are DELeted (after a SIGKILL + restart APPL_DB
+//!    equals the kernel).
 //!
 //! Then one loop on a current-thread runtime: netlink batches, CONFIG_DB
 //! changes, the Redis flush in flight, a Redis reconnect, signals.
@@ -35,8 +37,10 @@
 //!   no flush is in flight the writer's next batch goes out as one pipeline
 //!   (NEIGH_TABLE batch DEL, ROUTE_TABLE batch DEL, NEIGH_TABLE batch SET);
 //!   what arrives meanwhile is coalesced into the next one.
-//! * ENOBUFS: warn, count, dump links then neighbours again and
-//!   [`NeighWriter::resync_from_kernel`] (only the difference is written).
+//! * ENOBUFS: warn, count, dump links then neighbours again, fed into the
+//!   writer as it arrives between [`NeighWriter::begin_snapshot`] and
+//!   [`NeighWriter::end_snapshot`] (mark and sweep: only the difference is
+//!   written, desired keys the dump did not list are DELeted at its end).
 //! * A CONFIG_DB change that flips a fact the rules read (dual-ToR, EVPN,
 //!   link-local mode of an interface) takes effect for later messages at
 //!   once (no Redis round trip per message) and also triggers the same
@@ -100,6 +104,12 @@ pub const NETLINK_BATCH_INTERVAL: Duration = Duration::from_millis(1);
 /// Largest number of keys per flush (one pipeline; the producer splits it
 /// into scripts of at most `swss::producer_state::MAX_KEYS_PER_SCRIPT`).
 pub const FLUSH_MAX_KEYS: usize = 2048;
+/// Dump backpressure: while a neighbour dump runs and a flush is in
+/// flight, the netlink socket is not read once this many keys wait in the
+/// writer (the rest of the dump waits in the kernel, which generates it as
+/// it is read). Two flushes' worth keeps Redis busy without the whole
+/// table piling up pending.
+pub const DUMP_BACKLOG_KEYS: usize = 2 * FLUSH_MAX_KEYS;
 /// How long SIGTERM/SIGINT may spend flushing what is pending.
 pub const SHUTDOWN_FLUSH_LIMIT: Duration = Duration::from_secs(2);
 /// Per-command response timeout on the Redis connections: a Redis that
@@ -440,14 +450,15 @@ enum Phase {
     Idle,
     /// Link dump in flight; a neighbour dump follows.
     Links,
-    /// Neighbour dump in flight; its ops are being collected.
+    /// Neighbour dump in flight; its ops go to the writer (or warm cache)
+    /// as a snapshot (mark and sweep).
     Neighbors,
 }
 
 /// What the current dump is for.
 enum DumpPurpose {
-    /// Start-up: finish with [`NeighWriter::cold_start`] against this view.
-    Cold(ApplView),
+    /// Start-up: the writer is in [`NeighWriter::begin_cold`] mode.
+    Cold,
     /// After ENOBUFS, a rename or a CONFIG_DB fact change.
     Resync,
 }
@@ -468,9 +479,6 @@ pub struct Daemon {
     sock: NetlinkSocket,
     phase: Phase,
     purpose: Option<DumpPurpose>,
-    /// Ops (and route deletes) of the neighbour dump in flight, including
-    /// notifications that arrive during it, in arrival order.
-    collected: Vec<(NeighOp, Option<String>)>,
     /// Another dump is needed once the one in flight ends.
     redump: bool,
     cfg_tx: mpsc::UnboundedSender<CfgEvent>,
@@ -565,7 +573,7 @@ impl Daemon {
             "CONFIG_DB initial state loaded"
         );
 
-        let (purpose, warm) = if assist.is_warm() {
+        let (purpose, warm, cold_view) = if assist.is_warm() {
             let restored = startup_step("warm start: reading APPL_DB NEIGH_TABLE", || {
                 let (mut c, mut s) = (appl.clone(), state.clone());
                 let (a, p) = (assist.clone(), neigh.clone());
@@ -574,7 +582,7 @@ impl Daemon {
             .await?;
             let w = WarmRestart::new(assist, restored, dbs.state.clone(), opts.restore_wait);
             opts.ops.metrics.set_warm_restart_state("restored");
-            (None, Some(w))
+            (None, Some(w), None)
         } else {
             let view = startup_step("reading APPL_DB NEIGH_TABLE", || {
                 let mut c = appl.clone();
@@ -584,7 +592,7 @@ impl Daemon {
             .await?;
             tracing::info!(keys = view.len(), "APPL_DB NEIGH_TABLE read");
             opts.ops.metrics.set_warm_restart_state("disabled");
-            (Some(DumpPurpose::Cold(view)), None)
+            (Some(DumpPurpose::Cold), None, Some(view))
         };
         drop(state);
 
@@ -606,7 +614,6 @@ impl Daemon {
             sock,
             phase: Phase::Links,
             purpose,
-            collected: Vec::new(),
             redump: false,
             cfg_tx,
             cfg_rx,
@@ -628,6 +635,9 @@ impl Daemon {
             audit_due: false,
             audit_appl_drift: None,
         };
+        if let Some(view) = cold_view {
+            daemon.writer.begin_cold(&view);
+        }
         daemon.spawn_subscriptions(daemon_subs);
         Ok(daemon)
     }
@@ -660,7 +670,7 @@ impl Daemon {
                     self.ops.notifier.stopping();
                     break;
                 }
-                res = self.sock.recv(&mut received) => {
+                res = self.sock.recv(&mut received), if !self.dump_backlogged() => {
                     self.recv_at = Instant::now();
                     match res {
                         Ok(()) => {}
@@ -707,18 +717,14 @@ impl Daemon {
 
     // ----- the seam: where decided ops go -----
 
-    /// The single place where decided operations go (b.2 steps 17-18).
-    /// During a dump the ops are collected for the cold start / resync /
-    /// warm cache; otherwise, while a warm start is caching, they go to its
-    /// reconcile cache ([`WarmRestart::offer`]), else to the writer.
+    /// The single place where decided operations go (b.2 steps 17-18):
+    /// while a warm start is caching, to its reconcile cache
+    /// ([`WarmRestart::offer`]), else to the writer. During a neighbour dump
+    /// too: the writer (or cache) is in snapshot mode and sweeps at the end.
     ///
     /// Returns whether something will be written because of it (during a
-    /// dump or a warm start: always true, the resync or reconcile decides).
+    /// warm start: always true, the reconcile decides).
     fn dispatch(&mut self, op: NeighOp, route_del: Option<String>) -> bool {
-        if self.phase == Phase::Neighbors {
-            self.collected.push((op, route_del));
-            return true;
-        }
         // Warm start: cached until the reconcile; the EVPN route delete is
         // dropped as the C++ does (b.2 step 17 stops before step 18).
         let op = match self.warm.as_mut() {
@@ -743,6 +749,16 @@ impl Daemon {
     }
 
     // ----- kernel -----
+
+    /// True while the neighbour dump should wait for Redis
+    /// ([`DUMP_BACKLOG_KEYS`]). Only with a flush in flight, whose end
+    /// always wakes the loop again; live events meanwhile wait in the
+    /// socket buffer for at most one flush.
+    fn dump_backlogged(&self) -> bool {
+        self.phase == Phase::Neighbors
+            && self.flushing.is_some()
+            && self.writer.pending_len() >= DUMP_BACKLOG_KEYS
+    }
 
     fn on_kernel(&mut self, msg: Received) -> Result<(), DaemonError> {
         match msg {
@@ -858,7 +874,6 @@ impl Daemon {
 
     fn start_dump(&mut self) {
         self.redump = false;
-        self.collected.clear();
         self.fresh_links = Some(LinkTable::new());
         match self.sock.request_dump(Dump::Links) {
             Ok(()) => self.phase = Phase::Links,
@@ -878,31 +893,25 @@ impl Daemon {
                 if let Some(fresh) = self.fresh_links.take() {
                     self.links = fresh;
                 }
-                self.collected.clear();
                 self.sock.request_dump(Dump::Neighbors)?;
                 self.phase = Phase::Neighbors;
+                // Mark and sweep: the dump's ops (and live events meanwhile)
+                // go where they always go, marked as listed.
+                match self.warm.as_mut().filter(|w| w.caching()) {
+                    Some(w) => {
+                        w.begin_snapshot();
+                    }
+                    None => self.writer.begin_snapshot(),
+                }
             }
             Phase::Neighbors if self.redump => self.start_dump(),
             Phase::Neighbors => {
                 self.phase = Phase::Idle;
-                // Move the ops out (no copy of 100k keys at the peak); keep
-                // only the SETs that carry an EVPN route delete.
-                let mut routes: Vec<(String, String)> = Vec::new();
-                let ops: Vec<NeighOp> = std::mem::take(&mut self.collected)
-                    .into_iter()
-                    .map(|(op, route)| {
-                        if let (NeighOp::Set { key, .. }, Some(route)) = (&op, route) {
-                            routes.push((key.clone(), route));
-                        }
-                        op
-                    })
-                    .collect();
                 if let Some(w) = self.warm.as_mut().filter(|w| w.caching()) {
-                    // Warm start: the dump goes to the cache; route deletes
-                    // are dropped (b.2 step 17).
+                    // Warm start: the dump went to the cache; route deletes
+                    // were dropped (b.2 step 17).
                     self.purpose = None;
-                    w.snapshot(ops);
-                    self.collected.shrink_to_fit();
+                    w.end_snapshot();
                     if self.redump {
                         self.request_resync();
                     } else {
@@ -910,9 +919,9 @@ impl Daemon {
                     }
                     return Ok(());
                 }
+                let c = self.writer.end_snapshot();
                 match self.purpose.take() {
-                    Some(DumpPurpose::Cold(view)) => {
-                        let c = self.writer.cold_start(&view, ops);
+                    Some(DumpPurpose::Cold) => {
                         tracing::info!(
                             kernel = self.writer.desired_len(),
                             added = c.added,
@@ -924,7 +933,6 @@ impl Daemon {
                         self.request_ready();
                     }
                     Some(DumpPurpose::Resync) | None => {
-                        let c = self.writer.resync_from_kernel(ops);
                         let kernel_drift = c.added + c.changed + c.removed;
                         if let Some(appl_drift) = self.audit_appl_drift.take() {
                             self.audit_finished(appl_drift, kernel_drift);
@@ -939,12 +947,6 @@ impl Daemon {
                         }
                     }
                 }
-                for (key, route) in routes {
-                    if self.writer.pending(&key).is_some() {
-                        self.writer.stage_route_del(route);
-                    }
-                }
-                self.collected.shrink_to_fit();
                 if self.redump {
                     self.request_resync();
                 }

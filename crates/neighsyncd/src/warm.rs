@@ -122,6 +122,9 @@ pub struct WarmCache {
     cache: ReconcileCache,
     present: HashMap<String, NeighOp>,
     restored: usize,
+    /// Keys listed by the kernel dump in progress
+    /// ([`WarmCache::begin_snapshot`]).
+    listed: Option<HashSet<String>>,
 }
 
 impl WarmCache {
@@ -131,6 +134,7 @@ impl WarmCache {
             restored: restored.len(),
             cache: restored,
             present: HashMap::new(),
+            listed: None,
         }
     }
 
@@ -146,6 +150,11 @@ impl WarmCache {
 
     /// One decided operation (`insertToMap`).
     pub fn insert(&mut self, op: NeighOp) {
+        if let Some(listed) = self.listed.as_mut() {
+            if !listed.contains(op.key()) {
+                listed.insert(op.key().to_owned());
+            }
+        }
         let delete = matches!(op, NeighOp::Del { .. });
         self.cache.insert(op.key(), &op.fields(), delete);
         if delete {
@@ -155,26 +164,46 @@ impl WarmCache {
         }
     }
 
-    /// A complete kernel dump (plus the events that arrived during it, in
-    /// order): keys seen present before but absent from it are deleted, then
-    /// every op is inserted. Returns how many keys were deleted as absent.
-    pub fn snapshot(&mut self, ops: Vec<NeighOp>) -> usize {
-        let mentioned: HashSet<&str> = ops.iter().map(NeighOp::key).collect();
+    /// A kernel dump starts: from now on [`WarmCache::insert`] records the
+    /// keys it mentions, until [`WarmCache::end_snapshot`]. Again while one
+    /// runs (the dump was restarted): forget what was recorded.
+    pub fn begin_snapshot(&mut self) {
+        self.listed = Some(HashSet::new());
+    }
+
+    /// The dump since [`WarmCache::begin_snapshot`] is complete (plus the
+    /// events that arrived during it, inserted as they came): keys present
+    /// that it did not mention are deleted. Returns how many. Without a
+    /// snapshot in progress: nothing, 0.
+    pub fn end_snapshot(&mut self) -> usize {
+        let Some(listed) = self.listed.take() else {
+            return 0;
+        };
         let gone: Vec<String> = self
             .present
             .keys()
-            .filter(|k| !mentioned.contains(k.as_str()))
+            .filter(|k| !listed.contains(k.as_str()))
             .cloned()
             .collect();
-        drop(mentioned);
+        drop(listed);
         let n = gone.len();
         for key in gone {
             self.insert(NeighOp::Del { key });
         }
+        n
+    }
+
+    /// A complete kernel dump (plus the events that arrived during it, in
+    /// order) in one call: every op is inserted, then keys seen present
+    /// before but absent from it are deleted
+    /// ([`WarmCache::begin_snapshot`] .. [`WarmCache::end_snapshot`]).
+    /// Returns how many keys were deleted as absent.
+    pub fn snapshot(&mut self, ops: Vec<NeighOp>) -> usize {
+        self.begin_snapshot();
         for op in ops {
             self.insert(op);
         }
-        n
+        self.end_snapshot()
     }
 
     /// The interface `ifname` is gone: delete its keys (in case its
@@ -299,22 +328,46 @@ impl WarmRestart {
         }
     }
 
-    /// A complete kernel dump while caching ([`WarmCache::snapshot`]).
-    /// Returns `false` (and does nothing) when no longer caching.
-    pub fn snapshot(&mut self, ops: Vec<NeighOp>) -> bool {
+    /// A kernel dump starts while caching ([`WarmCache::begin_snapshot`]);
+    /// its ops then come through [`WarmRestart::offer`]. Returns `false`
+    /// (and does nothing) when no longer caching.
+    pub fn begin_snapshot(&mut self) -> bool {
+        match self.cache.as_mut() {
+            Some(c) => {
+                c.begin_snapshot();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The dump is complete ([`WarmCache::end_snapshot`]). Returns `false`
+    /// (and does nothing) when no longer caching.
+    pub fn end_snapshot(&mut self) -> bool {
         let Some(c) = self.cache.as_mut() else {
             return false;
         };
-        let n = ops.len();
-        let gone = c.snapshot(ops);
+        let gone = c.end_snapshot();
         tracing::info!(
-            ops = n,
             absent = gone,
             kernel = c.present(),
             restored = c.restored(),
             "warm start: kernel dump cached"
         );
         true
+    }
+
+    /// A complete kernel dump while caching, in one call
+    /// ([`WarmCache::snapshot`]). Returns `false` (and does nothing) when
+    /// no longer caching.
+    pub fn snapshot(&mut self, ops: Vec<NeighOp>) -> bool {
+        if !self.begin_snapshot() {
+            return false;
+        }
+        for op in ops {
+            self.offer(op);
+        }
+        self.end_snapshot()
     }
 
     /// Interface `ifname` removed while caching; `None` when no longer

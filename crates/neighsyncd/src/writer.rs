@@ -127,6 +127,15 @@ impl Value {
     }
 }
 
+/// One entry of the desired table: the value, and whether the kernel
+/// snapshot in progress ([`NeighWriter::begin_snapshot`]) has listed the key
+/// (meaningless outside a snapshot). 8 bytes.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    v: Value,
+    seen: bool,
+}
+
 /// What APPL_DB (as the consumer will see it once every pending key is
 /// popped) holds for a key that is dirty, when the writer knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,6 +324,7 @@ fn merge_field(fvs: &mut FieldValues, field: String, value: String) {
 }
 
 /// The APPL_DB content of one key, as the writer compares it.
+#[derive(Debug, Clone, Copy)]
 enum ApplValue {
     /// Exactly `neigh` (a MAC) and `family` (`IPv4`/`IPv6`), nothing else.
     Exact(Value),
@@ -369,7 +379,7 @@ fn parse_mac(text: &str) -> Option<[u8; 6]> {
 #[derive(Debug, Default)]
 pub struct NeighWriter {
     ifnames: Interner,
-    desired: HashMap<Key, Value>,
+    desired: HashMap<Key, Slot>,
     dirty: HashMap<Key, Dirty>,
     queue: VecDeque<(u64, Key)>,
     route_dels: VecDeque<String>,
@@ -378,6 +388,13 @@ pub struct NeighWriter {
     /// The id of the batch being written.
     in_flight: Option<u64>,
     next_batch_id: u64,
+    /// A kernel snapshot is being fed ([`NeighWriter::begin_snapshot`]):
+    /// what it changed so far.
+    snapshot: Option<ResyncCounts>,
+    /// Cold start ([`NeighWriter::begin_cold`]): what APPL_DB holds for keys
+    /// not yet touched since; emptied as keys are touched, the rest is
+    /// deleted by [`NeighWriter::end_snapshot`].
+    cold_appl: HashMap<Key, ApplValue>,
 }
 
 impl NeighWriter {
@@ -517,7 +534,7 @@ impl NeighWriter {
                     Entry::Occupied(e) if e.get().seq == seq => e.remove_entry(),
                     _ => continue,
                 };
-                let value = self.desired.get(&key).copied();
+                let value = self.desired.get(&key).map(|s| s.v);
                 let text = self.key_text(&key);
                 match (d.kind, value) {
                     (Pending::Set, Some(v)) => batch.neigh_sets.push((text, v.fields())),
@@ -606,58 +623,92 @@ impl NeighWriter {
 
     // ----- resyncs -----
 
-    /// After a netlink overrun (ENOBUFS) and a fresh dump: `snapshot` is
-    /// every op the dump produced (after the sync rules), the complete kernel
-    /// truth. Desired keys absent from it (or deleted by it) are staged DEL;
-    /// every SET is staged (costing nothing when equal). Returns the counts
-    /// of desired keys added, changed and removed.
+    /// A kernel dump, fed as it arrives (mark and sweep): call this when
+    /// the neighbour dump is requested, stage every op decided from then on
+    /// as usual ([`NeighWriter::stage`], dump entries and live events alike,
+    /// in arrival order; they are written as usual meanwhile), then
+    /// [`NeighWriter::end_snapshot`] at its `NLMSG_DONE`. The desired keys
+    /// the dump did not list are DELeted then. Calling it again while a
+    /// snapshot runs (the dump was restarted) forgets which keys were
+    /// listed and keeps the counts.
+    pub fn begin_snapshot(&mut self) {
+        for slot in self.desired.values_mut() {
+            slot.seen = false;
+        }
+        if self.snapshot.is_none() {
+            self.snapshot = Some(ResyncCounts::default());
+        }
+    }
+
+    /// True between [`NeighWriter::begin_snapshot`] (or
+    /// [`NeighWriter::begin_cold`]) and [`NeighWriter::end_snapshot`].
+    pub fn in_snapshot(&self) -> bool {
+        self.snapshot.is_some()
+    }
+
+    /// The dump fed since [`NeighWriter::begin_snapshot`] is complete (the
+    /// kernel's whole truth): every desired key it did not list (SET) is
+    /// staged DEL, in key order; after [`NeighWriter::begin_cold`], so is
+    /// every APPL_DB key never touched since. Returns the keys whose desired
+    /// value was added, changed and removed since `begin_snapshot` (each
+    /// change counted as staged: a key changed twice counts twice; after
+    /// `begin_cold`, as [`NeighWriter::cold_start`] counts). Without a
+    /// snapshot in progress: nothing, zero counts.
+    pub fn end_snapshot(&mut self) -> ResyncCounts {
+        if self.snapshot.is_none() {
+            return ResyncCounts::default();
+        }
+        let mut gone: Vec<Key> = self
+            .desired
+            .iter()
+            .filter(|(_, s)| !s.seen)
+            .map(|(k, _)| k.clone())
+            .collect();
+        gone.sort_unstable();
+        for key in gone {
+            self.stage_key(key, None);
+        }
+        let mut extra: Vec<Key> = self.cold_appl.drain().map(|(k, _)| k).collect();
+        self.cold_appl.shrink_to_fit();
+        extra.sort_unstable();
+        let mut counts = self.snapshot.take().unwrap_or_default();
+        counts.removed += extra.len();
+        for key in extra {
+            // Not desired, not dirty (untouched since begin_cold).
+            self.mark(key, Pending::Del, Base::Unknown);
+        }
+        counts
+    }
+
+    /// After a netlink overrun (ENOBUFS) and a fresh dump, in one call:
+    /// `snapshot` is every op the dump produced (after the sync rules), the
+    /// complete kernel truth. The kernel's final word per key is staged in
+    /// first-seen order (a SET equal to the desired value costs nothing),
+    /// then desired keys absent from it (or deleted by it) are staged DEL
+    /// ([`NeighWriter::begin_snapshot`] .. [`NeighWriter::end_snapshot`]).
+    /// Returns the counts of desired keys added, changed and removed.
     pub fn resync_from_kernel(
         &mut self,
         snapshot: impl IntoIterator<Item = NeighOp>,
     ) -> ResyncCounts {
         // The kernel's final word per key, in first-seen order.
-        let mut index: HashMap<Key, usize> = HashMap::new();
-        let mut kernel: Vec<(Key, Option<Value>)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut kernel: Vec<NeighOp> = Vec::new();
         for op in snapshot {
-            let (key, v) = match op {
-                NeighOp::Set { key, mac, family } => {
-                    (self.key_of(&key), Some(Value { mac, family }))
-                }
-                NeighOp::Del { key } => match self.lookup_key(&key) {
-                    Some(k) => (k, None),
-                    None => continue,
-                },
-            };
-            match index.get(&key) {
-                Some(&i) => kernel[i].1 = v,
+            match index.get(op.key()) {
+                Some(&i) => kernel[i] = op,
                 None => {
-                    index.insert(key.clone(), kernel.len());
-                    kernel.push((key, v));
+                    index.insert(op.key().to_owned(), kernel.len());
+                    kernel.push(op);
                 }
             }
         }
-        let mut counts = ResyncCounts::default();
-        let mut gone: Vec<Key> = self
-            .desired
-            .keys()
-            .filter(|k| !matches!(index.get(*k), Some(&i) if kernel[i].1.is_some()))
-            .cloned()
-            .collect();
-        gone.sort_unstable();
-        counts.removed = gone.len();
-        for key in gone {
-            self.stage_key(key, None);
+        drop(index);
+        self.begin_snapshot();
+        for op in kernel {
+            self.stage(op);
         }
-        for (key, v) in kernel {
-            let Some(v) = v else { continue };
-            match self.desired.get(&key) {
-                None => counts.added += 1,
-                Some(old) if *old != v => counts.changed += 1,
-                Some(_) => {}
-            }
-            self.stage_key(key, Some(v));
-        }
-        counts
+        self.end_snapshot()
     }
 
     /// After a Redis reconnect: `view` is what APPL_DB holds
@@ -671,47 +722,48 @@ impl NeighWriter {
         self.resync_appl_inner(view, false)
     }
 
-    /// Cold start: the desired table becomes exactly the kernel's
-    /// (`kernel`, the ops of the start-up dump), and every desired key is
-    /// written once (SET, as the C++ does at start-up, BEHAVIOR.md b.1; a
-    /// DEL-then-SET when APPL_DB holds other fields for it), while keys in
-    /// `view` (APPL_DB, [`ApplView::overlay`]) that the kernel no longer has
-    /// are DELeted, so entries removed while the daemon was down do not
-    /// linger. Returns counts: `added` = keys APPL_DB lacks, `changed` = keys
-    /// it has (rewritten), `removed` = keys deleted.
+    /// Cold start, fed as the start-up dump arrives: forget everything
+    /// (desired, pending, in flight), remember `view` (APPL_DB,
+    /// [`ApplView::overlay`]) and [`NeighWriter::begin_snapshot`]. Until
+    /// [`NeighWriter::end_snapshot`], the first op staged for a key that
+    /// APPL_DB holds is written whatever it holds (a SET, as the C++ does at
+    /// start-up, BEHAVIOR.md b.1; a DEL-then-SET when APPL_DB holds other
+    /// fields for it; a DEL for a DEL); keys APPL_DB lacks are staged as
+    /// usual. `end_snapshot` then DELetes the APPL_DB keys the kernel never
+    /// listed, so entries removed while the daemon was down do not linger.
+    /// Counts: `added` = keys APPL_DB lacks, `changed` = keys it has
+    /// (rewritten), `removed` = keys deleted.
+    pub fn begin_cold(&mut self, view: &ApplView) {
+        self.desired.clear();
+        self.desired.shrink_to_fit();
+        self.dirty.clear();
+        self.queue.clear();
+        self.in_flight = None;
+        self.cold_appl.clear();
+        self.cold_appl.reserve(view.len());
+        for (text, fvs) in view.iter() {
+            let key = self.key_of(text);
+            self.cold_appl.insert(key, parse_appl(fvs));
+        }
+        self.snapshot = None;
+        self.begin_snapshot();
+    }
+
+    /// Cold start in one call: [`NeighWriter::begin_cold`] with `view`,
+    /// every op of `kernel` (the start-up dump) staged, then
+    /// [`NeighWriter::end_snapshot`]: the desired table becomes exactly the
+    /// kernel's, every desired key is written once, APPL_DB keys the kernel
+    /// does not have are DELeted. Returns its counts.
     pub fn cold_start(
         &mut self,
         view: &ApplView,
         kernel: impl IntoIterator<Item = NeighOp>,
     ) -> ResyncCounts {
-        self.desired.clear();
-        self.desired.shrink_to_fit();
-        let kernel = kernel.into_iter();
-        // Sized once: no rehash (old and new table both alive) on the way.
-        self.desired.reserve(kernel.size_hint().0);
-        let mut order = Vec::with_capacity(kernel.size_hint().0);
+        self.begin_cold(view);
         for op in kernel {
-            match op {
-                NeighOp::Set { key, mac, family } => {
-                    let key = self.key_of(&key);
-                    if self
-                        .desired
-                        .insert(key.clone(), Value { mac, family })
-                        .is_none()
-                    {
-                        order.push(key);
-                    }
-                }
-                NeighOp::Del { key } => {
-                    if let Some(key) = self.lookup_key(&key) {
-                        self.desired.remove(&key);
-                    }
-                }
-            }
+            self.stage(op);
         }
-        // Keep the dump order (deterministic FIFO) for the SETs.
-        order.retain(|k| self.desired.contains_key(k));
-        self.resync_appl_with_order(view, true, order)
+        self.end_snapshot()
     }
 
     fn resync_appl_inner(&mut self, view: &ApplView, force_set: bool) -> ResyncCounts {
@@ -728,6 +780,10 @@ impl NeighWriter {
     ) -> ResyncCounts {
         self.dirty.clear();
         self.queue.clear();
+        // A cold start in progress: the fresh view supersedes the old one
+        // (keys it has that are not desired are DELeted below).
+        self.cold_appl.clear();
+        self.cold_appl.shrink_to_fit();
         self.dirty.reserve(order.len() + view.len());
         self.queue.reserve(order.len() + view.len());
         self.in_flight = None;
@@ -747,7 +803,7 @@ impl NeighWriter {
             self.mark(key, Pending::Del, Base::Unknown);
         }
         for key in order {
-            let Some(want) = self.desired.get(&key).copied() else {
+            let Some(want) = self.desired.get(&key).map(|s| s.v) else {
                 continue;
             };
             match appl.get(&key) {
@@ -783,7 +839,7 @@ impl NeighWriter {
         let mut out: Vec<_> = self
             .desired
             .iter()
-            .map(|(k, v)| (self.key_text(k), v.mac, v.family))
+            .map(|(k, s)| (self.key_text(k), s.v.mac, s.v.family))
             .collect();
         out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         out
@@ -811,7 +867,26 @@ impl NeighWriter {
 
     /// The coalescing core: `new` is the key's new desired value.
     fn stage_key(&mut self, key: Key, new: Option<Value>) -> bool {
-        let cur = self.desired.get(&key).copied();
+        if !self.cold_appl.is_empty() {
+            if let Some(written) = self.stage_cold(&key, new) {
+                return written;
+            }
+        }
+        // Listed by the snapshot in progress (a DEL removes the slot).
+        let cur = self.desired.get_mut(&key).map(|s| {
+            s.seen = true;
+            s.v
+        });
+        if cur != new {
+            if let Some(c) = self.snapshot.as_mut() {
+                match (cur, new) {
+                    (None, Some(_)) => c.added += 1,
+                    (Some(_), Some(_)) => c.changed += 1,
+                    (Some(_), None) => c.removed += 1,
+                    (None, None) => {}
+                }
+            }
+        }
         let kind = if new.is_some() {
             Pending::Set
         } else {
@@ -842,10 +917,37 @@ impl NeighWriter {
         }
     }
 
+    /// [`NeighWriter::begin_cold`]: the first op for a key APPL_DB holds
+    /// (and that is neither desired nor dirty since) is written whatever
+    /// APPL_DB holds. `None` when the key is not one of those (stage as
+    /// usual).
+    fn stage_cold(&mut self, key: &Key, new: Option<Value>) -> Option<bool> {
+        if self.desired.contains_key(key) || self.dirty.contains_key(key) {
+            return None;
+        }
+        let appl = self.cold_appl.remove(key)?;
+        let (kind, base) = match (appl, new) {
+            // Rewritten even when equal: base Unknown, so a later op back to
+            // APPL_DB's value does not cancel it.
+            (ApplValue::Exact(_), Some(_)) => (Pending::Set, Base::Unknown),
+            (ApplValue::Malformed, Some(_)) => (Pending::DelThenSet, Base::Unknown),
+            (_, None) => (Pending::Del, Base::Unknown),
+        };
+        if let Some(c) = self.snapshot.as_mut() {
+            match new {
+                Some(_) => c.changed += 1,
+                None => c.removed += 1,
+            }
+        }
+        self.set_desired(key, new);
+        self.mark(key.clone(), kind, base);
+        Some(true)
+    }
+
     fn set_desired(&mut self, key: &Key, v: Option<Value>) {
         match v {
             Some(v) => {
-                self.desired.insert(key.clone(), v);
+                self.desired.insert(key.clone(), Slot { v, seen: true });
             }
             None => {
                 self.desired.remove(key);

@@ -403,6 +403,105 @@ proptest! {
         prop_assert_eq!(counts, ResyncCounts { added, changed, removed });
     }
 
+    /// A dump fed as it arrives (mark and sweep), with batches taken,
+    /// written, partly written or failed in the middle of it: APPL_DB ends
+    /// equal to the kernel's final table, and a key listed with its current
+    /// value costs nothing.
+    #[test]
+    fn streamed_snapshot_with_flushes_converges(
+        ops in proptest::collection::vec(op_strategy(), 0..30),
+        dump in proptest::collection::vec((op_strategy(), proptest::option::weighted(0.3, (1..4usize, 0..4usize, proptest::bool::weighted(0.7)))), 0..30),
+    ) {
+        let mut w = NeighWriter::new();
+        let mut m = Model::default();
+        for op in ops { w.stage(op); }
+        drain(&mut w, &mut m, 4);
+        let mut kernel = Reference::new();
+        w.begin_snapshot();
+        for (op, flush) in &dump {
+            kernel.apply(op);
+            w.stage(op.clone());
+            if let Some((max, scripts, ok)) = *flush {
+                if let Some(b) = w.take_batch(max) {
+                    if ok {
+                        m.apply_batch(&b, 3);
+                        w.complete(b);
+                    } else {
+                        m.apply_batch(&b, scripts);
+                        w.fail(b);
+                    }
+                }
+            }
+        }
+        w.end_snapshot();
+        prop_assert!(!w.in_snapshot());
+        drain(&mut w, &mut m, 4);
+        prop_assert_eq!(m.final_table(), kernel.model.final_table());
+        prop_assert_eq!(desired_table(&w), kernel.model.final_table());
+        // The same dump again changes nothing.
+        let scripts = m.scripts;
+        w.begin_snapshot();
+        for (key, op) in kernel.desired.clone() {
+            let _ = key;
+            prop_assert!(!w.stage(op));
+        }
+        prop_assert_eq!(w.end_snapshot(), ResyncCounts::default());
+        drain(&mut w, &mut m, 4);
+        prop_assert_eq!(m.scripts, scripts);
+    }
+
+    /// Cold start fed as the dump arrives, with batches written or failed
+    /// in the middle and the dump restarted once: APPL_DB ends equal to
+    /// the kernel, every kernel neighbour is SET at least once, APPL_DB
+    /// keys the kernel does not list are deleted.
+    #[test]
+    fn streamed_cold_start_with_flushes_converges(
+        before in proptest::collection::vec((op_strategy(), proptest::bool::ANY), 0..30),
+        first in proptest::collection::vec(op_strategy(), 0..10),
+        dump in proptest::collection::vec((op_strategy(), proptest::option::weighted(0.3, (1..4usize, 0..4usize, proptest::bool::weighted(0.7)))), 0..30),
+    ) {
+        let mut m = Model::default();
+        for (op, pop) in &before {
+            apply_op(&mut m, op);
+            if *pop { m.pop_all(); }
+        }
+        m.pop_all();
+        let mut w = NeighWriter::new();
+        w.begin_cold(&m.view());
+        // A first, interrupted dump: its entries stay staged.
+        for op in &first { w.stage(op.clone()); }
+        w.begin_snapshot();
+        let mut kernel = Reference::new();
+        let mut sets = HashSet::new();
+        for (op, flush) in &dump {
+            kernel.apply(op);
+            w.stage(op.clone());
+            if let Some((max, scripts, ok)) = *flush {
+                if let Some(b) = w.take_batch(max) {
+                    sets.extend(b.neigh_sets.iter().map(|(k, _)| k.clone()));
+                    if ok {
+                        m.apply_batch(&b, 3);
+                        w.complete(b);
+                    } else {
+                        m.apply_batch(&b, scripts);
+                        w.fail(b);
+                    }
+                }
+            }
+        }
+        w.end_snapshot();
+        while let Some(b) = w.take_batch(3) {
+            sets.extend(b.neigh_sets.iter().map(|(k, _)| k.clone()));
+            m.apply_batch(&b, 3);
+            w.complete(b);
+        }
+        let expected = kernel.model.final_table();
+        prop_assert_eq!(m.final_table(), expected.clone());
+        for key in expected.keys() {
+            prop_assert!(sets.contains(key), "{} never SET", key);
+        }
+    }
+
     /// Cold start: APPL_DB ends equal to the kernel dump, and every kernel
     /// neighbour is SET exactly once.
     #[test]
