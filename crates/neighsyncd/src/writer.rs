@@ -33,13 +33,20 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use sonic_netlink::fmt::{ip_to_string, mac_to_string};
+use sonic_netlink::fmt::{ipv6_to_string, mac_to_string};
 use swss::FieldValues;
 
 use crate::sync::{Family, NeighOp};
+
+/// The writer's own tables hash with foldhash (fast, not DoS-resistant: the
+/// keys come from the kernel and APPL_DB, not from the network); SipHash
+/// was ~5 % of the daemon's CPU in a 100k burst.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 /// Default largest number of keys (NEIGH_TABLE plus ROUTE_TABLE) in one
 /// [`Batch`]: big enough that a 100k cold sync is ~100 pipelines, small
@@ -156,7 +163,7 @@ struct Dirty {
 #[derive(Debug, Default)]
 struct Interner {
     names: Vec<Box<str>>,
-    ids: HashMap<Box<str>, u32>,
+    ids: FastMap<Box<str>, u32>,
 }
 
 impl Interner {
@@ -379,11 +386,11 @@ fn parse_mac(text: &str) -> Option<[u8; 6]> {
 #[derive(Debug, Default)]
 pub struct NeighWriter {
     ifnames: Interner,
-    desired: HashMap<Key, Slot>,
-    dirty: HashMap<Key, Dirty>,
+    desired: FastMap<Key, Slot>,
+    dirty: FastMap<Key, Dirty>,
     queue: VecDeque<(u64, Key)>,
     route_dels: VecDeque<String>,
-    route_del_set: HashSet<String>,
+    route_del_set: FastSet<String>,
     next_seq: u64,
     /// The id of the batch being written.
     in_flight: Option<u64>,
@@ -394,7 +401,7 @@ pub struct NeighWriter {
     /// Cold start ([`NeighWriter::begin_cold`]): what APPL_DB holds for keys
     /// not yet touched since; emptied as keys are touched, the rest is
     /// deleted by [`NeighWriter::end_snapshot`].
-    cold_appl: HashMap<Key, ApplValue>,
+    cold_appl: FastMap<Key, ApplValue>,
 }
 
 impl NeighWriter {
@@ -788,7 +795,8 @@ impl NeighWriter {
         self.queue.reserve(order.len() + view.len());
         self.in_flight = None;
         let mut counts = ResyncCounts::default();
-        let mut appl: HashMap<Key, ApplValue> = HashMap::with_capacity(view.len());
+        let mut appl: FastMap<Key, ApplValue> =
+            FastMap::with_capacity_and_hasher(view.len(), Default::default());
         let mut extra: Vec<Key> = Vec::new();
         for (text, fvs) in view.iter() {
             let key = self.key_of(text);
@@ -978,11 +986,17 @@ impl NeighWriter {
         match key {
             Key::Neigh { ifid, ip } => {
                 let name = self.ifnames.name(*ifid);
-                let ip = ip_to_string(ip);
-                let mut s = String::with_capacity(name.len() + 1 + ip.len());
+                // One allocation: `<ifname>:` + at most 39 bytes of IPv6.
+                let mut s = String::with_capacity(name.len() + 1 + 39);
                 s.push_str(name);
                 s.push(':');
-                s.push_str(&ip);
+                match ip {
+                    // As ip_to_string (Display is the dotted quad).
+                    IpAddr::V4(v4) => {
+                        let _ = write!(s, "{v4}");
+                    }
+                    IpAddr::V6(v6) => s.push_str(&ipv6_to_string(v6)),
+                }
                 s
             }
             Key::Raw(raw) => raw.to_string(),
@@ -990,15 +1004,20 @@ impl NeighWriter {
     }
 }
 
-/// Split `<ifname>:<ip>` when the IP text is exactly what [`ip_to_string`]
+/// Split `<ifname>:<ip>` when the IP text is exactly what [`sonic_netlink::fmt::ip_to_string`]
 /// prints for it (so the key text round-trips byte for byte).
 fn canonical_split(text: &str) -> Option<(&str, IpAddr)> {
     let (ifname, ip_text) = text.split_once(':')?;
     if ifname.is_empty() {
         return None;
     }
-    let ip: IpAddr = ip_text.parse().ok()?;
-    (ip_to_string(&ip) == ip_text).then_some((ifname, ip))
+    // std's IPv4 parser accepts only the dotted quad Display prints (no
+    // leading zeros, no other radix or spelling): no need to print it back.
+    if let Ok(v4) = ip_text.parse::<Ipv4Addr>() {
+        return Some((ifname, IpAddr::V4(v4)));
+    }
+    let v6: Ipv6Addr = ip_text.parse().ok()?;
+    (ipv6_to_string(&v6) == ip_text).then_some((ifname, IpAddr::V6(v6)))
 }
 
 #[cfg(test)]

@@ -731,6 +731,10 @@ fn keys_round_trip_byte_for_byte() {
         "Ethernet0:::10.0.0.1",
         "Ethernet0:fe80::2e0:ecff:fe3b:d6ac",
         "weird:010.0.0.1",
+        "weird:10.0.0.1",
+        "weird:10.0.0.01",
+        "weird:0.0.0.0",
+        "weird:255.255.255.255",
         "Vlan1000:fc02:1000::2",
     ] {
         w.stage(set(key, MACS[0]));
@@ -743,6 +747,10 @@ fn keys_round_trip_byte_for_byte() {
             "Ethernet0:::10.0.0.1",
             "Ethernet0:fe80::2e0:ecff:fe3b:d6ac",
             "weird:010.0.0.1",
+            "weird:10.0.0.1",
+            "weird:10.0.0.01",
+            "weird:0.0.0.0",
+            "weird:255.255.255.255",
             "Vlan1000:fc02:1000::2"
         ]
     );
@@ -752,5 +760,5 @@ fn keys_round_trip_byte_for_byte() {
 fn desired_entries_stay_small() {
     // 100k neighbours must fit the daemon's 16 MiB: keep an entry compact.
     assert!(std::mem::size_of::<Key>() <= 24);
-    assert!(std::mem::size_of::<(Key, Value)>() <= 32);
+    assert!(std::mem::size_of::<(Key, Slot)>() <= 32);
 }
