@@ -65,7 +65,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use sonic_daemon::metrics::{Outcome as EventOutcome, ResyncCause};
-use sonic_daemon::startup::{Dbs, StartupError};
+use sonic_daemon::startup::{step, Dbs, StartupError};
 use sonic_daemon::{DbPaths, LoopTicker, Ops};
 use sonic_netlink::link::LinkChange;
 use sonic_netlink::link::LinkTable;
@@ -397,33 +397,6 @@ async fn reconnect(dbs: Dbs, producer: ProducerStateTable) -> Reconnected {
     }
 }
 
-/// Runs one start-up step until it succeeds: a connection error waits with
-/// backoff and retries (logged), any other error is fatal.
-async fn startup_step<T, F, Fut>(what: &'static str, mut f: F) -> Result<T, DaemonError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, SwssError>>,
-{
-    let mut delay = swss::connector::RECONNECT_INITIAL_DELAY;
-    loop {
-        match f().await {
-            Ok(v) => return Ok(v),
-            Err(e) if e.is_connection_error() => {
-                tracing::warn!(step = what, error = %e, retry_in_ms = delay.as_millis() as u64,
-                    "Redis unavailable during start-up; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(swss::connector::RECONNECT_MAX_DELAY);
-            }
-            Err(source) => {
-                return Err(DaemonError::Redis {
-                    context: what,
-                    source,
-                })
-            }
-        }
-    }
-}
-
 /// Sends one writer batch as one pipeline: NEIGH_TABLE batch DEL, then
 /// ROUTE_TABLE batch DEL, then NEIGH_TABLE batch SET (the scripts are
 /// shared, so one flush carries both tables).
@@ -533,32 +506,35 @@ impl Daemon {
         let route = ProducerStateTable::new(APP_ROUTE_TABLE_NAME, dbs.appl.location());
         tracing::info!(db_config = %cfg.path().display(), appl = %dbs.appl.location().addr, "starting");
 
-        let appl = dbs.appl.connect_retrying().await;
-        let config = dbs.config.connect_retrying().await;
-        let state = dbs.state.connect_retrying().await;
-
+        // Every step runs through `step`: a Redis connection lost during
+        // start-up (e.g. the database container restarting) reconnects all
+        // three databases with backoff and runs the step again.
+        let mut conns = dbs.connect_all().await;
         let config_sep = dbs.config.separator();
-        opts.ops.notifier.status("starting: connected to Redis");
-        startup_step("CONFIG_DB LOGGER defaults and subscription", || {
-            opts.ops.link_logger(&dbs.config)
-        })
-        .await?;
         let state_sep = dbs.state.separator();
-        let assist = startup_step("WarmStart check", || {
-            let (mut s, mut c) = (state.clone(), config.clone());
-            async move { warm::check(&mut s, state_sep, &mut c, config_sep).await }
+        opts.ops.notifier.status("starting: connected to Redis");
+        step(
+            "CONFIG_DB LOGGER defaults and subscription",
+            &dbs,
+            &mut conns,
+            |_| opts.ops.link_logger(&dbs.config),
+        )
+        .await?;
+        let assist = step("WarmStart check", &dbs, &mut conns, |mut c| async move {
+            warm::check(&mut c.state, state_sep, &mut c.config, config_sep).await
         })
         .await?;
-        drop(config);
-        startup_step("SCRIPT LOAD", || {
-            let mut c = appl.clone();
+        step("SCRIPT LOAD", &dbs, &mut conns, |mut c| {
             let p = neigh.clone();
-            async move { p.load_scripts(&mut c).await }
+            async move { p.load_scripts(&mut c.appl).await }
         })
         .await?;
 
         let mut ctx = SyncContext::new();
-        let subs = startup_step("CONFIG_DB subscriptions", || subscribe_all(&dbs.config)).await?;
+        let subs = step("CONFIG_DB subscriptions", &dbs, &mut conns, |_| {
+            subscribe_all(&dbs.config)
+        })
+        .await?;
         let (cfg_tx, cfg_rx) = mpsc::unbounded_channel();
         let mut daemon_subs = Vec::new();
         for (table, sub, initial) in subs {
@@ -574,27 +550,30 @@ impl Daemon {
         );
 
         let (purpose, warm, cold_view) = if assist.is_warm() {
-            let restored = startup_step("warm start: reading APPL_DB NEIGH_TABLE", || {
-                let (mut c, mut s) = (appl.clone(), state.clone());
-                let (a, p) = (assist.clone(), neigh.clone());
-                async move { warm::restore_table(&a, &mut c, &mut s, &p).await }
-            })
+            let restored = step(
+                "warm start: reading APPL_DB NEIGH_TABLE",
+                &dbs,
+                &mut conns,
+                |mut c| {
+                    let (a, p) = (assist.clone(), neigh.clone());
+                    async move { warm::restore_table(&a, &mut c.appl, &mut c.state, &p).await }
+                },
+            )
             .await?;
             let w = WarmRestart::new(assist, restored, dbs.state.clone(), opts.restore_wait);
             opts.ops.metrics.set_warm_restart_state("restored");
             (None, Some(w), None)
         } else {
-            let view = startup_step("reading APPL_DB NEIGH_TABLE", || {
-                let mut c = appl.clone();
+            let view = step("reading APPL_DB NEIGH_TABLE", &dbs, &mut conns, |mut c| {
                 let p = neigh.clone();
-                async move { read_appl_view(&mut c, &p).await }
+                async move { read_appl_view(&mut c.appl, &p).await }
             })
             .await?;
             tracing::info!(keys = view.len(), "APPL_DB NEIGH_TABLE read");
             opts.ops.metrics.set_warm_restart_state("disabled");
             (Some(DumpPurpose::Cold), None, Some(view))
         };
-        drop(state);
+        let appl = conns.appl;
 
         let mut sock = NetlinkSocket::open_with(&[RTNLGRP_LINK, RTNLGRP_NEIGH], opts.rcvbuf)?;
         sock.set_batch_interval(NETLINK_BATCH_INTERVAL);
