@@ -871,6 +871,15 @@ impl NeighWriter {
         let seq = self.bump_seq();
         self.dirty.insert(key.clone(), Dirty { kind, base, seq });
         self.queue.push_back((seq, key));
+        // Cancelled slots (an op back to APPL_DB's value) stay in the FIFO
+        // until taken; while nothing is taken (Redis away, a long flush)
+        // churn would grow it without bound. Compact once they are the
+        // majority: amortized O(1) per mark.
+        if self.queue.len() > 2 * self.dirty.len() + 1024 {
+            let dirty = &self.dirty;
+            self.queue
+                .retain(|(seq, key)| dirty.get(key).is_some_and(|d| d.seq == *seq));
+        }
     }
 
     /// The coalescing core: `new` is the key's new desired value.

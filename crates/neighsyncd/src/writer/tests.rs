@@ -762,3 +762,26 @@ fn desired_entries_stay_small() {
     assert!(std::mem::size_of::<Key>() <= 24);
     assert!(std::mem::size_of::<(Key, Slot)>() <= 32);
 }
+
+#[test]
+fn churn_while_nothing_is_taken_keeps_the_queue_bounded() {
+    // Redis away (nothing is taken): a neighbour that comes and goes, or
+    // flaps between two MACs, must not grow the FIFO with one cancelled
+    // slot per cycle for as long as the outage lasts.
+    let mut w = NeighWriter::new();
+    w.stage(set("Ethernet0:10.0.0.1", [2, 0, 0, 0, 0, 1]));
+    let batch = w.take_batch(16).unwrap();
+    w.complete(batch);
+    for i in 0..100_000u32 {
+        w.stage(set("Ethernet0:10.0.0.2", [2, 0, 0, 0, 0, 2]));
+        w.stage(del("Ethernet0:10.0.0.2"));
+        let mac = if i % 2 == 0 { 3 } else { 1 };
+        w.stage(set("Ethernet0:10.0.0.1", [2, 0, 0, 0, 0, mac]));
+    }
+    assert!(w.queue.len() <= 4096, "queue grew to {}", w.queue.len());
+    // What is pending is still exactly the last word per key.
+    assert_eq!(w.pending("Ethernet0:10.0.0.2"), None);
+    assert_eq!(w.pending("Ethernet0:10.0.0.1"), None);
+    let mut m = Model::default();
+    assert_eq!(drain(&mut w, &mut m, 16), 0);
+}
