@@ -82,7 +82,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::context::{ConfigTable, SyncContext};
-use crate::sync::{decide, NeighOp, Outcome};
+use crate::sync::{decide, decide_parts, neigh_key, Decision, NeighOp, Outcome};
 use crate::warm::{self, WarmEvent, WarmRestart};
 use crate::writer::{ApplView, Batch, NeighWriter};
 
@@ -493,6 +493,31 @@ pub struct Daemon {
     /// Drift found by the audit's APPL_DB comparison, until its kernel
     /// resync is done.
     audit_appl_drift: Option<usize>,
+    /// `kernel_events_total` of neighbour events written or unchanged,
+    /// resolved once (one atomic add per event instead of a label lookup).
+    neigh_events: NeighEventCounters,
+}
+
+/// The `kernel_events_total` counters a neighbour event that passes the
+/// rules increments: `[RTM_NEWNEIGH, RTM_DELNEIGH]` x
+/// `[written, unchanged]`, reason `""`.
+struct NeighEventCounters([[sonic_daemon::metrics::Counter; 2]; 2]);
+
+impl NeighEventCounters {
+    fn new(m: &sonic_daemon::metrics::Metrics) -> Self {
+        let pair = |t| {
+            [
+                m.kernel_event_counter(t, EventOutcome::Written, ""),
+                m.kernel_event_counter(t, EventOutcome::Unchanged, ""),
+            ]
+        };
+        NeighEventCounters([pair("RTM_NEWNEIGH"), pair("RTM_DELNEIGH")])
+    }
+
+    /// Counts one event (`del`: RTM_DELNEIGH, else RTM_NEWNEIGH).
+    fn count(&self, del: bool, written: bool) {
+        self.0[usize::from(del)][usize::from(!written)].inc();
+    }
 }
 
 impl Daemon {
@@ -607,6 +632,7 @@ impl Daemon {
             overruns: 0,
             warm,
             ticker: opts.ops.notifier.loop_ticker(),
+            neigh_events: NeighEventCounters::new(&opts.ops.metrics),
             ops: opts.ops,
             ready_on_flush: false,
             recv_at: Instant::now(),
@@ -779,27 +805,57 @@ impl Daemon {
         } else {
             None
         };
-        let msg_type = match ev.msg_type {
-            sonic_netlink::neigh::NeighMsgType::Del => "RTM_DELNEIGH",
-            _ => "RTM_NEWNEIGH",
+        let is_del = ev.msg_type == sonic_netlink::neigh::NeighMsgType::Del;
+        let msg_type = if is_del {
+            "RTM_DELNEIGH"
+        } else {
+            "RTM_NEWNEIGH"
         };
-        match decide(ev, ifname, master, &self.ctx) {
-            Outcome::Write { op, route_del } => {
-                let outcome = if self.dispatch(op, route_del) {
-                    EventOutcome::Written
-                } else {
-                    EventOutcome::Unchanged
-                };
-                self.ops.metrics.kernel_event(msg_type, outcome, "");
-            }
-            Outcome::Drop(reason) => {
+        let written = match (decide_parts(ev, ifname, master, &self.ctx), ifname) {
+            (Decision::Drop(reason), _) => {
                 tracing::debug!(ifindex = ev.ifindex, ifname = ifname.unwrap_or(""), ip = %ev.dst,
                     state = ev.state, reason = reason.as_str(), "neighbor dropped");
                 self.ops
                     .metrics
                     .kernel_event(msg_type, EventOutcome::Filtered, reason.as_str());
+                return;
             }
-        }
+            // The hot path: straight into the writer, no key text (what
+            // `dispatch` does with the op `decide` would build).
+            (decision, Some(name)) if self.warm.is_none() => {
+                let (set, route_del) = match decision {
+                    Decision::Set {
+                        mac,
+                        family,
+                        route_del,
+                    } => (
+                        Some((mac, family)),
+                        master.filter(|_| route_del).map(|m| neigh_key(m, &ev.dst)),
+                    ),
+                    _ => (None, None),
+                };
+                match set {
+                    Some((mac, family)) => tracing::debug!(op = "SET",
+                        key = %format_args!("{name}:{}", sonic_netlink::fmt::ip_to_string(&ev.dst)),
+                        mac = %sonic_netlink::fmt::mac_to_string(&mac), family = family.as_str(), "neighbor"),
+                    None => tracing::debug!(op = "DEL",
+                        key = %format_args!("{name}:{}", sonic_netlink::fmt::ip_to_string(&ev.dst)),
+                        "neighbor"),
+                }
+                let written = self.writer.stage_parts(name, &ev.dst, set, route_del);
+                if written && self.unacked_since.is_none() {
+                    self.unacked_since = Some(self.recv_at);
+                }
+                written
+            }
+            // Warm start (the reconcile cache takes text keys).
+            _ => match decide(ev, ifname, master, &self.ctx) {
+                Outcome::Write { op, route_del } => self.dispatch(op, route_del),
+                // Not reached: decide_parts dropped it above.
+                Outcome::Drop(_) => return,
+            },
+        };
+        self.neigh_events.count(is_del, written);
     }
 
     /// Returns whether neighbors were deleted because of it.

@@ -6,10 +6,9 @@
 //! No I/O happens here: the caller resolves interface names, decides between
 //! the warm-restart cache and the writer (b.2 step 17) and talks to Redis.
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use sonic_netlink::fmt::{ipv6_to_string, mac_to_string};
+use sonic_netlink::fmt::{mac_to_string, push_ip};
 use sonic_netlink::neigh::{nud, NTF_EXT_LEARNED};
 use sonic_netlink::{NeighMsgType, NeighborEvent};
 use swss::FieldValues;
@@ -221,38 +220,102 @@ impl DropReason {
 /// 10. (step 18) a Set in EVPN mode whose master name starts with `Vrf`
 ///     carries `route_del = "<master>:<ip>"`.
 ///
-/// Only the key (and the route key, when present) are allocated.
+/// Only the key (and the route key, when present) are allocated; see
+/// [`decide_parts`] for the same decision without them.
 pub fn decide(
     ev: &NeighborEvent,
     ifname: Option<&str>,
     master_name: Option<&str>,
     ctx: &SyncContext,
 ) -> Outcome {
+    let Some(name) = ifname else {
+        return Outcome::Drop(DropReason::UnknownInterface);
+    };
+    match decide_parts(ev, ifname, master_name, ctx) {
+        Decision::Drop(reason) => Outcome::Drop(reason),
+        Decision::Del => Outcome::Write {
+            op: NeighOp::Del {
+                key: neigh_key(name, &ev.dst),
+            },
+            route_del: None,
+        },
+        Decision::Set {
+            mac,
+            family,
+            route_del,
+        } => Outcome::Write {
+            op: NeighOp::Set {
+                key: neigh_key(name, &ev.dst),
+                mac,
+                family,
+            },
+            route_del: match master_name {
+                Some(master) if route_del => Some(neigh_key(master, &ev.dst)),
+                _ => None,
+            },
+        },
+    }
+}
+
+// ===== Decision =====
+
+/// [`decide`]'s answer without the key text (nothing allocated): the
+/// `NEIGH_TABLE` key is `<ifname>:<ip>` of the event's interface name and
+/// destination ([`neigh_key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// `set(<ifname>:<ip>, [("neigh", mac), ("family", family)])`.
+    Set {
+        /// Raw MAC; [`ZERO_MAC`] for an unresolved neighbour on a dual-ToR.
+        mac: [u8; 6],
+        /// `IPv4` or `IPv6`: the family of the destination.
+        family: Family,
+        /// The EVPN `ROUTE_TABLE` key `<master_name>:<ip>` must be deleted
+        /// before the set (b.2 step 18; see [`Outcome::Write`]).
+        route_del: bool,
+    },
+    /// `del(<ifname>:<ip>)`.
+    Del,
+    /// Nothing is written.
+    Drop(DropReason),
+}
+
+/// The rules of [`decide`] (same arguments, same order, same result),
+/// without building the key strings: [`decide`] is this plus
+/// [`neigh_key`] (for the `NEIGH_TABLE` key and, when `route_del`, the
+/// `ROUTE_TABLE` key from `master_name`). The daemon's hot path hands the
+/// parts to the writer, which keeps keys compact anyway.
+pub fn decide_parts(
+    ev: &NeighborEvent,
+    ifname: Option<&str>,
+    master_name: Option<&str>,
+    ctx: &SyncContext,
+) -> Decision {
     let dual_tor = ctx.is_dual_tor();
     let evpn = ctx.evpn_nvo_exists();
     let is_del = ev.msg_type == NeighMsgType::Del;
 
     // Step 3.
     let Some(ifname) = ifname else {
-        return Outcome::Drop(DropReason::UnknownInterface);
+        return Decision::Drop(DropReason::UnknownInterface);
     };
 
     // Steps 6-8.
     match ev.dst {
         IpAddr::V4(v4) => {
             if dual_tor && v4.is_link_local() {
-                return Outcome::Drop(DropReason::LinkLocalDualTor);
+                return Decision::Drop(DropReason::LinkLocalDualTor);
             }
         }
         IpAddr::V6(v6) => {
             let o = v6.octets();
             // IN6_IS_ADDR_LINKLOCAL: fe80::/10.
             if o[0] == 0xfe && (o[1] & 0xc0) == 0x80 && !is_del && !ctx.link_local_enabled(ifname) {
-                return Outcome::Drop(DropReason::Ipv6LinkLocal);
+                return Decision::Drop(DropReason::Ipv6LinkLocal);
             }
             // IN6_IS_ADDR_MC_LINKLOCAL: ffX2::/16.
             if o[0] == 0xff && (o[1] & 0x0f) == 0x02 {
-                return Outcome::Drop(DropReason::Ipv6MulticastLinkLocal);
+                return Decision::Drop(DropReason::Ipv6MulticastLinkLocal);
             }
         }
     }
@@ -262,7 +325,7 @@ pub fn decide(
 
     // Step 10: RTM_NEWNEIGH only, not RTM_GETNEIGH, as in the C++.
     if evpn && ev.msg_type == NeighMsgType::New && state == nud::PROBE {
-        return Outcome::Drop(DropReason::EvpnProbe);
+        return Decision::Drop(DropReason::EvpnProbe);
     }
 
     // Step 11. This also drops RTM_DELNEIGH in state NOARP (f.10): kept as
@@ -270,7 +333,7 @@ pub fn decide(
     // (a NOARP add without NTF_EXT_LEARNED is dropped too), so nothing stale
     // is left behind in the common case.
     if !evpn && state == nud::NOARP && !ext_learned {
-        return Outcome::Drop(DropReason::NoArp);
+        return Decision::Drop(DropReason::NoArp);
     }
 
     // Step 12.
@@ -286,12 +349,7 @@ pub fn decide(
     };
 
     if delete {
-        return Outcome::Write {
-            op: NeighOp::Del {
-                key: neigh_key(ifname, &ev.dst),
-            },
-            route_del: None,
-        };
+        return Decision::Del;
     }
 
     // Steps 13-15.
@@ -300,57 +358,31 @@ pub fn decide(
     } else {
         match ev.lladdr {
             Some(mac) => mac,
-            None => return Outcome::Drop(DropReason::NoMac),
+            None => return Decision::Drop(DropReason::NoMac),
         }
     };
     if mac == BROADCAST_MAC {
-        return Outcome::Drop(DropReason::BroadcastMac);
+        return Decision::Drop(DropReason::BroadcastMac);
     }
 
     // Steps 16, 18.
-    let key = neigh_key(ifname, &ev.dst);
-    let route_del = match master_name {
-        Some(master) if evpn && master.starts_with(VRF_PREFIX) => {
-            let ip = &key[ifname.len() + 1..];
-            let mut route = String::with_capacity(master.len() + 1 + ip.len());
-            route.push_str(master);
-            route.push(':');
-            route.push_str(ip);
-            Some(route)
-        }
-        _ => None,
-    };
-    Outcome::Write {
-        op: NeighOp::Set {
-            key,
-            mac,
-            family: Family::of(&ev.dst),
-        },
+    let route_del = evpn && master_name.is_some_and(|m| m.starts_with(VRF_PREFIX));
+    Decision::Set {
+        mac,
+        family: Family::of(&ev.dst),
         route_del,
     }
 }
 
-/// `<ifname>:<ip>` with the IP as libnl prints it (b.4).
-fn neigh_key(ifname: &str, ip: &IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => {
-            let mut key = String::with_capacity(ifname.len() + 1 + 15);
-            key.push_str(ifname);
-            key.push(':');
-            // Ipv4Addr's Display is the dotted quad inet_ntop prints; writing
-            // to a String cannot fail.
-            let _ = write!(key, "{v4}");
-            key
-        }
-        IpAddr::V6(v6) => {
-            let ip = ipv6_to_string(v6);
-            let mut key = String::with_capacity(ifname.len() + 1 + ip.len());
-            key.push_str(ifname);
-            key.push(':');
-            key.push_str(&ip);
-            key
-        }
-    }
+/// `<name>:<ip>` with the IP as libnl prints it (b.4): the `NEIGH_TABLE`
+/// key of a neighbour (`Ethernet8:10.0.0.2`) from its interface name, or
+/// the EVPN `ROUTE_TABLE` key (`Vrf-red:10.0.0.2`) from its master's name.
+pub fn neigh_key(name: &str, ip: &IpAddr) -> String {
+    let mut key = String::with_capacity(name.len() + 1 + 39);
+    key.push_str(name);
+    key.push(':');
+    push_ip(&mut key, ip);
+    key
 }
 
 #[cfg(test)]

@@ -33,14 +33,13 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use sonic_netlink::fmt::{ipv6_to_string, mac_to_string};
+use sonic_netlink::fmt::{ipv6_to_string, mac_to_string, push_ip};
 use swss::FieldValues;
 
-use crate::sync::{Family, NeighOp};
+use crate::sync::{neigh_key, Family, NeighOp};
 
 /// The writer's own tables hash with foldhash (fast, not DoS-resistant: the
 /// keys come from the kernel and APPL_DB, not from the network); SipHash
@@ -431,6 +430,50 @@ impl NeighWriter {
                 None => false,
             },
         }
+    }
+
+    /// [`NeighWriter::stage_write`] of the op [`crate::sync::decide`] builds
+    /// for a [`crate::sync::decide_parts`] answer, without its key text: the
+    /// key is `<ifname>:<ip>` ([`crate::sync::neigh_key`]), `set` is the
+    /// Set's MAC and family (`None` for a Del) and `route_del` the
+    /// `ROUTE_TABLE` key to delete first. Same effect and result as
+    /// `stage_write` of that op.
+    pub fn stage_parts(
+        &mut self,
+        ifname: &str,
+        ip: &IpAddr,
+        set: Option<([u8; 6], Family)>,
+        route_del: Option<String>,
+    ) -> bool {
+        // The compact key `key_of` would make of the text; names that would
+        // not split back at their first `:` go the text way.
+        let ifid = if ifname.is_empty() || ifname.contains(':') {
+            None
+        } else if set.is_some() {
+            self.ifnames.intern(ifname)
+        } else {
+            match self.ifnames.get(ifname) {
+                Some(id) => Some(id),
+                // A name never seen has no desired entry and is not dirty.
+                None => return false,
+            }
+        };
+        let Some(ifid) = ifid else {
+            let key = neigh_key(ifname, ip);
+            let op = match set {
+                Some((mac, family)) => NeighOp::Set { key, mac, family },
+                None => NeighOp::Del { key },
+            };
+            return self.stage_write(op, route_del);
+        };
+        let key = Key::Neigh { ifid, ip: *ip };
+        let written = self.stage_key(key, set.map(|(mac, family)| Value { mac, family }));
+        if written {
+            if let Some(route) = route_del {
+                self.stage_route_del(route);
+            }
+        }
+        written
     }
 
     /// Stage an [`crate::sync::Outcome::Write`]: `op`, plus the EVPN
@@ -999,13 +1042,7 @@ impl NeighWriter {
                 let mut s = String::with_capacity(name.len() + 1 + 39);
                 s.push_str(name);
                 s.push(':');
-                match ip {
-                    // As ip_to_string (Display is the dotted quad).
-                    IpAddr::V4(v4) => {
-                        let _ = write!(s, "{v4}");
-                    }
-                    IpAddr::V6(v6) => s.push_str(&ipv6_to_string(v6)),
-                }
+                push_ip(&mut s, ip);
                 s
             }
             Key::Raw(raw) => raw.to_string(),

@@ -29,7 +29,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::metrics::counter::Counter;
+/// prometheus-client's counter (what [`Metrics::kernel_event_counter`]
+/// returns), re-exported for callers that keep one.
+pub use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
@@ -333,6 +335,25 @@ impl Metrics {
             .inc();
     }
 
+    /// The counter [`Metrics::kernel_event`] increments for these labels
+    /// (created at 0 if new), for a caller that counts many events of one
+    /// label set: `inc()` on it is one atomic add, where `kernel_event`
+    /// hashes the labels and takes the family's lock every time.
+    pub fn kernel_event_counter(
+        &self,
+        msg_type: &'static str,
+        outcome: Outcome,
+        reason: &'static str,
+    ) -> Counter {
+        self.kernel_events
+            .get_or_create(&[
+                ("type", msg_type),
+                ("outcome", outcome.as_str()),
+                ("reason", reason),
+            ])
+            .clone()
+    }
+
     /// Counts `n` keys written to `table` with `op` (`set` or `del`).
     pub fn redis_ops(&self, table: &'static str, op: &'static str, n: usize) {
         if n > 0 {
@@ -389,6 +410,18 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_kernel_event_counter_is_the_exported_series() {
+        let m = Metrics::new("neighsyncd");
+        let c = m.kernel_event_counter("RTM_DELNEIGH", Outcome::Unchanged, "");
+        c.inc();
+        c.inc();
+        m.kernel_event("RTM_DELNEIGH", Outcome::Unchanged, "");
+        let text = m.encode();
+        let line = "neighsyncd_kernel_events_total{type=\"RTM_DELNEIGH\",outcome=\"unchanged\",reason=\"\"} 3";
+        assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+    }
 
     #[test]
     fn names_follow_the_contract() {

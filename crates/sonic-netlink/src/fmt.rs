@@ -2,8 +2,9 @@
 //! entries (glibc `inet_ntop`, no prefix length), which is what the C++
 //! neighsyncd puts into APPL_DB keys (BEHAVIOR.md b.4).
 
-use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// IPv4 as a dotted quad; IPv6 as glibc `inet_ntop` prints it: lowercase hex,
 /// the longest run of two or more zero groups (first one on a tie) as `::`,
@@ -13,22 +14,53 @@ use std::net::{IpAddr, Ipv6Addr};
 /// Rust's `Ipv6Addr` Display differs only for the IPv4-compatible form,
 /// which is why this exists.
 pub fn ip_to_string(ip: &IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => ipv6_to_string(v6),
-    }
+    let mut out = String::with_capacity(39);
+    push_ip(&mut out, ip);
+    out
 }
 
 /// See [`ip_to_string`].
 pub fn ipv6_to_string(ip: &Ipv6Addr) -> String {
+    let mut out = String::with_capacity(39);
+    push_ipv6(&mut out, ip);
+    out
+}
+
+/// Appends the text of [`ip_to_string`] to `out` (no allocation when `out`
+/// has room for it: at most 15 bytes for IPv4, 39 for IPv6).
+pub fn push_ip(out: &mut String, ip: &IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => push_ipv4(out, v4),
+        IpAddr::V6(v6) => push_ipv6(out, v6),
+    }
+}
+
+/// Appends `ip` as a dotted quad (`10.0.0.2`, as `Ipv4Addr`'s Display and
+/// `inet_ntop` print it) to `out`.
+pub fn push_ipv4(out: &mut String, ip: &Ipv4Addr) {
+    for (i, b) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        push_u8_decimal(out, b);
+    }
+}
+
+/// Appends the text of [`ipv6_to_string`] to `out`.
+pub fn push_ipv6(out: &mut String, ip: &Ipv6Addr) {
     let seg = ip.segments();
-    let o = ip.octets();
     if seg[..5].iter().all(|&s| s == 0) {
+        let o = ip.octets();
+        let v4 = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
         if seg[5] == 0 && seg[6] != 0 {
-            return format!("::{}.{}.{}.{}", o[12], o[13], o[14], o[15]);
+            out.push_str("::");
+            push_ipv4(out, &v4);
+            return;
         }
         if seg[5] == 0xffff {
-            return format!("::ffff:{}.{}.{}.{}", o[12], o[13], o[14], o[15]);
+            out.push_str("::ffff:");
+            push_ipv4(out, &v4);
+            return;
         }
     }
     // Longest run (>= 2) of zero groups, first wins a tie.
@@ -48,34 +80,64 @@ pub fn ipv6_to_string(ip: &Ipv6Addr) -> String {
             i += 1;
         }
     }
-    let mut out = String::with_capacity(39);
     let mut i = 0;
+    let mut after_colons = true;
     while i < 8 {
         if i == best_start {
             out.push_str("::");
             i += best_len;
+            after_colons = true;
             continue;
         }
-        if i > 0 && !out.ends_with(':') {
+        if !after_colons {
             out.push(':');
         }
-        let _ = write!(out, "{:x}", seg[i]);
+        push_u16_hex(out, seg[i]);
+        after_colons = false;
         i += 1;
     }
-    out
 }
 
 /// MAC as six lowercase two-digit hex bytes joined by `:`, e.g.
 /// `00:1b:21:aa:bb:cc` (the `neigh` field of NEIGH_TABLE).
 pub fn mac_to_string(mac: &[u8; 6]) -> String {
     let mut out = String::with_capacity(17);
-    for (i, b) in mac.iter().enumerate() {
+    push_mac(&mut out, mac);
+    out
+}
+
+/// Appends the text of [`mac_to_string`] (17 bytes) to `out`.
+pub fn push_mac(out: &mut String, mac: &[u8; 6]) {
+    for (i, &b) in mac.iter().enumerate() {
         if i > 0 {
             out.push(':');
         }
-        let _ = write!(out, "{b:02x}");
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
     }
-    out
+}
+
+/// `b` in decimal, no leading zeros.
+fn push_u8_decimal(out: &mut String, b: u8) {
+    if b >= 100 {
+        out.push(char::from(b'0' + b / 100));
+    }
+    if b >= 10 {
+        out.push(char::from(b'0' + (b / 10) % 10));
+    }
+    out.push(char::from(b'0' + b % 10));
+}
+
+/// `v` in lowercase hex, no leading zeros (`{:x}`).
+fn push_u16_hex(out: &mut String, v: u16) {
+    let mut started = false;
+    for shift in [12u32, 8, 4, 0] {
+        let d = (v >> shift) & 0xf;
+        if d != 0 || started || shift == 0 {
+            out.push(char::from(HEX[usize::from(d)]));
+            started = true;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -104,6 +166,33 @@ mod tests {
         assert_eq!(v6("::10.0.0.1"), "::10.0.0.1");
         assert_eq!(v6("2001:db8::ff00:42:8329"), "2001:db8::ff00:42:8329");
         assert_eq!(v6("FF02::1:FF00:2"), "ff02::1:ff00:2");
+    }
+
+    proptest::proptest! {
+        /// The hand-written formatting prints what std's Display prints
+        /// (IPv6: except the IPv4-compatible form, glibc's `::a.b.c.d`).
+        #[test]
+        fn text_matches_std_display(v4 in proptest::prelude::any::<u32>(),
+                                    v6 in proptest::prelude::any::<u128>(),
+                                    zeros in proptest::prelude::any::<u8>(),
+                                    mac in proptest::prelude::any::<[u8; 6]>()) {
+            let v4 = Ipv4Addr::from(v4);
+            proptest::prop_assert_eq!(ip_to_string(&IpAddr::V4(v4)), v4.to_string());
+            // Zero some groups so that runs of zeros are common.
+            let mut seg = Ipv6Addr::from(v6).segments();
+            for (i, s) in seg.iter_mut().enumerate() {
+                if zeros & (1 << i) != 0 {
+                    *s = 0;
+                }
+            }
+            let v6 = Ipv6Addr::from(seg);
+            let compat = seg[..6].iter().all(|&s| s == 0) && seg[6] != 0;
+            if !compat {
+                proptest::prop_assert_eq!(ipv6_to_string(&v6), v6.to_string());
+            }
+            let want = mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+            proptest::prop_assert_eq!(mac_to_string(&mac), want);
+        }
     }
 
     #[test]

@@ -785,3 +785,59 @@ fn churn_while_nothing_is_taken_keeps_the_queue_bounded() {
     let mut m = Model::default();
     assert_eq!(drain(&mut w, &mut m, 16), 0);
 }
+
+/// The parts of a key as the daemon hands them to `stage_parts`: any
+/// interface name (`:` in it, or empty, included) and an address.
+fn parts_strategy() -> impl Strategy<Value = (String, IpAddr, Option<([u8; 6], Family)>)> {
+    let name = prop_oneof![
+        Just("Ethernet0".to_owned()),
+        Just("Vlan1000".to_owned()),
+        Just(String::new()),
+        Just("a:b".to_owned()),
+        Just("fe80".to_owned()),
+    ];
+    let ip = prop_oneof![
+        Just("10.0.0.1".parse::<IpAddr>().unwrap()),
+        Just("fc00::1".parse::<IpAddr>().unwrap()),
+        Just("::10.0.0.1".parse::<IpAddr>().unwrap()),
+        Just("1:2:3:4:5:6:7:8".parse::<IpAddr>().unwrap()),
+    ];
+    (name, ip, proptest::option::weighted(0.7, 0..MACS.len())).prop_map(|(n, ip, mac)| {
+        let set = mac.map(|i| (MACS[i], Family::of(&ip)));
+        (n, ip, set)
+    })
+}
+
+proptest! {
+    /// `stage_parts` has exactly the effect of `stage_write` of the op
+    /// `decide` builds from the same parts (key `<ifname>:<ip>` text):
+    /// same answers, same batches, same desired table.
+    #[test]
+    fn stage_parts_is_stage_write_of_the_key_text(
+        steps in proptest::collection::vec((parts_strategy(), proptest::bool::weighted(0.2)), 0..40),
+    ) {
+        let mut by_text = NeighWriter::new();
+        let mut by_parts = NeighWriter::new();
+        for ((ifname, ip, set), flush) in steps {
+            let key = neigh_key(&ifname, &ip);
+            let route = Some(format!("Vrf1:{}", sonic_netlink::fmt::ip_to_string(&ip)));
+            let op = match set {
+                Some((mac, family)) => NeighOp::Set { key, mac, family },
+                None => NeighOp::Del { key },
+            };
+            let a = by_text.stage_write(op, route.clone());
+            let b = by_parts.stage_parts(&ifname, &ip, set, route);
+            prop_assert_eq!(a, b);
+            if flush {
+                let (x, y) = (by_text.take_batch(3), by_parts.take_batch(3));
+                prop_assert_eq!(&x, &y);
+                if let (Some(x), Some(y)) = (x, y) {
+                    by_text.complete(x);
+                    by_parts.complete(y);
+                }
+            }
+        }
+        prop_assert_eq!(by_text.take_batch(1000), by_parts.take_batch(1000));
+        prop_assert_eq!(by_text.desired(), by_parts.desired());
+    }
+}
