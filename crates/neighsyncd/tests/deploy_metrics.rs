@@ -15,8 +15,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -52,26 +50,11 @@ fn portsyncd_bin() -> PathBuf {
     bin
 }
 
-/// `GET <path>` over plain HTTP/1.0 inside `ns`; (status, body), or None
-/// when the endpoint is not up yet.
-fn http_get(ns: &NetNs, addr: &str, path: &str) -> Option<(u16, String)> {
-    ns.run_in(|| {
-        let mut s = TcpStream::connect(addr).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).ok()?;
-        let (head, body) = resp.split_once("\r\n\r\n")?;
-        let status = head.split_whitespace().nth(1)?.parse().ok()?;
-        Some((status, body.to_owned()))
-    })
-}
-
 /// Scrape until `/metrics` answers 200 (the daemon may still be starting).
 fn scrape(ns: &NetNs, addr: &str, daemon: &mut Daemon) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Some((200, body)) = http_get(ns, addr, "/metrics") {
+        if let Some((200, body)) = testbed::netns::http_get(ns, addr, "/metrics") {
             return body;
         }
         assert!(daemon.is_running(), "daemon exited; log:\n{}", daemon.log());

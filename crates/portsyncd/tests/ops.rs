@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::os::unix::net::UnixDatagram;
 
 use common::*;
@@ -18,27 +17,11 @@ use testbed::netns::NetNs;
 const METRICS_ADDR: &str = "127.0.0.1:9102";
 
 fn http_get(ns: &NetNs, path: &str) -> Option<(u16, String)> {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
-    ns.run_in(move || {
-        let mut s = std::net::TcpStream::connect(METRICS_ADDR).ok()?;
-        s.set_read_timeout(Some(DEADLINE)).ok()?;
-        s.write_all(req.as_bytes()).ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        let status = out.split(' ').nth(1)?.parse().ok()?;
-        let body = out.split_once("\r\n\r\n")?.1.to_owned();
-        Some((status, body))
-    })
+    testbed::netns::http_get(ns, METRICS_ADDR, path)
 }
 
 fn sample(metrics: &str, name_and_labels: &str) -> Option<f64> {
-    metrics.lines().find_map(|l| {
-        l.strip_prefix(name_and_labels)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
+    testbed::netns::metrics_sample(metrics, name_and_labels)
 }
 
 fn metric(ns: &NetNs, name_and_labels: &str) -> Option<f64> {

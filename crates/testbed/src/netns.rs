@@ -385,6 +385,39 @@ impl NeighTopology {
     }
 }
 
+/// `GET <path>` over plain HTTP/1.0 to `addr` (e.g. `127.0.0.1:9101`) from
+/// inside `ns`, with a 5 s read timeout: `(status, body)`, or `None` when
+/// nothing answers yet or the reply is not HTTP (a daemon still starting).
+/// Used to read a daemon's `/metrics` and `/healthz`.
+pub fn http_get(ns: &NetNs, addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    ns.run_in(|| {
+        let mut s = std::net::TcpStream::connect(addr).ok()?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .ok()?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).ok()?;
+        let (head, body) = resp.split_once("\r\n\r\n")?;
+        let status = head.split_whitespace().nth(1)?.parse().ok()?;
+        Some((status, body.to_owned()))
+    })
+}
+
+/// The value of the OpenMetrics sample whose line starts with
+/// `name_and_labels` followed by a space (e.g. `neighsyncd_entries` or
+/// `portsyncd_kernel_events_total{type="RTM_NEWLINK",...}`), from a
+/// `/metrics` body.
+pub fn metrics_sample(metrics: &str, name_and_labels: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        l.strip_prefix(name_and_labels)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 /// How many one-second pings [`NeighTopology::ping4`] / [`NeighTopology::ping6`]
 /// try before giving up.
 pub const PING_ATTEMPTS: usize = 5;
