@@ -15,10 +15,6 @@
 pub mod fmt;
 pub mod link;
 pub mod neigh;
-// Two fields of `SocketError::Io` (`op`, `source`) lack doc comments; the
-// file belongs to another work item, so the lint is held off for this
-// module only until they are written.
-#[allow(missing_docs)]
 pub mod socket;
 
 pub use link::{decode_link, LinkChange, LinkEntry, LinkEvent, LinkMsgType, LinkTable};

@@ -115,7 +115,9 @@ pub enum SocketError {
     /// `"join group"`, `"send dump request"`, `"recv"`, ...).
     #[error("netlink socket {op}: {source}")]
     Io {
+        /// The operation that failed, e.g. `"recv"`.
         op: &'static str,
+        /// The OS error.
         #[source]
         source: io::Error,
     },
