@@ -75,19 +75,7 @@ fn sigkill_then_cold_restart_matches_the_kernel() {
     let redis = RedisServer::start().unwrap();
     let topo = NeighTopology::new(1).unwrap();
     let add = |ip: &str, mac: &str| {
-        topo.dut()
-            .ip(&[
-                "neigh",
-                "add",
-                ip,
-                "lladdr",
-                mac,
-                "dev",
-                "Ethernet0",
-                "nud",
-                "permanent",
-            ])
-            .unwrap();
+        topo.dut().neigh_add("Ethernet0", ip, mac).unwrap();
     };
     add("10.0.0.10", "02:00:00:00:00:10");
     add("10.0.0.11", "02:00:00:00:00:11");
@@ -108,17 +96,7 @@ fn sigkill_then_cold_restart_matches_the_kernel() {
         .unwrap();
     add("10.0.0.12", "02:00:00:00:00:12");
     topo.dut()
-        .ip(&[
-            "neigh",
-            "replace",
-            "10.0.0.11",
-            "lladdr",
-            "02:00:00:00:01:11",
-            "dev",
-            "Ethernet0",
-            "nud",
-            "permanent",
-        ])
+        .neigh_replace("Ethernet0", "10.0.0.11", "02:00:00:00:01:11")
         .unwrap();
 
     let mut daemon = start_daemon(topo.dut(), &redis, &[]);

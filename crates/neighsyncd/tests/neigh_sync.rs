@@ -91,17 +91,10 @@ fn ipv6_link_local_written_once_enabled_at_run_time() {
         "permanent",
     ]);
     // A later neighbour shows the link-local one was handled (and dropped).
-    env.dut_ip(&[
-        "neigh",
-        "add",
-        "10.0.0.50",
-        "lladdr",
-        "02:00:00:00:00:50",
-        "dev",
-        "Ethernet0",
-        "nud",
-        "permanent",
-    ]);
+    env.topo
+        .dut()
+        .neigh_add("Ethernet0", "10.0.0.50", "02:00:00:00:00:50")
+        .unwrap();
     wait_pending_set(
         &mut appl,
         "Ethernet0:10.0.0.50",
@@ -169,17 +162,10 @@ fn broadcast_mac_and_noarp_are_not_written() {
     let env = Env::new(1, |_, _| {});
     let mut appl = env.appl();
     consume(&env.redis);
-    env.dut_ip(&[
-        "neigh",
-        "add",
-        "10.0.0.77",
-        "lladdr",
-        "ff:ff:ff:ff:ff:ff",
-        "dev",
-        "Ethernet0",
-        "nud",
-        "permanent",
-    ]);
+    env.topo
+        .dut()
+        .neigh_add("Ethernet0", "10.0.0.77", "ff:ff:ff:ff:ff:ff")
+        .unwrap();
     env.dut_ip(&[
         "neigh",
         "add",
@@ -192,17 +178,10 @@ fn broadcast_mac_and_noarp_are_not_written() {
         "noarp",
     ]);
     // Handled in order: once the marker is written the two were dropped.
-    env.dut_ip(&[
-        "neigh",
-        "add",
-        "10.0.0.79",
-        "lladdr",
-        "02:00:00:00:00:79",
-        "dev",
-        "Ethernet0",
-        "nud",
-        "permanent",
-    ]);
+    env.topo
+        .dut()
+        .neigh_add("Ethernet0", "10.0.0.79", "02:00:00:00:00:79")
+        .unwrap();
     wait_pending_set(
         &mut appl,
         "Ethernet0:10.0.0.79",
@@ -312,17 +291,10 @@ fn redis_restart_is_survived_and_appl_db_rewritten() {
     let mut env = env;
     env.redis.restart().unwrap();
     // While Redis was away and after: a new neighbour and the old one.
-    env.dut_ip(&[
-        "neigh",
-        "add",
-        "10.0.0.60",
-        "lladdr",
-        "02:00:00:00:00:60",
-        "dev",
-        "Ethernet0",
-        "nud",
-        "permanent",
-    ]);
+    env.topo
+        .dut()
+        .neigh_add("Ethernet0", "10.0.0.60", "02:00:00:00:00:60")
+        .unwrap();
     let mut appl = env.appl();
     wait_pending_set(&mut appl, "Ethernet0:10.0.0.2", &mac, "IPv4");
     wait_pending_set(

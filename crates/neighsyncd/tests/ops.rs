@@ -86,19 +86,7 @@ fn start(
 }
 
 fn add_neigh(topo: &NeighTopology, ip: &str, mac: &str) {
-    topo.dut()
-        .ip(&[
-            "neigh",
-            "add",
-            ip,
-            "lladdr",
-            mac,
-            "dev",
-            "Ethernet0",
-            "nud",
-            "permanent",
-        ])
-        .unwrap();
+    topo.dut().neigh_add("Ethernet0", ip, mac).unwrap();
 }
 
 /// Whether the daemon logged a DEBUG line about `Ethernet0:<ip>`.

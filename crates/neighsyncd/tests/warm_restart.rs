@@ -68,18 +68,7 @@ fn family(ip: &str) -> &'static str {
 }
 
 fn neigh_add(ns: &NetNs, ifname: &str, ip: &str, mac: &str) {
-    ns.ip(&[
-        "neigh",
-        "replace",
-        ip,
-        "lladdr",
-        mac,
-        "dev",
-        ifname,
-        "nud",
-        "permanent",
-    ])
-    .unwrap();
+    ns.neigh_replace(ifname, ip, mac).unwrap();
 }
 
 fn neigh_del(ns: &NetNs, ifname: &str, ip: &str) {

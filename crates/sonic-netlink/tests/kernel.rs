@@ -201,18 +201,7 @@ fn neighbor_add_and_delete_notifications() {
             let mut sock = NetlinkSocket::open(&[RTNLGRP_NEIGH], 1 << 20).unwrap();
             for dst in [v4, v6] {
                 let d = dst.to_string();
-                dut.ip(&[
-                    "neigh",
-                    "add",
-                    &d,
-                    "lladdr",
-                    "02:11:22:33:44:55",
-                    "dev",
-                    "Ethernet0",
-                    "nud",
-                    "permanent",
-                ])
-                .unwrap();
+                dut.neigh_add("Ethernet0", &d, "02:11:22:33:44:55").unwrap();
                 let msgs = collect(&mut sock, |m| neigh_for(m, dst).is_some()).await;
                 let ev = neigh_for(msgs.last().unwrap(), dst).unwrap();
                 assert_eq!(ev.msg_type, NeighMsgType::New);

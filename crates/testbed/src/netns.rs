@@ -66,6 +66,37 @@ impl NetNs {
         &self.name
     }
 
+    /// `ip neigh add <ip> lladdr <mac> dev <ifname> nud permanent`: a static
+    /// kernel neighbor, as the integration tests create them.
+    ///
+    /// Errors: `ip` fails (e.g. the entry exists: use [`NetNs::neigh_replace`]).
+    pub fn neigh_add(&self, ifname: &str, ip: &str, mac: &str) -> anyhow::Result<()> {
+        self.neigh_permanent("add", ifname, ip, mac)
+    }
+
+    /// `ip neigh replace <ip> lladdr <mac> dev <ifname> nud permanent`:
+    /// creates the neighbor or changes its MAC.
+    ///
+    /// Errors: `ip` fails.
+    pub fn neigh_replace(&self, ifname: &str, ip: &str, mac: &str) -> anyhow::Result<()> {
+        self.neigh_permanent("replace", ifname, ip, mac)
+    }
+
+    fn neigh_permanent(&self, verb: &str, ifname: &str, ip: &str, mac: &str) -> anyhow::Result<()> {
+        self.ip(&[
+            "neigh",
+            verb,
+            ip,
+            "lladdr",
+            mac,
+            "dev",
+            ifname,
+            "nud",
+            "permanent",
+        ])
+        .map(drop)
+    }
+
     /// Run `ip -n <ns> <args...>` and return its stdout.
     ///
     /// Errors: a non-zero exit, with `ip`'s stderr in the message.
