@@ -218,6 +218,18 @@ fn action_strategy() -> impl Strategy<Value = Action> {
     ]
 }
 
+/// Sends `b` to the model Redis: whole and acknowledged (`ok`), or only
+/// its first `scripts` scripts before the connection failed.
+fn write_batch(w: &mut NeighWriter, m: &mut Model, b: Batch, scripts: usize, ok: bool) {
+    if ok {
+        m.apply_batch(&b, 3);
+        w.complete(b);
+    } else {
+        m.apply_batch(&b, scripts);
+        w.fail(b);
+    }
+}
+
 /// What applying every op one by one (C++ style, one script each) gives.
 struct Reference {
     model: Model,
@@ -423,13 +435,7 @@ proptest! {
             w.stage(op.clone());
             if let Some((max, scripts, ok)) = *flush {
                 if let Some(b) = w.take_batch(max) {
-                    if ok {
-                        m.apply_batch(&b, 3);
-                        w.complete(b);
-                    } else {
-                        m.apply_batch(&b, scripts);
-                        w.fail(b);
-                    }
+                    write_batch(&mut w, &mut m, b, scripts, ok);
                 }
             }
         }
@@ -479,13 +485,7 @@ proptest! {
             if let Some((max, scripts, ok)) = *flush {
                 if let Some(b) = w.take_batch(max) {
                     sets.extend(b.neigh_sets.iter().map(|(k, _)| k.clone()));
-                    if ok {
-                        m.apply_batch(&b, 3);
-                        w.complete(b);
-                    } else {
-                        m.apply_batch(&b, scripts);
-                        w.fail(b);
-                    }
+                    write_batch(&mut w, &mut m, b, scripts, ok);
                 }
             }
         }
