@@ -26,7 +26,9 @@ fn promtool(args: &[&str]) -> Output {
         .current_dir(repo_root())
         .output()
         .unwrap_or_else(|e| {
-            panic!("cannot run promtool ({e}): install Debian's `prometheus` (scripts/test.sh does)")
+            panic!(
+                "cannot run promtool ({e}): install Debian's `prometheus` (scripts/test.sh does)"
+            )
         })
 }
 
