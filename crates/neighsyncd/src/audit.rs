@@ -44,7 +44,7 @@ use swss::{DbConnector, FieldValues, ProducerStateTable, SwssError, Table};
 use crate::context::{ConfigTable, SyncContext};
 use crate::daemon::{read_appl_view, APP_NEIGH_TABLE_NAME, DEFAULT_NETLINK_RCVBUF};
 use crate::sync::{decide, NeighOp, Outcome};
-use crate::writer::ApplView;
+use swss::ConsumerView;
 
 pub use sonic_daemon::audit::{
     AuditArgs, AuditReport, Drift, DriftKind, DUMP_ATTEMPTS, EXIT_CONSISTENT, EXIT_DRIFT,
@@ -172,7 +172,7 @@ pub fn expected_table<'a>(
 }
 
 /// The view as a sorted map (for [`compare`]).
-pub fn view_table(view: &ApplView) -> BTreeMap<String, FieldValues> {
+pub fn view_table(view: &ConsumerView) -> BTreeMap<String, FieldValues> {
     view.iter()
         .map(|(k, v)| (k.to_owned(), v.clone()))
         .collect()
@@ -263,11 +263,10 @@ pub async fn read_context(
 ) -> Result<SyncContext, SwssError> {
     let mut ctx = SyncContext::new();
     for table in ConfigTable::ALL {
-        let t = Table::new(table.name(), separator);
-        for key in t.keys(conn).await? {
-            if let Some(fvs) = t.get(conn, &key).await? {
-                ctx.apply(table, &key, Some(&fvs));
-            }
+        let t = Table::new(table.name(), separator).in_db("CONFIG_DB");
+        let keys = t.keys(conn).await?;
+        for (key, fvs) in t.get_many(conn, &keys, 1000).await? {
+            ctx.apply(table, &key, Some(&fvs));
         }
     }
     Ok(ctx)

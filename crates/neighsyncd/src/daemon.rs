@@ -57,13 +57,11 @@
 //! * SIGTERM / SIGINT: flush what is pending for at most
 //!   [`SHUTDOWN_FLUSH_LIMIT`], then return `Ok` (exit 0).
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::AsyncCommands;
 use sonic_daemon::metrics::{Outcome as EventOutcome, ResyncCause};
 use sonic_daemon::startup::{step, Dbs, StartupError};
 use sonic_daemon::{DbPaths, LoopTicker, Ops};
@@ -75,7 +73,7 @@ use sonic_netlink::socket::{
 };
 use sonic_netlink::{LinkEvent, NeighborEvent};
 use swss::config::ConfigError;
-use swss::{DbConnector, FieldValues, KeyOp, ProducerStateTable, SubscriberStateTable, SwssError};
+use swss::{DbConnector, KeyOp, ProducerStateTable, SubscriberStateTable, SwssError};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -84,7 +82,8 @@ use tokio::time::Instant;
 use crate::context::{ConfigTable, SyncContext};
 use crate::sync::{decide, decide_parts, neigh_key, Decision, NeighOp, Outcome};
 use crate::warm::{self, WarmEvent, WarmRestart};
-use crate::writer::{ApplView, Batch, NeighWriter};
+use crate::writer::{Batch, NeighWriter};
+use swss::ConsumerView;
 
 /// The CONFIG_DB `LOGGER|<name>` key and the daemon's name in logs.
 pub const APP_NAME: &str = "neighsyncd";
@@ -121,8 +120,6 @@ pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Wait before retrying a flush that failed with an error reply (not a
 /// lost connection), so a persistent error does not spin.
 pub const FLUSH_ERROR_RETRY: Duration = Duration::from_secs(1);
-/// SCAN COUNT / pipeline chunk when reading APPL_DB.
-const READ_CHUNK: usize = 1000;
 
 // ===== errors =====
 
@@ -263,7 +260,7 @@ type CfgEvent = (u64, ConfigTable, Result<KeyOp, SwssError>);
 struct Reconnected {
     appl: MultiplexedConnection,
     subs: Vec<(ConfigTable, SubscriberStateTable, Vec<KeyOp>)>,
-    view: ApplView,
+    view: ConsumerView,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
@@ -296,82 +293,16 @@ async fn subscribe_all(
     Ok(out)
 }
 
-/// Reads APPL_DB `NEIGH_TABLE` as the consumer will see it once it has
-/// popped everything pending (a.5): `SCAN MATCH NEIGH_TABLE<sep>*` +
-/// `HGETALL` of each, then `SMEMBERS NEIGH_TABLE_KEY_SET` /
-/// `NEIGH_TABLE_DEL_SET` and `HGETALL _NEIGH_TABLE<sep><key>` of each
-/// pending key, combined with [`ApplView::overlay`]. The consumed table is
-/// read first: a pop racing with the read can only make the view show a
-/// key that is gone or miss one that is there, which costs one redundant
-/// DEL or SET, never a lost one.
+/// Reads APPL_DB `NEIGH_TABLE` as orchagent will see it once it has popped
+/// everything pending, each key at one instant even while orchagent pops
+/// ([`swss::read_consumer_view`]).
 ///
-/// Errors: [`SwssError::Redis`].
+/// Errors: [`SwssError::Redis`], [`SwssError::UnexpectedReply`].
 pub async fn read_appl_view(
     conn: &mut MultiplexedConnection,
     producer: &ProducerStateTable,
-) -> Result<ApplView, SwssError> {
-    let sep = producer.separator();
-    let prefix = format!("{}{}", producer.table_name(), sep);
-    let pattern = format!("{}*", swss::table::glob_escape(&prefix));
-    let mut keys: Vec<String> = Vec::new();
-    {
-        let mut iter = conn
-            .scan_options::<String>(
-                redis::ScanOptions::default()
-                    .with_pattern(pattern)
-                    .with_count(READ_CHUNK),
-            )
-            .await?;
-        while let Some(k) = futures::StreamExt::next(&mut iter).await {
-            keys.push(k?);
-        }
-    }
-    let mut seen: HashSet<String> = HashSet::with_capacity(keys.len());
-    keys.retain(|k| seen.insert(k.clone()));
-    drop(seen);
-    let consumed = hgetall_many(
-        conn,
-        &keys,
-        |k| k.to_owned(),
-        |k| k.get(prefix.len()..).unwrap_or(k).to_owned(),
-    )
-    .await?;
-    drop(keys);
-    let key_set: HashSet<String> = conn.smembers(producer.key_set_name()).await?;
-    let del_set: HashSet<String> = conn.smembers(producer.del_set_name()).await?;
-    let pending_keys: Vec<String> = key_set.iter().cloned().collect();
-    let pending = hgetall_many(
-        conn,
-        &pending_keys,
-        |k| producer.state_key(k),
-        |k| k.to_owned(),
-    )
-    .await?;
-    Ok(ApplView::overlay(consumed, pending, &key_set, &del_set))
-}
-
-/// Pipelined `HGETALL` of many keys (in chunks); `redis_key` maps a key to
-/// the Redis key to read, `out_key` to the key to return.
-async fn hgetall_many(
-    conn: &mut MultiplexedConnection,
-    keys: &[String],
-    redis_key: impl Fn(&str) -> String,
-    out_key: impl Fn(&str) -> String,
-) -> Result<Vec<(String, FieldValues)>, SwssError> {
-    let mut out = Vec::with_capacity(keys.len());
-    for chunk in keys.chunks(READ_CHUNK) {
-        let mut pipe = redis::pipe();
-        for k in chunk {
-            pipe.cmd("HGETALL").arg(redis_key(k));
-        }
-        let replies: Vec<Vec<(String, String)>> = pipe.query_async(conn).await?;
-        for (k, fvs) in chunk.iter().zip(replies) {
-            if !fvs.is_empty() {
-                out.push((out_key(k), fvs));
-            }
-        }
-    }
-    Ok(out)
+) -> Result<ConsumerView, SwssError> {
+    swss::read_consumer_view(conn, producer, "APPL_DB").await
 }
 
 /// Reconnects everything a Redis outage broke, retrying with backoff
@@ -487,7 +418,7 @@ pub struct Daemon {
     /// Self-audit period; `None` when disabled.
     audit_every: Option<Duration>,
     /// The self-audit's APPL_DB read in flight.
-    auditing: Option<BoxFuture<Result<ApplView, SwssError>>>,
+    auditing: Option<BoxFuture<Result<ConsumerView, SwssError>>>,
     /// An audit is due (starts once no flush or dump is in flight).
     audit_due: bool,
     /// Drift found by the audit's APPL_DB comparison, until its kernel
@@ -1275,14 +1206,16 @@ impl Daemon {
         }));
     }
 
-    /// The audit's APPL_DB view: keys that differ from the desired table
-    /// are made dirty ([`NeighWriter::resync_from_appl`]), then the kernel
-    /// is dumped again (the resync path, cause `audit`); the sum of both
-    /// repairs becomes `neighsyncd_audit_drift` ([`Self::audit_finished`]).
-    fn on_audit_read(&mut self, res: Result<ApplView, SwssError>) {
+    /// The audit's APPL_DB view: keys that were written and now differ from
+    /// the desired table are drift, made dirty again
+    /// ([`NeighWriter::audit_against_appl`]; keys still waiting to be
+    /// written are not drift). Then the kernel is dumped again as a check;
+    /// the sum of both repairs becomes `neighsyncd_audit_drift`
+    /// ([`Self::audit_finished`]).
+    fn on_audit_read(&mut self, res: Result<ConsumerView, SwssError>) {
         match res {
             Ok(view) => {
-                let c = self.writer.resync_from_appl(&view);
+                let c = self.writer.audit_against_appl(&view);
                 self.audit_appl_drift = Some(c.added + c.changed + c.removed);
                 if c.added + c.changed + c.removed > 0 {
                     tracing::warn!(
@@ -1292,7 +1225,6 @@ impl Daemon {
                         "audit: APPL_DB NEIGH_TABLE differs from the kernel; repairing"
                     );
                 }
-                self.ops.metrics.resync(ResyncCause::Audit);
                 self.request_resync();
             }
             Err(e) if e.is_connection_error() => {
@@ -1304,10 +1236,13 @@ impl Daemon {
         }
     }
 
+    /// The end of a self-audit: `drift` is exported; a drift is a resync
+    /// with cause `audit` (a clean audit is not).
     fn audit_finished(&mut self, appl_drift: usize, kernel_drift: usize) {
         let drift = appl_drift + kernel_drift;
         self.ops.metrics.audit_done(drift);
         if drift > 0 {
+            self.ops.metrics.resync(ResyncCause::Audit);
             tracing::warn!(
                 drift,
                 appl = appl_drift,

@@ -610,28 +610,28 @@ pub async fn set_restore_flag(
     sep: char,
 ) -> Result<(), SwssError> {
     Table::new(STATE_NEIGH_RESTORE_TABLE_NAME, sep)
+        .in_db("STATE_DB")
         .hset(state, NEIGH_RESTORE_KEY, NEIGH_RESTORE_FIELD, "true")
         .await
 }
 
-/// Reads APPL_DB NEIGH_TABLE (SCAN, then HGETALL per key; keys that vanish
-/// in between are ignored) and groups it with [`build_neighbor_map`].
+/// Reads APPL_DB NEIGH_TABLE (SCAN, then pipelined HGETALL; keys that
+/// vanish in between are ignored, keys that are not hashes are reported as
+/// bad entries) and groups it with [`build_neighbor_map`].
 ///
 /// Errors: [`SwssError`] from Redis.
 pub async fn read_neigh_table(
     appl: &mut MultiplexedConnection,
     sep: char,
 ) -> Result<ParsedNeighTable, SwssError> {
-    let table = Table::new(APP_NEIGH_TABLE_NAME, sep);
+    let table = Table::new(APP_NEIGH_TABLE_NAME, sep).in_db("APPL_DB");
     let keys = table.keys(appl).await?;
-    let mut entries = Vec::with_capacity(keys.len());
-    for key in keys {
-        if let Some(fvs) = table.get(appl, &key).await? {
-            entries.push((key, fvs));
-        }
-    }
+    let entries = table.get_many(appl, &keys, APPL_READ_CHUNK).await?;
     Ok(build_neighbor_map(entries))
 }
+
+/// Keys per pipelined round trip when reading APPL_DB NEIGH_TABLE.
+const APPL_READ_CHUNK: usize = 1000;
 
 type PassResult = (BTreeMap<String, InterfaceReport>, Vec<String>, u32);
 

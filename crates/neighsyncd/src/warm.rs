@@ -56,7 +56,8 @@ use crate::restore::{
     APP_NAME, DOCKER_NAME, NEIGH_RESTORE_FIELD, NEIGH_RESTORE_KEY, STATE_NEIGH_RESTORE_TABLE_NAME,
 };
 use crate::sync::NeighOp;
-use crate::writer::{ApplView, NeighWriter};
+use crate::writer::NeighWriter;
+use swss::ConsumerView;
 
 /// How long to wait for `NEIGH_RESTORE_TABLE|Flags restored=true` before
 /// giving up (the C++ exits once more than 180 whole seconds have passed).
@@ -229,7 +230,7 @@ impl WarmCache {
     /// (every key present, clean: nothing pending in the writer).
     pub fn finish(self, writer: &mut NeighWriter) -> ReconcileOps {
         let ops = self.cache.reconcile();
-        let mut after = ApplView::new();
+        let mut after = ConsumerView::new();
         for (key, op) in self.present {
             after.insert(key, op.fields());
             writer.stage(op);

@@ -37,7 +37,7 @@ use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use sonic_netlink::fmt::{ipv6_to_string, mac_to_string, push_ip};
-use swss::FieldValues;
+use swss::{ConsumerView, FieldValues};
 
 use crate::sync::{neigh_key, Family, NeighOp};
 
@@ -242,91 +242,6 @@ pub struct ResyncCounts {
     pub changed: usize,
     /// Keys to be DELeted.
     pub removed: usize,
-}
-
-// ===== ApplView =====
-
-/// What APPL_DB `NEIGH_TABLE` will hold once the consumer has popped every
-/// pending key: the consumed `NEIGH_TABLE:<key>` hashes overlaid with the
-/// ProducerStateTable's pending state (a.4/a.5). Keys are without the
-/// `NEIGH_TABLE:` prefix; only present keys are listed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ApplView {
-    entries: HashMap<String, FieldValues>,
-}
-
-impl ApplView {
-    /// An empty view (APPL_DB holds no neighbour).
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Build the view the way swss-common's pops script would leave the
-    /// table (a.5): start from `consumed` (`NEIGH_TABLE:<key>` hashes); for
-    /// each key in `key_set` (`NEIGH_TABLE_KEY_SET`): if it is in `del_set`
-    /// (`NEIGH_TABLE_DEL_SET`) the consumed hash is wiped, then the fields of
-    /// its state hash (`_NEIGH_TABLE:<key>`, from `pending`) are merged in.
-    /// State hashes of keys not in `key_set` are ignored, as by the pops
-    /// script.
-    pub fn overlay(
-        consumed: impl IntoIterator<Item = (String, FieldValues)>,
-        pending: impl IntoIterator<Item = (String, FieldValues)>,
-        key_set: &HashSet<String>,
-        del_set: &HashSet<String>,
-    ) -> Self {
-        let mut entries: HashMap<String, FieldValues> = consumed
-            .into_iter()
-            .filter(|(_, fvs)| !fvs.is_empty())
-            .collect();
-        let mut pending: HashMap<String, FieldValues> = pending.into_iter().collect();
-        for key in key_set {
-            if del_set.contains(key) {
-                entries.remove(key);
-            }
-            if let Some(fvs) = pending.remove(key) {
-                if !fvs.is_empty() {
-                    let e = entries.entry(key.clone()).or_default();
-                    for (f, v) in fvs {
-                        merge_field(e, f, v);
-                    }
-                }
-            }
-        }
-        ApplView { entries }
-    }
-
-    /// Add or replace one key's content (builder for tests and tools).
-    pub fn insert(&mut self, key: impl Into<String>, fvs: FieldValues) {
-        self.entries.insert(key.into(), fvs);
-    }
-
-    /// The content of `key`, if present.
-    pub fn get(&self, key: &str) -> Option<&FieldValues> {
-        self.entries.get(key)
-    }
-
-    /// Number of keys present.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// True when no key is present.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Every present key and its fields, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &FieldValues)> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v))
-    }
-}
-
-/// HSET semantics: replace the field's value in place, or append it.
-fn merge_field(fvs: &mut FieldValues, field: String, value: String) {
-    match fvs.iter_mut().find(|(f, _)| *f == field) {
-        Some(slot) => slot.1 = value,
-        None => fvs.push((field, value)),
-    }
 }
 
 /// The APPL_DB content of one key, as the writer compares it.
@@ -762,19 +677,28 @@ impl NeighWriter {
     }
 
     /// After a Redis reconnect: `view` is what APPL_DB holds
-    /// ([`ApplView::overlay`]). Every pending op and any batch in flight are
+    /// ([`ConsumerView::overlay`]). Every pending op and any batch in flight are
     /// forgotten, then exactly the keys that differ from the desired table
     /// are made dirty: SET for missing or different ones, DEL-then-SET for
     /// present ones with other fields than exactly `neigh` and `family`, DEL
     /// for keys not desired. Pending route deletes are kept. Returns how many
     /// keys will be added, changed and removed.
-    pub fn resync_from_appl(&mut self, view: &ApplView) -> ResyncCounts {
-        self.resync_appl_inner(view, false)
+    pub fn resync_from_appl(&mut self, view: &ConsumerView) -> ResyncCounts {
+        self.resync_appl_inner(view, false, true)
+    }
+
+    /// The self-audit's comparison: as [`NeighWriter::resync_from_appl`],
+    /// but the counts are drift only: keys that were pending (staged, not
+    /// yet written) differ from APPL_DB because their write has not gone
+    /// out, not because APPL_DB drifted, so they are re-marked but not
+    /// counted.
+    pub fn audit_against_appl(&mut self, view: &ConsumerView) -> ResyncCounts {
+        self.resync_appl_inner(view, false, false)
     }
 
     /// Cold start, fed as the start-up dump arrives: forget everything
     /// (desired, pending, in flight), remember `view` (APPL_DB,
-    /// [`ApplView::overlay`]) and [`NeighWriter::begin_snapshot`]. Until
+    /// [`ConsumerView::overlay`]) and [`NeighWriter::begin_snapshot`]. Until
     /// [`NeighWriter::end_snapshot`], the first op staged for a key that
     /// APPL_DB holds is written whatever it holds (a SET, as the C++ does at
     /// start-up, BEHAVIOR.md b.1; a DEL-then-SET when APPL_DB holds other
@@ -783,7 +707,7 @@ impl NeighWriter {
     /// listed, so entries removed while the daemon was down do not linger.
     /// Counts: `added` = keys APPL_DB lacks, `changed` = keys it has
     /// (rewritten), `removed` = keys deleted.
-    pub fn begin_cold(&mut self, view: &ApplView) {
+    pub fn begin_cold(&mut self, view: &ConsumerView) {
         self.desired.clear();
         self.desired.shrink_to_fit();
         self.dirty.clear();
@@ -806,7 +730,7 @@ impl NeighWriter {
     /// does not have are DELeted. Returns its counts.
     pub fn cold_start(
         &mut self,
-        view: &ApplView,
+        view: &ConsumerView,
         kernel: impl IntoIterator<Item = NeighOp>,
     ) -> ResyncCounts {
         self.begin_cold(view);
@@ -816,18 +740,31 @@ impl NeighWriter {
         self.end_snapshot()
     }
 
-    fn resync_appl_inner(&mut self, view: &ApplView, force_set: bool) -> ResyncCounts {
+    /// `count_pending`: whether keys pending before the call are counted.
+    fn resync_appl_inner(
+        &mut self,
+        view: &ConsumerView,
+        force_set: bool,
+        count_pending: bool,
+    ) -> ResyncCounts {
         let mut order: Vec<Key> = self.desired.keys().cloned().collect();
         order.sort_unstable();
-        self.resync_appl_with_order(view, force_set, order)
+        self.resync_appl_with_order(view, force_set, order, count_pending)
     }
 
     fn resync_appl_with_order(
         &mut self,
-        view: &ApplView,
+        view: &ConsumerView,
         force_set: bool,
         order: Vec<Key>,
+        count_pending: bool,
     ) -> ResyncCounts {
+        let was_pending = if count_pending {
+            FastMap::default()
+        } else {
+            std::mem::take(&mut self.dirty)
+        };
+        let counted = |key: &Key| count_pending || !was_pending.contains_key(key);
         self.dirty.clear();
         self.queue.clear();
         // A cold start in progress: the fresh view supersedes the old one
@@ -850,31 +787,32 @@ impl NeighWriter {
         }
         extra.sort_unstable();
         for key in extra {
-            counts.removed += 1;
+            counts.removed += usize::from(counted(&key));
             self.mark(key, Pending::Del, Base::Unknown);
         }
         for key in order {
             let Some(want) = self.desired.get(&key).map(|s| s.v) else {
                 continue;
             };
+            let n = usize::from(counted(&key));
             match appl.get(&key) {
                 None => {
-                    counts.added += 1;
+                    counts.added += n;
                     self.mark(key, Pending::Set, Base::Known(None));
                 }
                 Some(ApplValue::Exact(have)) if *have == want => {
                     if force_set {
-                        counts.changed += 1;
+                        counts.changed += n;
                         self.mark(key, Pending::Set, Base::Unknown);
                     }
                 }
                 Some(ApplValue::Exact(have)) => {
                     let have = *have;
-                    counts.changed += 1;
+                    counts.changed += n;
                     self.mark(key, Pending::Set, Base::Known(Some(have)));
                 }
                 Some(ApplValue::Malformed) => {
-                    counts.changed += 1;
+                    counts.changed += n;
                     self.mark(key, Pending::DelThenSet, Base::Unknown);
                 }
             }

@@ -135,33 +135,32 @@ async fn read_switch_type(
     conn: &mut MultiplexedConnection,
     sep: char,
 ) -> Result<SwitchType, SwssError> {
-    let table = Table::new(CFG_DEVICE_METADATA_TABLE_NAME, sep);
+    let table = Table::new(CFG_DEVICE_METADATA_TABLE_NAME, sep).in_db("CONFIG_DB");
     let value = table
         .hget(conn, DEVICE_METADATA_KEY, SWITCH_TYPE_FIELD)
         .await?;
     let (switch_type, warning) = SwitchType::parse(value.as_deref());
     if let Some(w) = warning {
-        tracing::warn!("{w}");
+        swss::bad_entry::report("CONFIG_DB", &table.full_key(DEVICE_METADATA_KEY), w);
     }
     Ok(switch_type)
 }
 
 /// CONFIG_DB `PORT|*`: every port with its fields in HGETALL order, keys in
-/// SCAN order (sorted). Entries that vanished between SCAN and HGETALL are
-/// skipped.
+/// SCAN order (sorted), read in pipelined chunks. Entries that vanished
+/// between SCAN and HGETALL are skipped, so are keys that are not hashes
+/// (reported as bad entries).
 async fn read_config_ports(
     conn: &mut MultiplexedConnection,
     sep: char,
 ) -> Result<Vec<(String, FieldValues)>, SwssError> {
-    let table = Table::new(CFG_PORT_TABLE_NAME, sep);
-    let mut ports = Vec::new();
-    for key in table.keys(conn).await? {
-        if let Some(fvs) = table.get(conn, &key).await? {
-            ports.push((key, fvs));
-        }
-    }
-    Ok(ports)
+    let table = Table::new(CFG_PORT_TABLE_NAME, sep).in_db("CONFIG_DB");
+    let keys = table.keys(conn).await?;
+    table.get_many(conn, &keys, CONFIG_READ_CHUNK).await
 }
+
+/// Keys per pipelined round trip when reading CONFIG_DB `PORT`.
+const CONFIG_READ_CHUNK: usize = 512;
 
 /// Cold start: APPL_DB `PORT_TABLE` producer SETs for every port, then
 /// `PortConfigDone`, all in one pipeline (batched producer script).
@@ -304,7 +303,7 @@ struct StateWriter {
 impl StateWriter {
     fn new(sep: char) -> Self {
         StateWriter {
-            table: Table::new(STATE_PORT_TABLE_NAME, sep),
+            table: Table::new(STATE_PORT_TABLE_NAME, sep).in_db("STATE_DB"),
             pending: BTreeMap::new(),
         }
     }
@@ -348,8 +347,12 @@ impl StateWriter {
                 .arg(self.table.full_key(name))
                 .arg(&STATE_FIELDS[..]);
         }
-        let current: Vec<Vec<Option<String>>> = pipe.query_async(conn).await?;
-        for (name, values) in names.iter().zip(current) {
+        let replies = self.table.query_per_key(conn, &mut pipe, &names).await?;
+        for (name, reply) in names.iter().zip(replies) {
+            let Some(reply) = reply else { continue };
+            let Ok(values) = redis::from_redis_value::<Vec<Option<String>>>(reply) else {
+                continue;
+            };
             let same = self
                 .pending
                 .get(name)
@@ -377,21 +380,25 @@ impl StateWriter {
             return Ok(());
         }
         let mut pipe = redis::pipe();
+        // The key of each command, so that one key of the wrong type is
+        // reported and dropped instead of failing the whole flush.
+        let mut keys: Vec<&str> = Vec::with_capacity(self.pending.len());
         for (name, op) in &self.pending {
             let key = self.table.full_key(name);
             if op.del_first {
-                pipe.cmd("DEL").arg(&key).ignore();
+                pipe.cmd("DEL").arg(&key);
+                keys.push(name);
             }
             if let Some(fvs) = op.set.as_ref().filter(|f| !f.is_empty()) {
                 let cmd = pipe.cmd("HSET").arg(&key);
                 for (f, v) in fvs {
                     cmd.arg(f).arg(v);
                 }
-                cmd.ignore();
+                keys.push(name);
             }
             tracing::debug!(key = %key, del = op.del_first, set = ?op.set, "STATE_DB write");
         }
-        let () = pipe.query_async(conn).await?;
+        self.table.query_per_key(conn, &mut pipe, &keys).await?;
         self.pending.clear();
         Ok(())
     }
@@ -843,9 +850,13 @@ impl Core {
                     .arg(self.writer.table.full_key(name))
                     .arg("netdev_oper_status");
             }
-            let exists: Vec<bool> = pipe.query_async(&mut conns.state).await?;
-            for (name, stale) in gone.into_iter().zip(exists) {
-                if stale {
+            let exists = self
+                .writer
+                .table
+                .query_per_key(&mut conns.state, &mut pipe, &gone)
+                .await?;
+            for (name, reply) in gone.into_iter().zip(exists) {
+                if reply == Some(redis::Value::Int(1)) {
                     self.writer.push(StateAction::DelPortState { name });
                 }
             }

@@ -349,7 +349,7 @@ pub async fn write_logger_defaults(
     sep: char,
     daemon: &str,
 ) -> Result<(), SwssError> {
-    let table = Table::new(CFG_LOGGER_TABLE_NAME, sep);
+    let table = Table::new(CFG_LOGGER_TABLE_NAME, sep).in_db("CONFIG_DB");
     let mut missing: Vec<(&str, &str)> = Vec::new();
     for (field, default) in LOGGER_DEFAULTS {
         if table.hget(conn, daemon, field).await?.is_none() {
@@ -394,7 +394,11 @@ pub fn level_change(
     match value.parse::<LogLevel>() {
         Ok(level) => Some(level),
         Err(e) => {
-            tracing::warn!(key = %key, error = %e, "CONFIG_DB LOGGER LOGLEVEL ignored");
+            swss::bad_entry::report(
+                "CONFIG_DB",
+                &format!("{CFG_LOGGER_TABLE_NAME}|{key}"),
+                format_args!("LOGLEVEL ignored: {e}"),
+            );
             None
         }
     }

@@ -18,13 +18,17 @@
 //! | `audit_runs_total`                 | counter   |                          |
 //! | `redis_up`, `netlink_up`           | gauge     |                          |
 //! | `port_init_done`, `ports_pending`  | gauge     | (portsyncd only)         |
+//! | `bad_db_entries_total`             | counter   | `db`, `table`            |
 //!
 //! Label values: `type` = `RTM_NEWNEIGH` | `RTM_DELNEIGH` | `RTM_NEWLINK` |
 //! `RTM_DELLINK` (empty for a malformed message of unknown type);
 //! `outcome` = [`Outcome`]; `reason` = the daemon's drop-reason label or
 //! `""`; `table` = `NEIGH_TABLE` | `ROUTE_TABLE` | `PORT_TABLE` |
 //! `STATE_PORT_TABLE`; `op` = `set` | `del`; `cause` = [`ResyncCause`];
-//! `state` = [`WARM_STATES`].
+//! `state` = [`WARM_STATES`]; `db` = `CONFIG_DB` | `STATE_DB` | `APPL_DB`
+//! and `table` (of `bad_db_entries_total`) = the table of a Redis entry that
+//! was skipped as unusable (a key of the wrong type, a garbage value;
+//! [`swss::bad_entry`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +47,8 @@ pub type KernelEventLabels = [(&'static str, &'static str); 3];
 pub type RedisOpLabels = [(&'static str, &'static str); 2];
 /// One label (`cause`, `state`).
 pub type OneLabel = [(&'static str, &'static str); 1];
+/// `db`, `table` (values read from Redis, so owned).
+pub type BadEntryLabels = [(&'static str, String); 2];
 
 /// The `outcome` of one kernel event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -172,6 +178,10 @@ pub struct Metrics {
     /// `portsyncd_ports_pending`: ports holding back PortInitDone
     /// (registered for portsyncd only).
     pub ports_pending: Gauge,
+    /// `<d>_bad_db_entries_total{db,table}`: Redis entries skipped as
+    /// unusable; brought up to date from [`swss::bad_entry::counts`] at
+    /// each [`Metrics::encode`].
+    pub bad_db_entries: Family<BadEntryLabels, Counter>,
 }
 
 /// Latency buckets: 100 µs doubling up to ~6.5 s (17 buckets).
@@ -211,6 +221,7 @@ impl Metrics {
             netlink_up: Gauge::default(),
             port_init_done: Gauge::default(),
             ports_pending: Gauge::default(),
+            bad_db_entries: Family::default(),
         };
         r.register(
             "kernel_events",
@@ -265,6 +276,11 @@ impl Metrics {
             m.audit_drift.clone(),
         );
         r.register("audit_runs", "Self-audits run", m.audit_runs.clone());
+        r.register(
+            "bad_db_entries",
+            "Redis entries skipped as unusable (wrong key type, garbage value), by database and table",
+            m.bad_db_entries.clone(),
+        );
         r.register("redis_up", "1 while Redis is connected", m.redis_up.clone());
         r.register(
             "netlink_up",
@@ -315,6 +331,17 @@ impl Metrics {
         Metrics {
             registry: Arc::new(r),
             ..m
+        }
+    }
+
+    /// Brings `bad_db_entries` up to the process-wide counts of
+    /// [`swss::bad_entry`] (counters only grow there).
+    fn sync_bad_entries(&self) {
+        for (db, table, n) in swss::bad_entry::counts() {
+            let counter = self
+                .bad_db_entries
+                .get_or_create(&[("db", db), ("table", table)]);
+            counter.inc_by(n.saturating_sub(counter.get()));
         }
     }
 
@@ -399,6 +426,7 @@ impl Metrics {
 
     /// The registry in OpenMetrics text format (ends with `# EOF`).
     pub fn encode(&self) -> String {
+        self.sync_bad_entries();
         let mut out = String::with_capacity(4096);
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::warn!(error = %e, "cannot encode metrics");

@@ -74,6 +74,12 @@ impl DbConnector {
         self.loc.separator
     }
 
+    /// The table `name` of this database, with its separator and the
+    /// database name for bad-entry reports.
+    pub fn table(&self, name: &str) -> crate::Table {
+        crate::Table::new(name, self.loc.separator).in_db(&self.loc.name)
+    }
+
     /// Opens a new connection and selects the DB (`SELECT <id>` is sent by
     /// the client during the handshake).
     ///

@@ -67,6 +67,13 @@ impl SwssError {
         }
     }
 
+    /// True for a Redis `WRONGTYPE` error reply: the command met a key of
+    /// another type (e.g. `HGETALL` of a string). A problem of that one
+    /// entry, not of the connection; see [`crate::bad_entry`].
+    pub fn is_wrong_type(&self) -> bool {
+        matches!(self, SwssError::Redis(e) if e.code() == Some("WRONGTYPE"))
+    }
+
     /// True for a Redis `NOSCRIPT` error reply (the script cache was flushed,
     /// typically because Redis restarted).
     pub fn is_noscript(&self) -> bool {

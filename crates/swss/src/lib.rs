@@ -7,9 +7,11 @@
 
 #![warn(missing_docs)]
 
+pub mod bad_entry;
 pub mod config;
 pub mod connector;
 pub mod consumer_state;
+pub mod consumer_view;
 pub mod error;
 pub mod producer_state;
 pub mod restart_assist;
@@ -20,6 +22,7 @@ pub mod warm_restart;
 pub use config::{ConfigError, DbConfig, DbLocation, RedisAddr};
 pub use connector::DbConnector;
 pub use consumer_state::{ConsumerStateTable, KeyOpFieldValues, Op};
+pub use consumer_view::{read_consumer_view, ConsumerView};
 pub use error::SwssError;
 pub use producer_state::ProducerStateTable;
 pub use subscriber_state::{KeyOp, SubscriberStateTable};

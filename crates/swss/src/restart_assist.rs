@@ -336,27 +336,22 @@ impl AppRestartAssist {
 
     /// `readTablesToMap` for `producer`'s table: `SCAN MATCH <TABLE><sep>*`
     /// (deviation: the C++ uses `KEYS`, f.20), pipelined `HGETALL` of each
-    /// key, every non-empty hash restored into a new [`ReconcileCache`] as
-    /// STALE (keys without the `<TABLE><sep>` prefix). Does not write the
-    /// state; call [`AppRestartAssist::set_state`] with `restored` after.
+    /// key ([`Table::get_many`]), every non-empty hash restored into a new
+    /// [`ReconcileCache`] as STALE (keys without the `<TABLE><sep>` prefix).
+    /// A key that is not a hash is reported as a bad APPL_DB entry and left
+    /// out. Does not write the state; call [`AppRestartAssist::set_state`]
+    /// with `restored` after.
     ///
-    /// Errors: Redis errors (a key that is not a hash gives `WRONGTYPE`).
+    /// Errors: Redis errors.
     pub async fn read_table_to_cache<C: ConnectionLike + Send>(
         appl: &mut C,
         producer: &ProducerStateTable,
     ) -> Result<ReconcileCache, SwssError> {
-        let table = Table::new(producer.table_name(), producer.separator());
+        let table = Table::new(producer.table_name(), producer.separator()).in_db("APPL_DB");
         let keys = table.keys(appl).await?;
         let mut cache = ReconcileCache::new();
-        for chunk in keys.chunks(READ_CHUNK) {
-            let mut pipe = redis::pipe();
-            for k in chunk {
-                pipe.cmd("HGETALL").arg(table.full_key(k));
-            }
-            let replies: Vec<Vec<(String, String)>> = pipe.query_async(appl).await?;
-            for (k, fvs) in chunk.iter().zip(replies) {
-                cache.restore(k.clone(), fvs);
-            }
+        for (k, fvs) in table.get_many(appl, &keys, READ_CHUNK).await? {
+            cache.restore(k, fvs);
         }
         Ok(cache)
     }

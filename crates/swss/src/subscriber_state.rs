@@ -11,7 +11,7 @@ use redis::aio::{MultiplexedConnection, PubSubStream};
 
 use crate::connector::DbConnector;
 use crate::error::SwssError;
-use crate::table::{glob_escape, Table};
+use crate::table::{cut_fields, glob_escape, hgetall, Table};
 use crate::FieldValues;
 
 /// One change of a table entry; keys are without the `TABLE<sep>` prefix.
@@ -33,6 +33,9 @@ impl KeyOp {
     }
 }
 
+/// Keys read per pipelined round trip of the initial load.
+const LOAD_CHUNK: usize = 1000;
+
 /// Initial content plus live changes of one table.
 pub struct SubscriberStateTable {
     conn: MultiplexedConnection,
@@ -51,27 +54,30 @@ impl SubscriberStateTable {
     ///
     /// Order: `PSUBSCRIBE __keyspace@<id>__:<TABLE><sep>*` on a dedicated
     /// connection first (glob characters of the name escaped), then
-    /// `SCAN MATCH <TABLE><sep>*` and `HGETALL` of each key on a second
-    /// connection; non-empty entries are queued as [`KeyOp::Set`]. A change
-    /// made during the load is therefore seen (possibly twice), never lost.
-    /// Deviation: the C++ uses `KEYS` for the load (BEHAVIOR.md f.20).
+    /// `SCAN MATCH <TABLE><sep>*` and pipelined `HGETALL` of the keys on a
+    /// second connection ([`Table::get_many`]); non-empty entries are queued
+    /// as [`KeyOp::Set`]. A change made during the load is therefore seen
+    /// (possibly twice), never lost. A key that is not a hash is reported as
+    /// a bad entry and left out. Deviation: the C++ uses `KEYS` for the load
+    /// (BEHAVIOR.md f.20).
     ///
     /// Errors: [`SwssError::Redis`] (connect, PSUBSCRIBE, SCAN, HGETALL),
     /// [`SwssError::UnexpectedReply`].
     pub async fn new(connector: &DbConnector, table: &str) -> Result<Self, SwssError> {
         let sep = connector.separator();
-        let table = Table::new(table, sep);
+        let table = connector.table(table);
         let channel_prefix = format!("__keyspace@{}__:{}{}", connector.id(), table.name(), sep);
         let pattern = format!("{}*", glob_escape(&channel_prefix));
         let mut pubsub = connector.pubsub().await?;
         pubsub.psubscribe(&pattern).await?;
         let mut conn = connector.connect().await?;
-        let mut queued = VecDeque::new();
-        for key in table.keys(&mut conn).await? {
-            if let Some(fvs) = table.get(&mut conn, &key).await? {
-                queued.push_back(KeyOp::Set(key, fvs));
-            }
-        }
+        let keys = table.keys(&mut conn).await?;
+        let queued = table
+            .get_many(&mut conn, &keys, LOAD_CHUNK)
+            .await?
+            .into_iter()
+            .map(|(key, fvs)| KeyOp::Set(key, fvs))
+            .collect();
         Ok(SubscriberStateTable {
             conn,
             messages: pubsub.into_on_message(),
@@ -106,7 +112,8 @@ impl SubscriberStateTable {
     ///   gives the Del. In races (an event read after a later delete) a Del
     ///   may be reported twice; a Set always carries the content at the time
     ///   of reading, so the last op for a key matches Redis.
-    /// * A key that is not a hash (`WRONGTYPE`) is logged and skipped.
+    /// * A key that is not a hash (`WRONGTYPE`) is reported as a bad entry
+    ///   and skipped.
     ///
     /// Cancel-safe: if the future is dropped while reading a key, the next
     /// call reads it again, so it can be used in `tokio::select!`.
@@ -121,13 +128,18 @@ impl SubscriberStateTable {
                 return Ok(op);
             }
             if let Some((key, event)) = self.in_progress.clone() {
-                let res = self.table.get(&mut self.conn, &key).await;
+                let full = self.table.full_key(&key);
+                let res = hgetall(&mut self.conn, &full).await;
                 self.in_progress = None;
                 match res {
-                    Ok(Some(fvs)) => return Ok(KeyOp::Set(key, fvs)),
-                    Ok(None) if event == "hdel" => continue,
-                    Ok(None) => return Ok(KeyOp::Del(key)),
+                    Ok(fvs) if !fvs.is_empty() => return Ok(KeyOp::Set(key, cut_fields(fvs))),
+                    Ok(_) if event == "hdel" => continue,
+                    Ok(_) => return Ok(KeyOp::Del(key)),
                     Err(e) if e.is_connection_error() => return Err(e),
+                    Err(e) if e.is_wrong_type() => {
+                        crate::bad_entry::report(self.table.db(), &full, "not a hash (WRONGTYPE)");
+                        continue;
+                    }
                     Err(e) => {
                         tracing::warn!(table = self.table.name(), key = %key, event = %event, error = %e,
                             "cannot read changed entry; skipped");

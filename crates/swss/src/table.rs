@@ -16,10 +16,15 @@ use crate::error::SwssError;
 use crate::FieldValues;
 
 /// A SONiC table: hashes named `<name><separator><key>`.
+///
+/// Reads are tolerant of bad entries: a key of another Redis type than a
+/// hash (`WRONGTYPE`) is reported through [`crate::bad_entry::report`] and
+/// read as absent, so one stray key never stops a reader.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
     name: String,
     separator: char,
+    db: String,
 }
 
 // ===== impl Table =====
@@ -32,6 +37,48 @@ impl Table {
         Table {
             name: name.to_string(),
             separator,
+            db: String::new(),
+        }
+    }
+
+    /// The same table, naming its database (e.g. `CONFIG_DB`) in reports
+    /// of bad entries. [`crate::DbConnector::table`] sets it.
+    pub fn in_db(mut self, db: &str) -> Self {
+        self.db = db.to_string();
+        self
+    }
+
+    /// The database name given to [`Table::in_db`], or empty.
+    pub fn db(&self) -> &str {
+        &self.db
+    }
+
+    /// The outcome of a write to `full_key`: a `WRONGTYPE` error reply is
+    /// reported as a bad entry and the write dropped (`Ok`); other errors
+    /// are returned.
+    fn written(
+        &self,
+        full_key: &str,
+        res: Result<Value, redis::RedisError>,
+    ) -> Result<(), SwssError> {
+        match res.map_err(SwssError::from) {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_wrong_type() => {
+                crate::bad_entry::report(&self.db, full_key, "not a hash (WRONGTYPE); not written");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reports `full_key` as a bad entry when `e` is a `WRONGTYPE` error
+    /// and returns `Ok(None)`; other errors are returned.
+    fn skip_wrong_type<T>(&self, full_key: &str, e: SwssError) -> Result<Option<T>, SwssError> {
+        if e.is_wrong_type() {
+            crate::bad_entry::report(&self.db, full_key, "not a hash (WRONGTYPE)");
+            Ok(None)
+        } else {
+            Err(e)
         }
     }
 
@@ -55,35 +102,99 @@ impl Table {
         }
     }
 
-    /// `HGETALL TABLE<sep>key`. `None` when the hash is empty or missing.
-    /// Field names are cut at the first `@` (as `Table::get`); values are
-    /// kept whole. Pairs come in Redis order (insertion order for small
-    /// hashes).
+    /// `HGETALL TABLE<sep>key`. `None` when the hash is empty or missing,
+    /// or when the key is not a hash (reported as a bad entry). Field names
+    /// are cut at the first `@` (as `Table::get`); values are kept whole.
+    /// Pairs come in Redis order (insertion order for small hashes).
     ///
-    /// Errors: [`SwssError::Redis`] (I/O or error reply, e.g. `WRONGTYPE`),
-    /// [`SwssError::UnexpectedReply`] for a malformed reply.
+    /// Errors: [`SwssError::Redis`] (I/O or an error reply other than
+    /// `WRONGTYPE`), [`SwssError::UnexpectedReply`] for a malformed reply.
     pub async fn get<C: ConnectionLike + Send>(
         &self,
         conn: &mut C,
         key: &str,
     ) -> Result<Option<FieldValues>, SwssError> {
         let full = self.full_key(key);
-        let fvs = hgetall(conn, &full).await?;
-        if fvs.is_empty() {
-            return Ok(None);
+        match hgetall(conn, &full).await {
+            Ok(fvs) if fvs.is_empty() => Ok(None),
+            Ok(fvs) => Ok(Some(cut_fields(fvs))),
+            Err(e) => self.skip_wrong_type(&full, e),
         }
-        Ok(Some(
-            fvs.into_iter()
-                .map(|(f, v)| (cut_at(&f).to_string(), v))
-                .collect(),
-        ))
+    }
+
+    /// [`Table::get`] of many keys in pipelined round trips of at most
+    /// `chunk` keys: `(key, fields)` of each non-empty hash, in `keys`
+    /// order. Keys that are missing, empty or not hashes (reported as bad
+    /// entries) are left out.
+    ///
+    /// Errors: [`SwssError::Redis`] (I/O or an error reply other than
+    /// `WRONGTYPE`), [`SwssError::UnexpectedReply`].
+    pub async fn get_many<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        keys: &[String],
+        chunk: usize,
+    ) -> Result<Vec<(String, FieldValues)>, SwssError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for part in keys.chunks(chunk.max(1)) {
+            let mut pipe = redis::pipe();
+            for k in part {
+                pipe.cmd("HGETALL").arg(self.full_key(k));
+            }
+            let replies = self.query_per_key(conn, &mut pipe, part).await?;
+            for (k, reply) in part.iter().zip(replies) {
+                let Some(v) = reply else { continue };
+                let fvs = value_to_pairs(&v, &format!("HGETALL {}", self.full_key(k)))?;
+                if !fvs.is_empty() {
+                    out.push((k.clone(), cut_fields(fvs)));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sends `pipe`, whose i-th command is about this table's `keys[i]`
+    /// (one command per key, none marked `ignore`), and returns each
+    /// command's reply in order: `None` where the command met a key that is
+    /// not a hash (reported as a bad entry, nothing done for it), so the
+    /// other keys' commands count.
+    ///
+    /// Errors: [`SwssError::Redis`] (I/O, or an error reply other than
+    /// `WRONGTYPE`), [`SwssError::UnexpectedReply`] when the number of
+    /// replies is not `keys.len()`.
+    pub async fn query_per_key<C: ConnectionLike + Send, K: AsRef<str>>(
+        &self,
+        conn: &mut C,
+        pipe: &mut redis::Pipeline,
+        keys: &[K],
+    ) -> Result<Vec<Option<Value>>, SwssError> {
+        pipe.ignore_errors();
+        let replies: Vec<Value> = pipe.query_async(conn).await?;
+        if replies.len() != keys.len() {
+            return Err(SwssError::unexpected(
+                format!("pipeline of {} commands on {}", keys.len(), self.name),
+                &replies.len(),
+            ));
+        }
+        keys.iter()
+            .zip(replies)
+            .map(|(k, reply)| match reply {
+                Value::ServerError(e) => {
+                    let full = self.full_key(k.as_ref());
+                    self.skip_wrong_type(&full, redis::RedisError::from(e).into())
+                }
+                v => Ok(Some(v)),
+            })
+            .collect()
     }
 
     /// One multi-pair `HSET TABLE<sep>key f1 v1 f2 v2 ...`, merging into the
     /// existing hash (fields not listed are kept). Nothing is sent when
     /// `fvs` is empty. Source: `Table::set`.
     ///
-    /// Errors: [`SwssError::Redis`].
+    /// A key that is not a hash is reported as a bad entry and not written.
+    ///
+    /// Errors: [`SwssError::Redis`] (other than `WRONGTYPE`).
     pub async fn set<C, F, V>(
         &self,
         conn: &mut C,
@@ -98,13 +209,14 @@ impl Table {
         if fvs.is_empty() {
             return Ok(());
         }
+        let full = self.full_key(key);
         let mut cmd = redis::cmd("HSET");
-        cmd.arg(self.full_key(key));
+        cmd.arg(&full);
         for (f, v) in fvs {
             cmd.arg(f.as_ref()).arg(v.as_ref());
         }
-        let _: Value = cmd.query_async(conn).await?;
-        Ok(())
+        let res: Result<Value, redis::RedisError> = cmd.query_async(conn).await;
+        self.written(&full, res)
     }
 
     /// `DEL TABLE<sep>key`. Source: `Table::del`.
@@ -122,10 +234,12 @@ impl Table {
         Ok(())
     }
 
-    /// `HGET TABLE<sep>key field`. `None` for a missing field or key; the
-    /// value is cut at the first `@` (as `Table::hget`).
+    /// `HGET TABLE<sep>key field`. `None` for a missing field or key, or a
+    /// key that is not a hash (reported as a bad entry); the value is cut at
+    /// the first `@` (as `Table::hget`).
     ///
-    /// Errors: [`SwssError::Redis`], [`SwssError::UnexpectedReply`].
+    /// Errors: [`SwssError::Redis`] (other than `WRONGTYPE`),
+    /// [`SwssError::UnexpectedReply`].
     pub async fn hget<C: ConnectionLike + Send>(
         &self,
         conn: &mut C,
@@ -133,11 +247,15 @@ impl Table {
         field: &str,
     ) -> Result<Option<String>, SwssError> {
         let full = self.full_key(key);
-        let v: Value = redis::cmd("HGET")
+        let res: Result<Value, redis::RedisError> = redis::cmd("HGET")
             .arg(&full)
             .arg(field)
             .query_async(conn)
-            .await?;
+            .await;
+        let v = match res {
+            Ok(v) => v,
+            Err(e) => return self.skip_wrong_type(&full, e.into()),
+        };
         match v {
             Value::Nil => Ok(None),
             other => match value_to_string(&other) {
@@ -152,7 +270,9 @@ impl Table {
 
     /// `HSET TABLE<sep>key field value`. Source: `Table::hset`.
     ///
-    /// Errors: [`SwssError::Redis`].
+    /// A key that is not a hash is reported as a bad entry and not written.
+    ///
+    /// Errors: [`SwssError::Redis`] (other than `WRONGTYPE`).
     pub async fn hset<C: ConnectionLike + Send>(
         &self,
         conn: &mut C,
@@ -160,30 +280,34 @@ impl Table {
         field: &str,
         value: &str,
     ) -> Result<(), SwssError> {
-        let _: Value = redis::cmd("HSET")
-            .arg(self.full_key(key))
+        let full = self.full_key(key);
+        let res: Result<Value, redis::RedisError> = redis::cmd("HSET")
+            .arg(&full)
             .arg(field)
             .arg(value)
             .query_async(conn)
-            .await?;
-        Ok(())
+            .await;
+        self.written(&full, res)
     }
 
     /// `HDEL TABLE<sep>key field`. Source: `Table::hdel`.
     ///
-    /// Errors: [`SwssError::Redis`].
+    /// A key that is not a hash is reported as a bad entry and not written.
+    ///
+    /// Errors: [`SwssError::Redis`] (other than `WRONGTYPE`).
     pub async fn hdel<C: ConnectionLike + Send>(
         &self,
         conn: &mut C,
         key: &str,
         field: &str,
     ) -> Result<(), SwssError> {
-        let _: Value = redis::cmd("HDEL")
-            .arg(self.full_key(key))
+        let full = self.full_key(key);
+        let res: Result<Value, redis::RedisError> = redis::cmd("HDEL")
+            .arg(&full)
             .arg(field)
             .query_async(conn)
-            .await?;
-        Ok(())
+            .await;
+        self.written(&full, res)
     }
 
     /// All keys of the table, without the `TABLE<sep>` prefix, sorted and
@@ -215,6 +339,16 @@ impl Table {
 /// values in `hget` there).
 fn cut_at(s: &str) -> &str {
     s.split('@').next().unwrap_or(s)
+}
+
+/// [`cut_at`] applied to every field name.
+pub(crate) fn cut_fields(fvs: FieldValues) -> FieldValues {
+    fvs.into_iter()
+        .map(|(f, v)| match f.find('@') {
+            Some(i) => (f[..i].to_string(), v),
+            None => (f, v),
+        })
+        .collect()
 }
 
 /// Escapes the Redis glob characters `* ? [ ] \` with a backslash so the

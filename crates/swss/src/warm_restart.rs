@@ -11,7 +11,7 @@
 
 use redis::aio::ConnectionLike;
 
-use crate::SwssError;
+use crate::{bad_entry, SwssError, Table};
 
 /// STATE_DB table with the enable knobs.
 pub const WARM_RESTART_ENABLE_TABLE: &str = "WARM_RESTART_ENABLE_TABLE";
@@ -77,10 +77,14 @@ pub fn warm_restart_table_key(app: &str, sep: char) -> String {
 ///    system warm reboot; 2. `... |<docker> enable` == `true` -> enabled.
 /// 3. Not enabled: `HSET WARM_RESTART_TABLE|<app> restore_count 0`, cold.
 /// 4. Enabled but `restore_count` missing or empty: warn, write 0, cold.
+///    Not a number: reported as a bad entry, write 0, cold (the C++
+///    throws and the daemon stops).
 /// 5. Otherwise warm; with `incr`, write `restore_count + 1`.
 ///
-/// Errors: Redis errors, and [`SwssError::UnexpectedReply`] when
-/// `restore_count` is not an unsigned number (the C++ throws too).
+/// Keys that are not hashes read as absent and are not written (reported
+/// as bad entries).
+///
+/// Errors: Redis errors other than `WRONGTYPE`.
 pub async fn check_warm_start<C: ConnectionLike + Send>(
     conn: &mut C,
     sep: char,
@@ -88,53 +92,46 @@ pub async fn check_warm_start<C: ConnectionLike + Send>(
     docker: &str,
     incr: bool,
 ) -> Result<WarmStartInfo, SwssError> {
-    let system: Option<String> = redis::cmd("HGET")
-        .arg(format!("{WARM_RESTART_ENABLE_TABLE}{sep}system"))
-        .arg("enable")
-        .query_async(conn)
-        .await?;
+    let enable = Table::new(WARM_RESTART_ENABLE_TABLE, sep).in_db("STATE_DB");
+    let system = enable.hget(conn, "system", "enable").await?;
     let system_warm_reboot = system.as_deref() == Some("true");
-    let docker_on: Option<String> = redis::cmd("HGET")
-        .arg(format!("{WARM_RESTART_ENABLE_TABLE}{sep}{docker}"))
-        .arg("enable")
-        .query_async(conn)
-        .await?;
+    let docker_on = enable.hget(conn, docker, "enable").await?;
     let enabled = system_warm_reboot || docker_on.as_deref() == Some("true");
-    let key = warm_restart_table_key(app, sep);
     let cold = WarmStartInfo {
         warm: false,
         system_warm_reboot: false,
         restore_count: 0,
     };
     if !enabled {
-        hset(conn, &key, "restore_count", "0").await?;
+        set_restore_count(conn, sep, app, 0).await?;
         return Ok(cold);
     }
-    let count: Option<String> = redis::cmd("HGET")
-        .arg(&key)
-        .arg("restore_count")
-        .query_async(conn)
-        .await?;
-    let count = match count.as_deref() {
+    let table = Table::new(WARM_RESTART_TABLE, sep).in_db("STATE_DB");
+    let count = match table.hget(conn, app, "restore_count").await?.as_deref() {
         None | Some("") => {
             tracing::warn!(
                 app,
                 "warm restart enabled but restore_count is missing: cold start"
             );
-            hset(conn, &key, "restore_count", "0").await?;
+            set_restore_count(conn, sep, app, 0).await?;
             return Ok(cold);
         }
-        Some(c) => c
-            .trim()
-            .parse::<u64>()
-            .map_err(|_| SwssError::UnexpectedReply {
-                context: format!("HGET {key} restore_count"),
-                reply: c.to_owned(),
-            })?,
+        Some(c) => match c.trim().parse::<u64>() {
+            Ok(n) => n,
+            Err(_) => {
+                bad_entry::report(
+                    "STATE_DB",
+                    &warm_restart_table_key(app, sep),
+                    format_args!("restore_count {c:?} is not a number; cold start"),
+                );
+                set_restore_count(conn, sep, app, 0).await?;
+                return Ok(cold);
+            }
+        },
     };
     let restore_count = if incr {
         let n = count.saturating_add(1);
-        hset(conn, &key, "restore_count", &n.to_string()).await?;
+        set_restore_count(conn, sep, app, n).await?;
         n
     } else {
         count
@@ -146,6 +143,19 @@ pub async fn check_warm_start<C: ConnectionLike + Send>(
     })
 }
 
+/// `HSET WARM_RESTART_TABLE|<app> restore_count <n>` on STATE_DB.
+async fn set_restore_count<C: ConnectionLike + Send>(
+    conn: &mut C,
+    sep: char,
+    app: &str,
+    n: u64,
+) -> Result<(), SwssError> {
+    Table::new(WARM_RESTART_TABLE, sep)
+        .in_db("STATE_DB")
+        .hset(conn, app, "restore_count", &n.to_string())
+        .await
+}
+
 /// `setWarmStartState(app, state)`: `HSET WARM_RESTART_TABLE|<app> state <s>`
 /// on STATE_DB.
 pub async fn set_warm_start_state<C: ConnectionLike + Send>(
@@ -154,30 +164,37 @@ pub async fn set_warm_start_state<C: ConnectionLike + Send>(
     app: &str,
     state: WarmStartState,
 ) -> Result<(), SwssError> {
-    hset(
-        conn,
-        &warm_restart_table_key(app, sep),
-        "state",
-        state.as_str(),
-    )
-    .await
+    Table::new(WARM_RESTART_TABLE, sep)
+        .in_db("STATE_DB")
+        .hset(conn, app, "state", state.as_str())
+        .await
 }
 
 /// `getWarmStartTimer(app, docker)`: `HGET WARM_RESTART|<docker> <app>_timer`
 /// on CONFIG_DB, parsed by [`parse_warm_start_timer`]. `None` means "not
-/// configured" (the caller uses its default).
+/// configured" (the caller uses its default); a value that does not parse
+/// is reported as a bad entry and gives `None` too (the C++ silently falls
+/// back to the default).
 pub async fn get_warm_start_timer<C: ConnectionLike + Send>(
     conn: &mut C,
     sep: char,
     app: &str,
     docker: &str,
 ) -> Result<Option<u32>, SwssError> {
-    let v: Option<String> = redis::cmd("HGET")
-        .arg(format!("{CFG_WARM_RESTART_TABLE}{sep}{docker}"))
-        .arg(format!("{app}_timer"))
-        .query_async(conn)
-        .await?;
-    Ok(v.as_deref().and_then(parse_warm_start_timer))
+    let table = Table::new(CFG_WARM_RESTART_TABLE, sep).in_db("CONFIG_DB");
+    let field = format!("{app}_timer");
+    let Some(v) = table.hget(conn, docker, &field).await? else {
+        return Ok(None);
+    };
+    let timer = parse_warm_start_timer(&v);
+    if timer.is_none() {
+        bad_entry::report(
+            "CONFIG_DB",
+            &table.full_key(docker),
+            format_args!("{field} {v:?} is not 1..=9999 seconds; the default is used"),
+        );
+    }
+    Ok(timer)
 }
 
 /// A `<app>_timer` value in seconds, parsed like C `strtoul(s, NULL, 0)`:
@@ -218,21 +235,6 @@ pub fn parse_warm_start_timer(s: &str) -> Option<u32> {
     } else {
         None
     }
-}
-
-async fn hset<C: ConnectionLike + Send>(
-    conn: &mut C,
-    key: &str,
-    field: &str,
-    value: &str,
-) -> Result<(), SwssError> {
-    let _: i64 = redis::cmd("HSET")
-        .arg(key)
-        .arg(field)
-        .arg(value)
-        .query_async(conn)
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]

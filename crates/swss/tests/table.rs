@@ -62,10 +62,13 @@ async fn set_merges_get_cuts_field_names_hget_cuts_values() {
     t.del(&mut conn, "Ethernet8").await.unwrap();
     assert!(!raw.exists::<_, bool>("PORT_TABLE|Ethernet8").unwrap());
 
-    // Errors surface as values, not as connection errors.
+    // A key of the wrong type reads as absent and is reported as a bad
+    // entry (swss::bad_entry), never an error that stops the reader.
     let _: () = raw.set("PORT_TABLE|str", "x").unwrap();
-    let e = t.get(&mut conn, "str").await.unwrap_err();
-    assert!(!e.is_connection_error(), "{e}");
+    assert_eq!(t.get(&mut conn, "str").await.unwrap(), None);
+    assert!(swss::bad_entry::counts()
+        .iter()
+        .any(|(_, table, n)| table == "PORT_TABLE" && *n >= 1));
 }
 
 #[tokio::test]

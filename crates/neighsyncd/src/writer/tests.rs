@@ -88,14 +88,14 @@ impl Model {
         }
     }
 
-    fn view(&self) -> ApplView {
+    fn view(&self) -> ConsumerView {
         let pending: Vec<_> = self
             .state
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let key_set: HashSet<String> = self.key_set.iter().cloned().collect();
-        ApplView::overlay(
+        ConsumerView::overlay(
             self.table.iter().map(|(k, v)| (k.clone(), v.clone())),
             pending,
             &key_set,
@@ -678,10 +678,10 @@ fn remove_interface_deletes_only_that_interface() {
 #[test]
 fn appl_entries_with_foreign_fields_are_wiped_and_rewritten() {
     let mut w = NeighWriter::new();
-    w.cold_start(&ApplView::new(), [set("Ethernet0:10.0.0.1", MACS[0])]);
+    w.cold_start(&ConsumerView::new(), [set("Ethernet0:10.0.0.1", MACS[0])]);
     let b = w.take_batch(16).unwrap();
     w.complete(b);
-    let mut view = ApplView::new();
+    let mut view = ConsumerView::new();
     view.insert(
         "Ethernet0:10.0.0.1",
         vec![
@@ -709,6 +709,51 @@ fn appl_entries_with_foreign_fields_are_wiped_and_rewritten() {
     );
     assert_eq!(w.pending("Ethernet0:10.0.0.1"), Some(Pending::DelThenSet));
     assert_eq!(w.pending("Ethernet0:10.0.0.9"), Some(Pending::Del));
+}
+
+/// The self-audit counts only keys that were written and then changed
+/// behind the writer's back; a key still waiting to be written differs from
+/// APPL_DB for that reason alone, and is re-marked but not counted.
+#[test]
+fn audit_counts_written_keys_only() {
+    let mut w = NeighWriter::new();
+    w.cold_start(
+        &ConsumerView::new(),
+        [
+            set("Ethernet0:10.0.0.1", MACS[0]),
+            set("Ethernet0:10.0.0.2", MACS[0]),
+        ],
+    );
+    let b = w.take_batch(16).unwrap();
+    w.complete(b);
+    // Pending, not yet written: a new MAC for .1, a new key .3.
+    w.stage(set("Ethernet0:10.0.0.1", MACS[1]));
+    w.stage(set("Ethernet0:10.0.0.3", MACS[1]));
+    // APPL_DB holds the written .1 but lost .2 (real drift).
+    let mut view = ConsumerView::new();
+    view.insert(
+        "Ethernet0:10.0.0.1",
+        vec![
+            ("neigh".into(), mac_to_string(&MACS[0])),
+            ("family".into(), "IPv4".into()),
+        ],
+    );
+    let counts = w.audit_against_appl(&view);
+    assert_eq!(
+        counts,
+        ResyncCounts {
+            added: 1,
+            changed: 0,
+            removed: 0
+        }
+    );
+    for key in [
+        "Ethernet0:10.0.0.1",
+        "Ethernet0:10.0.0.2",
+        "Ethernet0:10.0.0.3",
+    ] {
+        assert_eq!(w.pending(key), Some(Pending::Set), "{key}");
+    }
 }
 
 #[test]
@@ -839,5 +884,14 @@ proptest! {
         }
         prop_assert_eq!(by_text.take_batch(1000), by_parts.take_batch(1000));
         prop_assert_eq!(by_text.desired(), by_parts.desired());
+    }
+}
+
+/// HSET semantics in the model: replace the field's value in place, or
+/// append it.
+fn merge_field(fvs: &mut FieldValues, field: String, value: String) {
+    match fvs.iter_mut().find(|(f, _)| *f == field) {
+        Some(slot) => slot.1 = value,
+        None => fvs.push((field, value)),
     }
 }
