@@ -14,10 +14,25 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v ip >/dev/null || need+=(iproute2)
 command -v ping >/dev/null || need+=(iputils-ping)
+# The operations tests (crates/neighsyncd/tests/ops_*.rs, deploy_promtool.rs)
+# run the real tools and fail without them: supervisord with SONiC's
+# dependent-startup plugin, promtool, systemd-analyze, dpkg, cargo-deb.
+command -v supervisord >/dev/null || need+=(supervisor)
+command -v promtool >/dev/null || need+=(prometheus)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v strip >/dev/null || need+=(binutils)
+/usr/bin/python3 -c 'import toposort' 2>/dev/null || need+=(python3-toposort)
+/usr/bin/python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq
-    apt-get install -y -qq "${need[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# supervisord-dependent-startup: from PyPI as in SONiC's containers, for
+# Debian's python3 (which has the supervisor module).
+/usr/bin/python3 -c 'import supervisord_dependent_startup' 2>/dev/null ||
+    /usr/bin/python3 -m pip install -q --no-deps --break-system-packages \
+        supervisord-dependent-startup==1.4.0
+cargo deb --version >/dev/null 2>&1 || cargo install -q cargo-deb --version 3.8.0 --locked
 # Neighbor-table garbage collection thresholds are global on these machines:
 # raise them so bulk tests are not cut short by the kernel.
 sysctl -qw net.ipv4.neigh.default.gc_thresh1=1024 \
