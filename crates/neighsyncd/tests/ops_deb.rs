@@ -4,7 +4,8 @@
 //! docs/operator-guide.md ("From the .deb") and against the repository's
 //! deploy/ files, and its systemd units run through `systemd-analyze
 //! verify` (which also checks that each ExecStart binary exists in the root)
-//! and `systemd-analyze security --offline=yes` with an exposure ceiling.
+//! and `systemd-analyze security --offline=yes` with an exposure ceiling;
+//! the shipped promtool unit tests pass where the package puts them.
 //!
 //! To stay fast, the package is made from this test build's binaries placed
 //! where the metadata expects the release ones (`target/release/`), with
@@ -239,6 +240,10 @@ fn deb_installs_where_the_guide_says_and_its_units_verify() {
             "deploy/prometheus/alerts.yml",
             "/usr/share/sonic-syncd/prometheus/alerts.yml",
         ),
+        (
+            "deploy/prometheus/tests/alerts_test.yml",
+            "/usr/share/sonic-syncd/prometheus/tests/alerts_test.yml",
+        ),
     ] {
         let want = std::fs::read_to_string(repo_root().join(repo)).unwrap();
         assert_eq!(
@@ -246,6 +251,20 @@ fn deb_installs_where_the_guide_says_and_its_units_verify() {
             want,
             "{installed} differs from {repo}"
         );
+    }
+
+    // The operator guide's promtool commands work on the installed files.
+    let prom = root.join("usr/share/sonic-syncd/prometheus");
+    for args in [
+        ["check", "rules", prom.join("alerts.yml").to_str().unwrap()],
+        [
+            "test",
+            "rules",
+            prom.join("tests/alerts_test.yml").to_str().unwrap(),
+        ],
+    ] {
+        let o = run("promtool", &args, "Debian's `prometheus`");
+        assert!(o.status.success(), "promtool {args:?}: {}", text(&o));
     }
 
     // Capabilities: only the restore unit may send raw frames.
