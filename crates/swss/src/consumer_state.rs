@@ -281,8 +281,20 @@ impl ConsumerStateTable {
     }
 }
 
-/// Decodes a pops reply: an array of `{key, {f1, v1, ...}}`.
-fn parse_pops(reply: &Value) -> Result<Vec<KeyOpFieldValues>, SwssError> {
+/// Decodes the reply of the pops script ([`ConsumerStateTable::pops`]).
+///
+/// Shape: nil (nothing popped) or an array of 2-element arrays
+/// `[key, [f1, v1, f2, v2, ...]]`. The key is any string-like reply
+/// (bulk/simple/verbatim string, `OK`, integer; bulk text is read as lossy
+/// UTF-8); the fields are an `HGETALL`-style reply as read by
+/// [`crate::table::value_to_pairs`] (flat array of even length, RESP3 map,
+/// or nil). Non-empty fields give [`Op::Set`], empty ones [`Op::Del`].
+/// Entries keep the reply's order.
+///
+/// Errors: [`SwssError::UnexpectedReply`] for any other shape (a non-array
+/// reply, an entry that is not a pair, a key or field that is not a
+/// string, an odd-length field array).
+pub fn parse_pops(reply: &Value) -> Result<Vec<KeyOpFieldValues>, SwssError> {
     let context = "consumer pops";
     let items = match reply {
         Value::Nil => return Ok(Vec::new()),

@@ -190,28 +190,57 @@ pub async fn read_consumer_view<C: ConnectionLike + Send>(
             inv.arg(k);
         }
         let reply: Value = inv.invoke_async(conn).await?;
-        let Value::Array(items) = reply else {
-            return Err(SwssError::unexpected("view script", &reply));
-        };
-        if items.len() != chunk.len() * 4 {
-            return Err(SwssError::unexpected("view script", &items.len()));
-        }
-        for (key, parts) in chunk.iter().zip(items.chunks(4)) {
-            let consumed = view_hash(&parts[0], db, &format!("{prefix}{key}"))?;
-            let in_key_set = parts[1] == Value::Int(1);
-            let in_del_set = parts[2] == Value::Int(1);
-            let entry = if in_key_set {
-                let state = view_hash(&parts[3], db, &format!("{state_prefix}{key}"))?;
-                pop_one(consumed, in_del_set, state)
-            } else {
-                (!consumed.is_empty()).then_some(consumed)
-            };
-            if let Some(fvs) = entry {
-                view.entries.insert(key.clone(), fvs);
-            }
+        for (key, fvs) in parse_view_reply(&reply, chunk, &prefix, &state_prefix, db)? {
+            view.entries.insert(key, fvs);
         }
     }
     Ok(view)
+}
+
+/// Decodes the reply of the view script for the keys `chunk` (the keys
+/// without prefix, in the order they were passed): what each present key
+/// will hold once popped ([`ConsumerView::overlay`]'s rules), in `chunk`
+/// order; keys that will be absent are left out.
+///
+/// Shape: an array of exactly 4 items per key: the consumed hash
+/// `<prefix><key>`, integer 1 when the key is in `<T>_KEY_SET` (anything
+/// else means no), integer 1 when it is in `<T>_DEL_SET` (likewise), and
+/// the state hash `<state_prefix><key>` (read only when in the KEY_SET).
+/// A hash is an `HGETALL`-style reply ([`crate::table::value_to_pairs`]),
+/// or integer 0 for a key that is not a hash, which is reported as a bad
+/// entry of `db` ([`crate::bad_entry`]) and read as empty.
+///
+/// Errors: [`SwssError::UnexpectedReply`] when the reply is not an array,
+/// its length is not `4 * chunk.len()`, or a hash read is malformed.
+pub fn parse_view_reply(
+    reply: &Value,
+    chunk: &[String],
+    prefix: &str,
+    state_prefix: &str,
+    db: &str,
+) -> Result<Vec<(String, FieldValues)>, SwssError> {
+    let Value::Array(items) = reply else {
+        return Err(SwssError::unexpected("view script", reply));
+    };
+    if items.len() != chunk.len() * 4 {
+        return Err(SwssError::unexpected("view script", &items.len()));
+    }
+    let mut out = Vec::with_capacity(chunk.len());
+    for (key, parts) in chunk.iter().zip(items.chunks(4)) {
+        let consumed = view_hash(&parts[0], db, &format!("{prefix}{key}"))?;
+        let in_key_set = parts[1] == Value::Int(1);
+        let in_del_set = parts[2] == Value::Int(1);
+        let entry = if in_key_set {
+            let state = view_hash(&parts[3], db, &format!("{state_prefix}{key}"))?;
+            pop_one(consumed, in_del_set, state)
+        } else {
+            (!consumed.is_empty()).then_some(consumed)
+        };
+        if let Some(fvs) = entry {
+            out.push((key.clone(), fvs));
+        }
+    }
+    Ok(out)
 }
 
 /// One hash of the view script's reply: pairs, or (integer 0) a key that is
@@ -247,6 +276,43 @@ mod tests {
         );
         assert_eq!(pop_one(old.clone(), true, new.clone()), Some(new));
         assert_eq!(pop_one(old, true, Vec::new()), None);
+    }
+
+    #[test]
+    fn view_reply_four_items_per_key() {
+        let b = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let keys = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        let reply = Value::Array(vec![
+            // a: consumed only
+            Value::Array(vec![b("neigh"), b("1")]),
+            Value::Int(0),
+            Value::Int(0),
+            Value::Array(vec![]),
+            // b: consumed, pending DEL then SET
+            Value::Array(vec![b("neigh"), b("2"), b("x"), b("y")]),
+            Value::Int(1),
+            Value::Int(1),
+            Value::Array(vec![b("neigh"), b("3")]),
+            // c: not a hash, pending DEL with nothing to set
+            Value::Int(0),
+            Value::Int(1),
+            Value::Int(1),
+            Value::Array(vec![]),
+        ]);
+        let got = parse_view_reply(&reply, &keys, "T:", "_T:", "APPL_DB").unwrap();
+        assert_eq!(
+            got,
+            vec![
+                ("a".to_string(), fv(&[("neigh", "1")])),
+                ("b".to_string(), fv(&[("neigh", "3")])),
+            ]
+        );
+        let short = Value::Array(vec![Value::Nil; 11]);
+        assert!(matches!(
+            parse_view_reply(&short, &keys, "T:", "_T:", "APPL_DB"),
+            Err(SwssError::UnexpectedReply { .. })
+        ));
+        assert!(parse_view_reply(&Value::Nil, &keys, "T:", "_T:", "APPL_DB").is_err());
     }
 
     #[test]

@@ -154,18 +154,71 @@ impl SubscriberStateTable {
                 )));
             };
             let channel = match msg.get_channel::<Vec<u8>>() {
-                Ok(c) => String::from_utf8_lossy(&c).into_owned(),
+                Ok(c) => c,
                 Err(_) => continue,
             };
-            let Some(key) = channel.strip_prefix(&self.channel_prefix) else {
-                tracing::debug!(channel = %channel, "keyspace event outside the table; ignored");
+            let Some((key, event)) =
+                parse_keyspace_event(&channel, msg.get_payload_bytes(), &self.channel_prefix)
+            else {
+                tracing::debug!(channel = %String::from_utf8_lossy(&channel),
+                    "keyspace event outside the table; ignored");
                 continue;
             };
-            let event = String::from_utf8_lossy(msg.get_payload_bytes()).into_owned();
             if event == "del" {
-                return Ok(KeyOp::Del(key.to_string()));
+                return Ok(KeyOp::Del(key));
             }
-            self.in_progress = Some((key.to_string(), event));
+            self.in_progress = Some((key, event));
         }
+    }
+}
+
+/// Decodes one keyspace notification of a [`SubscriberStateTable`]:
+/// `channel` is `__keyspace@<id>__:<TABLE><sep><key>`, `payload` the event
+/// name (`hset`, `del`, `expired`, ...), `channel_prefix` the
+/// `__keyspace@<id>__:<TABLE><sep>` part. Both are read as lossy UTF-8
+/// (invalid bytes become U+FFFD) before the prefix is stripped, so the key
+/// is any text after the prefix (possibly empty).
+///
+/// Returns `Some((key, event))`, or `None` when the channel does not start
+/// with `channel_prefix` (an event of another table). Never fails otherwise.
+pub fn parse_keyspace_event(
+    channel: &[u8],
+    payload: &[u8],
+    channel_prefix: &str,
+) -> Option<(String, String)> {
+    let channel = String::from_utf8_lossy(channel);
+    let key = channel.strip_prefix(channel_prefix)?;
+    let event = String::from_utf8_lossy(payload).into_owned();
+    Some((key.to_string(), event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyspace_events_are_stripped_and_lossy() {
+        let prefix = "__keyspace@4__:PORT|";
+        assert_eq!(
+            parse_keyspace_event(b"__keyspace@4__:PORT|Ethernet0", b"hset", prefix),
+            Some(("Ethernet0".to_string(), "hset".to_string()))
+        );
+        assert_eq!(
+            parse_keyspace_event(b"__keyspace@4__:PORT|", b"del", prefix),
+            Some((String::new(), "del".to_string()))
+        );
+        assert_eq!(
+            parse_keyspace_event(b"__keyspace@4__:PORT|a\xffb", b"h\xfe", prefix),
+            Some(("a\u{fffd}b".to_string(), "h\u{fffd}".to_string()))
+        );
+        assert_eq!(
+            parse_keyspace_event(b"__keyspace@4__:PORT_TABLE|x", b"hset", prefix),
+            None
+        );
+        // Invalid UTF-8 inside the prefix part never matches.
+        assert_eq!(
+            parse_keyspace_event(b"__keyspace@4__:PO\xffRT|x", b"hset", prefix),
+            None
+        );
     }
 }

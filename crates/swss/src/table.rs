@@ -364,8 +364,11 @@ pub fn glob_escape(text: &str) -> String {
     out
 }
 
-/// A bulk/simple string reply as text (lossy UTF-8); `None` for other types.
-pub(crate) fn value_to_string(v: &Value) -> Option<String> {
+/// A string-like reply as text: a bulk string (lossy UTF-8, invalid bytes
+/// become U+FFFD), a simple or verbatim string, `OK`, or an integer (its
+/// decimal text). `None` for every other type (nil, arrays, maps, sets,
+/// doubles, booleans, errors, ...).
+pub fn value_to_string(v: &Value) -> Option<String> {
     match v {
         Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
         Value::SimpleString(s) => Some(s.clone()),
@@ -376,9 +379,17 @@ pub(crate) fn value_to_string(v: &Value) -> Option<String> {
     }
 }
 
-/// Decodes an `HGETALL`-style reply (flat array of field, value, ... or a
-/// RESP3 map) into pairs, in reply order.
-pub(crate) fn value_to_pairs(v: &Value, context: &str) -> Result<FieldValues, SwssError> {
+/// Decodes an `HGETALL`-style reply into pairs, in reply order.
+///
+/// Shapes: nil (no pairs), a flat array `[f1, v1, f2, v2, ...]` of even
+/// length, or a RESP3 map; every field and value must be string-like as
+/// [`value_to_string`] reads it. Field names are not cut at `@` and
+/// duplicates are kept.
+///
+/// Errors: [`SwssError::UnexpectedReply`] (naming `context`, e.g.
+/// `HGETALL PORT|Ethernet0`) for an odd-length array, a field or value
+/// that is not string-like, or any other reply type.
+pub fn value_to_pairs(v: &Value, context: &str) -> Result<FieldValues, SwssError> {
     match v {
         Value::Nil => Ok(Vec::new()),
         Value::Array(items) => {
@@ -440,29 +451,39 @@ pub(crate) async fn scan_prefix<C: ConnectionLike + Send>(
             .query_async(conn)
             .await?;
         let context = format!("SCAN MATCH {pattern}");
-        let (next, batch) = match &reply {
-            Value::Array(parts) if parts.len() == 2 => {
-                let next = value_to_string(&parts[0]).and_then(|s| s.parse::<u64>().ok());
-                match (next, &parts[1]) {
-                    (Some(n), Value::Array(b)) => (n, b),
-                    _ => return Err(SwssError::unexpected(context, &reply)),
-                }
-            }
-            _ => return Err(SwssError::unexpected(context, &reply)),
-        };
-        for k in batch {
-            match value_to_string(k) {
-                Some(k) => {
-                    keys.insert(k);
-                }
-                None => return Err(SwssError::unexpected(context, &reply)),
-            }
-        }
+        let (next, batch) = parse_scan_reply(&reply, &context)?;
+        keys.extend(batch);
         if next == 0 {
             return Ok(keys);
         }
         cursor = next;
     }
+}
+
+/// Decodes one `SCAN` reply: `[cursor, [key, ...]]`, the cursor a
+/// string-like reply holding a decimal `u64` (0 when the scan is complete),
+/// the keys string-like ([`value_to_string`]). Returns the next cursor and
+/// the keys in reply order.
+///
+/// Errors: [`SwssError::UnexpectedReply`] (naming `context`) for any other
+/// shape: not a 2-element array, a cursor that is not a decimal `u64`, a
+/// key list that is not an array, or a key that is not string-like.
+pub fn parse_scan_reply(reply: &Value, context: &str) -> Result<(u64, Vec<String>), SwssError> {
+    let (next, batch) = match reply {
+        Value::Array(parts) if parts.len() == 2 => {
+            let next = value_to_string(&parts[0]).and_then(|s| s.parse::<u64>().ok());
+            match (next, &parts[1]) {
+                (Some(n), Value::Array(b)) => (n, b),
+                _ => return Err(SwssError::unexpected(context, reply)),
+            }
+        }
+        _ => return Err(SwssError::unexpected(context, reply)),
+    };
+    let keys = batch
+        .iter()
+        .map(|k| value_to_string(k).ok_or_else(|| SwssError::unexpected(context, reply)))
+        .collect::<Result<Vec<String>, SwssError>>()?;
+    Ok((next, keys))
 }
 
 #[cfg(test)]
@@ -482,6 +503,30 @@ mod tests {
     #[test]
     fn glob_escape_escapes_specials_only() {
         assert_eq!(glob_escape(r"A*B?C[D]E\F|G:H"), r"A\*B\?C\[D\]E\\F|G:H");
+    }
+
+    #[test]
+    fn scan_replies() {
+        let b = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let reply = Value::Array(vec![b("17"), Value::Array(vec![b("a"), b("b")])]);
+        assert_eq!(
+            parse_scan_reply(&reply, "x").unwrap(),
+            (17, vec!["a".to_string(), "b".to_string()])
+        );
+        let reply = Value::Array(vec![Value::Int(0), Value::Array(vec![])]);
+        assert_eq!(parse_scan_reply(&reply, "x").unwrap(), (0, vec![]));
+        for bad in [
+            Value::Nil,
+            Value::Array(vec![b("0")]),
+            Value::Array(vec![b("-1"), Value::Array(vec![])]),
+            Value::Array(vec![b("0"), b("a")]),
+            Value::Array(vec![b("0"), Value::Array(vec![Value::Nil])]),
+        ] {
+            assert!(matches!(
+                parse_scan_reply(&bad, "x"),
+                Err(SwssError::UnexpectedReply { .. })
+            ));
+        }
     }
 
     #[test]
