@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run every test of the workspace: unit tests, property tests, and the
 # integration tests against a real redis-server and the real kernel in
-# network namespaces. Needs root (ip netns). Installs its own dependencies.
+# network namespaces; then the VM tier (scripts/test-vm.sh). Needs root
+# (ip netns). Installs the host suite's dependencies; the VM tier's come
+# from .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,3 +45,7 @@ sysctl -qw net.ipv4.neigh.default.gc_thresh1=1024 \
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked "$@"
+# The VM tier: the same daemons on real Vlan/PortChannel/sub-interface/VRF
+# links, in a QEMU guest with a Debian kernel (the host kernel lacks them).
+# It fails, never skips, when its tools are missing (.ci/run installs them).
+./scripts/test-vm.sh
