@@ -108,6 +108,25 @@ fn adjusted_entry(name: &str, redis: &RedisServer, portsyncd: &Path) -> String {
         .replace(DEFAULT_DB_CONFIG, redis.db_config_path().to_str().unwrap())
 }
 
+/// `supervisorctl shutdown` when dropped, then waits (up to 20 s) for
+/// supervisord to have stopped every program and exited (its pidfile gone).
+struct Shutdown(std::path::PathBuf);
+
+impl Drop for Shutdown {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("supervisorctl")
+            .arg("-c")
+            .arg(&self.0)
+            .arg("shutdown")
+            .output();
+        let pidfile = self.0.with_file_name("supervisord.pid");
+        let start = Instant::now();
+        while pidfile.exists() && start.elapsed() < DEADLINE * 2 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 /// Pops everything pending in APPL_DB `table` as orchagent does; the keys.
 fn pop_all(redis: &RedisServer, table: &str) -> Vec<String> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -278,6 +297,9 @@ exec supervisord -n -c {td}/supervisord.conf
         &[script.to_str().unwrap()],
     )
     .unwrap();
+    // On a failure, stop supervisord's children too (killing supervisord
+    // alone would leave them running).
+    let _shutdown = Shutdown(conf.clone());
     let sup_log = t.join("supervisord.log");
     let out_path = supervisord.log_path().to_owned();
     let log = || {
