@@ -10,14 +10,15 @@
 //! The rest of the swss container is stood in for: `rsyslogd` (portsyncd
 //! waits for `rsyslogd:running`) is a `sleep`, and `swssconfig` (neighsyncd
 //! and restore_neighbors wait for `swssconfig:exited`) is a `sleep 1` (it
-//! loads the switch's JSON config, then exits), started once portsyncd runs (in SONiC it waits for orchagent, which waits for
-//! portsyncd).
+//! loads the switch's JSON config, then exits), started once portsyncd runs
+//! (in SONiC it waits for orchagent, which waits for portsyncd).
 //!
 //! Checked as an operator would see it: restore_neighbors runs once and
 //! exits 0 (cold start), both daemons reach RUNNING, their log lines reach
 //! syslog tagged with the program name, a neighbour added meanwhile lands in
-//! APPL_DB and portsyncd's port in APPL_DB/STATE_DB, and `supervisorctl stop`
-//! ends each daemon with exit status 0 after its pending writes are flushed.
+//! APPL_DB and portsyncd's port in APPL_DB/STATE_DB, `/healthz` answers on
+//! the entries' `--metrics-addr`, and `supervisorctl stop` ends each daemon
+//! with exit status 0 after its pending writes are flushed.
 
 #![allow(clippy::unwrap_used)]
 
@@ -334,6 +335,15 @@ exec supervisord -n -c {td}/supervisord.conf
     );
     syslog.wait_for("portsyncd", "started; following link events");
     syslog.wait_for("neighsyncd", common::READY);
+
+    // The entries' --metrics-addr: /healthz answers 200 on both.
+    for addr in ["127.0.0.1:9101", "127.0.0.1:9102"] {
+        let start = Instant::now();
+        while testbed::netns::http_get(topo.dut(), addr, "/healthz").map(|r| r.0) != Some(200) {
+            assert!(start.elapsed() < DEADLINE, "no healthy /healthz on {addr}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 
     // Live work while supervised: a neighbour and the configured port.
     let mut appl = redis.conn(0).unwrap();
