@@ -95,11 +95,6 @@ pub const APP_ROUTE_TABLE_NAME: &str = "ROUTE_TABLE";
 pub const CFG_LOGGER_TABLE_NAME: &str = sonic_daemon::logging::CFG_LOGGER_TABLE_NAME;
 /// Default netlink receive buffer, forced with `SO_RCVBUFFORCE` (bytes).
 pub const DEFAULT_NETLINK_RCVBUF: usize = 64 << 20;
-/// Netlink read coalescing in event storms
-/// ([`NetlinkSocket::set_batch_interval`]): at most one read batch per
-/// interval while events come back to back; an isolated event is read at
-/// once. Cuts the wake-ups (and the daemon CPU) per neighbour in a burst.
-pub const NETLINK_BATCH_INTERVAL: Duration = Duration::from_millis(1);
 /// Largest number of keys per flush (one pipeline; the producer splits it
 /// into scripts of at most `swss::producer_state::MAX_KEYS_PER_SCRIPT`).
 /// Measured with `bench cold100k` (3 runs each): 1024 gives 0.84-0.91 s and
@@ -112,6 +107,12 @@ pub const FLUSH_MAX_KEYS: usize = 1024;
 /// it is read). Two flushes' worth keeps Redis busy without the whole
 /// table piling up pending.
 pub const DUMP_BACKLOG_KEYS: usize = 2 * FLUSH_MAX_KEYS;
+/// While a flush is in flight, live kernel events wait in the socket buffer
+/// ([`Daemon::reading_kernel`]); a flush slower than this (Redis busy or
+/// hanging) no longer holds them back, so the socket buffer cannot overflow
+/// behind a stalled Redis. A 1024-key flush normally takes a few
+/// milliseconds.
+pub const FLUSH_READ_PAUSE: Duration = Duration::from_millis(20);
 /// How long SIGTERM/SIGINT may spend flushing what is pending.
 pub const SHUTDOWN_FLUSH_LIMIT: Duration = Duration::from_secs(2);
 /// Per-command response timeout on the Redis connections: a Redis that
@@ -393,6 +394,8 @@ pub struct Daemon {
     cfg_generation: u64,
     cfg_tasks: Vec<JoinHandle<()>>,
     flushing: Option<BoxFuture<(Batch, Result<(), SwssError>)>>,
+    /// When the flush in flight was sent.
+    flush_sent_at: Instant,
     reconnecting: Option<BoxFuture<Reconnected>>,
     /// No flush before this instant (after an error reply).
     flush_not_before: Option<Instant>,
@@ -535,7 +538,6 @@ impl Daemon {
         let appl = conns.appl;
 
         let mut sock = NetlinkSocket::open_with(&[RTNLGRP_LINK, RTNLGRP_NEIGH], opts.rcvbuf)?;
-        sock.set_batch_interval(NETLINK_BATCH_INTERVAL);
         sock.request_dump(Dump::Links)?;
         opts.ops.health.set_netlink_up(true);
         opts.ops.health.set_redis_up();
@@ -558,6 +560,7 @@ impl Daemon {
             cfg_generation: 0,
             cfg_tasks: Vec::new(),
             flushing: None,
+            flush_sent_at: Instant::now(),
             reconnecting: None,
             flush_not_before: None,
             overruns: 0,
@@ -603,13 +606,17 @@ impl Daemon {
                 .entries
                 .set(self.writer.desired_len() as i64);
             let flush_wait = self.flush_not_before;
+            let reading = self.reading_kernel();
+            // While a flush holds the kernel events back: when to stop.
+            let read_pause_end =
+                (!reading && self.flushing.is_some()).then_some(self.flush_sent_at + FLUSH_READ_PAUSE);
             tokio::select! {
                 name = signals.recv() => {
                     tracing::info!(signal = name, "flushing and exiting");
                     self.ops.notifier.stopping();
                     break;
                 }
-                res = self.sock.recv(&mut received), if !self.dump_backlogged() => {
+                res = self.sock.recv(&mut received), if reading => {
                     self.recv_at = Instant::now();
                     match res {
                         Ok(()) => {}
@@ -639,6 +646,7 @@ impl Daemon {
                 _ = tokio::time::sleep_until(flush_wait.unwrap_or_else(Instant::now)), if flush_wait.is_some() => {
                     self.flush_not_before = None;
                 }
+                _ = tokio::time::sleep_until(read_pause_end.unwrap_or_else(Instant::now)), if read_pause_end.is_some() => {}
                 ev = warm::next_event(&mut self.warm), if self.warm.is_some() => {
                     self.on_warm(ev)?;
                 }
@@ -689,14 +697,20 @@ impl Daemon {
 
     // ----- kernel -----
 
-    /// True while the neighbour dump should wait for Redis
-    /// ([`DUMP_BACKLOG_KEYS`]). Only with a flush in flight, whose end
-    /// always wakes the loop again; live events meanwhile wait in the
-    /// socket buffer for at most one flush.
-    fn dump_backlogged(&self) -> bool {
-        self.phase == Phase::Neighbors
-            && self.flushing.is_some()
-            && self.writer.pending_len() >= DUMP_BACKLOG_KEYS
+    /// Whether the loop reads the netlink socket now. Batching comes from
+    /// back-pressure, not from waiting: with no flush in flight every event
+    /// is read (and flushed) at once; while a flush is in flight live events
+    /// wait in the socket buffer and are all read in one wake-up when it
+    /// ends, to ride the next flush together. A neighbour dump keeps being
+    /// read during a flush until [`DUMP_BACKLOG_KEYS`] wait in the writer
+    /// (the kernel generates the rest as it is read), so Redis and the dump
+    /// work in parallel.
+    /// A flush that takes longer than [`FLUSH_READ_PAUSE`] stops holding
+    /// live events back.
+    fn reading_kernel(&self) -> bool {
+        self.flushing.is_none()
+            || self.flush_sent_at.elapsed() >= FLUSH_READ_PAUSE
+            || (self.phase == Phase::Neighbors && self.writer.pending_len() < DUMP_BACKLOG_KEYS)
     }
 
     fn on_kernel(&mut self, msg: Received) -> Result<(), DaemonError> {
@@ -1054,6 +1068,7 @@ impl Daemon {
             sets = batch.neigh_sets.len(),
             "flushing"
         );
+        self.flush_sent_at = Instant::now();
         self.flushing = Some(Box::pin(flush_batch(
             conn,
             self.neigh.clone(),

@@ -16,7 +16,6 @@
 
 use std::io;
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
 
 use netlink_packet_core::{
     parse_i32, parse_string, parse_u32, NetlinkBuffer, NetlinkHeader, NetlinkMessage,
@@ -183,10 +182,6 @@ pub struct NetlinkSocket {
     seq: u32,
     rcvbuf_bytes: usize,
     dump_interrupted: bool,
-    /// See [`NetlinkSocket::set_batch_interval`]; zero = off.
-    batch_interval: Duration,
-    /// When the last batch was returned (only with a batch interval).
-    last_batch: Option<Instant>,
 }
 
 impl std::fmt::Debug for NetlinkSocket {
@@ -260,40 +255,7 @@ impl NetlinkSocket {
             seq: 0,
             rcvbuf_bytes,
             dump_interrupted: false,
-            batch_interval: Duration::ZERO,
-            last_batch: None,
         })
-    }
-
-    /// Coalesce reads during event storms: once a [`NetlinkSocket::recv`]
-    /// has returned a batch that drained the socket, the next call does not
-    /// read before `interval` has passed since (a batch cut short by
-    /// [`MAX_DATAGRAMS_PER_BATCH`] or [`MAX_MESSAGES_PER_BATCH`] is followed
-    /// at once: a dump is never slowed down). An event arriving later than `interval` after the
-    /// previous batch is read at once, so this adds no latency when idle,
-    /// and at most `interval` in a storm, where it turns one wake-up (and
-    /// one small batch) per event into one per `interval`.
-    ///
-    /// The wait is a **blocking** sleep of the calling thread: use it only
-    /// on a single-purpose current-thread runtime with a small `interval`
-    /// (about a millisecond), as neighsyncd does. Zero (the default) turns
-    /// it off. Events queued meanwhile wait in the kernel socket buffer, so
-    /// size it for `interval` worth of events.
-    ///
-    /// Why blocking (neighsyncd, 100k `ip -batch` burst, 2-core VM): an
-    /// async sleep still woke the runtime for every arriving datagram (the
-    /// socket stays registered edge-triggered with epoll, so each datagram
-    /// ends an `epoll_wait`); the blocking one cut the wake-ups from ~36,000
-    /// to ~2,000 and the daemon CPU from 7.0 to 3.4 us per neighbour
-    /// (docs/benchmarks.md). The cost: while events come back to back,
-    /// everything else on that runtime (Redis replies, signals, timers)
-    /// waits up to `interval` longer; an isolated event, or the first one
-    /// after a quiet `interval`, never waits. A non-blocking variant would
-    /// have to take the fd out of epoll during the wait (re-register after
-    /// it); not done yet.
-    pub fn set_batch_interval(&mut self, interval: Duration) {
-        self.batch_interval = interval;
-        self.last_batch = None;
     }
 
     /// The effective receive buffer in bytes, as read back with
@@ -352,22 +314,10 @@ impl NetlinkSocket {
     /// queued in the kernel.
     pub async fn recv(&mut self, out: &mut Vec<Received>) -> Result<(), SocketError> {
         let flags = (MsgFlags::MSG_TRUNC | MsgFlags::MSG_DONTWAIT).bits();
-        if let Some(last) = self.last_batch.take() {
-            let wait = (last + self.batch_interval).saturating_duration_since(Instant::now());
-            if !wait.is_zero() {
-                // Back to back: let the storm fill the socket buffer a
-                // little. A blocking sleep on purpose: an async one would
-                // still wake the runtime once per arriving datagram (the
-                // socket is registered edge-triggered with epoll), which is
-                // the very cost this saves.
-                std::thread::sleep(wait);
-            }
-        }
         loop {
             let mut guard = self.fd.readable().await.map_err(io_err("poll"))?;
             let mut datagrams = 0usize;
             let start_len = out.len();
-            let mut drained = false;
             while datagrams < MAX_DATAGRAMS_PER_BATCH
                 && out.len() - start_len < MAX_MESSAGES_PER_BATCH
             {
@@ -392,7 +342,6 @@ impl NetlinkSocket {
                         Errno::EINTR => continue,
                         Errno::EAGAIN => {
                             guard.clear_ready();
-                            drained = true;
                             break;
                         }
                         Errno::ENOBUFS => {
@@ -412,11 +361,6 @@ impl NetlinkSocket {
                 }
             }
             if datagrams > 0 {
-                // Only a drained socket means the reader is keeping up with
-                // a storm; when a bound stopped the batch, read on at once.
-                if drained && !self.batch_interval.is_zero() {
-                    self.last_batch = Some(Instant::now());
-                }
                 return Ok(());
             }
         }
