@@ -47,7 +47,11 @@ pub struct OpsArgs {
     pub log_level: Option<LogLevel>,
 
     /// Serve Prometheus metrics (`/metrics`, OpenMetrics text) and `/healthz`
-    /// on ADDR, e.g. `127.0.0.1:9101`. Off by default.
+    /// on ADDR, e.g. `127.0.0.1:9101`. Off by default; the shipped systemd
+    /// units turn it on at 127.0.0.1:9101 (neighsyncd) and 127.0.0.1:9102
+    /// (portsyncd). There is no authentication: a non-loopback ADDR is
+    /// served but logged as a warning. At most 64 connections at once, each
+    /// with 3 s to send its request.
     #[arg(long, value_name = "ADDR", global = true)]
     pub metrics_addr: Option<SocketAddr>,
 
@@ -108,6 +112,34 @@ mod tests {
         assert!(T::try_parse_from(["x", "--metrics-addr", "nowhere"]).is_err());
         assert!(T::try_parse_from(["x", "--log-output", "syslog"]).is_err());
         assert!(T::try_parse_from(["x", "--log-level", "LOUD"]).is_err());
+    }
+
+    /// `--help` states what the shipped units and the endpoint do, and
+    /// stays true to them.
+    #[test]
+    fn metrics_addr_help_matches_the_units_and_limits() {
+        use clap::CommandFactory;
+        let help = T::command().render_long_help().to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/systemd");
+        for (unit, addr) in [
+            ("neighsyncd", "127.0.0.1:9101"),
+            ("portsyncd", "127.0.0.1:9102"),
+        ] {
+            assert!(help.contains(&format!("{addr} ({unit})")), "{help}");
+            let text = std::fs::read_to_string(deploy.join(format!("{unit}.service"))).unwrap();
+            assert!(
+                text.contains(&format!("--metrics-addr {addr}")),
+                "{unit}.service"
+            );
+        }
+        assert!(help.contains("no authentication"), "{help}");
+        let limits = format!(
+            "At most {} connections at once, each with {} s to send its request",
+            crate::http::MAX_CONNECTIONS,
+            crate::http::HEADER_TIMEOUT.as_secs()
+        );
+        assert!(help.contains(&limits), "{help}");
     }
 
     #[derive(Debug, Parser)]
