@@ -1,8 +1,12 @@
-//! `bench`: measures the release `neighsyncd` against a real `redis-server`
-//! and the real kernel (a DUT network namespace with veth ports), and prints
-//! a table with the targets of issue 5 next to the figures.
+//! `bench`: measures the release `neighsyncd` and `portsyncd` against a
+//! real `redis-server` and the real kernel (network namespaces with veth
+//! ports), and prints the figures with the targets next to them.
 //!
 //! Scenarios (all by default, or name them on the command line):
+//! * `floor`: the raw Redis pipeline for the cold100k keys (see
+//!   [`floor`]); every Redis CPU figure is printed as a ratio to the floor
+//!   of the same repetition (run automatically when a scenario that writes
+//!   neighbours is selected).
 //! * `idle`: start with an empty kernel table; RSS once the start-up dump
 //!   is done.
 //! * `cold1k`, `cold10k`, `cold100k`: the kernel table is filled first
@@ -17,6 +21,10 @@
 //!   NUD state (REACHABLE / STALE) with the same MAC; Redis commands are
 //!   counted from `INFO commandstats` up to a sentinel neighbour added after
 //!   the flaps (its own cost, measured just before, is subtracted).
+//! * `latency`: isolated event -> publish ([`latency`]).
+//! * `warm100k`: warm restart at 100k with 1k added, deleted and changed
+//!   ([`warm`]).
+//! * `ports256`: portsyncd with 256 ports ([`ports`]).
 //!
 //! Figures: wall time, daemon CPU per neighbour (`/proc/<pid>/task/*/
 //! schedstat`, ns on CPU; falls back to `/proc/<pid>/stat` utime+stime),
@@ -24,7 +32,15 @@
 //! EVALSHA and all Redis commands per neighbour (`INFO commandstats`; the
 //! commands run inside the scripts count too; the bench's own INFO/SCARD
 //! polls are excluded), peak RSS (VmHWM), idle RSS (VmRSS once settled),
-//! entries lost.
+//! entries lost. The last table holds every target with PASS/FAIL
+//! ([`report`]).
+
+mod consumer;
+mod floor;
+mod latency;
+mod ports;
+mod report;
+mod warm;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -35,7 +51,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Parser;
 use testbed::daemon::Daemon;
-use testbed::netns::NeighTopology;
+use testbed::netns::{NeighTopology, NetNs};
 use testbed::redis_server::RedisServer;
 
 /// The log line neighsyncd prints when the start-up dump is done.
@@ -49,16 +65,43 @@ const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
 /// A burst is settled when APPL_DB has not changed for this long.
 const SETTLE: Duration = Duration::from_secs(5);
 
+/// Every scenario, in the order they run.
+const ALL: &[&str] = &[
+    "floor",
+    "idle",
+    "cold1k",
+    "cold10k",
+    "cold100k",
+    "burst100k",
+    "flap100k",
+    "latency",
+    "warm100k",
+    "ports256",
+];
+/// Scenarios whose Redis CPU is printed as a ratio to the floor.
+const WRITERS: &[&str] = &[
+    "cold1k",
+    "cold10k",
+    "cold100k",
+    "burst100k",
+    "flap100k",
+    "warm100k",
+];
+
 #[derive(Parser, Debug)]
-#[command(about = "neighsyncd benchmark against a real redis-server and kernel")]
+#[command(about = "neighsyncd/portsyncd benchmark against a real redis-server and kernel")]
 struct Args {
-    /// Scenarios to run: idle, cold1k, cold10k, cold100k, burst100k,
-    /// flap100k (flap100k implies burst100k). Default: all.
+    /// Scenarios to run: floor, idle, cold1k, cold10k, cold100k, burst100k,
+    /// flap100k (implies burst100k), latency, warm100k, ports256. Default:
+    /// all. floor is added when a scenario writing neighbours is named.
     scenarios: Vec<String>,
     /// Path of the neighsyncd binary (default: next to this binary, built
     /// first with `cargo build --release -p neighsyncd` when run by cargo).
     #[arg(long)]
     neighsyncd: Option<PathBuf>,
+    /// Path of the portsyncd binary (default: as for neighsyncd).
+    #[arg(long)]
+    portsyncd: Option<PathBuf>,
     /// Number of DUT ports the neighbours are spread over.
     #[arg(long, default_value_t = 4)]
     ports: usize,
@@ -70,10 +113,25 @@ struct Args {
     extra: Vec<String>,
 }
 
+/// What a [`Row`] measured.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    #[default]
+    Idle,
+    Cold,
+    Burst,
+    Flap,
+    Floor,
+    Warm,
+}
+
 /// One row of the table.
 #[derive(Debug, Default, Clone)]
 struct Row {
     name: String,
+    kind: Kind,
+    /// Repetition (0-based).
+    rep: usize,
     n: usize,
     wall: Duration,
     /// What `wall` measures.
@@ -103,84 +161,180 @@ impl Row {
     }
 }
 
+/// Everything one bench run measured.
+#[derive(Debug, Default)]
+struct Results {
+    rows: Vec<Row>,
+    latency: Vec<latency::Latency>,
+    warm: Vec<warm::WarmCheck>,
+    ports: Vec<ports::Ports>,
+}
+
+impl Results {
+    /// The floor's Redis CPU per key in repetition `rep`.
+    fn floor_us(&self, rep: usize) -> Option<f64> {
+        self.rows
+            .iter()
+            .find(|r| r.kind == Kind::Floor && r.rep == rep)
+            .map(|r| r.per_n_us(r.redis_cpu))
+    }
+    /// `row`'s Redis CPU per neighbour over the floor of its repetition.
+    fn floor_ratio(&self, row: &Row) -> Option<f64> {
+        let f = self.floor_us(row.rep)?;
+        (f > 0.0 && row.n > 0).then(|| row.per_n_us(row.redis_cpu) / f)
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let all = [
-        "idle",
-        "cold1k",
-        "cold10k",
-        "cold100k",
-        "burst100k",
-        "flap100k",
-    ];
-    let scenarios: Vec<String> = if args.scenarios.is_empty() {
-        all.iter().map(|s| s.to_string()).collect()
+    let mut scenarios: Vec<String> = if args.scenarios.is_empty() {
+        ALL.iter().map(|s| s.to_string()).collect()
     } else {
         args.scenarios.clone()
     };
     for s in &scenarios {
-        if !all.contains(&s.as_str()) {
-            bail!("unknown scenario {s:?}; known: {}", all.join(", "));
+        if !ALL.contains(&s.as_str()) {
+            bail!("unknown scenario {s:?}; known: {}", ALL.join(", "));
         }
     }
-    let bin = neighsyncd_path(&args)?;
+    if scenarios.iter().any(|s| WRITERS.contains(&s.as_str()))
+        && !scenarios.iter().any(|s| s == "floor")
+    {
+        scenarios.insert(0, "floor".to_owned());
+    }
+    // In the order of ALL.
+    scenarios.sort_by_key(|s| ALL.iter().position(|a| a == s));
+    scenarios.dedup();
+    let wants_neigh = scenarios.iter().any(|s| s != "floor" && s != "ports256");
+    let wants_ports = scenarios.iter().any(|s| s == "ports256");
+    let bin = if wants_neigh {
+        daemon_path("neighsyncd", args.neighsyncd.as_ref())?
+    } else {
+        PathBuf::new()
+    };
+    let port_bin = if wants_ports {
+        daemon_path("portsyncd", args.portsyncd.as_ref())?
+    } else {
+        PathBuf::new()
+    };
     raise_gc_thresholds()?;
-    eprintln!("neighsyncd: {}", bin.display());
-    let mut rows = Vec::new();
-    for _ in 0..args.repeat {
+    let commit = source_commit();
+    if wants_neigh {
+        eprintln!("neighsyncd: {}", bin.display());
+    }
+    if wants_ports {
+        eprintln!("portsyncd: {}", port_bin.display());
+    }
+    let mut res = Results::default();
+    for rep in 0..args.repeat {
         for s in &scenarios {
+            eprintln!("== repetition {}: {s}", rep + 1);
             let r = match s.as_str() {
-                "idle" => vec![idle(&bin, &args)?],
-                "cold1k" => vec![cold(&bin, &args, 1_000)?],
-                "cold10k" => vec![cold(&bin, &args, 10_000)?],
-                "cold100k" => vec![cold(&bin, &args, 100_000)?],
+                "floor" => vec![floor::run(&args, 100_000, rep)?],
+                "idle" => vec![idle(&bin, &args, rep)?],
+                "cold1k" => vec![cold(&bin, &args, 1_000, rep)?],
+                "cold10k" => vec![cold(&bin, &args, 10_000, rep)?],
+                "cold100k" => vec![cold(&bin, &args, 100_000, rep)?],
                 "burst100k" if scenarios.iter().any(|s| s == "flap100k") => continue,
-                "burst100k" => burst_and_flap(&bin, &args, 100_000, false)?,
-                "flap100k" => burst_and_flap(&bin, &args, 100_000, true)?,
+                "burst100k" => burst_and_flap(&bin, &args, 100_000, false, rep)?,
+                "flap100k" => burst_and_flap(&bin, &args, 100_000, true, rep)?,
+                "latency" => {
+                    res.latency.push(latency::run(&bin, &args, rep)?);
+                    continue;
+                }
+                "warm100k" => {
+                    let (row, check) = warm::run(&bin, &args, 100_000, rep)?;
+                    res.warm.push(check);
+                    vec![row]
+                }
+                "ports256" => {
+                    res.ports.push(ports::run(&port_bin, rep)?);
+                    continue;
+                }
                 _ => continue,
             };
             for row in &r {
                 eprintln!("done: {row:?}");
             }
-            rows.extend(r);
+            res.rows.extend(r);
         }
     }
-    print_table(&rows);
+    println!("Daemon binaries built from: {commit}");
+    println!();
+    print_table(&res);
+    latency::print(&res.latency);
+    warm::print(&res.warm);
+    ports::print(&res.ports);
+    report::print(&res, args.repeat);
     Ok(())
 }
 
 // ===== set-up =====
 
-fn neighsyncd_path(args: &Args) -> anyhow::Result<PathBuf> {
-    if let Some(p) = &args.neighsyncd {
+/// The release binary `name`: `over` if given, else next to this binary,
+/// built first with `cargo build --release -p <name>` when run by cargo.
+fn daemon_path(name: &str, over: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = over {
         return Ok(p.clone());
     }
     if let Ok(cargo) = std::env::var("CARGO") {
         let st = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "neighsyncd",
-                "--bin",
-                "neighsyncd",
-            ])
+            .args(["build", "--release", "-p", name, "--bin", name])
             .status()
-            .context("cargo build --release -p neighsyncd")?;
+            .with_context(|| format!("cargo build --release -p {name}"))?;
         if !st.success() {
-            bail!("building neighsyncd failed: {st}");
+            bail!("building {name} failed: {st}");
         }
     }
     let exe = std::env::current_exe().context("current_exe")?;
     let dir = exe.parent().context("binary dir")?;
-    let p = dir.join("neighsyncd");
+    let p = dir.join(name);
     if !p.exists() {
         bail!(
-            "{} not found: build it with `cargo build --release -p neighsyncd` or pass --neighsyncd",
+            "{} not found: build it with `cargo build --release -p {name}` or pass --{name}",
             p.display()
         );
     }
     Ok(p)
+}
+
+/// The git commit of the daemons' sources (this bench's workspace), with
+/// the daemon paths that differ from it in the working tree.
+fn source_commit() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let git = |args: &[&str]| -> Option<String> {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&root)
+            .args(args)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim_end().to_owned())
+    };
+    let Some(head) = git(&["rev-parse", "--short=12", "HEAD"]) else {
+        return "unknown (no git)".to_owned();
+    };
+    let dirty = git(&[
+        "status",
+        "--porcelain",
+        "--",
+        "crates/neighsyncd/src",
+        "crates/portsyncd/src",
+        "crates/swss/src",
+        "crates/sonic-netlink/src",
+        "crates/sonic-daemon/src",
+        "Cargo.toml",
+        "Cargo.lock",
+    ])
+    .unwrap_or_default();
+    let dirty: Vec<&str> = dirty.lines().filter_map(|l| l.get(3..)).collect();
+    if dirty.is_empty() {
+        head
+    } else {
+        format!("{head} + uncommitted changes in {}", dirty.join(", "))
+    }
 }
 
 /// Raise the neighbour table limits (global on this machine) so that 100k
@@ -242,7 +396,7 @@ fn neigh_lines(n: usize, ports: usize, verb: &str) -> Vec<String> {
         .collect()
 }
 
-fn ip_batch(topo: &NeighTopology, lines: &[String]) -> anyhow::Result<()> {
+fn ip_batch(ns: &NetNs, lines: &[String]) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("batch");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
@@ -252,7 +406,7 @@ fn ip_batch(topo: &NeighTopology, lines: &[String]) -> anyhow::Result<()> {
     f.flush()?;
     drop(f);
     let path = path.to_str().context("temp path")?;
-    topo.dut().ip(&["-force", "-batch", path])?;
+    ns.ip(&["-force", "-batch", path])?;
     Ok(())
 }
 
@@ -431,7 +585,7 @@ fn overruns(daemon: &Daemon) -> usize {
 
 // ===== scenarios =====
 
-fn idle(bin: &Path, args: &Args) -> anyhow::Result<Row> {
+fn idle(bin: &Path, args: &Args, rep: usize) -> anyhow::Result<Row> {
     let redis = RedisServer::start()?;
     let topo = NeighTopology::new(args.ports)?;
     let t0 = Instant::now();
@@ -444,6 +598,8 @@ fn idle(bin: &Path, args: &Args) -> anyhow::Result<Row> {
     daemon.sigterm()?;
     Ok(Row {
         name: "idle (empty table)".into(),
+        kind: Kind::Idle,
+        rep,
         n: 0,
         wall,
         wall_what: "spawn->ready",
@@ -454,10 +610,10 @@ fn idle(bin: &Path, args: &Args) -> anyhow::Result<Row> {
     })
 }
 
-fn cold(bin: &Path, args: &Args, n: usize) -> anyhow::Result<Row> {
+fn cold(bin: &Path, args: &Args, n: usize, rep: usize) -> anyhow::Result<Row> {
     let redis = RedisServer::start()?;
     let topo = NeighTopology::new(args.ports)?;
-    ip_batch(&topo, &neigh_lines(n, args.ports, "add"))?;
+    ip_batch(topo.dut(), &neigh_lines(n, args.ports, "add"))?;
     let kernel = kernel_count(&topo)?;
     if kernel != n {
         bail!("kernel holds {kernel} permanent neighbours, wanted {n}");
@@ -478,6 +634,8 @@ fn cold(bin: &Path, args: &Args, n: usize) -> anyhow::Result<Row> {
     daemon.sigterm()?;
     Ok(Row {
         name: format!("cold sync {}k", n / 1000),
+        kind: Kind::Cold,
+        rep,
         n,
         wall,
         wall_what: "spawn->all",
@@ -493,7 +651,13 @@ fn cold(bin: &Path, args: &Args, n: usize) -> anyhow::Result<Row> {
 }
 
 /// The live burst; with `flap`, then the same-MAC flaps on the same daemon.
-fn burst_and_flap(bin: &Path, args: &Args, n: usize, flap: bool) -> anyhow::Result<Vec<Row>> {
+fn burst_and_flap(
+    bin: &Path,
+    args: &Args,
+    n: usize,
+    flap: bool,
+    rep: usize,
+) -> anyhow::Result<Vec<Row>> {
     let redis = RedisServer::start()?;
     let topo = NeighTopology::new(args.ports)?;
     let mut conn = redis.conn(0)?;
@@ -504,7 +668,7 @@ fn burst_and_flap(bin: &Path, args: &Args, n: usize, flap: bool) -> anyhow::Resu
     let pid = daemon.pid();
     let cpu0 = proc_cpu(pid)?;
     let before = RedisStats::read(&mut conn)?;
-    ip_batch(&topo, &adds)?;
+    ip_batch(topo.dut(), &adds)?;
     let burst_end = Instant::now();
     // Settle: all written, or no change for SETTLE.
     let mut last = scard(&mut conn)?;
@@ -537,6 +701,8 @@ fn burst_and_flap(bin: &Path, args: &Args, n: usize, flap: bool) -> anyhow::Resu
     let (evalsha, commands) = after.commands_since(&before);
     let mut rows = vec![Row {
         name: format!("live burst {}k", n / 1000),
+        kind: Kind::Burst,
+        rep,
         n,
         wall: all_at.map_or(Duration::MAX, |t| t - burst_end),
         wall_what: "burst end->all",
@@ -571,7 +737,7 @@ fn burst_and_flap(bin: &Path, args: &Args, n: usize, flap: bool) -> anyhow::Resu
         let cpu0 = proc_cpu(pid)?;
         let s2 = RedisStats::read(&mut conn)?;
         let t0 = Instant::now();
-        ip_batch(&topo, &lines)?;
+        ip_batch(topo.dut(), &lines)?;
         let flap_end = Instant::now();
         topo.dut().ip(&[
             "neigh",
@@ -597,6 +763,8 @@ fn burst_and_flap(bin: &Path, args: &Args, n: usize, flap: bool) -> anyhow::Resu
         );
         rows.push(Row {
             name: format!("same-MAC flaps {}k", n / 1000),
+            kind: Kind::Flap,
+            rep,
             n,
             wall: done - flap_end,
             wall_what: "flaps end->seen",
@@ -620,12 +788,15 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-fn print_table(rows: &[Row]) {
+fn print_table(res: &Results) {
+    if res.rows.is_empty() {
+        return;
+    }
     println!(
-        "| scenario | N | wall | daemon CPU/neigh | Redis CPU/neigh | EVALSHA/neigh | Redis cmds/neigh | peak RSS | idle RSS | lost | ENOBUFS |"
+        "| rep | scenario | N | wall | daemon CPU/neigh | Redis CPU/neigh | x floor | EVALSHA/neigh | Redis cmds/neigh | peak RSS | idle RSS | lost | ENOBUFS |"
     );
-    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for r in rows {
+    println!("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &res.rows {
         let wall = if r.wall == Duration::MAX {
             "never".to_owned()
         } else {
@@ -635,96 +806,52 @@ fn print_table(rows: &[Row]) {
             ("-".into(), "-".into(), "-".into(), "-".into())
         } else {
             (
-                format!("{:.2} us", r.per_n_us(r.daemon_cpu)),
+                if r.kind == Kind::Floor {
+                    "-".to_owned()
+                } else {
+                    format!("{:.2} us", r.per_n_us(r.daemon_cpu))
+                },
                 format!("{:.2} us", r.per_n_us(r.redis_cpu)),
                 format!("{:.4}", r.per_n(r.evalsha)),
                 format!("{:.4} ({})", r.per_n(r.commands), r.commands),
             )
         };
+        let ratio = match r.kind {
+            Kind::Idle | Kind::Flap => "-".to_owned(),
+            _ => res
+                .floor_ratio(r)
+                .map_or("-".to_owned(), |x| format!("{x:.2}")),
+        };
+        let rss = |kib: u64| {
+            if r.kind == Kind::Floor {
+                "-".to_owned()
+            } else {
+                mib(kib)
+            }
+        };
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.rep + 1,
             r.name,
             r.n,
             wall,
             d,
             rc,
+            ratio,
             e,
             c,
-            mib(r.peak_rss_kib),
-            mib(r.idle_rss_kib),
+            rss(r.peak_rss_kib),
+            rss(r.idle_rss_kib),
             if r.n == 0 {
                 "-".to_owned()
             } else {
                 r.lost.to_string()
             },
-            r.overruns
+            if r.kind == Kind::Floor {
+                "-".to_owned()
+            } else {
+                r.overruns.to_string()
+            }
         );
     }
-    println!();
-    println!("Targets (issue 5):");
-    let check = |what: &str, ok: Option<bool>| {
-        let v = match ok {
-            Some(true) => "PASS",
-            Some(false) => "MISS",
-            None => "n/a",
-        };
-        println!("- {what}: {v}");
-    };
-    let find = |p: &'static str| rows.iter().filter(move |r| r.name.starts_with(p));
-    let all_ok = |it: Vec<bool>| (!it.is_empty()).then(|| it.iter().all(|b| *b));
-    check(
-        "cold sync 100k <= 1.0 s end to end",
-        all_ok(
-            find("cold sync 100k")
-                .map(|r| r.wall <= Duration::from_secs(1))
-                .collect(),
-        ),
-    );
-    check(
-        "live burst 100k: 0 lost, all written <= 1.5 s after the burst",
-        all_ok(
-            find("live burst")
-                .map(|r| r.lost == 0 && r.wall <= Duration::from_millis(1500))
-                .collect(),
-        ),
-    );
-    let loaded: Vec<&Row> = rows
-        .iter()
-        .filter(|r| r.n >= 10_000 && !r.name.starts_with("same-MAC"))
-        .collect();
-    check(
-        "daemon CPU <= 3 us/neighbor (runs with N >= 10k)",
-        all_ok(
-            loaded
-                .iter()
-                .map(|r| r.per_n_us(r.daemon_cpu) <= 3.0)
-                .collect(),
-        ),
-    );
-    check(
-        "Redis CPU <= 8 us/neighbor (runs with N >= 10k)",
-        all_ok(
-            loaded
-                .iter()
-                .map(|r| r.per_n_us(r.redis_cpu) <= 8.0)
-                .collect(),
-        ),
-    );
-    check(
-        "0 Redis commands for same-MAC flaps",
-        all_ok(find("same-MAC").map(|r| r.commands == 0).collect()),
-    );
-    check(
-        "peak RSS <= 16 MiB with 100k",
-        all_ok(
-            rows.iter()
-                .filter(|r| r.n >= 100_000)
-                .map(|r| r.peak_rss_kib <= 16 * 1024)
-                .collect(),
-        ),
-    );
-    check(
-        "idle RSS <= 8 MiB (empty table)",
-        all_ok(find("idle").map(|r| r.idle_rss_kib <= 8 * 1024).collect()),
-    );
 }
