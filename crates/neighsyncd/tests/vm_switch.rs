@@ -719,7 +719,13 @@ fn evpn_vrf_route_delete_noarp_probe_and_runtime_enslave() {
         "nud",
         "noarp",
     ]);
-    // PROBE: dropped, the last written MAC stays.
+    // PROBE: dropped, the last written MAC stays. Nobody answers the
+    // kernel's unicast probes; a 30 s retransmit time keeps the entry in
+    // PROBE (rather than FAILED, a DEL) while the test looks.
+    vm.topo
+        .dut()
+        .sysctl("net.ipv4.neigh.Ethernet12.retrans_time_ms", "30000")
+        .unwrap();
     vm.ip(&[
         "neigh",
         "replace",
@@ -736,6 +742,16 @@ fn evpn_vrf_route_delete_noarp_probe_and_runtime_enslave() {
         .dut()
         .ip(&["neigh", "show", "10.0.3.8", "dev", VRF_PORT])
         .unwrap();
+    assert!(state.contains("PROBE"), "kernel state: {state}");
+    let synced = vm
+        .topo
+        .dut()
+        .ip(&["neigh", "show", "10.0.3.6", "dev", VRF_PORT])
+        .unwrap();
+    assert!(
+        synced.contains("extern_learn") && synced.contains("NOARP"),
+        "kernel state: {synced}"
+    );
     vm.barrier(VRF_PORT, "10.0.3.9", "02:00:00:00:03:19");
     assert_not_pending(&mut appl, "Ethernet12:10.0.3.8");
     let popped = pop_until(
@@ -748,7 +764,7 @@ fn evpn_vrf_route_delete_noarp_probe_and_runtime_enslave() {
     );
     assert!(
         !popped.contains_key("Ethernet12:10.0.3.8"),
-        "PROBE ({state}) must be dropped: {popped:?}"
+        "PROBE must be dropped: {popped:?}"
     );
     let probe_mac: Option<String> = appl
         .hget("NEIGH_TABLE:Ethernet12:10.0.3.8", "neigh")
