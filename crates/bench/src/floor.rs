@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::Context;
 use testbed::redis_server::RedisServer;
 
-use crate::{neighbor, scard, Args, RedisStats, Row};
+use crate::{neighbor, scard, Args, Kind, RedisStats, Row};
 
 /// Keys per pipeline.
 const BATCH: usize = 1000;
@@ -62,6 +62,7 @@ pub fn run(args: &Args, n: usize, rep: usize) -> anyhow::Result<Row> {
     let (evalsha, commands) = after.commands_since(&before);
     Ok(Row {
         name: "floor: raw pipeline 100k".into(),
+        kind: Kind::Floor,
         rep,
         n,
         wall,

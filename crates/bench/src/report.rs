@@ -275,7 +275,7 @@ pub fn print(res: &Results, reps: usize) {
             "at the floor 6",
             &v,
             0.22,
-            secs,
+            |x| format!("{:.1} ms", x * 1e3),
         ));
         let v: Vec<f64> = p.iter().map(ports::Ports::per_flap).collect();
         lines.push(at_most(
