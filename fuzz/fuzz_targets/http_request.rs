@@ -30,7 +30,11 @@ fn state() -> &'static (Metrics, Health) {
 fuzz_target!(|data: &[u8]| {
     let whole = parse_request_head(data);
     match &whole {
-        Ok(None) => assert!(data.len() < MAX_REQUEST_HEAD, "partial at {} bytes", data.len()),
+        Ok(None) => assert!(
+            data.len() < MAX_REQUEST_HEAD,
+            "partial at {} bytes",
+            data.len()
+        ),
         Ok(Some(head)) => {
             assert!(!head.method.is_empty() && !head.path.is_empty(), "{head:?}");
             let (m, h) = state();
@@ -48,7 +52,10 @@ fuzz_target!(|data: &[u8]| {
             match parse_request_head(prefix) {
                 Ok(None) => {}
                 Ok(Some(head)) => assert_eq!(whole, Ok(Some(head)), "prefix of {cut} bytes"),
-                Err(e) => assert!(whole.is_err(), "prefix of {cut} bytes refused ({e}), whole {whole:?}"),
+                Err(e) => assert!(
+                    whole.is_err(),
+                    "prefix of {cut} bytes refused ({e}), whole {whole:?}"
+                ),
             }
         }
     }
