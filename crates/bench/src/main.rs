@@ -108,6 +108,10 @@ struct Args {
     /// Run every scenario this many times.
     #[arg(long, default_value_t = 1)]
     repeat: usize,
+    /// What to print as the source of binaries given with --neighsyncd /
+    /// --portsyncd (e.g. the commit they were built from).
+    #[arg(long)]
+    commit: Option<String>,
     /// Extra arguments for neighsyncd (e.g. `--extra=--log-level=DEBUG`).
     #[arg(long, allow_hyphen_values = true)]
     extra: Vec<String>,
@@ -218,7 +222,13 @@ fn main() -> anyhow::Result<()> {
         PathBuf::new()
     };
     raise_gc_thresholds()?;
-    let commit = source_commit();
+    let commit = if args.neighsyncd.is_some() || args.portsyncd.is_some() {
+        args.commit
+            .clone()
+            .unwrap_or_else(|| "given binaries (unknown source; see --commit)".to_owned())
+    } else {
+        source_commit()
+    };
     if wants_neigh {
         eprintln!("neighsyncd: {}", bin.display());
     }
