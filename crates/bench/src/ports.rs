@@ -456,11 +456,11 @@ pub fn print(runs: &[Ports]) {
             r.startup_cmds,
             r.links_cmds,
             r.links_cmds as f64 / PORTS as f64,
-            r.to_config_done.as_secs_f64(),
+            r.to_config_done.as_secs_f64() * 1e3,
             r.to_init_done
                 .map_or("before the last link".to_owned(), |d| format!(
-                    "{:.3} s",
-                    d.as_secs_f64()
+                    "{:.1} ms",
+                    d.as_secs_f64() * 1e3
                 )),
             r.per_flap(),
             r.flap_cmds,
