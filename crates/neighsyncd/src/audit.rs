@@ -405,6 +405,7 @@ mod tests {
 
     fn neigh(ifindex: u32, ip: &str, mac: Option<[u8; 6]>, state: u16) -> NeighborEvent {
         NeighborEvent {
+            dump: false,
             msg_type: NeighMsgType::New,
             ifindex,
             dst: ip.parse::<IpAddr>().unwrap(),

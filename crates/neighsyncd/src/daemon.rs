@@ -82,7 +82,7 @@ use tokio::time::Instant;
 use crate::context::{ConfigTable, SyncContext};
 use crate::sync::{decide, decide_parts, neigh_key, Decision, NeighOp, Outcome};
 use crate::warm::{self, WarmEvent, WarmRestart};
-use crate::writer::{Batch, NeighWriter};
+use crate::writer::{Batch, NeighWriter, Origin};
 use swss::ConsumerView;
 
 /// The CONFIG_DB `LOGGER|<name>` key and the daemon's name in logs.
@@ -113,6 +113,19 @@ pub const DUMP_BACKLOG_KEYS: usize = 2 * FLUSH_MAX_KEYS;
 /// behind a stalled Redis. A 1024-key flush normally takes a few
 /// milliseconds.
 pub const FLUSH_READ_PAUSE: Duration = Duration::from_millis(20);
+/// Read spacing in an event storm. A read that returns more than one
+/// kernel message while no dump runs means events arrive faster than they
+/// are handled: the next read waits (the socket out of epoll, so arriving
+/// datagrams do not wake the thread; [`NetlinkSocket::pause`]), first
+/// [`READ_COALESCE_MIN`], doubling while the storm lasts up to
+/// [`READ_COALESCE_MAX`]; a read of one message (or none pending) resets it
+/// to no wait. So an isolated event is read and flushed at once, and a
+/// storm costs a few reads and flushes per millisecond instead of one per
+/// event (each wake-up of the thread costs more than handling an event).
+/// The flush of what was read is never held back.
+pub const READ_COALESCE_MIN: Duration = Duration::from_millis(1);
+/// See [`READ_COALESCE_MIN`].
+pub const READ_COALESCE_MAX: Duration = Duration::from_millis(4);
 /// How long SIGTERM/SIGINT may spend flushing what is pending.
 pub const SHUTDOWN_FLUSH_LIMIT: Duration = Duration::from_secs(2);
 /// Per-command response timeout on the Redis connections: a Redis that
@@ -396,6 +409,10 @@ pub struct Daemon {
     flushing: Option<BoxFuture<(Batch, Result<(), SwssError>)>>,
     /// When the flush in flight was sent.
     flush_sent_at: Instant,
+    /// No kernel read before this instant ([`READ_COALESCE_MIN`]).
+    read_resume_at: Option<Instant>,
+    /// The current storm read spacing (zero when calm).
+    read_window: Duration,
     reconnecting: Option<BoxFuture<Reconnected>>,
     /// No flush before this instant (after an error reply).
     flush_not_before: Option<Instant>,
@@ -561,6 +578,8 @@ impl Daemon {
             cfg_tasks: Vec::new(),
             flushing: None,
             flush_sent_at: Instant::now(),
+            read_resume_at: None,
+            read_window: Duration::ZERO,
             reconnecting: None,
             flush_not_before: None,
             overruns: 0,
@@ -607,9 +626,12 @@ impl Daemon {
                 .set(self.writer.desired_len() as i64);
             let flush_wait = self.flush_not_before;
             let reading = self.reading_kernel();
+            if !reading {
+                // Not even woken by arriving datagrams until reading resumes.
+                self.sock.pause();
+            }
             // While a flush holds the kernel events back: when to stop.
-            let read_pause_end =
-                (!reading && self.flushing.is_some()).then_some(self.flush_sent_at + FLUSH_READ_PAUSE);
+            let read_pause_end = (!reading).then(|| self.read_pause_end()).flatten();
             tokio::select! {
                 name = signals.recv() => {
                     tracing::info!(signal = name, "flushing and exiting");
@@ -626,6 +648,7 @@ impl Daemon {
                             return Err(DaemonError::Netlink(e));
                         }
                     }
+                    self.space_reads(received.len());
                     for msg in received.drain(..) {
                         self.on_kernel(msg)?;
                     }
@@ -706,11 +729,40 @@ impl Daemon {
     /// (the kernel generates the rest as it is read), so Redis and the dump
     /// work in parallel.
     /// A flush that takes longer than [`FLUSH_READ_PAUSE`] stops holding
-    /// live events back.
+    /// live events back. In a storm, reads are also spaced
+    /// ([`READ_COALESCE_MIN`]).
     fn reading_kernel(&self) -> bool {
-        self.flushing.is_none()
-            || self.flush_sent_at.elapsed() >= FLUSH_READ_PAUSE
-            || (self.phase == Phase::Neighbors && self.writer.pending_len() < DUMP_BACKLOG_KEYS)
+        let now = Instant::now();
+        let flush_allows = self.flushing.is_none()
+            || now >= self.flush_sent_at + FLUSH_READ_PAUSE
+            || (self.phase == Phase::Neighbors && self.writer.pending_len() < DUMP_BACKLOG_KEYS);
+        flush_allows && self.read_resume_at.is_none_or(|t| now >= t)
+    }
+
+    /// Storm read spacing ([`READ_COALESCE_MIN`]) after a read of
+    /// `messages` kernel messages.
+    fn space_reads(&mut self, messages: usize) {
+        self.read_window = if messages > 1 && self.phase == Phase::Idle {
+            (self.read_window * 2).clamp(READ_COALESCE_MIN, READ_COALESCE_MAX)
+        } else {
+            Duration::ZERO
+        };
+        self.read_resume_at =
+            (!self.read_window.is_zero()).then_some(self.recv_at + self.read_window);
+    }
+
+    /// When reading may resume while [`Self::reading_kernel`] is false:
+    /// the later of the storm spacing and the slow-flush limit (`None`:
+    /// only the end of the flush in flight resumes it).
+    fn read_pause_end(&self) -> Option<Instant> {
+        let flush_end = self
+            .flushing
+            .is_some()
+            .then_some(self.flush_sent_at + FLUSH_READ_PAUSE);
+        match (flush_end, self.read_resume_at) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn on_kernel(&mut self, msg: Received) -> Result<(), DaemonError> {
@@ -787,7 +839,14 @@ impl Daemon {
                         key = %format_args!("{name}:{}", sonic_netlink::fmt::ip_to_string(&ev.dst)),
                         "neighbor"),
                 }
-                let written = self.writer.stage_parts(name, &ev.dst, set, route_del);
+                let origin = if ev.dump {
+                    Origin::Dump
+                } else {
+                    Origin::Notification
+                };
+                let written = self
+                    .writer
+                    .stage_parts(name, &ev.dst, set, route_del, origin);
                 if written && self.unacked_since.is_none() {
                     self.unacked_since = Some(self.recv_at);
                 }

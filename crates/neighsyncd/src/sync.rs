@@ -396,6 +396,7 @@ mod tests {
 
     fn ev(msg_type: NeighMsgType, dst: &str, lladdr: Option<[u8; 6]>, state: u16) -> NeighborEvent {
         NeighborEvent {
+            dump: false,
             msg_type,
             ifindex: 7,
             dst: dst.parse().unwrap(),
@@ -1078,6 +1079,7 @@ mod tests {
         ];
         (msg, any::<u32>(), arb_ip(), mac, state, any::<u8>()).prop_map(
             |(msg_type, ifindex, dst, lladdr, state, flags)| NeighborEvent {
+                dump: false,
                 msg_type,
                 ifindex,
                 dst,

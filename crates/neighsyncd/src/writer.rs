@@ -47,6 +47,18 @@ use crate::sync::{neigh_key, Family, NeighOp};
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
+/// Where a staged neighbour operation comes from. While a kernel snapshot
+/// runs ([`NeighWriter::begin_snapshot`]), only dump entries count as
+/// differences the dump found ([`ResyncCounts`]); a notification arriving
+/// meanwhile is a change of the kernel, not a repair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A reply to the dump request (or the sweep at its end).
+    Dump,
+    /// A multicast notification of a change (or a link event).
+    Notification,
+}
+
 /// Default largest number of keys (NEIGH_TABLE plus ROUTE_TABLE) in one
 /// [`Batch`]: big enough that a 100k cold sync is ~100 pipelines, small
 /// enough that one batched script keeps Redis busy for only a few ms.
@@ -337,10 +349,10 @@ impl NeighWriter {
         match op {
             NeighOp::Set { key, mac, family } => {
                 let key = self.key_of(&key);
-                self.stage_key(key, Some(Value { mac, family }))
+                self.stage_key(key, Some(Value { mac, family }), Origin::Dump)
             }
             NeighOp::Del { key } => match self.lookup_key(&key) {
-                Some(key) => self.stage_key(key, None),
+                Some(key) => self.stage_key(key, None, Origin::Dump),
                 // A name never seen has no desired entry and is not dirty.
                 None => false,
             },
@@ -352,13 +364,15 @@ impl NeighWriter {
     /// key is `<ifname>:<ip>` ([`crate::sync::neigh_key`]), `set` is the
     /// Set's MAC and family (`None` for a Del) and `route_del` the
     /// `ROUTE_TABLE` key to delete first. Same effect and result as
-    /// `stage_write` of that op.
+    /// `stage_write` of that op. `origin` says whether a snapshot in
+    /// progress counts it as a difference the dump found ([`Origin`]).
     pub fn stage_parts(
         &mut self,
         ifname: &str,
         ip: &IpAddr,
         set: Option<([u8; 6], Family)>,
         route_del: Option<String>,
+        origin: Origin,
     ) -> bool {
         // The compact key `key_of` would make of the text; names that would
         // not split back at their first `:` go the text way.
@@ -382,7 +396,7 @@ impl NeighWriter {
             return self.stage_write(op, route_del);
         };
         let key = Key::Neigh { ifid, ip: *ip };
-        let written = self.stage_key(key, set.map(|(mac, family)| Value { mac, family }));
+        let written = self.stage_key(key, set.map(|(mac, family)| Value { mac, family }), origin);
         if written {
             if let Some(route) = route_del {
                 self.stage_route_del(route);
@@ -433,7 +447,7 @@ impl NeighWriter {
         keys.sort_unstable();
         let n = keys.len();
         for key in keys {
-            self.stage_key(key, None);
+            self.stage_key(key, None, Origin::Notification);
         }
         n
     }
@@ -615,9 +629,11 @@ impl NeighWriter {
     /// kernel's whole truth): every desired key it did not list (SET) is
     /// staged DEL, in key order; after [`NeighWriter::begin_cold`], so is
     /// every APPL_DB key never touched since. Returns the keys whose desired
-    /// value was added, changed and removed since `begin_snapshot` (each
-    /// change counted as staged: a key changed twice counts twice; after
-    /// `begin_cold`, as [`NeighWriter::cold_start`] counts). Without a
+    /// value was added, changed and removed since `begin_snapshot` by the
+    /// dump ([`Origin::Dump`]; each change counted as staged: a key changed
+    /// twice counts twice; after `begin_cold`, as
+    /// [`NeighWriter::cold_start`] counts). Notifications staged meanwhile
+    /// are not counted. Without a
     /// snapshot in progress: nothing, zero counts.
     pub fn end_snapshot(&mut self) -> ResyncCounts {
         if self.snapshot.is_none() {
@@ -631,7 +647,7 @@ impl NeighWriter {
             .collect();
         gone.sort_unstable();
         for key in gone {
-            self.stage_key(key, None);
+            self.stage_key(key, None, Origin::Dump);
         }
         let mut extra: Vec<Key> = self.cold_appl.drain().map(|(k, _)| k).collect();
         self.cold_appl.shrink_to_fit();
@@ -863,8 +879,9 @@ impl NeighWriter {
         }
     }
 
-    /// The coalescing core: `new` is the key's new desired value.
-    fn stage_key(&mut self, key: Key, new: Option<Value>) -> bool {
+    /// The coalescing core: `new` is the key's new desired value; a change
+    /// counts in the snapshot's counts when it comes from the dump.
+    fn stage_key(&mut self, key: Key, new: Option<Value>, origin: Origin) -> bool {
         if !self.cold_appl.is_empty() {
             if let Some(written) = self.stage_cold(&key, new) {
                 return written;
@@ -875,7 +892,7 @@ impl NeighWriter {
             s.seen = true;
             s.v
         });
-        if cur != new {
+        if cur != new && origin == Origin::Dump {
             if let Some(c) = self.snapshot.as_mut() {
                 match (cur, new) {
                     (None, Some(_)) => c.added += 1,

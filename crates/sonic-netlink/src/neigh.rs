@@ -75,6 +75,11 @@ pub struct NeighborEvent {
     pub state: u16,
     /// `ndm_flags` (see [`NTF_EXT_LEARNED`]).
     pub flags: u8,
+    /// A reply to our dump request (`nlmsg_seq` non-zero), not a multicast
+    /// notification of a change (`nlmsg_seq` 0). Set by
+    /// [`crate::socket::NetlinkSocket::recv`]; false from
+    /// [`crate::socket::decode_message`] alone.
+    pub dump: bool,
 }
 
 impl NeighMsgType {
@@ -195,5 +200,6 @@ pub(crate) fn neigh_event(
         lladdr,
         state: h.state,
         flags: h.flags,
+        dump: false,
     }))
 }

@@ -177,7 +177,9 @@ pub enum Dump {
 /// Not `Clone`: one reader. Must be opened inside a tokio runtime with IO
 /// enabled (`AsyncFd`).
 pub struct NetlinkSocket {
-    fd: AsyncFd<Socket>,
+    /// `None` only after a failed re-registration ([`NetlinkSocket::recv`]
+    /// then fails).
+    fd: Option<Registration>,
     buf: Vec<u8>,
     seq: u32,
     rcvbuf_bytes: usize,
@@ -187,7 +189,7 @@ pub struct NetlinkSocket {
 impl std::fmt::Debug for NetlinkSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NetlinkSocket")
-            .field("fd", &self.fd.get_ref().as_raw_fd())
+            .field("fd", &self.socket().map(|s| s.as_raw_fd()))
             .field("seq", &self.seq)
             .field("rcvbuf_bytes", &self.rcvbuf_bytes)
             .finish()
@@ -239,23 +241,46 @@ impl NetlinkSocket {
         }
         sock.set_non_blocking(true)
             .map_err(io_err("set nonblocking"))?;
-        #[allow(unsafe_code)]
-        // SAFETY: `netlink_sys::Socket` owns its fd: it stays open until the
-        // Socket is dropped, which only happens when the AsyncFd drops it.
-        // `as_raw_fd` always returns that same fd, and this module never
-        // replaces or clones the inner Socket (no get_mut, no clone).
-        let registered = unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE) };
-        let fd = registered.map_err(|e| SocketError::Io {
-            op: "register with tokio",
-            source: io::Error::from(e),
-        })?;
+        let fd = register(sock)?;
         Ok(NetlinkSocket {
-            fd,
+            fd: Some(Registration::Active(fd)),
             buf: vec![0u8; RECV_BUFFER_BYTES],
             seq: 0,
             rcvbuf_bytes,
             dump_interrupted: false,
         })
+    }
+
+    /// Takes the socket out of the reactor (epoll) until the next
+    /// [`NetlinkSocket::recv`]: arriving datagrams then queue in the kernel
+    /// socket buffer without waking the thread at all. (Registered, every
+    /// datagram ends an `epoll_wait`, whether or not anyone reads.) For a
+    /// caller that does not want to read for a while, e.g. while its write
+    /// of what it read is in flight, so that a storm is read in large
+    /// batches. Cheap: one `epoll_ctl` now and one when reading resumes.
+    pub fn pause(&mut self) {
+        self.fd = match self.fd.take() {
+            Some(Registration::Active(fd)) => Some(Registration::Paused(fd.into_inner())),
+            other => other,
+        };
+    }
+
+    /// Registers the socket with the reactor again after
+    /// [`NetlinkSocket::pause`]; nothing to do when registered.
+    fn resume(&mut self) -> Result<(), SocketError> {
+        self.fd = match self.fd.take() {
+            Some(Registration::Paused(sock)) => Some(Registration::Active(register(sock)?)),
+            other => other,
+        };
+        Ok(())
+    }
+
+    /// The socket, registered or paused.
+    fn socket(&self) -> Option<&Socket> {
+        match self.fd.as_ref()? {
+            Registration::Active(fd) => Some(fd.get_ref()),
+            Registration::Paused(sock) => Some(sock),
+        }
     }
 
     /// The effective receive buffer in bytes, as read back with
@@ -284,9 +309,10 @@ impl NetlinkSocket {
         };
         let bytes = encode(inner, NLM_F_REQUEST | NLM_F_DUMP, self.seq);
         self.dump_interrupted = false;
-        let sent = self
-            .fd
-            .get_ref()
+        let Some(sock) = self.socket() else {
+            return Err(unregistered());
+        };
+        let sent = sock
             .send_to(&bytes, &SocketAddr::new(0, 0), 0)
             .map_err(io_err("send dump request"))?;
         if sent != bytes.len() {
@@ -314,8 +340,12 @@ impl NetlinkSocket {
     /// queued in the kernel.
     pub async fn recv(&mut self, out: &mut Vec<Received>) -> Result<(), SocketError> {
         let flags = (MsgFlags::MSG_TRUNC | MsgFlags::MSG_DONTWAIT).bits();
+        self.resume()?;
+        let Some(Registration::Active(fd)) = self.fd.as_ref() else {
+            return Err(unregistered());
+        };
         loop {
-            let mut guard = self.fd.readable().await.map_err(io_err("poll"))?;
+            let mut guard = fd.readable().await.map_err(io_err("poll"))?;
             let mut datagrams = 0usize;
             let start_len = out.len();
             while datagrams < MAX_DATAGRAMS_PER_BATCH
@@ -364,6 +394,39 @@ impl NetlinkSocket {
                 return Ok(());
             }
         }
+    }
+}
+
+/// The socket, registered with the tokio reactor or taken out of it
+/// ([`NetlinkSocket::pause`]).
+enum Registration {
+    Active(AsyncFd<Socket>),
+    Paused(Socket),
+}
+
+/// Registers `sock` with the tokio reactor for readability.
+fn register(sock: Socket) -> Result<AsyncFd<Socket>, SocketError> {
+    #[allow(unsafe_code)]
+    // SAFETY: `netlink_sys::Socket` owns its fd: it stays open until the
+    // Socket is dropped, which only happens when the AsyncFd drops it (or
+    // after `into_inner` hands it back, which deregisters it first).
+    // `as_raw_fd` always returns that same fd, and this module never
+    // replaces or clones the inner Socket (no get_mut, no clone).
+    let registered = unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE) };
+    registered.map_err(|e| SocketError::Io {
+        op: "register with tokio",
+        source: io::Error::from(e),
+    })
+}
+
+/// The error of a socket whose re-registration failed earlier.
+fn unregistered() -> SocketError {
+    SocketError::Io {
+        op: "use",
+        source: io::Error::new(
+            io::ErrorKind::NotConnected,
+            "netlink socket lost after a failed re-registration",
+        ),
     }
 }
 
@@ -422,7 +485,11 @@ fn decode_into(bytes: &[u8], out: &mut Vec<Received>, dump_intr: &mut bool) {
         if nl.flags() & NLM_F_DUMP_INTR != 0 {
             *dump_intr = true;
         }
-        out.push(decode_one(msg_type, payload, dump_intr));
+        let mut msg = decode_one(msg_type, payload, dump_intr);
+        if let Ok(KernelMessage::Neigh(ev)) = &mut msg {
+            ev.dump = nl.sequence_number() != 0;
+        }
+        out.push(msg);
         let next = len.saturating_add(3) & !3;
         rest = rest.get(next..).unwrap_or_default();
     }

@@ -163,6 +163,7 @@ fn ipv4_neighbor_with_mac() {
     assert_eq!(
         ev,
         NeighborEvent {
+            dump: false,
             msg_type: NeighMsgType::New,
             ifindex: 7,
             dst: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),

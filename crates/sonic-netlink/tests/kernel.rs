@@ -208,6 +208,7 @@ fn neighbor_add_and_delete_notifications() {
                 assert_eq!(ev.ifindex, ifindex);
                 assert_eq!(ev.lladdr, Some(mac));
                 assert_eq!(ev.state, nud::PERMANENT);
+                assert!(!ev.dump, "a notification, not a dump reply");
 
                 dut.ip(&["neigh", "del", &d, "dev", "Ethernet0"]).unwrap();
                 let msgs = collect(&mut sock, |m| {
@@ -270,6 +271,10 @@ fn neighbor_dump_ends_with_dump_done() {
         .collect();
     assert_eq!(ours.len(), 300);
     assert!(ours.iter().all(|e| e.msg_type == NeighMsgType::New));
+    assert!(
+        ours.iter().all(|e| e.dump),
+        "dump replies are flagged as such"
+    );
     assert!(ours
         .iter()
         .any(|e| e.dst == IpAddr::V4(Ipv4Addr::new(10, 1, 1, 50))

@@ -756,6 +756,38 @@ fn audit_counts_written_keys_only() {
     }
 }
 
+/// A snapshot counts what the dump changed, not the notifications that
+/// arrive while it runs (a self-audit under churn finds no drift).
+#[test]
+fn snapshot_counts_only_dump_changes() {
+    let mut w = NeighWriter::new();
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    w.cold_start(&ConsumerView::new(), [set("Ethernet0:10.0.0.1", MACS[0])]);
+    let b = w.take_batch(16).unwrap();
+    w.complete(b);
+    w.begin_snapshot();
+    let v4 = Some((MACS[1], Family::IPv4));
+    // A notification changes .1 and adds .2; the dump then lists both as
+    // they now are, and lists .3 that the daemon missed.
+    for (host, origin) in [
+        ("10.0.0.1", Origin::Notification),
+        ("10.0.0.2", Origin::Notification),
+        ("10.0.0.1", Origin::Dump),
+        ("10.0.0.2", Origin::Dump),
+        ("10.0.0.3", Origin::Dump),
+    ] {
+        assert!(w.stage_parts("Ethernet0", &ip(host), v4, None, origin));
+    }
+    assert_eq!(
+        w.end_snapshot(),
+        ResyncCounts {
+            added: 1,
+            changed: 0,
+            removed: 0
+        }
+    );
+}
+
 #[test]
 fn mac_text_parsing_is_exact() {
     assert_eq!(
@@ -871,7 +903,7 @@ proptest! {
                 None => NeighOp::Del { key },
             };
             let a = by_text.stage_write(op, route.clone());
-            let b = by_parts.stage_parts(&ifname, &ip, set, route);
+            let b = by_parts.stage_parts(&ifname, &ip, set, route, Origin::Dump);
             prop_assert_eq!(a, b);
             if flush {
                 let (x, y) = (by_text.take_batch(3), by_parts.take_batch(3));
