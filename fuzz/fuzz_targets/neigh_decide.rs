@@ -228,6 +228,7 @@ fuzz_target!(|input: Input| {
             State::Any(s) => s,
         },
         flags: input.flags,
+        dump: input.flags & 1 == 1,
     };
     let ifname = input.ifname.as_ref().map(Name::get);
     let master = input.master.as_ref().map(Name::get);
