@@ -3,6 +3,13 @@
 //!
 //! Needs `notify-keyspace-events` with at least `K`, `g` and `h` (SONiC runs
 //! `AKE`). Works for any DB: CONFIG_DB/STATE_DB (`|`) and APPL_DB (`:`).
+//!
+//! Three [`SubscribeMode`]s: [`SubscribeMode::Content`] (the default, what
+//! [`SubscriberStateTable::new`] gives) reads the whole hash on every event,
+//! as the C++ does (docs/behavior.md a.7); [`SubscribeMode::Presence`] and
+//! [`SubscribeMode::Deletions`] are for callers that only need to know that
+//! an entry exists or went away, and read nothing for the events that tell
+//! them that by name (docs/differences.md P9).
 
 use std::collections::VecDeque;
 
@@ -36,6 +43,71 @@ impl KeyOp {
 /// Keys read per pipelined round trip of the initial load.
 const LOAD_CHUNK: usize = 1000;
 
+/// What a [`SubscriberStateTable`] loads at start and reads per live event.
+///
+/// The live event names (the payload of a keyspace notification) fall into
+/// four classes for [`SubscribeMode::Presence`] and
+/// [`SubscribeMode::Deletions`] ([`EventClass`]):
+/// * removals, `del`, `expired`, `evicted`, `rename_from`, `move_from`:
+///   the key is gone;
+/// * hash writes, `hset` (also `HSETNX`/`HMSET`), `hincrby`,
+///   `hincrbyfloat`: the key is a non-empty hash at that moment;
+/// * `hdel`: a field went; if it was the last one Redis follows with `del`;
+/// * anything else (`expire`, `persist`, `rename_to`, `restore`, `set`,
+///   `hexpired`, ...): not conclusive, so one `HLEN` decides (0 = gone,
+///   `WRONGTYPE` = a bad entry, reported and skipped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SubscribeMode {
+    /// Initial load of every entry with its content; every live event other
+    /// than `del` reads `HGETALL` and reports the full content (see
+    /// [`SubscriberStateTable::next`]). Same as the C++ (a.7) apart from
+    /// docs/differences.md S1, S2.
+    #[default]
+    Content,
+    /// Key existence only. The initial load is as [`SubscribeMode::Content`]
+    /// (entries with their content, so a caller can inspect what existed at
+    /// subscription time); live events: removals give [`KeyOp::Del`], hash
+    /// writes give [`KeyOp::Set`] with **no fields** and no read, `hdel` is
+    /// skipped (the `del` that follows an emptying `hdel` gives the Del),
+    /// other events read one `HLEN` (non-zero: Set with no fields, zero:
+    /// Del). The last op for a key still matches Redis, since notifications
+    /// arrive in the order Redis made the changes.
+    Presence,
+    /// Removals only. No initial load; removals give [`KeyOp::Del`]; hash
+    /// writes and `hdel` are skipped without a read (so the caller's own
+    /// HSETs cost nothing); other events read one `HLEN` and give a Del when
+    /// it is zero. Never returns [`KeyOp::Set`].
+    Deletions,
+}
+
+/// How [`SubscribeMode::Presence`] / [`SubscribeMode::Deletions`] read a
+/// keyspace event name (see [`SubscribeMode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventClass {
+    /// The key is gone (`del`, `expired`, `evicted`, `rename_from`,
+    /// `move_from`).
+    Removed,
+    /// The key is a non-empty hash (`hset`, `hincrby`, `hincrbyfloat`).
+    HashWritten,
+    /// `hdel`: a field removed; Redis sends `del` next if the hash emptied.
+    FieldRemoved,
+    /// Anything else: existence must be read.
+    Other,
+}
+
+impl EventClass {
+    /// Classifies a keyspace event name (case-sensitive, as Redis sends
+    /// them). Never fails: unknown names are [`EventClass::Other`].
+    pub fn of(event: &str) -> EventClass {
+        match event {
+            "del" | "expired" | "evicted" | "rename_from" | "move_from" => EventClass::Removed,
+            "hset" | "hincrby" | "hincrbyfloat" => EventClass::HashWritten,
+            "hdel" => EventClass::FieldRemoved,
+            _ => EventClass::Other,
+        }
+    }
+}
+
 /// Initial content plus live changes of one table.
 pub struct SubscriberStateTable {
     conn: MultiplexedConnection,
@@ -45,6 +117,7 @@ pub struct SubscriberStateTable {
     channel_prefix: String,
     queued: VecDeque<KeyOp>,
     in_progress: Option<(String, String)>,
+    mode: SubscribeMode,
 }
 
 // ===== impl SubscriberStateTable =====
@@ -64,6 +137,21 @@ impl SubscriberStateTable {
     /// Errors: [`SwssError::Redis`] (connect, PSUBSCRIBE, SCAN, HGETALL),
     /// [`SwssError::UnexpectedReply`].
     pub async fn new(connector: &DbConnector, table: &str) -> Result<Self, SwssError> {
+        Self::with_mode(connector, table, SubscribeMode::Content).await
+    }
+
+    /// As [`SubscriberStateTable::new`], in the given [`SubscribeMode`]:
+    /// [`SubscribeMode::Content`] is exactly `new`; [`SubscribeMode::Presence`]
+    /// loads the same way; [`SubscribeMode::Deletions`] only subscribes (no
+    /// SCAN, no HGETALL, nothing queued).
+    ///
+    /// Errors: as [`SubscriberStateTable::new`] (only connect and PSUBSCRIBE
+    /// for [`SubscribeMode::Deletions`]).
+    pub async fn with_mode(
+        connector: &DbConnector,
+        table: &str,
+        mode: SubscribeMode,
+    ) -> Result<Self, SwssError> {
         let sep = connector.separator();
         let table = connector.table(table);
         let channel_prefix = format!("__keyspace@{}__:{}{}", connector.id(), table.name(), sep);
@@ -71,13 +159,17 @@ impl SubscriberStateTable {
         let mut pubsub = connector.pubsub().await?;
         pubsub.psubscribe(&pattern).await?;
         let mut conn = connector.connect().await?;
-        let keys = table.keys(&mut conn).await?;
-        let queued = table
-            .get_many(&mut conn, &keys, LOAD_CHUNK)
-            .await?
-            .into_iter()
-            .map(|(key, fvs)| KeyOp::Set(key, fvs))
-            .collect();
+        let queued = if mode == SubscribeMode::Deletions {
+            VecDeque::new()
+        } else {
+            let keys = table.keys(&mut conn).await?;
+            table
+                .get_many(&mut conn, &keys, LOAD_CHUNK)
+                .await?
+                .into_iter()
+                .map(|(key, fvs)| KeyOp::Set(key, fvs))
+                .collect()
+        };
         Ok(SubscriberStateTable {
             conn,
             messages: pubsub.into_on_message(),
@@ -86,7 +178,13 @@ impl SubscriberStateTable {
             channel_prefix,
             queued,
             in_progress: None,
+            mode,
         })
+    }
+
+    /// The mode given at construction.
+    pub fn mode(&self) -> SubscribeMode {
+        self.mode
     }
 
     /// The table being followed.
@@ -115,6 +213,10 @@ impl SubscriberStateTable {
     /// * A key that is not a hash (`WRONGTYPE`) is reported as a bad entry
     ///   and skipped.
     ///
+    /// That is [`SubscribeMode::Content`]; in [`SubscribeMode::Presence`]
+    /// and [`SubscribeMode::Deletions`] live events read nothing or one
+    /// `HLEN` (see [`SubscribeMode`]; a Set then carries no fields).
+    ///
     /// Cancel-safe: if the future is dropped while reading a key, the next
     /// call reads it again, so it can be used in `tokio::select!`.
     ///
@@ -128,6 +230,12 @@ impl SubscriberStateTable {
                 return Ok(op);
             }
             if let Some((key, event)) = self.in_progress.clone() {
+                if self.mode != SubscribeMode::Content {
+                    if let Some(op) = self.probe(key, &event).await? {
+                        return Ok(op);
+                    }
+                    continue;
+                }
                 let full = self.table.full_key(&key);
                 let res = hgetall(&mut self.conn, &full).await;
                 self.in_progress = None;
@@ -164,10 +272,56 @@ impl SubscriberStateTable {
                     "keyspace event outside the table; ignored");
                 continue;
             };
-            if event == "del" {
-                return Ok(KeyOp::Del(key));
+            if self.mode == SubscribeMode::Content {
+                if event == "del" {
+                    return Ok(KeyOp::Del(key));
+                }
+                self.in_progress = Some((key, event));
+                continue;
             }
-            self.in_progress = Some((key, event));
+            match EventClass::of(&event) {
+                EventClass::Removed => return Ok(KeyOp::Del(key)),
+                EventClass::HashWritten if self.mode == SubscribeMode::Presence => {
+                    return Ok(KeyOp::Set(key, Vec::new()));
+                }
+                EventClass::HashWritten | EventClass::FieldRemoved => continue,
+                EventClass::Other => self.in_progress = Some((key, event)),
+            }
+        }
+    }
+
+    /// [`SubscribeMode::Presence`] / [`SubscribeMode::Deletions`]: one
+    /// `HLEN <TABLE><sep><key>` for an inconclusive event. Clears
+    /// `in_progress` once the reply is in (so a dropped future reads again).
+    ///
+    /// Returns `Some(Del)` when the hash is empty or missing, `Some(Set)`
+    /// with no fields when it is not and the mode is Presence, `None`
+    /// otherwise (also for a non-hash key, reported as a bad entry, and for
+    /// an error reply, logged).
+    ///
+    /// Errors: [`SwssError::Redis`] when the connection failed.
+    async fn probe(&mut self, key: String, event: &str) -> Result<Option<KeyOp>, SwssError> {
+        let full = self.table.full_key(&key);
+        let res: Result<i64, SwssError> = redis::cmd("HLEN")
+            .arg(&full)
+            .query_async(&mut self.conn)
+            .await
+            .map_err(SwssError::from);
+        self.in_progress = None;
+        match res {
+            Ok(0) => Ok(Some(KeyOp::Del(key))),
+            Ok(_) if self.mode == SubscribeMode::Presence => Ok(Some(KeyOp::Set(key, Vec::new()))),
+            Ok(_) => Ok(None),
+            Err(e) if e.is_connection_error() => Err(e),
+            Err(e) if e.is_wrong_type() => {
+                crate::bad_entry::report(self.table.db(), &full, "not a hash (WRONGTYPE)");
+                Ok(None)
+            }
+            Err(e) => {
+                tracing::warn!(table = self.table.name(), key = %key, event = %event, error = %e,
+                    "cannot read changed entry; skipped");
+                Ok(None)
+            }
         }
     }
 }
@@ -195,6 +349,30 @@ pub fn parse_keyspace_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_classes() {
+        for e in ["del", "expired", "evicted", "rename_from", "move_from"] {
+            assert_eq!(EventClass::of(e), EventClass::Removed, "{e}");
+        }
+        for e in ["hset", "hincrby", "hincrbyfloat"] {
+            assert_eq!(EventClass::of(e), EventClass::HashWritten, "{e}");
+        }
+        assert_eq!(EventClass::of("hdel"), EventClass::FieldRemoved);
+        for e in [
+            "expire",
+            "persist",
+            "rename_to",
+            "restore",
+            "set",
+            "DEL",
+            "",
+            "hexpired",
+        ] {
+            assert_eq!(EventClass::of(e), EventClass::Other, "{e}");
+        }
+        assert_eq!(SubscribeMode::default(), SubscribeMode::Content);
+    }
 
     #[test]
     fn keyspace_events_are_stripped_and_lossy() {

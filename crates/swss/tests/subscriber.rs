@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::{fv, Env};
 use redis::Commands;
+use swss::subscriber_state::SubscribeMode;
 use swss::{KeyOp, SubscriberStateTable, Table};
 
 async fn next(s: &mut SubscriberStateTable) -> KeyOp {
@@ -146,4 +147,166 @@ async fn a_closed_subscription_is_a_connection_error() {
         .expect("ends within 30 s")
         .unwrap_err();
     assert!(e.is_connection_error(), "{e}");
+}
+
+/// `INFO commandstats` calls of one command (0 when never called).
+fn calls(raw: &mut redis::Connection, cmd: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(raw)
+        .expect("INFO");
+    let prefix = format!("cmdstat_{cmd}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(',').next())
+        .map(|n| n.parse().expect("calls"))
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn presence_mode_reads_only_inconclusive_events() {
+    let env = Env::start();
+    let appl = env.connector("APPL_DB");
+    let mut raw = env.raw(0);
+    let _: () = raw
+        .hset_multiple(
+            "PORT_TABLE:Ethernet0",
+            &[("lanes", "0"), ("admin_status", "up")],
+        )
+        .unwrap();
+
+    let mut s = SubscriberStateTable::with_mode(&appl, "PORT_TABLE", SubscribeMode::Presence)
+        .await
+        .unwrap();
+    assert_eq!(s.mode(), SubscribeMode::Presence);
+    // The initial load carries the content, as in the default mode.
+    assert_eq!(s.queued(), 1);
+    assert_eq!(
+        next(&mut s).await,
+        KeyOp::Set(
+            "Ethernet0".into(),
+            fv(&[("lanes", "0"), ("admin_status", "up")])
+        )
+    );
+    let hgetall0 = calls(&mut raw, "hgetall");
+    let hlen0 = calls(&mut raw, "hlen");
+
+    // Hash writes: a Set with no fields, one per event, nothing read.
+    let _: () = raw.hset("PORT_TABLE:Ethernet4", "lanes", "4").unwrap();
+    let _: () = raw.hset("PORT_TABLE:Ethernet4", "speed", "100000").unwrap();
+    let _: () = raw.hincr("PORT_TABLE:Ethernet4", "index", 1).unwrap();
+    for _ in 0..3 {
+        assert_eq!(next(&mut s).await, KeyOp::Set("Ethernet4".into(), vec![]));
+    }
+    // hdel of one field: nothing; of the last: exactly one Del (from `del`).
+    let _: () = raw.hdel("PORT_TABLE:Ethernet0", "lanes").unwrap();
+    let _: () = raw.hdel("PORT_TABLE:Ethernet0", "admin_status").unwrap();
+    assert_eq!(next(&mut s).await, KeyOp::Del("Ethernet0".into()));
+    let _: () = raw.del("PORT_TABLE:Ethernet4").unwrap();
+    assert_eq!(next(&mut s).await, KeyOp::Del("Ethernet4".into()));
+    assert_eq!(calls(&mut raw, "hgetall"), hgetall0);
+    assert_eq!(calls(&mut raw, "hlen"), hlen0);
+
+    // Inconclusive events read one HLEN: `expire` / `persist` on an
+    // existing hash are a Set with no fields.
+    let _: () = raw.hset("PORT_TABLE:Ethernet8", "mtu", "9100").unwrap();
+    assert_eq!(next(&mut s).await, KeyOp::Set("Ethernet8".into(), vec![]));
+    let _: () = raw.expire("PORT_TABLE:Ethernet8", 60).unwrap();
+    assert_eq!(next(&mut s).await, KeyOp::Set("Ethernet8".into(), vec![]));
+    let _: () = raw.persist("PORT_TABLE:Ethernet8").unwrap();
+    assert_eq!(next(&mut s).await, KeyOp::Set("Ethernet8".into(), vec![]));
+    assert_eq!(calls(&mut raw, "hlen"), hlen0 + 2);
+    // The expiry is a Del (the `expire` event's HLEN may already find the
+    // key gone: then a Set is not reported, and the Del may come twice).
+    let _: () = raw.pexpire("PORT_TABLE:Ethernet8", 1).unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!raw.exists::<_, bool>("PORT_TABLE:Ethernet8").unwrap());
+    let mut op = next(&mut s).await;
+    if op == KeyOp::Set("Ethernet8".into(), vec![]) {
+        op = next(&mut s).await;
+    }
+    assert_eq!(op, KeyOp::Del("Ethernet8".into()));
+    let hlen0 = hlen0 + 3; // expire, persist, pexpire
+
+    // RENAME: the source is gone (no read), the target read once.
+    let _: () = raw.hset("PORT_TABLE:Ethernet12", "mtu", "1500").unwrap();
+    let mut op = next(&mut s).await;
+    if op == KeyOp::Del("Ethernet8".into()) {
+        op = next(&mut s).await; // the second Del of the expiry race
+    }
+    assert_eq!(op, KeyOp::Set("Ethernet12".into(), vec![]));
+    let _: () = raw
+        .rename("PORT_TABLE:Ethernet12", "PORT_TABLE:Ethernet16")
+        .unwrap();
+    assert_eq!(next(&mut s).await, KeyOp::Del("Ethernet12".into()));
+    assert_eq!(next(&mut s).await, KeyOp::Set("Ethernet16".into(), vec![]));
+    assert_eq!(calls(&mut raw, "hlen"), hlen0 + 1);
+
+    // A non-hash key is a bad entry, skipped; the feed goes on.
+    let _: () = raw.set("PORT_TABLE:str", "x").unwrap();
+    let _: () = raw.hset("PORT_TABLE:Ethernet20", "a", "b").unwrap();
+    assert_eq!(next(&mut s).await, KeyOp::Set("Ethernet20".into(), vec![]));
+    assert_eq!(calls(&mut raw, "hlen"), hlen0 + 2);
+    // Other tables are not reported.
+    let _: () = raw.hset("PORT_TABLE_X:Ethernet0", "a", "b").unwrap();
+    let _: () = raw.del("PORT_TABLE:Ethernet20").unwrap();
+    assert_eq!(next(&mut s).await, KeyOp::Del("Ethernet20".into()));
+    assert_eq!(calls(&mut raw, "hgetall"), hgetall0);
+}
+
+#[tokio::test]
+async fn deletions_mode_reports_only_removals() {
+    let env = Env::start();
+    let state = env.connector("STATE_DB");
+    let mut raw = env.raw(6);
+    let _: () = raw.hset("PORT_TABLE|Ethernet0", "state", "ok").unwrap();
+    let hgetall0 = calls(&mut raw, "hgetall");
+    let scan0 = calls(&mut raw, "scan");
+
+    let mut s = SubscriberStateTable::with_mode(&state, "PORT_TABLE", SubscribeMode::Deletions)
+        .await
+        .unwrap();
+    // No initial load at all.
+    assert_eq!(s.queued(), 0);
+    assert_eq!(calls(&mut raw, "scan"), scan0);
+
+    // Writes (our own HSETs, other daemons' fields, hdel of one field) are
+    // skipped without a read; the next thing reported is the removal.
+    let _: () = raw
+        .hset_multiple(
+            "PORT_TABLE|Ethernet0",
+            &[("netdev_oper_status", "up"), ("mtu", "9100")],
+        )
+        .unwrap();
+    let _: () = raw.hset("PORT_TABLE|Ethernet4", "state", "ok").unwrap();
+    let _: () = raw.hdel("PORT_TABLE|Ethernet0", "mtu").unwrap();
+    let _: () = raw.del("PORT_TABLE|Ethernet0").unwrap();
+    assert_eq!(next(&mut s).await, KeyOp::Del("Ethernet0".into()));
+    let hlen0 = calls(&mut raw, "hlen");
+    assert_eq!(hlen0, 0);
+
+    // hdel of the last field: one Del (Redis's `del` that follows).
+    let _: () = raw.hdel("PORT_TABLE|Ethernet4", "state").unwrap();
+    assert_eq!(next(&mut s).await, KeyOp::Del("Ethernet4".into()));
+
+    // `expire` reads one HLEN (still there: nothing), the expiry is a Del
+    // (twice when the HLEN already found it gone).
+    let _: () = raw.hset("PORT_TABLE|Ethernet8", "state", "ok").unwrap();
+    let _: () = raw.pexpire("PORT_TABLE|Ethernet8", 1).unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!raw.exists::<_, bool>("PORT_TABLE|Ethernet8").unwrap());
+    assert_eq!(next(&mut s).await, KeyOp::Del("Ethernet8".into()));
+    assert_eq!(calls(&mut raw, "hlen"), 1);
+
+    // RENAME away is a removal; the target (another table) is not ours.
+    let _: () = raw.hset("PORT_TABLE|Ethernet12", "state", "ok").unwrap();
+    let _: () = raw
+        .rename("PORT_TABLE|Ethernet12", "OTHER|Ethernet12")
+        .unwrap();
+    let mut op = next(&mut s).await;
+    if op == KeyOp::Del("Ethernet8".into()) {
+        op = next(&mut s).await;
+    }
+    assert_eq!(op, KeyOp::Del("Ethernet12".into()));
+    assert_eq!(calls(&mut raw, "hgetall"), hgetall0);
 }
