@@ -235,6 +235,22 @@ fn tune_allocator() {
     }
 }
 
+/// glibc malloc: give the free memory at the top of and inside the heap
+/// back to the kernel (`malloc_trim(0)`). Called once the start-up sync is
+/// written: its transient tables (dump backlog, batches, APPL_DB view) are
+/// freed by then, but glibc keeps freed heap pages resident.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        #[allow(unsafe_code)]
+        // SAFETY: malloc_trim only returns free heap memory to the kernel;
+        // it takes a plain integer and touches no memory of ours.
+        unsafe {
+            nix::libc::malloc_trim(0);
+        }
+    }
+}
+
 /// SIGTERM and SIGINT handlers, installed before anything else so a stop
 /// request during start-up (e.g. while waiting for Redis) also exits 0.
 pub struct Signals {
@@ -1251,6 +1267,7 @@ impl Daemon {
             && !self.writer.in_flight()
         {
             self.ready_on_flush = false;
+            release_free_memory();
             self.ops.notifier.ready(&format!(
                 "synced: {} neighbors in APPL_DB NEIGH_TABLE",
                 self.writer.desired_len()
