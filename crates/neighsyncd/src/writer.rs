@@ -59,11 +59,6 @@ pub enum Origin {
     Notification,
 }
 
-/// Default largest number of keys (NEIGH_TABLE plus ROUTE_TABLE) in one
-/// [`Batch`]: big enough that a 100k cold sync is ~100 pipelines, small
-/// enough that one batched script keeps Redis busy for only a few ms.
-pub const DEFAULT_MAX_BATCH_KEYS: usize = 1024;
-
 // ===== Pending =====
 
 /// What is pending on the wire for one dirty key.
