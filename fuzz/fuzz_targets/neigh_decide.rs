@@ -5,7 +5,7 @@
 //! VXLAN_EVPN_NVO and the three *INTERFACE tables, with or without
 //! `ipv6_use_link_local_only=enable`).
 //!
-//! Must hold (rule and step numbers as in `decide`'s doc, BEHAVIOR.md b.2):
+//! Must hold (rule and step numbers as in `decide`'s doc, docs/behavior.md b.2):
 //!
 //! 1. No panic; `decide` is `decide_parts` plus `neigh_key` (same decision,
 //!    key `<ifname>:<ip>`, route key `<master>:<ip>` exactly when

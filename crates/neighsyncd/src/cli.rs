@@ -2,7 +2,7 @@
 //!
 //! `neighsyncd [--db-config PATH] [--namespace NAME] [--log-level LEVEL]
 //! [COMMAND]`. Without a command the daemon runs. The C++ neighsyncd takes no
-//! options; the database config override is the one BEHAVIOR.md a.2
+//! options; the database config override is the one docs/behavior.md a.2
 //! recommends. The options are global so subcommands (`restore`, `audit`,
 //! added later to [`Command`]) share them.
 

@@ -1,7 +1,7 @@
 //! The CONFIG_DB facts the neighbour sync rules read, cached in memory.
 //!
 //! The C++ neighsyncd asks Redis on the hot path: `KEYS PEER_SWITCH|*` on every
-//! netlink message (BEHAVIOR.md f.1) and `HGETALL <TABLE>|<ifname>` on every
+//! netlink message (docs/behavior.md f.1) and `HGETALL <TABLE>|<ifname>` on every
 //! IPv6 link-local add (f.2), and it keeps VXLAN_EVPN_NVO presence as one
 //! boolean that any DEL clears (f.9). Here the wiring feeds every CONFIG_DB
 //! change of the five tables in [`ConfigTable`] into [`SyncContext::apply`]
@@ -47,7 +47,7 @@ impl ConfigTable {
         ConfigTable::VlanInterface,
     ];
 
-    /// The CONFIG_DB table name (schema.h `CFG_*_TABLE_NAME`, BEHAVIOR.md a.8):
+    /// The CONFIG_DB table name (schema.h `CFG_*_TABLE_NAME`, docs/behavior.md a.8):
     /// `PEER_SWITCH`, `VXLAN_EVPN_NVO`, `INTERFACE`, `PORTCHANNEL_INTERFACE`,
     /// `VLAN_INTERFACE`. Keys are `<name>|<key>` in CONFIG_DB.
     pub const fn name(self) -> &'static str {
@@ -63,7 +63,7 @@ impl ConfigTable {
 
 // ===== SyncContext =====
 
-/// The CONFIG_DB-derived facts the sync rules (BEHAVIOR.md b.2) read:
+/// The CONFIG_DB-derived facts the sync rules (docs/behavior.md b.2) read:
 ///
 /// * dual-ToR: at least one `PEER_SWITCH` key exists (b.2 step 0);
 /// * EVPN mode: at least one `VXLAN_EVPN_NVO` key exists. Keys are counted, so

@@ -1,6 +1,6 @@
 //! neighsyncd: keeps APPL_DB `NEIGH_TABLE` equal to the kernel's IPv4/IPv6
 //! neighbour table, wire-compatible with sonic-swss neighsyncd
-//! (`shared/spec/BEHAVIOR.md` section b).
+//! (`docs/behavior.md` section b).
 //!
 //! The pipeline:
 //!

@@ -1,7 +1,7 @@
 //! `neighsyncd restore`: put APPL_DB's neighbors back into the kernel after a
 //! system warm reboot, then tell neighsyncd it may reconcile.
 //!
-//! Replaces sonic-swss `neighsyncd/restore_neighbors.py` (BEHAVIOR.md c.4),
+//! Replaces sonic-swss `neighsyncd/restore_neighbors.py` (docs/behavior.md c.4),
 //! which the supervisor runs once in the swss container:
 //!
 //! 1. `checkWarmStart("neighsyncd", "swss", incr = false)` (c.1); this writes
@@ -35,7 +35,7 @@
 //!   `PortChannel*` interface passes its check) delays only those interfaces.
 //! * The script sends the ARP without a sender IP (scapy fills it from its
 //!   routing table); here the sender IP is the interface's first IPv4
-//!   address, as BEHAVIOR.md c.4 describes.
+//!   address, as docs/behavior.md c.4 describes.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -517,7 +517,7 @@ pub enum RestoreError {
 
 // ===== the job =====
 
-/// Runs the restore job once (BEHAVIOR.md c.4) against the databases of
+/// Runs the restore job once (docs/behavior.md c.4) against the databases of
 /// `cfg`, in the caller's network namespace. Must be called inside a tokio
 /// runtime (any flavor).
 ///

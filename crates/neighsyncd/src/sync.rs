@@ -1,4 +1,4 @@
-//! The neighbour sync rules (BEHAVIOR.md b.2, NeighSync::onMsg) as a pure
+//! The neighbour sync rules (docs/behavior.md b.2, NeighSync::onMsg) as a pure
 //! function: a kernel [`NeighborEvent`] plus the cached CONFIG_DB facts in a
 //! [`SyncContext`] give an [`Outcome`]: an APPL_DB `NEIGH_TABLE` write (with an
 //! optional EVPN `ROUTE_TABLE` delete before it) or a [`DropReason`].
@@ -46,7 +46,7 @@ impl Family {
         }
     }
 
-    /// `IPv4` or `IPv6` (swss `IPV4_NAME` / `IPV6_NAME`, BEHAVIOR.md a.8).
+    /// `IPv4` or `IPv6` (swss `IPV4_NAME` / `IPV6_NAME`, docs/behavior.md a.8).
     pub const fn as_str(self) -> &'static str {
         match self {
             Family::IPv4 => "IPv4",
@@ -187,7 +187,7 @@ impl DropReason {
 
 // ===== decide =====
 
-/// Apply the NeighSync::onMsg rules (BEHAVIOR.md b.2) to one event.
+/// Apply the NeighSync::onMsg rules (docs/behavior.md b.2) to one event.
 ///
 /// * `ifname`: the current name of `ev.ifindex` (b.5), `None` when unknown.
 /// * `master_name`: the name of the interface's master device (a VRF, a

@@ -3,7 +3,7 @@
 //! pipeline.
 //!
 //! The C++ neighsyncd writes every decided operation at once, one EVALSHA and
-//! one round trip per neighbour event (BEHAVIOR.md b.2 step 18, f.3). Here the
+//! one round trip per neighbour event (docs/behavior.md b.2 step 18, f.3). Here the
 //! daemon hands every decided [`NeighOp`] to a [`NeighWriter`]:
 //!
 //! * it keeps the **desired** table (`<ifname>:<ip>` -> MAC and family),
@@ -712,7 +712,7 @@ impl NeighWriter {
     /// [`ConsumerView::overlay`]) and [`NeighWriter::begin_snapshot`]. Until
     /// [`NeighWriter::end_snapshot`], the first op staged for a key that
     /// APPL_DB holds is written whatever it holds (a SET, as the C++ does at
-    /// start-up, BEHAVIOR.md b.1; a DEL-then-SET when APPL_DB holds other
+    /// start-up, docs/behavior.md b.1; a DEL-then-SET when APPL_DB holds other
     /// fields for it; a DEL for a DEL); keys APPL_DB lacks are staged as
     /// usual. `end_snapshot` then DELetes the APPL_DB keys the kernel never
     /// listed, so entries removed while the daemon was down do not linger.

@@ -1,7 +1,7 @@
 //! neighsyncd on SONiC's real link types, on a real kernel: a Vlan SVI on a
 //! VLAN-aware `Bridge`, a bond `PortChannel`, an 802.1Q sub-interface, a
 //! VRF master, EVPN, dual-ToR and a warm restart across all of them
-//! (BEHAVIOR.md b.2, b.3, c). Every link is built with `ip link` (see
+//! (docs/behavior.md b.2, b.3, c). Every link is built with `ip link` (see
 //! `testbed::switch::SwitchTopology`), neighbours are learned by ping or
 //! added with `ip neigh`, each test has its own redis-server, and results
 //! are checked through a ConsumerStateTable (orchagent's pops) and the raw

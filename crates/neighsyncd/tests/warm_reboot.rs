@@ -1,4 +1,4 @@
-//! System warm reboot (BEHAVIOR.md c.4 with b.1 step 6b): APPL_DB keeps
+//! System warm reboot (docs/behavior.md c.4 with b.1 step 6b): APPL_DB keeps
 //! NEIGH_TABLE, the DUT's kernel neighbor table is flushed (as a reboot
 //! loses it), neighsyncd starts warm and waits for the restore flag, and the
 //! real `neighsyncd restore` subcommand puts the neighbors back into the

@@ -14,7 +14,7 @@ use crate::startup::DbPaths;
 pub const DEFAULT_AUDIT_INTERVAL_SECS: u64 = 300;
 
 /// `--db-config`, `--namespace`: where the databases are. The C++ daemons
-/// take no options; this override is the one BEHAVIOR.md a.2 recommends.
+/// take no options; this override is the one docs/behavior.md a.2 recommends.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct DbArgs {
     /// database_config.json telling where each SONiC database lives.

@@ -1,4 +1,4 @@
-//! Start-up pieces both daemons share (BEHAVIOR.md a.2, f.8):
+//! Start-up pieces both daemons share (docs/behavior.md a.2, f.8):
 //!
 //! * [`DbPaths`]: where the databases are described, database_config.json
 //!   or, with `--namespace`, that namespace's entry of the

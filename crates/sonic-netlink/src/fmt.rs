@@ -1,6 +1,6 @@
 //! Address text exactly as libnl's `nl_addr2str` prints it for neighbor
 //! entries (glibc `inet_ntop`, no prefix length), which is what the C++
-//! neighsyncd puts into APPL_DB keys (BEHAVIOR.md b.4).
+//! neighsyncd puts into APPL_DB keys (docs/behavior.md b.4).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

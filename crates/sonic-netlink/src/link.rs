@@ -178,7 +178,7 @@ pub struct LinkEntry {
 /// RTM_DELLINK (dump plus `RTNLGRP_LINK`).
 ///
 /// Replaces the C++ LinkCache (linkcache.cpp), which refreshed only on a miss
-/// and so kept a renamed interface's old name (BEHAVIOR b.5, f.6): here every
+/// and so kept a renamed interface's old name (docs/behavior.md b.5, f.6): here every
 /// link message updates the map at once.
 ///
 /// AF_BRIDGE-family messages are bridge-port notifications, not netdev

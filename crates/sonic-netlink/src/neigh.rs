@@ -97,12 +97,12 @@ impl NeighMsgType {
 /// Decode a parsed rtnetlink neighbor message into a [`NeighborEvent`].
 ///
 /// * `Ok(None)`: the family is not AF_INET/AF_INET6 (AF_BRIDGE FDB entries,
-///   ...). neighsyncd drops those (BEHAVIOR b.2 step 2).
+///   ...). neighsyncd drops those (docs/behavior.md b.2 step 2).
 /// * `Err(MissingAttribute { attr: "NDA_DST", .. })`: no destination.
 /// * `Err(BadDestination)`: `NDA_DST` is not an address of the header's
 ///   family (4 bytes for AF_INET, 16 for AF_INET6).
 /// * `Err(BadLladdr)`: `NDA_LLADDR` present with a length other than 0 or 6
-///   (the C++ neighsyncd crashes on those, BEHAVIOR f.7). A zero-length or
+///   (the C++ neighsyncd crashes on those, docs/behavior.md f.7). A zero-length or
 ///   absent lladdr gives `lladdr: None` (libnl prints `none`).
 ///
 /// `ndm_state` and `ndm_flags` are kept as the raw kernel values. When an

@@ -7,12 +7,12 @@
 //! datagram that was waiting when the socket became readable (bounded by
 //! [`MAX_DATAGRAMS_PER_BATCH`] and [`MAX_MESSAGES_PER_BATCH`]), so a burst of
 //! kernel events, or a dump, is handed on in a few large batches and the caller can flush Redis once per batch
-//! (BEHAVIOR f.3).
+//! (docs/behavior.md f.3).
 //!
 //! Lost events are reported, never swallowed: ENOBUFS (the receive buffer
 //! overflowed, multicast events were dropped by the kernel) comes back as
 //! [`SocketError::Overrun`]; the caller re-dumps and reconciles
-//! (BEHAVIOR f.5).
+//! (docs/behavior.md f.5).
 
 use std::io;
 use std::os::fd::AsRawFd;

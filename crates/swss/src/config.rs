@@ -1,5 +1,5 @@
 //! Where each SONiC database lives: `database_config.json` and
-//! `database_global.json` (BEHAVIOR.md a.1, a.2).
+//! `database_global.json` (docs/behavior.md a.1, a.2).
 //!
 //! Source: swss-common dbconnector.cpp, `SonicDBConfig::initialize` /
 //! `initializeGlobalConfig` / `getDbInfo`. Nothing is hard-coded: ids,

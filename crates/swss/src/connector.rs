@@ -1,10 +1,10 @@
-//! [`DbConnector`]: connections to one named SONiC database (BEHAVIOR.md a.2).
+//! [`DbConnector`]: connections to one named SONiC database (docs/behavior.md a.2).
 //!
 //! Source: swss-common dbconnector.cpp `DBConnector`. Differences: connections
 //! are async ([`redis::aio::MultiplexedConnection`], which may be shared by
 //! all tables of a DB, unlike the C++ which opens one per Table), and
 //! [`DbConnector::connect_retrying`] adds the reconnect logic the C++ lacks
-//! (BEHAVIOR.md f.8).
+//! (docs/behavior.md f.8).
 
 use std::time::Duration;
 

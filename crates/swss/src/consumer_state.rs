@@ -1,5 +1,5 @@
 //! [`ConsumerStateTable`]: orchagent's side of the producer/consumer protocol
-//! (BEHAVIOR.md a.5; swss-common consumerstatetable.cpp and
+//! (docs/behavior.md a.5; swss-common consumerstatetable.cpp and
 //! consumer_state_table_pops.lua). Used by tests and tools to prove that what
 //! [`crate::ProducerStateTable`] writes is consumed as the real orchagent
 //! would consume it.

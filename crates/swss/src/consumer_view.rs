@@ -2,7 +2,7 @@
 //! consumer (orchagent) has popped everything pending, read from Redis so
 //! that a pop running at the same time cannot distort it.
 //!
-//! The producer/consumer protocol (BEHAVIOR.md a.4/a.5) keeps one entry in
+//! The producer/consumer protocol (docs/behavior.md a.4/a.5) keeps one entry in
 //! up to four places: the consumed hash `<T><S><key>`, membership of
 //! `<T>_KEY_SET` and `<T>_DEL_SET`, and the state hash `_<T><S><key>`. A pop
 //! moves an entry from the last three into the first, atomically. Reading

@@ -3,7 +3,7 @@
 //!
 //! Everything written here is byte-compatible with sonic-swss-common, so the
 //! real orchagent (a `swss::ConsumerStateTable` in C++) consumes it unchanged.
-//! See `shared/spec/BEHAVIOR.md` section a.
+//! See `docs/behavior.md` section a.
 
 #![warn(missing_docs)]
 

@@ -1,8 +1,8 @@
-//! [`Table`]: plain `TABLE<sep>key` hashes (BEHAVIOR.md a.3, table.cpp).
+//! [`Table`]: plain `TABLE<sep>key` hashes (docs/behavior.md a.3, table.cpp).
 //!
 //! Every method takes the connection to use, so one
 //! [`redis::aio::MultiplexedConnection`] can serve all tables of a DB (the
-//! C++ opens one connection per Table, BEHAVIOR.md f.18).
+//! C++ opens one connection per Table, docs/behavior.md f.18).
 //!
 //! Text: keys, fields and values are Rust `String`s. Redis data that is not
 //! UTF-8 is converted lossily (U+FFFD); SONiC writes only text here.
@@ -314,7 +314,7 @@ impl Table {
     /// without duplicates.
     ///
     /// Deviation: the C++ `Table::getKeys` runs `KEYS TABLE<sep>*`, which
-    /// blocks Redis for O(keyspace) (BEHAVIOR.md f.20). This uses
+    /// blocks Redis for O(keyspace) (docs/behavior.md f.20). This uses
     /// `SCAN MATCH TABLE<sep>* COUNT 1000` (glob characters in the table name
     /// escaped). SCAN is not a snapshot: a key added or removed during the
     /// scan may or may not be listed; keys present for the whole scan are.

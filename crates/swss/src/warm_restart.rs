@@ -1,4 +1,4 @@
-//! WarmStart (BEHAVIOR.md c.1), as swss::WarmStart in sonic-swss-common's
+//! WarmStart (docs/behavior.md c.1), as swss::WarmStart in sonic-swss-common's
 //! warm_restart.cpp: the enable knobs, `restore_count`, the reconcile timer
 //! and the `state` field that SONiC's warm-reboot tooling watches.
 //!

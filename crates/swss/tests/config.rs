@@ -1,5 +1,5 @@
 //! database_config.json / database_global.json parsing and DbConnector
-//! against a real redis-server (BEHAVIOR.md a.1, a.2).
+//! against a real redis-server (docs/behavior.md a.1, a.2).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! ConsumerStateTable: pops results and notifications (BEHAVIOR.md a.5).
+//! ConsumerStateTable: pops results and notifications (docs/behavior.md a.5).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Plain Table operations against a real redis-server (BEHAVIOR.md a.3).
+//! Plain Table operations against a real redis-server (docs/behavior.md a.3).
 
 mod common;
 

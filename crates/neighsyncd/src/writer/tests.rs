@@ -1,5 +1,5 @@
 //! Unit and property tests of the writer against a model of the
-//! ProducerStateTable / ConsumerStateTable Redis protocol (BEHAVIOR.md a.4,
+//! ProducerStateTable / ConsumerStateTable Redis protocol (docs/behavior.md a.4,
 //! a.5): `T_KEY_SET`, `T_DEL_SET`, the `_T:key` state hashes and the pops
 //! script's "wipe if in DEL_SET, then HSET the state fields".
 
