@@ -1,4 +1,4 @@
-//! neighsyncd's warm start (BEHAVIOR.md b.1 step 6b, c.2, c.3), driven by
+//! neighsyncd's warm start (docs/behavior.md b.1 step 6b, c.2, c.3), driven by
 //! [`crate::daemon::Daemon`]:
 //!
 //! 1. Start-up ([`check`], [`restore_table`]): the WarmStart check
@@ -6,8 +6,10 @@
 //!    restore_count` (0 cold, +1 warm). On a warm start: state
 //!    `initialized`; the NEIGH_TABLE operations no consumer popped yet are
 //!    dropped ([`swss::ProducerStateTable::clear`], exact `_NEIGH_TABLE:`
-//!    prefix, SCAN); APPL_DB `NEIGH_TABLE:*` is read into a
-//!    [`ReconcileCache`] (every key STALE); state `restored`. The reconcile
+//!    prefix, SCAN); APPL_DB `NEIGH_TABLE:*` is streamed (SCAN and
+//!    pipelined HGETALL, [`READ_CHUNK`] keys at a time) into a compact
+//!    [`WarmCache`] with [`ReconcileCache`]'s semantics (every key STALE);
+//!    state `restored`. The reconcile
 //!    timer is CONFIG_DB `WARM_RESTART|swss neighsyncd_timer` (1..9999 s),
 //!    else [`DEFAULT_RECONCILE_TIMER_SECS`].
 //! 2. [`WarmRestart`] then runs inside the daemon loop. Deviation from the
@@ -27,26 +29,36 @@
 //!    to what APPL_DB holds after the reconcile (so a same-MAC refresh costs
 //!    nothing later). Operations decided from then on go to the writer, whose
 //!    flushes wait until the reconcile write is done, so nothing is lost or
-//!    reordered. The reconcile is one pipeline (batched DEL, then batched SET;
-//!    the C++ does one round trip per entry, f.4), then state `reconciled`.
+//!    reordered. The reconcile is written as batched DELs, then batched SETs,
+//!    in pipelines of at most [`WRITE_CHUNK`] keys (the C++ does one round
+//!    trip per entry, f.4), then state `reconciled`.
 //!
 //! EVPN `ROUTE_TABLE` deletes (b.2 step 18) of operations cached during the
 //! warm window are dropped: the C++ stops at step 17 (`insertToMap`) before
 //! the route delete, and its reconcile writes NEIGH_TABLE only. Deletes for
 //! operations decided after the reconcile are written as usual.
 //!
-//! Memory: the cache holds the restored table and the kernel's current
-//! table (about twice APPL_DB's NEIGH_TABLE) until the reconcile.
+//! Memory: one 40-byte map entry per key holds both what APPL_DB held and
+//! what the kernel holds now (MAC + family, [`WarmCache`]); the writer's
+//! table (about 32 bytes per key) is built from it at the reconcile without
+//! a text copy. At 100k neighbours the daemon peaks below 24 MiB.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::hash_map::Entry as MapEntry;
+use std::collections::HashMap;
 use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::pin::Pin;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
+use sonic_netlink::fmt::{ipv6_to_string, mac_to_string};
 use swss::connector::{RECONNECT_INITIAL_DELAY, RECONNECT_MAX_DELAY};
+#[cfg(doc)]
+use swss::restart_assist::ReconcileCache;
 use swss::restart_assist::{
-    AppRestartAssist, ReconcileCache, ReconcileOps, DEFAULT_RECONCILE_TIMER_SECS,
+    AppRestartAssist, CacheState, ReconcileOps, DEFAULT_RECONCILE_TIMER_SECS, READ_CHUNK,
+    WRITE_CHUNK,
 };
 use swss::warm_restart::WarmStartState;
 use swss::{DbConnector, KeyOp, ProducerStateTable, SubscriberStateTable, SwssError};
@@ -55,9 +67,9 @@ use tokio::time::Instant;
 use crate::restore::{
     APP_NAME, DOCKER_NAME, NEIGH_RESTORE_FIELD, NEIGH_RESTORE_KEY, STATE_NEIGH_RESTORE_TABLE_NAME,
 };
-use crate::sync::NeighOp;
-use crate::writer::NeighWriter;
-use swss::ConsumerView;
+use crate::sync::{neigh_key, Family, NeighOp};
+use crate::writer::{NeighWriter, Origin};
+use swss::{ConsumerView, FieldValues};
 
 /// How long to wait for `NEIGH_RESTORE_TABLE|Flags restored=true` before
 /// giving up (the C++ exits once more than 180 whole seconds have passed).
@@ -92,7 +104,11 @@ pub async fn check(
 
 /// Warm start only: drop the unconsumed NEIGH_TABLE operations
 /// (`registerAppTable`), read APPL_DB `NEIGH_TABLE:*` into a cache
-/// (`readTablesToMap`) and write state `restored`.
+/// (`readTablesToMap`, docs/behavior.md c.2) and write state `restored`.
+/// The table is streamed: one SCAN of [`READ_CHUNK`] keys and one pipeline
+/// of their HGETALLs at a time, each hash stored compactly
+/// ([`WarmCache::restore`]) before the next SCAN
+/// ([`AppRestartAssist::read_table`]); nothing holds the whole key list.
 ///
 /// Errors: Redis errors.
 pub async fn restore_table(
@@ -100,12 +116,14 @@ pub async fn restore_table(
     appl: &mut MultiplexedConnection,
     state: &mut MultiplexedConnection,
     producer: &ProducerStateTable,
-) -> Result<ReconcileCache, SwssError> {
+) -> Result<WarmCache, SwssError> {
     assist.register_app_table(appl, producer).await?;
-    let cache = AppRestartAssist::read_table_to_cache(appl, producer).await?;
+    let mut cache = WarmCache::new();
+    AppRestartAssist::read_table(appl, producer, READ_CHUNK, |k, fvs| cache.restore(&k, fvs))
+        .await?;
     assist.set_state(state, WarmStartState::Restored).await?;
     tracing::info!(
-        restored = cache.len(),
+        restored = cache.restored(),
         restore_count = assist.info().restore_count,
         system_warm_reboot = assist.info().system_warm_reboot,
         timer_secs = assist.timer().as_secs(),
@@ -116,26 +134,259 @@ pub async fn restore_table(
 
 // ===== the cache (pure) =====
 
-/// The reconcile cache plus the kernel's current table as the decided
-/// operations describe it (the last SET per key, DEL removes). Pure.
+/// The writer's tables hash with foldhash; so does the cache (the keys come
+/// from the kernel and APPL_DB, not from the network).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Keys staged into the writer between two drains in [`WarmCache::finish`].
+const FINISH_CHUNK: usize = 1024;
+
+/// A `NEIGH_TABLE` key, compact: interned interface name plus the IP (24
+/// bytes, no heap). Keys without the canonical `<ifname>:<ip>` shape
+/// ([`canonical_split`]) are kept verbatim. Two texts give equal keys
+/// exactly when they are equal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CKey {
+    Neigh { ifid: u32, ip: IpAddr },
+    Raw(Box<str>),
+}
+
+/// One or two integer writes per key (as the writer's `Key`); consistent
+/// with `Eq`.
+impl Hash for CKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            CKey::Neigh {
+                ifid,
+                ip: IpAddr::V4(v4),
+            } => state.write_u64(u64::from(*ifid) << 32 | u64::from(u32::from(*v4))),
+            CKey::Neigh {
+                ifid,
+                ip: IpAddr::V6(v6),
+            } => {
+                state.write_u128(u128::from(*v6));
+                state.write_u64(1 << 40 | u64::from(*ifid));
+            }
+            CKey::Raw(raw) => {
+                state.write_u64(2 << 40);
+                raw.hash(state);
+            }
+        }
+    }
+}
+
+/// `neigh` and `family` of a NEIGH_TABLE hash, compact (7 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Value {
+    mac: [u8; 6],
+    family: Family,
+}
+
+impl Value {
+    /// The fields as [`NeighOp::fields`] gives them.
+    fn fields(&self) -> FieldValues {
+        vec![
+            ("neigh".to_owned(), mac_to_string(&self.mac)),
+            ("family".to_owned(), self.family.as_str().to_owned()),
+        ]
+    }
+
+    /// `fvs` when it is exactly the two pairs [`Value::fields`] prints for
+    /// some value (any order): `neigh` = a MAC as [`mac_to_string`] prints
+    /// it (lowercase, `:`), `family` = `IPv4` or `IPv6`, nothing else.
+    /// Then "every pair of a set's fields is in `fvs`" (the subset test of
+    /// [`ReconcileCache`]) holds exactly when the set's value equals it.
+    fn parse_exact(fvs: &[(String, String)]) -> Option<Value> {
+        let [(f1, v1), (f2, v2)] = fvs else {
+            return None;
+        };
+        let (mac, family) = match (f1.as_str(), f2.as_str()) {
+            ("neigh", "family") => (v1, v2),
+            ("family", "neigh") => (v2, v1),
+            _ => return None,
+        };
+        let family = match family.as_str() {
+            "IPv4" => Family::IPv4,
+            "IPv6" => Family::IPv6,
+            _ => return None,
+        };
+        Some(Value {
+            mac: parse_canonical_mac(mac)?,
+            family,
+        })
+    }
+}
+
+/// The 6 bytes of `text` when it is exactly what [`mac_to_string`] prints
+/// (`xx:xx:xx:xx:xx:xx`, lowercase hex digits).
+fn parse_canonical_mac(text: &str) -> Option<[u8; 6]> {
+    let b = text.as_bytes();
+    if b.len() != 17 {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut mac = [0u8; 6];
+    for (i, m) in mac.iter_mut().enumerate() {
+        let at = i * 3;
+        if i < 5 && b[at + 2] != b':' {
+            return None;
+        }
+        *m = digit(b[at])? << 4 | digit(b[at + 1])?;
+    }
+    Some(mac)
+}
+
+/// Split `<ifname>:<ip>` when the IP text is exactly what
+/// [`sonic_netlink::fmt::ip_to_string`] prints for it (so the key text
+/// round-trips byte for byte), as the writer does.
+fn canonical_split(text: &str) -> Option<(&str, IpAddr)> {
+    let (ifname, ip_text) = text.split_once(':')?;
+    if ifname.is_empty() {
+        return None;
+    }
+    // std's IPv4 parser accepts only the dotted quad Display prints.
+    if let Ok(v4) = ip_text.parse::<Ipv4Addr>() {
+        return Some((ifname, IpAddr::V4(v4)));
+    }
+    let v6: Ipv6Addr = ip_text.parse().ok()?;
+    (ipv6_to_string(&v6) == ip_text).then_some((ifname, IpAddr::V6(v6)))
+}
+
+/// What APPL_DB held for a key at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Restored {
+    /// Nothing.
+    No,
+    /// Exactly `neigh` and `family` ([`Value::parse_exact`]).
+    Exact(Value),
+    /// Any other non-empty hash: kept whole in [`WarmCache`]'s `raw` map.
+    Raw,
+}
+
+/// What was last seen of a key since the restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Unseen,
+    /// Last seen set (the kernel holds it now).
+    Present(Value),
+    Deleted,
+}
+
+/// One cached key (15 bytes; 40 with its key in the map).
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    restored: Restored,
+    seen: Seen,
+    /// Mentioned by an operation since [`WarmCache::begin_snapshot`].
+    listed: bool,
+}
+
+impl Entry {
+    /// The delete transition of [`ReconcileCache::insert`]: a restored key
+    /// becomes DELETE; `false` when the entry is to be forgotten (never in
+    /// APPL_DB).
+    fn delete(&mut self) -> bool {
+        self.seen = Seen::Deleted;
+        self.restored != Restored::No
+    }
+}
+
+/// Interface name interning: `Ethernet0` <-> 0, ...
+#[derive(Debug, Default)]
+struct Interner {
+    names: Vec<Box<str>>,
+    ids: FastMap<Box<str>, u32>,
+}
+
+impl Interner {
+    fn intern(&mut self, name: &str) -> Option<u32> {
+        if let Some(id) = self.ids.get(name) {
+            return Some(*id);
+        }
+        let id = u32::try_from(self.names.len()).ok()?;
+        self.names.push(name.into());
+        self.ids.insert(name.into(), id);
+        Some(id)
+    }
+
+    fn get(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+
+    fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("", |n| n)
+    }
+}
+
+/// The reconcile cache of the warm start (docs/behavior.md c.2) plus the
+/// kernel's current table as the decided operations describe it (the last
+/// SET per key, DEL removes). Pure.
+///
+/// Semantics: exactly [`ReconcileCache`]'s (see its doc: restored and not
+/// seen since STALE, last seen deleted DELETE or forgotten, last seen
+/// present with every pair in the restored hash SAME, otherwise NEW;
+/// docs/differences.md N13), for restored hashes of any shape and the
+/// operations neighsyncd decides ([`NeighOp`]); the tests check it against
+/// [`ReconcileCache`] on random sequences.
+///
+/// Memory: one map entry of 40 bytes per key (compact key, what APPL_DB
+/// held and what was last seen, both as 6-byte MAC + family, and the
+/// snapshot mark): about 5.4 MiB of table for 100k keys, where the string
+/// form cost about 700 bytes per key. Restored hashes that are not exactly
+/// `neigh` + `family` in canonical form are kept whole in a side map and
+/// compared with the subset test, as [`ReconcileCache`] does.
 #[derive(Debug, Default)]
 pub struct WarmCache {
-    cache: ReconcileCache,
-    present: HashMap<String, NeighOp>,
+    ifnames: Interner,
+    entries: FastMap<CKey, Entry>,
+    /// What APPL_DB held for the keys whose entry says [`Restored::Raw`].
+    raw: FastMap<CKey, FieldValues>,
     restored: usize,
-    /// Keys listed by the kernel dump in progress
-    /// ([`WarmCache::begin_snapshot`]).
-    listed: Option<HashSet<String>>,
+    present: usize,
+    /// A kernel dump is in progress ([`WarmCache::begin_snapshot`]).
+    snapshot: bool,
 }
 
 impl WarmCache {
-    /// A cache over what APPL_DB held (`restored`, all STALE).
-    pub fn new(restored: ReconcileCache) -> Self {
-        WarmCache {
-            restored: restored.len(),
-            cache: restored,
-            present: HashMap::new(),
-            listed: None,
+    /// An empty cache; fill it with [`WarmCache::restore`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Record a key read from APPL_DB at start (`readTablesToMap`,
+    /// docs/behavior.md c.2): STALE, with what it held. Empty hashes are
+    /// skipped as the C++ does. Again for the same key (SCAN returned it
+    /// twice): the last read wins, as [`ReconcileCache::restore`].
+    pub fn restore(&mut self, key: &str, fvs: FieldValues) {
+        if fvs.is_empty() {
+            return;
+        }
+        let key = self.key_of(key);
+        let restored = match Value::parse_exact(&fvs) {
+            Some(v) => {
+                self.raw.remove(&key);
+                Restored::Exact(v)
+            }
+            None => {
+                self.raw.insert(key.clone(), fvs);
+                Restored::Raw
+            }
+        };
+        let entry = Entry {
+            restored,
+            seen: Seen::Unseen,
+            listed: false,
+        };
+        if let Some(old) = self.entries.insert(key, entry) {
+            if matches!(old.seen, Seen::Present(_)) {
+                self.present -= 1;
+            }
+        } else {
+            self.restored += 1;
         }
     }
 
@@ -146,30 +397,80 @@ impl WarmCache {
 
     /// Number of keys the kernel holds now (as far as the ops tell).
     pub fn present(&self) -> usize {
-        self.present.len()
+        self.present
     }
 
-    /// One decided operation (`insertToMap`).
+    /// Number of cached keys (every state).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The state of a cached key, if any (for tests and logs).
+    pub fn state(&self, key: &str) -> Option<CacheState> {
+        let key = self.lookup_key(key)?;
+        let e = self.entries.get(&key)?;
+        Some(self.state_of(&key, e))
+    }
+
+    /// One decided operation (`insertToMap`, docs/behavior.md c.2, with
+    /// [`ReconcileCache::insert`]'s transitions).
     pub fn insert(&mut self, op: NeighOp) {
-        if let Some(listed) = self.listed.as_mut() {
-            if !listed.contains(op.key()) {
-                listed.insert(op.key().to_owned());
+        let snapshot = self.snapshot;
+        match op {
+            NeighOp::Set { key, mac, family } => {
+                let key = self.key_of(&key);
+                let seen = Seen::Present(Value { mac, family });
+                match self.entries.entry(key) {
+                    MapEntry::Occupied(o) => {
+                        let e = o.into_mut();
+                        if !matches!(e.seen, Seen::Present(_)) {
+                            self.present += 1;
+                        }
+                        e.seen = seen;
+                        e.listed |= snapshot;
+                    }
+                    MapEntry::Vacant(v) => {
+                        v.insert(Entry {
+                            restored: Restored::No,
+                            seen,
+                            listed: snapshot,
+                        });
+                        self.present += 1;
+                    }
+                }
+            }
+            NeighOp::Del { key } => {
+                // A name never seen: no entry can exist.
+                let Some(key) = self.lookup_key(&key) else {
+                    return;
+                };
+                if let MapEntry::Occupied(mut o) = self.entries.entry(key) {
+                    let e = o.get_mut();
+                    if matches!(e.seen, Seen::Present(_)) {
+                        self.present -= 1;
+                    }
+                    e.listed |= snapshot;
+                    if !e.delete() {
+                        o.remove();
+                    }
+                }
             }
         }
-        let delete = matches!(op, NeighOp::Del { .. });
-        self.cache.insert(op.key(), &op.fields(), delete);
-        if delete {
-            self.present.remove(op.key());
-        } else {
-            self.present.insert(op.key().to_owned(), op);
-        }
     }
 
-    /// A kernel dump starts: from now on [`WarmCache::insert`] records the
+    /// A kernel dump starts: from now on [`WarmCache::insert`] marks the
     /// keys it mentions, until [`WarmCache::end_snapshot`]. Again while one
-    /// runs (the dump was restarted): forget what was recorded.
+    /// runs (the dump was restarted): forget what was marked.
     pub fn begin_snapshot(&mut self) {
-        self.listed = Some(HashSet::new());
+        for e in self.entries.values_mut() {
+            e.listed = false;
+        }
+        self.snapshot = true;
     }
 
     /// The dump since [`WarmCache::begin_snapshot`] is complete (plus the
@@ -177,21 +478,10 @@ impl WarmCache {
     /// that it did not mention are deleted. Returns how many. Without a
     /// snapshot in progress: nothing, 0.
     pub fn end_snapshot(&mut self) -> usize {
-        let Some(listed) = self.listed.take() else {
+        if !std::mem::take(&mut self.snapshot) {
             return 0;
-        };
-        let gone: Vec<String> = self
-            .present
-            .keys()
-            .filter(|k| !listed.contains(k.as_str()))
-            .cloned()
-            .collect();
-        drop(listed);
-        let n = gone.len();
-        for key in gone {
-            self.insert(NeighOp::Del { key });
         }
-        n
+        self.delete_present_where(|_, e| !e.listed)
     }
 
     /// A complete kernel dump (plus the events that arrived during it, in
@@ -208,35 +498,152 @@ impl WarmCache {
     }
 
     /// The interface `ifname` is gone: delete its keys (in case its
-    /// RTM_DELNEIGHs were missed). Restored keys never seen again are STALE
-    /// already. Returns how many keys were deleted.
+    /// RTM_DELNEIGHs were missed): the present keys whose text starts with
+    /// `<ifname>:`. Restored keys never seen again are STALE already.
+    /// Returns how many keys were deleted.
     pub fn remove_interface(&mut self, ifname: &str) -> usize {
+        let id = self.ifnames.get(ifname);
         let prefix = format!("{ifname}:");
-        let keys: Vec<String> = self
-            .present
-            .keys()
-            .filter(|k| k.starts_with(&prefix))
-            .cloned()
-            .collect();
-        let n = keys.len();
-        for key in keys {
-            self.insert(NeighOp::Del { key });
-        }
+        self.delete_present_where(|k, _| match k {
+            CKey::Neigh { ifid, .. } => Some(*ifid) == id,
+            CKey::Raw(raw) => raw.starts_with(&prefix),
+        })
+    }
+
+    /// Apply a DEL to every present key for which `pick` is true (in one
+    /// pass, no list of keys). Returns how many.
+    fn delete_present_where(&mut self, mut pick: impl FnMut(&CKey, &Entry) -> bool) -> usize {
+        let mut n = 0;
+        let snapshot = self.snapshot;
+        let raw = &mut self.raw;
+        self.entries.retain(|k, e| {
+            if !matches!(e.seen, Seen::Present(_)) || !pick(k, e) {
+                return true;
+            }
+            n += 1;
+            e.listed |= snapshot;
+            let keep = e.delete();
+            if !keep {
+                raw.remove(k);
+            }
+            keep
+        });
+        self.present -= n;
         n
     }
 
-    /// `reconcile()`: the operations to write, and the writer set up with a
-    /// desired table equal to what APPL_DB holds once they are written
-    /// (every key present, clean: nothing pending in the writer).
+    /// `reconcile()` (docs/behavior.md c.2): the operations to write (as
+    /// [`ReconcileCache::reconcile`]: STALE/DELETE → DEL, NEW → SET with the
+    /// last fields seen, SAME → nothing; both lists sorted by key), and the
+    /// writer set up with a desired table equal to what APPL_DB holds once
+    /// they are written (every present key, clean: nothing pending).
+    ///
+    /// `writer` is expected as the daemon's is during the warm window:
+    /// nothing desired, pending or in flight. Then the present keys are
+    /// staged in chunks of [`FINISH_CHUNK`] and each chunk is marked
+    /// written at once ([`NeighWriter::take_batch`] +
+    /// [`NeighWriter::complete`]), so no text copy of the table is made.
+    /// Otherwise (defensive) the writer is resynced against a text view of
+    /// the table ([`NeighWriter::resync_from_appl`]), as before.
     pub fn finish(self, writer: &mut NeighWriter) -> ReconcileOps {
-        let ops = self.cache.reconcile();
-        let mut after = ConsumerView::new();
-        for (key, op) in self.present {
-            after.insert(key, op.fields());
-            writer.stage(op);
+        let mut ops = ReconcileOps::default();
+        for (k, e) in &self.entries {
+            match (self.state_of(k, e), e.seen) {
+                (CacheState::Same, _) => {}
+                (CacheState::Stale | CacheState::Delete, _) => ops.dels.push(self.key_text(k)),
+                (CacheState::New, Seen::Present(v)) => {
+                    ops.sets.push((self.key_text(k), v.fields()))
+                }
+                (CacheState::New, _) => {}
+            }
         }
-        writer.resync_from_appl(&after);
+        ops.sets.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        ops.dels.sort_unstable();
+
+        let fresh = writer.desired_len() == 0 && !writer.has_pending() && !writer.in_flight();
+        let mut view = (!fresh).then(ConsumerView::new);
+        let mut staged = 0;
+        for (k, e) in &self.entries {
+            let Seen::Present(v) = e.seen else { continue };
+            match (k, view.as_mut()) {
+                (CKey::Neigh { ifid, ip }, None) => {
+                    let name = self.ifnames.name(*ifid);
+                    writer.stage_parts(name, ip, Some((v.mac, v.family)), None, Origin::Dump);
+                }
+                (_, view) => {
+                    let key = self.key_text(k);
+                    if let Some(view) = view {
+                        view.insert(key.clone(), v.fields());
+                    }
+                    writer.stage(NeighOp::Set {
+                        key,
+                        mac: v.mac,
+                        family: v.family,
+                    });
+                }
+            }
+            staged += 1;
+            if fresh && staged % FINISH_CHUNK == 0 {
+                mark_written(writer);
+            }
+        }
+        match view {
+            None => mark_written(writer),
+            Some(view) => {
+                writer.resync_from_appl(&view);
+            }
+        }
         ops
+    }
+
+    /// The state of an entry ([`ReconcileCache`]'s rules).
+    fn state_of(&self, key: &CKey, e: &Entry) -> CacheState {
+        match (e.seen, e.restored) {
+            (Seen::Unseen, _) => CacheState::Stale,
+            (Seen::Deleted, _) => CacheState::Delete,
+            (Seen::Present(now), Restored::Exact(old)) if now == old => CacheState::Same,
+            (Seen::Present(now), Restored::Raw) => match self.raw.get(key) {
+                Some(old) if now.fields().iter().all(|p| old.contains(p)) => CacheState::Same,
+                _ => CacheState::New,
+            },
+            (Seen::Present(_), _) => CacheState::New,
+        }
+    }
+
+    fn key_of(&mut self, text: &str) -> CKey {
+        if let Some((ifname, ip)) = canonical_split(text) {
+            if let Some(ifid) = self.ifnames.intern(ifname) {
+                return CKey::Neigh { ifid, ip };
+            }
+        }
+        CKey::Raw(text.into())
+    }
+
+    /// The compact key for `text` without interning (`None` when the
+    /// interface name was never seen, so no such key can exist).
+    fn lookup_key(&self, text: &str) -> Option<CKey> {
+        match canonical_split(text) {
+            Some((ifname, ip)) => self
+                .ifnames
+                .get(ifname)
+                .map(|ifid| CKey::Neigh { ifid, ip }),
+            None => Some(CKey::Raw(text.into())),
+        }
+    }
+
+    fn key_text(&self, key: &CKey) -> String {
+        match key {
+            CKey::Neigh { ifid, ip } => neigh_key(self.ifnames.name(*ifid), ip),
+            CKey::Raw(raw) => raw.to_string(),
+        }
+    }
+}
+
+/// Takes every pending batch of `writer` and reports it written (the
+/// reconcile write makes APPL_DB hold it; see [`WarmCache::finish`]).
+fn mark_written(writer: &mut NeighWriter) {
+    while let Some(batch) = writer.take_batch(FINISH_CHUNK) {
+        writer.complete(batch);
     }
 }
 
@@ -299,13 +706,13 @@ impl WarmRestart {
     /// STATE_DB), limited to `restore_wait`.
     pub fn new(
         assist: AppRestartAssist,
-        restored: ReconcileCache,
+        restored: WarmCache,
         state: DbConnector,
         restore_wait: Duration,
     ) -> Self {
         WarmRestart {
             assist,
-            cache: Some(WarmCache::new(restored)),
+            cache: Some(restored),
             stage: Stage::WaitFlag(Box::pin(wait_restore_flag(state, restore_wait))),
         }
     }
@@ -529,10 +936,12 @@ pub async fn wait_restore_flag(state: DbConnector, limit: Duration) -> Result<Du
     }
 }
 
-/// Writes the reconcile ops as one pipeline, retrying (with backoff, on a
-/// fresh connection) while Redis is unreachable, then state `reconciled`
-/// (written also when the ops failed with an error reply, since the daemon
-/// then resyncs from APPL_DB). Returns the ops' outcome.
+/// Writes the reconcile ops in pipelines of at most [`WRITE_CHUNK`] keys
+/// ([`AppRestartAssist::write_reconcile_from`]: DELs, then SETs), retrying
+/// (with backoff, on a fresh connection) while Redis is unreachable and
+/// resuming after the last pipeline that succeeded, then state
+/// `reconciled` (written also when the ops failed with an error reply,
+/// since the daemon then resyncs from APPL_DB). Returns the ops' outcome.
 async fn write_reconcile(
     appl: DbConnector,
     mut conn: Option<MultiplexedConnection>,
@@ -542,15 +951,24 @@ async fn write_reconcile(
     ops: ReconcileOps,
 ) -> Result<(), SwssError> {
     let mut delay = RECONNECT_INITIAL_DELAY;
+    let mut done = 0;
     let result = loop {
         let mut c = match conn.take() {
             Some(c) => c,
             None => appl.connect_retrying().await,
         };
-        match AppRestartAssist::write_reconcile(&mut c, &producer, &ops).await {
+        match AppRestartAssist::write_reconcile_from(
+            &mut c,
+            &producer,
+            &ops,
+            WRITE_CHUNK,
+            &mut done,
+        )
+        .await
+        {
             Ok(()) => break Ok(()),
             Err(e) if e.is_connection_error() => {
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64,
+                tracing::warn!(error = %e, written = done, retry_in_ms = delay.as_millis() as u64,
                     "Redis lost while writing the reconcile; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(RECONNECT_MAX_DELAY);
@@ -558,6 +976,7 @@ async fn write_reconcile(
             Err(e) => break Err(e),
         }
     };
+    drop(ops);
     let mut delay = RECONNECT_INITIAL_DELAY;
     loop {
         let mut s = state.connect_retrying().await;
@@ -596,20 +1015,143 @@ mod tests {
         }
     }
 
-    fn restored(entries: &[(&str, u8)]) -> ReconcileCache {
-        let mut c = ReconcileCache::new();
+    fn restored(entries: &[(&str, u8)]) -> WarmCache {
+        let mut c = WarmCache::new();
         for (k, m) in entries {
-            c.restore(*k, set(k, *m).fields());
+            c.restore(k, set(k, *m).fields());
         }
         c
     }
 
     #[test]
+    fn entry_is_40_bytes_with_its_key() {
+        assert_eq!(std::mem::size_of::<CKey>(), 24);
+        assert_eq!(std::mem::size_of::<(CKey, Entry)>(), 40);
+    }
+
+    #[test]
+    fn canonical_mac_only() {
+        assert_eq!(
+            parse_canonical_mac("00:e0:ec:3b:d6:ac"),
+            Some([0x00, 0xe0, 0xec, 0x3b, 0xd6, 0xac])
+        );
+        for bad in [
+            "00:E0:ec:3b:d6:ac",
+            "+0:e0:ec:3b:d6:ac",
+            "00-e0-ec-3b-d6-ac",
+            "00:e0:ec:3b:d6:a",
+            "00:e0:ec:3b:d6:acc",
+            "0:e0:ec:3b:d6:acc",
+            "",
+        ] {
+            assert_eq!(parse_canonical_mac(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn non_canonical_restored_entries_keep_reconcile_cache_semantics() {
+        let fv = |pairs: &[(&str, &str)]| -> FieldValues {
+            pairs
+                .iter()
+                .map(|(f, v)| (f.to_string(), v.to_string()))
+                .collect()
+        };
+        let mut w = WarmCache::new();
+        // extra field: the subset test makes the same value SAME
+        w.restore(
+            "a:10.0.0.1",
+            fv(&[
+                ("neigh", "02:00:00:00:00:01"),
+                ("family", "IPv4"),
+                ("x", "y"),
+            ]),
+        );
+        // uppercase MAC: a different string, so NEW
+        w.restore(
+            "a:10.0.0.2",
+            fv(&[("neigh", "02:00:00:00:00:0A"), ("family", "IPv4")]),
+        );
+        // fields in the other order: exact, SAME
+        w.restore(
+            "a:10.0.0.3",
+            fv(&[("family", "IPv4"), ("neigh", "02:00:00:00:00:03")]),
+        );
+        // a key that is not `<ifname>:<ip>`, kept verbatim: STALE
+        w.restore("odd", fv(&[("neigh", "02:00:00:00:00:04")]));
+        // a non-canonical IP text is another key than the canonical one
+        w.restore(
+            "a:fc00::0001",
+            fv(&[("neigh", "02:00:00:00:00:05"), ("family", "IPv6")]),
+        );
+        w.restore("a:10.0.0.9", vec![]);
+        assert_eq!(w.restored(), 5);
+        w.snapshot(vec![
+            set("a:10.0.0.1", 1),
+            set("a:10.0.0.2", 10),
+            set("a:10.0.0.3", 3),
+            NeighOp::Set {
+                key: "a:fc00::1".to_owned(),
+                mac: [2, 0, 0, 0, 0, 5],
+                family: Family::IPv6,
+            },
+        ]);
+        assert_eq!(w.state("a:10.0.0.1"), Some(CacheState::Same));
+        assert_eq!(w.state("a:10.0.0.2"), Some(CacheState::New));
+        assert_eq!(w.state("a:10.0.0.3"), Some(CacheState::Same));
+        assert_eq!(w.state("odd"), Some(CacheState::Stale));
+        assert_eq!(w.state("a:fc00::0001"), Some(CacheState::Stale));
+        assert_eq!(w.state("a:fc00::1"), Some(CacheState::New));
+        assert_eq!(w.state("a:10.0.0.9"), None);
+        let mut writer = NeighWriter::new();
+        let ops = w.finish(&mut writer);
+        assert_eq!(ops.dels, vec!["a:fc00::0001".to_owned(), "odd".to_owned()]);
+        let sets: Vec<&str> = ops.sets.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(sets, vec!["a:10.0.0.2", "a:fc00::1"]);
+        assert_eq!(writer.desired_len(), 4);
+        assert!(!writer.has_pending());
+    }
+
+    #[test]
+    fn finish_with_a_busy_writer_resyncs_it_against_the_table() {
+        let mut w = restored(&[("a:10.0.0.1", 1)]);
+        w.snapshot(vec![set("a:10.0.0.1", 1), set("a:10.0.0.2", 2)]);
+        let mut writer = NeighWriter::new();
+        writer.stage(set("b:10.0.0.7", 7));
+        let ops = w.finish(&mut writer);
+        assert_eq!(ops.sets.len(), 1);
+        // b:10.0.0.7 is desired but not in APPL_DB after the reconcile
+        assert_eq!(writer.desired_len(), 3);
+        assert_eq!(writer.pending_len(), 1);
+    }
+
+    #[test]
+    fn many_keys_over_several_finish_chunks() {
+        let n = 3 * FINISH_CHUNK + 7;
+        let key = |i: usize| format!("Ethernet{}:10.{}.{}.1", i % 4, i / 256, i % 256);
+        let mut w = WarmCache::new();
+        for i in 0..n {
+            w.restore(&key(i), set(&key(i), 1).fields());
+        }
+        let ops: Vec<NeighOp> = (0..n)
+            .filter(|i| i % 100 != 0)
+            .map(|i| set(&key(i), if i % 50 == 1 { 2 } else { 1 }))
+            .collect();
+        w.snapshot(ops);
+        let mut writer = NeighWriter::new();
+        let ops = w.finish(&mut writer);
+        let deleted = (0..n).filter(|i| i % 100 == 0).count();
+        let changed = (0..n).filter(|i| i % 50 == 1).count();
+        assert_eq!(ops.dels.len(), deleted);
+        assert_eq!(ops.sets.len(), changed);
+        assert!(ops.sets.iter().all(|(_, f)| f[0].1 == "02:00:00:00:00:02"));
+        assert_eq!(writer.desired_len(), n - deleted);
+        assert!(!writer.has_pending());
+        assert!(!writer.in_flight());
+    }
+
+    #[test]
     fn unchanged_kernel_writes_nothing_and_writer_is_clean() {
-        let mut w = WarmCache::new(restored(&[
-            ("Ethernet0:10.0.0.2", 1),
-            ("Ethernet0:10.0.0.3", 2),
-        ]));
+        let mut w = restored(&[("Ethernet0:10.0.0.2", 1), ("Ethernet0:10.0.0.3", 2)]);
         w.snapshot(vec![
             set("Ethernet0:10.0.0.2", 1),
             set("Ethernet0:10.0.0.3", 2),
@@ -626,11 +1168,7 @@ mod tests {
 
     #[test]
     fn changes_deletes_and_additions_become_the_difference() {
-        let mut w = WarmCache::new(restored(&[
-            ("a:10.0.0.1", 1),
-            ("a:10.0.0.2", 2),
-            ("a:10.0.0.3", 3),
-        ]));
+        let mut w = restored(&[("a:10.0.0.1", 1), ("a:10.0.0.2", 2), ("a:10.0.0.3", 3)]);
         w.snapshot(vec![
             set("a:10.0.0.1", 1),
             set("a:10.0.0.2", 7),
@@ -669,7 +1207,7 @@ mod tests {
 
     #[test]
     fn a_later_dump_deletes_keys_it_no_longer_lists() {
-        let mut w = WarmCache::new(restored(&[("a:10.0.0.1", 1)]));
+        let mut w = restored(&[("a:10.0.0.1", 1)]);
         w.insert(set("a:10.0.0.1", 1));
         w.insert(set("a:10.0.0.9", 9));
         // resync dump (after ENOBUFS): both gone from the kernel
@@ -683,7 +1221,7 @@ mod tests {
 
     #[test]
     fn removed_interface_deletes_its_keys_only() {
-        let mut w = WarmCache::new(restored(&[("a:10.0.0.1", 1), ("b:10.0.1.1", 2)]));
+        let mut w = restored(&[("a:10.0.0.1", 1), ("b:10.0.1.1", 2)]);
         w.insert(set("a:10.0.0.1", 1));
         w.insert(set("b:10.0.1.1", 2));
         w.insert(set("ab:10.0.2.1", 3));
@@ -697,7 +1235,7 @@ mod tests {
 
     #[test]
     fn events_in_order_last_one_wins() {
-        let mut w = WarmCache::new(restored(&[("a:10.0.0.1", 1)]));
+        let mut w = restored(&[("a:10.0.0.1", 1)]);
         w.insert(del("a:10.0.0.1"));
         w.insert(set("a:10.0.0.1", 1));
         w.insert(set("a:10.0.0.5", 5));

@@ -1,4 +1,4 @@
-//! AppRestartAssist: the warm-restart reconcile engine (BEHAVIOR.md c.2), as
+//! AppRestartAssist: the warm-restart reconcile engine (docs/behavior.md c.2), as
 //! swss::AppRestartAssist in sonic-swss-common's warmRestartAssist.cpp.
 //!
 //! The engine is pure: [`ReconcileCache`] takes what APPL_DB held before the
@@ -16,8 +16,8 @@ use std::time::Duration;
 use redis::aio::ConnectionLike;
 use redis::Pipeline;
 
-use crate::producer_state::ProducerStateTable;
-use crate::table::Table;
+use crate::producer_state::{ProducerStateTable, MAX_KEYS_PER_SCRIPT};
+use crate::table::{cut_fields, glob_escape, parse_scan_reply, value_to_pairs, Table};
 use crate::warm_restart::{
     check_warm_start, get_warm_start_timer, set_warm_start_state, WarmStartInfo, WarmStartState,
 };
@@ -214,11 +214,15 @@ impl ReconcileCache {
 /// Largest timer accepted as a default (the C++ constructor throws above it).
 pub const MAX_RECONCILE_TIMER_SECS: u32 = 9999;
 
-/// Keys read per pipelined `HGETALL` round trip in
-/// [`AppRestartAssist::read_table_to_cache`].
-const READ_CHUNK: usize = 1000;
+/// Keys asked per `SCAN` (its COUNT) and so read per pipelined `HGETALL`
+/// round trip in [`AppRestartAssist::read_table_to_cache`].
+pub const READ_CHUNK: usize = 1000;
 
-/// The Redis side of AppRestartAssist (warmRestartAssist.cpp, BEHAVIOR.md
+/// Largest number of keys per pipeline (one batched script) in
+/// [`AppRestartAssist::write_reconcile`].
+pub const WRITE_CHUNK: usize = 1000;
+
+/// The Redis side of AppRestartAssist (warmRestartAssist.cpp, docs/behavior.md
 /// c.2) for one app and one table: the WarmStart check at construction,
 /// `registerAppTable`'s clear, `readTablesToMap` and `reconcile`'s write.
 /// The cache itself is the pure [`ReconcileCache`].
@@ -320,7 +324,7 @@ impl AppRestartAssist {
     /// `registerAppTable`: on a warm start, drop the operations of
     /// `producer`'s table that no consumer popped yet
     /// ([`ProducerStateTable::clear`], exact `_<TABLE><sep>` prefix with
-    /// SCAN, BEHAVIOR.md f.11). Nothing on a cold start.
+    /// SCAN, docs/behavior.md f.11). Nothing on a cold start.
     ///
     /// Errors: Redis errors.
     pub async fn register_app_table<C: ConnectionLike + Send>(
@@ -334,26 +338,90 @@ impl AppRestartAssist {
         Ok(())
     }
 
-    /// `readTablesToMap` for `producer`'s table: `SCAN MATCH <TABLE><sep>*`
-    /// (deviation: the C++ uses `KEYS`, f.20), pipelined `HGETALL` of each
-    /// key ([`Table::get_many`]), every non-empty hash restored into a new
-    /// [`ReconcileCache`] as STALE (keys without the `<TABLE><sep>` prefix).
-    /// A key that is not a hash is reported as a bad APPL_DB entry and left
-    /// out. Does not write the state; call [`AppRestartAssist::set_state`]
-    /// with `restored` after.
+    /// `readTablesToMap` for `producer`'s table into a new
+    /// [`ReconcileCache`] (every entry STALE): [`AppRestartAssist::read_table`]
+    /// with [`READ_CHUNK`] and [`ReconcileCache::restore`] as the sink. Does
+    /// not write the state; call [`AppRestartAssist::set_state`] with
+    /// `restored` after.
     ///
     /// Errors: Redis errors.
     pub async fn read_table_to_cache<C: ConnectionLike + Send>(
         appl: &mut C,
         producer: &ProducerStateTable,
     ) -> Result<ReconcileCache, SwssError> {
-        let table = Table::new(producer.table_name(), producer.separator()).in_db("APPL_DB");
-        let keys = table.keys(appl).await?;
         let mut cache = ReconcileCache::new();
-        for (k, fvs) in table.get_many(appl, &keys, READ_CHUNK).await? {
-            cache.restore(k, fvs);
-        }
+        Self::read_table(appl, producer, READ_CHUNK, |k, fvs| cache.restore(k, fvs)).await?;
         Ok(cache)
+    }
+
+    /// `readTablesToMap` for `producer`'s table, streamed (docs/behavior.md c.2;
+    /// deviation: the C++ uses `KEYS` and holds every key, f.20): one
+    /// `SCAN <cursor> MATCH <TABLE><sep>* COUNT <chunk>` at a time, then one
+    /// pipeline of `HGETALL` for the keys that SCAN returned, then
+    /// `sink(key, fields)` for each non-empty hash (key without the
+    /// `<TABLE><sep>` prefix; field names cut at `@` as [`Table::get`]),
+    /// before the next SCAN. Memory: one SCAN reply and its hashes (about
+    /// `chunk` keys; SCAN's COUNT is a hint, a reply may hold a few more),
+    /// never the whole key list. A key that is not a hash is reported as a
+    /// bad APPL_DB entry and left out; a key that vanished between SCAN and
+    /// HGETALL is left out. SCAN may return a key twice (the table was
+    /// rehashed during the scan): the sink then sees it twice, with what
+    /// APPL_DB held at each read (the caller keeps the last, as
+    /// [`ReconcileCache::restore`] does). Returns the number of sink calls.
+    ///
+    /// Errors: Redis errors, [`SwssError::UnexpectedReply`] for a malformed
+    /// SCAN or HGETALL reply.
+    pub async fn read_table<C, F>(
+        appl: &mut C,
+        producer: &ProducerStateTable,
+        chunk: usize,
+        mut sink: F,
+    ) -> Result<usize, SwssError>
+    where
+        C: ConnectionLike + Send,
+        F: FnMut(String, FieldValues),
+    {
+        let table = Table::new(producer.table_name(), producer.separator()).in_db("APPL_DB");
+        let prefix = format!("{}{}", producer.table_name(), producer.separator());
+        let pattern = format!("{}*", glob_escape(&prefix));
+        let context = format!("SCAN MATCH {pattern}");
+        let mut cursor: u64 = 0;
+        let mut restored = 0;
+        loop {
+            let reply: redis::Value = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(chunk.max(1))
+                .query_async(appl)
+                .await?;
+            let (next, found) = parse_scan_reply(&reply, &context)?;
+            drop(reply);
+            let keys: Vec<String> = found
+                .into_iter()
+                .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned))
+                .collect();
+            if !keys.is_empty() {
+                let mut pipe = redis::pipe();
+                for k in &keys {
+                    pipe.cmd("HGETALL").arg(table.full_key(k));
+                }
+                let replies = table.query_per_key(appl, &mut pipe, &keys).await?;
+                for (k, reply) in keys.into_iter().zip(replies) {
+                    let Some(v) = reply else { continue };
+                    let fvs = value_to_pairs(&v, &format!("HGETALL {}{k}", prefix))?;
+                    if !fvs.is_empty() {
+                        sink(k, cut_fields(fvs));
+                        restored += 1;
+                    }
+                }
+            }
+            if next == 0 {
+                return Ok(restored);
+            }
+            cursor = next;
+        }
     }
 
     /// Queue `reconcile()`'s writes on `pipe`: one batched DEL of
@@ -365,9 +433,10 @@ impl AppRestartAssist {
         producer.queue_batch_set(pipe, &ops.sets);
     }
 
-    /// Sends [`AppRestartAssist::queue_reconcile`] as one pipeline (nothing
-    /// is sent when `ops` is empty). Does not write the state; write
-    /// `reconciled` after it succeeded.
+    /// Sends `reconcile()`'s writes in pipelines of at most
+    /// [`WRITE_CHUNK`] keys each ([`AppRestartAssist::write_reconcile_from`]
+    /// from the start; nothing is sent when `ops` is empty). Does not write
+    /// the state; write `reconciled` after it succeeded.
     ///
     /// Errors: as [`ProducerStateTable::flush`].
     pub async fn write_reconcile<C: ConnectionLike + Send>(
@@ -375,12 +444,50 @@ impl AppRestartAssist {
         producer: &ProducerStateTable,
         ops: &ReconcileOps,
     ) -> Result<(), SwssError> {
-        if ops.is_empty() {
-            return Ok(());
+        let mut done = 0;
+        Self::write_reconcile_from(appl, producer, ops, WRITE_CHUNK, &mut done).await
+    }
+
+    /// Sends `reconcile()`'s writes (docs/behavior.md c.2 `reconcile()`;
+    /// deviation f.4: batched, not one round trip per entry) in bounded
+    /// pipelines, each one batched ProducerStateTable script of at most
+    /// `chunk` keys (at least 1): first every DEL of [`ReconcileOps::dels`]
+    /// (STALE and DELETE), then every SET of [`ReconcileOps::sets`] (NEW),
+    /// each in list order. `done` counts the ops already written (DELs
+    /// first, then SETs) and is advanced after each pipeline that
+    /// succeeded, so a call after an error resumes where the last one
+    /// stopped (the failed pipeline is sent again; a batched script either
+    /// ran or did not). A key is in at most one of the lists, so the order
+    /// between the pipelines does not matter to the consumer. Nothing is
+    /// sent once `done` covers `ops`.
+    ///
+    /// Errors: as [`ProducerStateTable::flush`]; `done` then counts what was
+    /// written before.
+    pub async fn write_reconcile_from<C: ConnectionLike + Send>(
+        appl: &mut C,
+        producer: &ProducerStateTable,
+        ops: &ReconcileOps,
+        chunk: usize,
+        done: &mut usize,
+    ) -> Result<(), SwssError> {
+        let chunk = chunk.clamp(1, MAX_KEYS_PER_SCRIPT);
+        let total = ops.dels.len() + ops.sets.len();
+        while *done < total {
+            let mut pipe = redis::pipe();
+            let n = if *done < ops.dels.len() {
+                let part = &ops.dels[*done..ops.dels.len().min(*done + chunk)];
+                producer.queue_batch_del(&mut pipe, part);
+                part.len()
+            } else {
+                let from = *done - ops.dels.len();
+                let part = &ops.sets[from..ops.sets.len().min(from + chunk)];
+                producer.queue_batch_set(&mut pipe, part);
+                part.len()
+            };
+            producer.flush(appl, &pipe).await?;
+            *done += n;
         }
-        let mut pipe = redis::pipe();
-        Self::queue_reconcile(producer, &mut pipe, ops);
-        producer.flush(appl, &pipe).await
+        Ok(())
     }
 }
 
