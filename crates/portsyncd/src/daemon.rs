@@ -22,7 +22,11 @@
 //! 9. APPL_DB `PORT_TABLE` subscription; its initial load is the
 //!    `admin_status` pre-check (LinkSync::LinkSync step 1) and from then on
 //!    it tells [`PortSync`] which ports orchagent has consumed (replacing the
-//!    C++ HGETALL per link message, BEHAVIOR.md f.15).
+//!    C++ HGETALL per link message, BEHAVIOR.md f.15), by key existence only
+//!    ([`SubscribeMode::Presence`]: no read per keyspace event). STATE_DB
+//!    `PORT_TABLE` is followed for deletions only
+//!    ([`SubscribeMode::Deletions`]), so our own writes cause no reads
+//!    (docs/differences.md P9).
 //!
 //! Then one task loops over: netlink link messages (-> STATE_DB
 //! `PORT_TABLE|<name>`), APPL_DB `PORT_TABLE` changes, a 30 s timer that
@@ -48,6 +52,7 @@ use sonic_daemon::{DbPaths, LoopTicker, Ops};
 use sonic_netlink::socket::{Dump, KernelMessage, NetlinkSocket, RcvBuf, Received, RTNLGRP_LINK};
 use sonic_netlink::{LinkEvent, LinkMsgType};
 use swss::config::ConfigError;
+use swss::subscriber_state::SubscribeMode;
 use swss::{
     DbConnector, FieldValues, KeyOp, ProducerStateTable, SubscriberStateTable, SwssError, Table,
 };
@@ -227,10 +232,17 @@ async fn bring_down_old_interfaces(sync: &mut PortSync) {
 /// Subscribes to APPL_DB `PORT_TABLE` and returns the subscriber with its
 /// initial load (key -> has `admin_status`), `PortConfigDone` and
 /// `PortInitDone` left out.
+///
+/// [`SubscribeMode::Presence`]: the initial load reads every entry (the
+/// `admin_status` pre-check needs the fields, docs/behavior.md d.2 step 1);
+/// after it only existence matters ([`PortSync::on_appl_port`] ignores
+/// `admin_status` once the load is over), so the HSETs of orchagent's pops
+/// (one per field and port) are read as "exists" without an HGETALL.
 async fn subscribe_appl_ports(
     appl: &DbConnector,
 ) -> Result<(SubscriberStateTable, BTreeMap<String, bool>), SwssError> {
-    let mut sub = SubscriberStateTable::new(appl, APP_PORT_TABLE_NAME).await?;
+    let mut sub =
+        SubscriberStateTable::with_mode(appl, APP_PORT_TABLE_NAME, SubscribeMode::Presence).await?;
     let mut present = BTreeMap::new();
     while sub.queued() > 0 {
         match sub.next().await? {
@@ -252,8 +264,9 @@ async fn subscribe_appl_ports(
 struct Subs {
     /// APPL_DB `PORT_TABLE`: which ports orchagent has consumed.
     appl: SubscriberStateTable,
-    /// STATE_DB `PORT_TABLE`: only deletions matter (someone else removed an
-    /// entry we skipped rewriting, [`PortSync::on_state_port_deleted`]).
+    /// STATE_DB `PORT_TABLE`, [`SubscribeMode::Deletions`]: only deletions
+    /// matter (someone else removed an entry we skipped rewriting,
+    /// [`PortSync::on_state_port_deleted`]).
     state: SubscriberStateTable,
 }
 
@@ -264,14 +277,21 @@ enum Change {
 }
 
 /// Subscribes to APPL_DB `PORT_TABLE` (with its initial load, see
-/// [`subscribe_appl_ports`]) and to STATE_DB `PORT_TABLE` (initial load
-/// discarded: only later deletions are used).
+/// [`subscribe_appl_ports`]) and to STATE_DB `PORT_TABLE` in
+/// [`SubscribeMode::Deletions`]: no initial load, and the keyspace events of
+/// our own HSETs (and of portsorch's fields) are dropped without a read, so
+/// a link change costs its one HSET and nothing more (docs/differences.md
+/// P9).
+///
+/// Errors: [`SwssError`] from connect, PSUBSCRIBE, SCAN or HGETALL.
 async fn subscribe_all(dbs: &Dbs) -> Result<(Subs, BTreeMap<String, bool>), SwssError> {
     let (appl, present) = subscribe_appl_ports(&dbs.appl).await?;
-    let mut state = SubscriberStateTable::new(&dbs.state, STATE_PORT_TABLE_NAME).await?;
-    while state.queued() > 0 {
-        state.next().await?;
-    }
+    let state = SubscriberStateTable::with_mode(
+        &dbs.state,
+        STATE_PORT_TABLE_NAME,
+        SubscribeMode::Deletions,
+    )
+    .await?;
     Ok((Subs { appl, state }, present))
 }
 
@@ -1134,6 +1154,7 @@ async fn main_loop(
                     core.writer.push(action);
                 }
             }
+            // Never sent in SubscribeMode::Deletions.
             Wake::Change(Ok(Change::State(KeyOp::Set(..)))) => {}
             Wake::Change(Err(e)) => lost_redis(&mut core, &mut sub, &mut reconnecting, &e),
             Wake::Reconnected(r) => {
