@@ -772,7 +772,7 @@ async fn restore_family(
             _ => Err(PacketError("source and target families differ".into())),
         };
         let sent = match frame {
-            Ok(frame) => sender.send(&frame),
+            Ok(frame) => sender.send(frame).await,
             Err(e) => Err(io::Error::other(e)),
         };
         match sent {
@@ -967,8 +967,12 @@ impl Kernel {
 }
 
 /// An AF_PACKET socket bound to one interface (pnet_datalink), send only.
+/// pnet's send blocks (up to its 1 s write timeout when the socket buffer
+/// is full), so each send runs on tokio's blocking pool, never on the
+/// runtime thread. `None` only while a send is in flight or after a send
+/// task died.
 struct PacketSender {
-    tx: Box<dyn pnet_datalink::DataLinkSender>,
+    tx: Option<Box<dyn pnet_datalink::DataLinkSender>>,
 }
 
 impl PacketSender {
@@ -988,17 +992,31 @@ impl PacketSender {
             ..Default::default()
         };
         match pnet_datalink::channel(&iface, config)? {
-            pnet_datalink::Channel::Ethernet(tx, _rx) => Ok(PacketSender { tx }),
+            pnet_datalink::Channel::Ethernet(tx, _rx) => Ok(PacketSender { tx: Some(tx) }),
             _ => Err(io::Error::other(
                 "pnet_datalink returned a non-Ethernet channel",
             )),
         }
     }
 
-    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
-        self.tx
-            .send_to(frame, None)
-            .unwrap_or_else(|| Err(io::Error::other("packet larger than the send buffer")))
+    /// Sends one Ethernet frame.
+    ///
+    /// Errors: the socket's (e.g. `ENETDOWN`), "packet larger than the send
+    /// buffer", or "packet socket lost" after a send task panicked.
+    async fn send(&mut self, frame: Vec<u8>) -> io::Result<()> {
+        let Some(mut tx) = self.tx.take() else {
+            return Err(io::Error::other("packet socket lost"));
+        };
+        let (tx, res) = tokio::task::spawn_blocking(move || {
+            let res = tx
+                .send_to(&frame, None)
+                .unwrap_or_else(|| Err(io::Error::other("packet larger than the send buffer")));
+            (tx, res)
+        })
+        .await
+        .map_err(|e| io::Error::other(format!("packet send task: {e}")))?;
+        self.tx = Some(tx);
+        res
     }
 }
 
