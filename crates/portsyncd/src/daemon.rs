@@ -589,6 +589,10 @@ impl Core {
         }
     }
 
+    /// One APPL_DB `PORT_TABLE` change. Live Sets come from a
+    /// [`SubscribeMode::Presence`] subscription and carry no fields, so
+    /// `has_admin_status` is false for them; [`PortSync::on_appl_port`] only
+    /// looks at it during the initial load, whose Sets carry the content.
     fn apply_appl(&mut self, op: KeyOp) {
         match op {
             KeyOp::Set(key, fvs) if is_port_key(&key) => {
