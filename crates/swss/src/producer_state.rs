@@ -1,32 +1,49 @@
 //! [`ProducerStateTable`]: the writer side of SONiC's producer/consumer
-//! protocol (BEHAVIOR.md a.4; swss-common producerstatetable.cpp).
+//! protocol (docs/behavior.md a.4; swss-common producerstatetable.cpp).
 //!
 //! Redis layout for table `T` in a DB with separator `S` and id `N`:
 //! * `T_KEY_SET`: SET of pending keys (no table prefix);
 //! * `T_DEL_SET`: SET of pending keys whose old content must be wiped first;
 //! * `_T<S>key`: HASH of the pending fields of one key (the "state hash");
-//! * `T_CHANNEL@N`: channel that gets the payload `G` whenever a key becomes
-//!   pending (was not already in `T_KEY_SET`).
+//! * `T_CHANNEL@N`: channel that gets the payload `G` when keys become
+//!   pending.
 //!
-//! Every operation is one `EVALSHA` of one of our Lua scripts (own text, the
-//! effects and argument layouts of swss-common's; the SHA1 differs, which no
-//! consumer looks at). The scripts are the same for every table (all names
-//! are passed in KEYS/ARGV), so loading them once per Redis serves all
-//! producers.
+//! Single operations ([`ProducerStateTable::queue_set`],
+//! [`ProducerStateTable::queue_del`]) are one `EVALSHA` of one of our Lua
+//! scripts (own text, the effects and argument layouts of swss-common's; the
+//! SHA1 differs, which no consumer looks at; docs/differences.md S4). The
+//! scripts are the same for every table (all names are passed in
+//! KEYS/ARGV), so loading them once per Redis serves all producers.
 //!
-//! Batching (BEHAVIOR.md f.3): the writer queues operations into a
+//! Batching (docs/behavior.md f.3): the writer queues operations into a
 //! [`redis::Pipeline`] with the `queue_*` methods and sends them with
 //! [`ProducerStateTable::flush`], one round trip for the whole burst.
 //!
-//! Batched set: swss-common's batched script sends one `HSET` per field
-//! pair; ours sends one multi-pair `HSET` per key. The data Redis holds is
-//! byte-identical (the same hash with its fields in the same order, and the
-//! same `SADD` -> `HSET` -> `PUBLISH` order), and so is what every consumer
-//! reads. What differs is internal to Redis: two `hset` keyspace
-//! notifications on a `_T<S>key` state hash become one (no SONiC component
-//! subscribes to state hashes) and `INFO commandstats` counts fewer calls.
-//! Measured with `bench cold100k`, alternating the two binaries: Redis CPU
-//! per neighbor 8.1 -> 6.4 us (mean of 3), cold sync 1.02 -> 0.85 s.
+//! Batched operations (docs/differences.md S8, S9): a batch of up to
+//! [`MAX_KEYS_PER_BATCH`] keys is one `MULTI` ... `EXEC` transaction of
+//! plain commands instead of one `EVALSHA`:
+//!
+//! ```text
+//! set: MULTI; HSET _T<S>k1 f v ...; ...; HSET _T<S>km f v ...;
+//!      SADD T_KEY_SET k1 ... km; PUBLISH T_CHANNEL@N G; EXEC
+//! del: MULTI; SADD T_KEY_SET k1 ... km; SADD T_DEL_SET k1 ... km;
+//!      DEL _T<S>k1 ... _T<S>km; PUBLISH T_CHANNEL@N G; EXEC
+//! ```
+//!
+//! What Redis holds afterwards is byte-identical to swss-common's batched
+//! scripts (the same sets, the same state hashes with their fields in the
+//! same order), and the transaction is as atomic as a script: no consumer
+//! pops script runs between `MULTI` and `EXEC`, so a consumer never sees a
+//! key in `T_KEY_SET` whose state hash is incomplete, nor a deleted key
+//! outside `T_DEL_SET` (docs/behavior.md a.5). Differences: the `PUBLISH`
+//! is unconditional (a transaction cannot test the `SADD` result), so a
+//! batch whose keys were all pending already sends one extra `G` (the
+//! consumer's pops then finds nothing new; harmless, docs/differences.md
+//! S9); the keyspace notifications are one `sadd` per batch instead of one
+//! per key, after the `hset` events (S9). Measured with `bench cold100k
+//! burst100k`, alternating the two binaries: see docs/benchmarks.md
+//! ("Producer batches as MULTI/EXEC"). Lua's per-`redis.call` overhead was
+//! half the cost of the batched script.
 
 use std::sync::LazyLock;
 
@@ -40,12 +57,19 @@ use crate::table::scan_prefix;
 /// The notification payload published on `T_CHANNEL@N`.
 pub const NOTIFICATION_PAYLOAD: &str = "G";
 
-/// Most keys sent in one batched `EVALSHA`; longer batches are split into
-/// several EVALSHAs (each PUBLISHes at most once). Bounds the time one script
-/// blocks Redis.
-pub const MAX_KEYS_PER_SCRIPT: usize = 1000;
+/// Most keys in one batched `MULTI` ... `EXEC` transaction; longer batches
+/// are split into several transactions (each with its own `PUBLISH`).
+/// Bounds the time one `EXEC` blocks Redis: 1,000 keys of two fields is
+/// about 1-2 ms of Redis CPU on the benchmark machine (docs/benchmarks.md),
+/// less than the batched script it replaced. The queued commands are parsed
+/// while other clients are served; only `EXEC` runs without interruption.
+pub const MAX_KEYS_PER_BATCH: usize = 1000;
 
-// ----- Lua scripts (our own text; effects as BEHAVIOR.md a.4) -----
+/// The former name of [`MAX_KEYS_PER_BATCH`] (batches were one script each);
+/// kept so callers that chunk with it keep compiling.
+pub const MAX_KEYS_PER_SCRIPT: usize = MAX_KEYS_PER_BATCH;
+
+// ----- Lua scripts (our own text; effects as docs/behavior.md a.4) -----
 
 /// Single set. KEYS: channel, key set, state hash repeated n times.
 /// ARGV: payload, key, f1, v1, ..., fn, vn.
@@ -71,60 +95,18 @@ if was_new > 0 then
 end
 "#;
 
-/// Batched set. KEYS: channel, key set, state hash prefix `_T<S>`, key1..keym.
-/// ARGV: payload, then per key: pair count c, f1, v1, ..., fc, vc.
-const LUA_BATCH_SET: &str = r#"-- sonic-syncd producer: set a batch of keys
-local new_keys = 0
-local a = 2
-for k = 4, #KEYS do
-    local key = KEYS[k]
-    new_keys = new_keys + redis.call('SADD', KEYS[2], key)
-    local state = KEYS[3] .. key
-    local count = tonumber(ARGV[a])
-    a = a + 1
-    if count > 0 then
-        -- one multi-pair HSET per key (same hash, same field order as one
-        -- HSET per pair; see the module docs, "Batched set")
-        redis.call('HSET', state, unpack(ARGV, a, a + 2 * count - 1))
-        a = a + 2 * count
-    end
-end
-if new_keys > 0 then
-    redis.call('PUBLISH', KEYS[1], ARGV[1])
-end
-"#;
-
-/// Batched del. KEYS: channel, key set, del set, state hash prefix, key1..keym.
-/// ARGV: payload.
-const LUA_BATCH_DEL: &str = r#"-- sonic-syncd producer: delete a batch of keys
-local new_keys = 0
-for k = 5, #KEYS do
-    local key = KEYS[k]
-    new_keys = new_keys + redis.call('SADD', KEYS[2], key)
-    redis.call('SADD', KEYS[3], key)
-    redis.call('DEL', KEYS[4] .. key)
-end
-if new_keys > 0 then
-    redis.call('PUBLISH', KEYS[1], ARGV[1])
-end
-"#;
-
-/// The four producer scripts with their SHA1s.
+/// The two producer scripts with their SHA1s.
 struct Scripts {
     set: Script,
     del: Script,
-    batch_set: Script,
-    batch_del: Script,
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     set: Script::new(LUA_SET),
     del: Script::new(LUA_DEL),
-    batch_set: Script::new(LUA_BATCH_SET),
-    batch_del: Script::new(LUA_BATCH_DEL),
 });
 
-const SCRIPT_SOURCES: [&str; 4] = [LUA_SET, LUA_DEL, LUA_BATCH_SET, LUA_BATCH_DEL];
+const SCRIPT_SOURCES: [&str; 2] = [LUA_SET, LUA_DEL];
 
 /// Writer of one APPL_DB-style table through the producer/consumer protocol.
 ///
@@ -199,8 +181,8 @@ impl ProducerStateTable {
         format!("{}{}", self.state_prefix, key)
     }
 
-    /// `SCRIPT LOAD` of the four producer scripts (the same for every
-    /// table). Needed once per Redis server lifetime before the first flush;
+    /// `SCRIPT LOAD` of the two producer scripts (single set and del; the
+    /// same for every table; batches use no script). Needed once per Redis server lifetime before the first flush;
     /// [`ProducerStateTable::flush`] also reloads them on `NOSCRIPT`.
     ///
     /// Errors: [`SwssError::Redis`]; [`SwssError::UnexpectedReply`] if Redis
@@ -256,12 +238,26 @@ impl ProducerStateTable {
             .arg("''");
     }
 
-    /// Queues a batched set: `EVALSHA <bset> <m+3> T_CHANNEL@N T_KEY_SET
-    /// _T<S> key1..keym G c1 f v ... cm f v ...`. Effects per key in order:
-    /// `SADD T_KEY_SET key`, then `HSET _T<S>key f v` per pair; then one
-    /// `PUBLISH` if any key was newly pending. Nothing is queued for an empty
-    /// batch; batches above [`MAX_KEYS_PER_SCRIPT`] keys become several
-    /// EVALSHAs. The same key may appear twice (applied in order). Source:
+    /// Queues a batched set as one transaction per [`MAX_KEYS_PER_BATCH`]
+    /// keys:
+    ///
+    /// ```text
+    /// MULTI
+    /// HSET _T<S>key1 f v ... (its pairs in order; none for a key without pairs)
+    /// ...
+    /// HSET _T<S>keym f v ...
+    /// SADD T_KEY_SET key1 ... keym
+    /// PUBLISH T_CHANNEL@N G
+    /// EXEC
+    /// ```
+    ///
+    /// The end state is that of swss-common's batched script (per key `SADD
+    /// T_KEY_SET key` and `HSET _T<S>key f v` per pair, docs/behavior.md
+    /// a.4); a key without pairs only becomes pending (the consumer sees a
+    /// DEL). The same key may appear twice (its HSETs apply in order). The
+    /// transaction makes the batch atomic for consumers; the `PUBLISH` is
+    /// sent even when every key was already pending (docs/differences.md
+    /// S9). Nothing is queued for an empty batch. Source:
     /// `ProducerStateTable::set(const std::vector<KeyOpFieldsValuesTuple>&)`.
     pub fn queue_batch_set<K, F, V>(&self, pipe: &mut Pipeline, entries: &[(K, Vec<(F, V)>)])
     where
@@ -269,69 +265,107 @@ impl ProducerStateTable {
         F: AsRef<str>,
         V: AsRef<str>,
     {
-        for chunk in entries.chunks(MAX_KEYS_PER_SCRIPT) {
-            let cmd = pipe
-                .cmd("EVALSHA")
-                .arg(SCRIPTS.batch_set.get_hash())
-                .arg(chunk.len() + 3)
-                .arg(&self.channel)
-                .arg(&self.key_set)
-                .arg(&self.state_prefix);
-            for (k, _) in chunk {
-                cmd.arg(k.as_ref());
-            }
-            cmd.arg(NOTIFICATION_PAYLOAD);
-            for (_, fvs) in chunk {
-                cmd.arg(fvs.len());
+        let mut state = String::with_capacity(self.state_prefix.len() + 64);
+        for chunk in entries.chunks(MAX_KEYS_PER_BATCH) {
+            pipe.cmd("MULTI");
+            for (k, fvs) in chunk {
+                if fvs.is_empty() {
+                    continue;
+                }
+                state.clear();
+                state.push_str(&self.state_prefix);
+                state.push_str(k.as_ref());
+                let cmd = pipe.cmd("HSET").arg(&state);
                 for (f, v) in fvs {
                     cmd.arg(f.as_ref()).arg(v.as_ref());
                 }
             }
+            let sadd = pipe.cmd("SADD").arg(&self.key_set);
+            for (k, _) in chunk {
+                sadd.arg(k.as_ref());
+            }
+            self.queue_publish_exec(pipe);
         }
     }
 
-    /// Queues a batched del: `EVALSHA <bdel> <m+4> T_CHANNEL@N T_KEY_SET
-    /// T_DEL_SET _T<S> key1..keym G`. Effects per key: `SADD T_KEY_SET`,
-    /// `SADD T_DEL_SET`, `DEL _T<S>key`; then one `PUBLISH` if any key was
-    /// newly pending. Empty: nothing queued; long batches split as in
-    /// [`ProducerStateTable::queue_batch_set`]. Source:
-    /// `ProducerStateTable::del(const std::vector<std::string>&)`.
+    /// Queues a batched del as one transaction per [`MAX_KEYS_PER_BATCH`]
+    /// keys:
+    ///
+    /// ```text
+    /// MULTI
+    /// SADD T_KEY_SET key1 ... keym
+    /// SADD T_DEL_SET key1 ... keym
+    /// DEL _T<S>key1 ... _T<S>keym
+    /// PUBLISH T_CHANNEL@N G
+    /// EXEC
+    /// ```
+    ///
+    /// The end state is that of swss-common's batched del script (per key
+    /// `SADD T_KEY_SET`, `SADD T_DEL_SET`, `DEL _T<S>key`, docs/behavior.md
+    /// a.4). A batched set of the same key queued after it in the same
+    /// pipeline runs after this `EXEC`: the consumer sees DEL, then SET
+    /// (rule 2 of a.4). The `PUBLISH` is unconditional as in
+    /// [`ProducerStateTable::queue_batch_set`]. Empty: nothing queued.
+    /// Source: `ProducerStateTable::del(const std::vector<std::string>&)`.
     pub fn queue_batch_del<K: AsRef<str>>(&self, pipe: &mut Pipeline, keys: &[K]) {
-        for chunk in keys.chunks(MAX_KEYS_PER_SCRIPT) {
-            let cmd = pipe
-                .cmd("EVALSHA")
-                .arg(SCRIPTS.batch_del.get_hash())
-                .arg(chunk.len() + 4)
-                .arg(&self.channel)
-                .arg(&self.key_set)
-                .arg(&self.del_set)
-                .arg(&self.state_prefix);
+        for chunk in keys.chunks(MAX_KEYS_PER_BATCH) {
+            pipe.cmd("MULTI");
+            let sadd = pipe.cmd("SADD").arg(&self.key_set);
             for k in chunk {
-                cmd.arg(k.as_ref());
+                sadd.arg(k.as_ref());
             }
-            cmd.arg(NOTIFICATION_PAYLOAD);
+            let sadd = pipe.cmd("SADD").arg(&self.del_set);
+            for k in chunk {
+                sadd.arg(k.as_ref());
+            }
+            let del = pipe.cmd("DEL");
+            for k in chunk {
+                del.arg(self.state_key(k.as_ref()));
+            }
+            self.queue_publish_exec(pipe);
         }
+    }
+
+    /// The end of a batch transaction: `PUBLISH T_CHANNEL@N G`, `EXEC`.
+    fn queue_publish_exec(&self, pipe: &mut Pipeline) {
+        pipe.cmd("PUBLISH")
+            .arg(&self.channel)
+            .arg(NOTIFICATION_PAYLOAD);
+        pipe.cmd("EXEC");
     }
 
     /// Sends `pipe` in one round trip and checks the replies.
     ///
-    /// Every reply must be nil (what the producer scripts return); `OK` and
-    /// integers are also accepted so plain `HSET`/`DEL` commands may share
-    /// the pipeline. An error reply is returned as [`SwssError::Redis`],
-    /// any other reply as [`SwssError::UnexpectedReply`]; commands before
-    /// and after it have still been executed by Redis.
+    /// Replies expected (anything else is an error):
+    /// * outside a transaction: nil (what the producer scripts return), `OK`
+    ///   or an integer (so plain `HSET`/`DEL` commands may share the
+    ///   pipeline);
+    /// * `MULTI`: `OK`; a command queued after it: `QUEUED`;
+    /// * `EXEC`: an array of nil, `OK` or integers (the batch transactions of
+    ///   [`ProducerStateTable::queue_batch_set`] and
+    ///   [`ProducerStateTable::queue_batch_del`]).
+    ///
+    /// An error reply (also one inside the `EXEC` array, or a command
+    /// refused while queueing, after which Redis discards that transaction
+    /// with `EXECABORT`) is returned as [`SwssError::Redis`], any other
+    /// reply as [`SwssError::UnexpectedReply`] (an `EXEC` replying nil, i.e.
+    /// a transaction aborted by a `WATCH`, included). Commands before and
+    /// after it (other transactions included) have still been executed.
     ///
     /// `NOSCRIPT` (the script cache is empty, e.g. Redis restarted or
-    /// `SCRIPT FLUSH`): the scripts are loaded again and the commands from the
-    /// first `NOSCRIPT` one to the end are sent once more. This is safe
-    /// because the producer effects are idempotent when replayed in order:
-    /// SADD of a member already present changes nothing, HSET/DEL end in the
-    /// same final state when the same suffix is applied again in order. The
-    /// worst case is an extra `G` message (the consumer's pops then returns
-    /// nothing) or, if the consumer popped in between, the same values
-    /// delivered twice, which orchagent treats as a duplicate SET. A second
-    /// `NOSCRIPT` is returned as an error. The pipeline must not be atomic
-    /// (`MULTI`): [`SwssError::InvalidArgument`].
+    /// `SCRIPT FLUSH`) on a single set or del: the scripts are loaded again
+    /// and the commands from the first `NOSCRIPT` one to the end are sent
+    /// once more (that point is never inside a transaction, since queued
+    /// commands reply `QUEUED`). This is safe because the producer effects
+    /// are idempotent when replayed in order: SADD of a member already
+    /// present changes nothing, HSET/DEL end in the same final state when
+    /// the same suffix is applied again in order. The worst case is extra
+    /// `G` messages (a replayed batch transaction publishes again; the
+    /// consumer's pops then returns nothing) or, if the consumer popped in
+    /// between, the same values delivered twice, which orchagent treats as a
+    /// duplicate SET or DEL. A second `NOSCRIPT` is returned as an error.
+    /// The pipeline itself must not be atomic ([`Pipeline::atomic`] would
+    /// nest `MULTI`): [`SwssError::InvalidArgument`].
     ///
     /// Since the scripts are shared, one flush may carry commands of several
     /// producers (e.g. NEIGH_TABLE and ROUTE_TABLE).
@@ -401,10 +435,10 @@ impl ProducerStateTable {
     }
 
     /// Drops every pending operation of this table (used on warm start,
-    /// BEHAVIOR.md b.1 step 3): `DEL T_KEY_SET`, `DEL` of each state hash
+    /// docs/behavior.md b.1 step 3): `DEL T_KEY_SET`, `DEL` of each state hash
     /// `_T<S>*`, `DEL T_DEL_SET`. Source: `ProducerStateTable::clear`.
     ///
-    /// Deviations (BEHAVIOR.md f.11, f.20): the state hashes are found with
+    /// Deviations (docs/behavior.md f.11, f.20): the state hashes are found with
     /// `SCAN MATCH _T<S>*` using the exact prefix **including the
     /// separator**, so other tables whose name starts with `T` (e.g.
     /// `NEIGH_TABLE_X` next to `NEIGH_TABLE`) are left alone, where the C++
@@ -434,14 +468,9 @@ impl ProducerStateTable {
 
 // ===== free functions =====
 
-/// `SCRIPT LOAD` of the four producer scripts, checking the returned SHA1s.
+/// `SCRIPT LOAD` of the two producer scripts, checking the returned SHA1s.
 async fn load_producer_scripts<C: ConnectionLike + Send>(conn: &mut C) -> Result<(), SwssError> {
-    let expected = [
-        SCRIPTS.set.get_hash(),
-        SCRIPTS.del.get_hash(),
-        SCRIPTS.batch_set.get_hash(),
-        SCRIPTS.batch_del.get_hash(),
-    ];
+    let expected = [SCRIPTS.set.get_hash(), SCRIPTS.del.get_hash()];
     for (src, sha) in SCRIPT_SOURCES.iter().zip(expected) {
         let reply: Value = redis::cmd("SCRIPT")
             .arg("LOAD")
@@ -475,7 +504,7 @@ async fn flush_pipeline<C: ConnectionLike + Send>(
         ));
     }
     let replies = conn.req_packed_commands(pipe, 0, pipe.len()).await?;
-    let Some(first) = check_replies(&replies, pipe.len())? else {
+    let Some(first) = check_replies(pipe, &replies)? else {
         return Ok(());
     };
     tracing::warn!(
@@ -488,7 +517,7 @@ async fn flush_pipeline<C: ConnectionLike + Send>(
         rest.add_command(cmd.clone());
     }
     let replies = conn.req_packed_commands(&rest, 0, rest.len()).await?;
-    match check_replies(&replies, rest.len())? {
+    match check_replies(&rest, &replies)? {
         None => Ok(()),
         Some(i) => Err(SwssError::unexpected(
             "EVALSHA after reloading the producer scripts",
@@ -497,30 +526,72 @@ async fn flush_pipeline<C: ConnectionLike + Send>(
     }
 }
 
-/// Checks pipeline replies: `Ok(None)` if all fine, `Ok(Some(i))` if the
-/// only problems are `NOSCRIPT` errors, the first at index `i`; otherwise the
-/// first other error.
-fn check_replies(replies: &[Value], expected: usize) -> Result<Option<usize>, SwssError> {
-    if replies.len() != expected {
+/// Whether `cmd`'s name (its first argument) is `name` (ASCII upper case).
+fn is_command(cmd: &redis::Cmd, name: &str) -> bool {
+    matches!(
+        cmd.args_iter().next(),
+        Some(redis::Arg::Simple(n)) if n.eq_ignore_ascii_case(name.as_bytes())
+    )
+}
+
+/// Checks the replies to `pipe` (see [`ProducerStateTable::flush`]):
+/// `Ok(None)` if all fine, `Ok(Some(i))` if the only problems are
+/// `NOSCRIPT` errors outside transactions, the first at index `i`;
+/// otherwise the first other error.
+fn check_replies(pipe: &Pipeline, replies: &[Value]) -> Result<Option<usize>, SwssError> {
+    if replies.len() != pipe.len() {
         return Err(SwssError::unexpected(
-            format!("pipeline of {expected} commands"),
+            format!("pipeline of {} commands", pipe.len()),
             &format!("{} replies", replies.len()),
         ));
     }
     let mut first_noscript = None;
-    for (i, r) in replies.iter().enumerate() {
-        match r {
-            Value::Nil | Value::Okay | Value::Int(_) => {}
-            Value::ServerError(e) if e.kind() == Some(ServerErrorKind::NoScript) => {
+    let mut in_multi = false;
+    for (i, (cmd, r)) in pipe.cmd_iter().zip(replies).enumerate() {
+        if let Value::ServerError(e) = r {
+            if !in_multi && e.kind() == Some(ServerErrorKind::NoScript) {
                 first_noscript.get_or_insert(i);
+                continue;
             }
-            Value::ServerError(e) => return Err(SwssError::Redis(e.clone().into())),
-            other => {
+            return Err(SwssError::Redis(e.clone().into()));
+        }
+        if is_command(cmd, "MULTI") {
+            in_multi = true;
+            if !matches!(r, Value::Okay) {
+                return Err(SwssError::unexpected(format!("MULTI (command {i})"), r));
+            }
+        } else if is_command(cmd, "EXEC") {
+            in_multi = false;
+            let Value::Array(items) = r else {
                 return Err(SwssError::unexpected(
-                    format!("command {i} of a producer pipeline (expected nil)"),
-                    other,
-                ))
+                    format!("EXEC (command {i}; nil means aborted)"),
+                    r,
+                ));
+            };
+            for item in items {
+                match item {
+                    Value::Nil | Value::Okay | Value::Int(_) => {}
+                    Value::ServerError(e) => return Err(SwssError::Redis(e.clone().into())),
+                    other => {
+                        return Err(SwssError::unexpected(
+                            format!("a command inside EXEC (command {i}) of a producer pipeline"),
+                            other,
+                        ))
+                    }
+                }
             }
+        } else if in_multi {
+            if !matches!(r, Value::SimpleString(s) if s == "QUEUED") {
+                return Err(SwssError::unexpected(
+                    format!("command {i} of a producer transaction (expected QUEUED)"),
+                    r,
+                ));
+            }
+        } else if !matches!(r, Value::Nil | Value::Okay | Value::Int(_)) {
+            return Err(SwssError::unexpected(
+                format!("command {i} of a producer pipeline (expected nil)"),
+                r,
+            ));
         }
     }
     Ok(first_noscript)
@@ -565,7 +636,7 @@ mod tests {
         p.queue_batch_del(&mut pipe, &["a", "b"]);
         p.queue_batch_del::<&str>(&mut pipe, &[]);
         let a = args(&pipe);
-        assert_eq!(a.len(), 4);
+        assert_eq!(a.len(), 2 + 5 + 6);
         let s = SCRIPTS.set.get_hash().to_string();
         assert_eq!(
             a[0],
@@ -602,51 +673,95 @@ mod tests {
                 "''"
             ]
         );
-        let bs = SCRIPTS.batch_set.get_hash().to_string();
-        assert_eq!(
-            a[2],
-            [
-                "EVALSHA",
-                &bs,
-                "5",
-                "T_CHANNEL@3",
-                "T_KEY_SET",
-                "_T:",
-                "a",
-                "b",
-                "G",
-                "1",
-                "f",
-                "v",
-                "0"
-            ]
-        );
-        let bd = SCRIPTS.batch_del.get_hash().to_string();
-        assert_eq!(
-            a[3],
-            [
-                "EVALSHA",
-                &bd,
-                "6",
-                "T_CHANNEL@3",
-                "T_KEY_SET",
-                "T_DEL_SET",
-                "_T:",
-                "a",
-                "b",
-                "G"
-            ]
-        );
+        // The batches are transactions of plain commands (module docs).
+        let bs: Vec<&[&str]> = vec![
+            &["MULTI"],
+            &["HSET", "_T:a", "f", "v"],
+            &["SADD", "T_KEY_SET", "a", "b"],
+            &["PUBLISH", "T_CHANNEL@3", "G"],
+            &["EXEC"],
+        ];
+        assert_eq!(a[2..7], bs);
+        let bd: Vec<&[&str]> = vec![
+            &["MULTI"],
+            &["SADD", "T_KEY_SET", "a", "b"],
+            &["SADD", "T_DEL_SET", "a", "b"],
+            &["DEL", "_T:a", "_T:b"],
+            &["PUBLISH", "T_CHANNEL@3", "G"],
+            &["EXEC"],
+        ];
+        assert_eq!(a[7..], bd);
     }
 
     #[test]
     fn long_batches_are_split() {
         let p = ProducerStateTable::with_names("T", ':', 0);
-        let keys: Vec<String> = (0..MAX_KEYS_PER_SCRIPT + 1)
-            .map(|i| i.to_string())
-            .collect();
+        let keys: Vec<String> = (0..MAX_KEYS_PER_BATCH + 1).map(|i| i.to_string()).collect();
         let mut pipe = redis::pipe();
         p.queue_batch_del(&mut pipe, &keys);
-        assert_eq!(pipe.len(), 2);
+        let a = args(&pipe);
+        // Two transactions of 6 commands: 1000 keys, then 1.
+        assert_eq!(a.len(), 12);
+        assert_eq!(a[1].len(), 2 + MAX_KEYS_PER_BATCH);
+        assert_eq!(a[7], ["SADD", "T_KEY_SET", "1000"]);
+        let entries: Vec<(String, Vec<(&str, &str)>)> =
+            keys.iter().map(|k| (k.clone(), vec![("f", "v")])).collect();
+        let mut pipe = redis::pipe();
+        p.queue_batch_set(&mut pipe, &entries);
+        // MULTI, 1000 HSET, SADD, PUBLISH, EXEC; then the same for 1 key.
+        assert_eq!(pipe.len(), (MAX_KEYS_PER_BATCH + 4) + 5);
+    }
+
+    /// A server error reply as the parser builds it.
+    fn err(text: &str) -> Value {
+        match redis::parse_redis_value(format!("-{text}\r\n").as_bytes()) {
+            Ok(v @ Value::ServerError(_)) => v,
+            other => panic!("parse -{text}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn transaction_replies_are_checked() {
+        let p = ProducerStateTable::with_names("T", ':', 0);
+        let mut pipe = redis::pipe();
+        p.queue_del(&mut pipe, "x");
+        p.queue_batch_set(&mut pipe, &[("a", vec![("f", "v")])]);
+        let queued = || Value::SimpleString("QUEUED".into());
+        let good = vec![
+            Value::Nil,
+            Value::Okay,
+            queued(),
+            queued(),
+            queued(),
+            Value::Array(vec![Value::Int(1), Value::Int(1), Value::Int(0)]),
+        ];
+        assert_eq!(check_replies(&pipe, &good).ok(), Some(None));
+
+        // NOSCRIPT on the single del: resend from command 0.
+        let mut r = good.clone();
+        r[0] = err("NOSCRIPT No matching script.");
+        assert_eq!(check_replies(&pipe, &r).ok(), Some(Some(0)));
+
+        // An error inside EXEC, a refused queued command, an aborted EXEC,
+        // a missing QUEUED, a wrong count.
+        let mut r = good.clone();
+        r[5] = Value::Array(vec![Value::Int(1), err("WRONGTYPE x"), Value::Int(0)]);
+        assert!(matches!(check_replies(&pipe, &r), Err(SwssError::Redis(_))));
+        let mut r = good.clone();
+        r[2] = err("OOM command not allowed");
+        assert!(matches!(check_replies(&pipe, &r), Err(SwssError::Redis(_))));
+        let mut r = good.clone();
+        r[5] = Value::Nil;
+        assert!(matches!(
+            check_replies(&pipe, &r),
+            Err(SwssError::UnexpectedReply { .. })
+        ));
+        let mut r = good.clone();
+        r[3] = Value::Int(1);
+        assert!(matches!(
+            check_replies(&pipe, &r),
+            Err(SwssError::UnexpectedReply { .. })
+        ));
+        assert!(check_replies(&pipe, &good[..5]).is_err());
     }
 }
