@@ -61,7 +61,7 @@ use swss::restart_assist::{
     WRITE_CHUNK,
 };
 use swss::warm_restart::WarmStartState;
-use swss::{DbConnector, KeyOp, ProducerStateTable, SubscriberStateTable, SwssError};
+use swss::{DbConnector, KeyOp, ProducerStateTable, SubscriberStateTable, SwssError, Table};
 use tokio::time::Instant;
 
 use crate::restore::{
@@ -102,9 +102,22 @@ pub async fn check(
     .await
 }
 
+/// What the warm start-up read ([`restore_table`]), for [`WarmRestart::new`].
+#[derive(Debug)]
+pub struct RestoredTable {
+    /// APPL_DB `NEIGH_TABLE`, every key STALE.
+    pub cache: WarmCache,
+    /// STATE_DB `NEIGH_RESTORE_TABLE|Flags restored` was already `true`
+    /// (checked once, right after the read): the reconcile timer starts at
+    /// once, as the C++'s first poll of the flag would (docs/behavior.md
+    /// c.3).
+    pub flag_set: bool,
+}
+
 /// Warm start only: drop the unconsumed NEIGH_TABLE operations
 /// (`registerAppTable`), read APPL_DB `NEIGH_TABLE:*` into a cache
-/// (`readTablesToMap`, docs/behavior.md c.2) and write state `restored`.
+/// (`readTablesToMap`, docs/behavior.md c.2), write state `restored`, then
+/// read the restore flag once (`HGET NEIGH_RESTORE_TABLE|Flags restored`).
 /// The table is streamed: one SCAN of [`READ_CHUNK`] keys and one pipeline
 /// of their HGETALLs at a time, each hash stored compactly
 /// ([`WarmCache::restore`]) before the next SCAN
@@ -116,12 +129,16 @@ pub async fn restore_table(
     appl: &mut MultiplexedConnection,
     state: &mut MultiplexedConnection,
     producer: &ProducerStateTable,
-) -> Result<WarmCache, SwssError> {
+) -> Result<RestoredTable, SwssError> {
     assist.register_app_table(appl, producer).await?;
     let mut cache = WarmCache::new();
     AppRestartAssist::read_table(appl, producer, READ_CHUNK, |k, fvs| cache.restore(&k, fvs))
         .await?;
     assist.set_state(state, WarmStartState::Restored).await?;
+    let flag = Table::new(STATE_NEIGH_RESTORE_TABLE_NAME, assist.state_separator())
+        .in_db("STATE_DB")
+        .hget(state, NEIGH_RESTORE_KEY, NEIGH_RESTORE_FIELD)
+        .await?;
     tracing::info!(
         restored = cache.restored(),
         restore_count = assist.info().restore_count,
@@ -129,7 +146,10 @@ pub async fn restore_table(
         timer_secs = assist.timer().as_secs(),
         "warm start: APPL_DB NEIGH_TABLE read into the reconcile cache; pending operations dropped"
     );
-    Ok(cache)
+    Ok(RestoredTable {
+        cache,
+        flag_set: flag.as_deref() == Some("true"),
+    })
 }
 
 // ===== the cache (pure) =====
@@ -701,19 +721,31 @@ pub struct WarmRestart {
 }
 
 impl WarmRestart {
-    /// Start the warm window: `restored` is the cache from
-    /// [`restore_table`]; the restore-flag wait starts now (on `state`,
+    /// Start the warm window: `restored` is what [`restore_table`] read.
+    /// When the restore flag was already set then, the reconcile timer
+    /// starts now; otherwise the restore-flag wait starts now (on `state`,
     /// STATE_DB), limited to `restore_wait`.
     pub fn new(
         assist: AppRestartAssist,
-        restored: WarmCache,
+        restored: RestoredTable,
         state: DbConnector,
         restore_wait: Duration,
     ) -> Self {
+        let stage = if restored.flag_set {
+            let timer = assist.timer();
+            tracing::info!(
+                waited_ms = 0u64,
+                timer_secs = timer.as_secs(),
+                "NEIGH_RESTORE_TABLE|Flags restored=true seen; reconcile timer started"
+            );
+            Stage::Timer(Instant::now() + timer)
+        } else {
+            Stage::WaitFlag(Box::pin(wait_restore_flag(state, restore_wait)))
+        };
         WarmRestart {
             assist,
-            cache: Some(restored),
-            stage: Stage::WaitFlag(Box::pin(wait_restore_flag(state, restore_wait))),
+            cache: Some(restored.cache),
+            stage,
         }
     }
 
@@ -999,7 +1031,7 @@ async fn write_reconcile(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::Family;
+    use swss::restart_assist::ReconcileCache;
 
     fn set(key: &str, last: u8) -> NeighOp {
         NeighOp::Set {
@@ -1021,6 +1053,163 @@ mod tests {
             c.restore(k, set(k, *m).fields());
         }
         c
+    }
+
+    /// The string-keyed cache this module had before (a [`ReconcileCache`]
+    /// plus the present table and the listed keys as text), as the model.
+    #[derive(Default)]
+    struct Model {
+        cache: ReconcileCache,
+        present: HashMap<String, NeighOp>,
+        listed: Option<std::collections::HashSet<String>>,
+    }
+
+    impl Model {
+        fn insert(&mut self, op: NeighOp) {
+            if let Some(listed) = self.listed.as_mut() {
+                listed.insert(op.key().to_owned());
+            }
+            let delete = matches!(op, NeighOp::Del { .. });
+            self.cache.insert(op.key(), &op.fields(), delete);
+            if delete {
+                self.present.remove(op.key());
+            } else {
+                self.present.insert(op.key().to_owned(), op);
+            }
+        }
+
+        fn delete_where(&mut self, pick: impl Fn(&str) -> bool) -> usize {
+            let keys: Vec<String> = self.present.keys().filter(|k| pick(k)).cloned().collect();
+            for key in &keys {
+                self.insert(del(key));
+            }
+            keys.len()
+        }
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        const KEYS: &[&str] = &[
+            "a:10.0.0.1",
+            "a:10.0.0.2",
+            "b:10.0.0.1",
+            "a:fc00::1",
+            "a:fc00::0001",
+            "ab:10.0.0.3",
+            "a:b:10.0.0.4",
+            "odd",
+        ];
+
+        fn restored_fvs(shape: u8, gen: u8) -> FieldValues {
+            let m = mac_to_string(&[2, 0, 0, 0, 0, gen]);
+            let p = |f: &str, v: &str| (f.to_owned(), v.to_owned());
+            match shape % 7 {
+                0 => vec![p("neigh", &m), p("family", "IPv4")],
+                1 => vec![p("family", "IPv6"), p("neigh", &m)],
+                2 => vec![p("neigh", &m), p("family", "IPv4"), p("x", "y")],
+                3 => vec![p("neigh", &m.to_uppercase()), p("family", "IPv4")],
+                4 => vec![p("neigh", &m)],
+                5 => vec![p("family", "IPv5"), p("neigh", &m)],
+                _ => vec![],
+            }
+        }
+
+        #[derive(Debug, Clone)]
+        enum Step {
+            Set(usize, u8, bool),
+            Del(usize),
+            Begin,
+            End,
+            RemoveIf(u8),
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            prop_oneof![
+                4 => (0..KEYS.len(), 0u8..3, any::<bool>()).prop_map(|(k, g, v6)| Step::Set(k, g, v6)),
+                2 => (0..KEYS.len()).prop_map(Step::Del),
+                1 => Just(Step::Begin),
+                1 => Just(Step::End),
+                1 => (0u8..3).prop_map(Step::RemoveIf),
+            ]
+        }
+
+        proptest! {
+            /// The compact cache behaves as the string-keyed one: same
+            /// states, counts, reconcile ops and writer table.
+            #[test]
+            fn compact_cache_equals_the_string_model(
+                restored in proptest::collection::vec((0..KEYS.len(), 0u8..7, 0u8..3), 0..10),
+                steps in proptest::collection::vec(step(), 0..40),
+            ) {
+                let mut w = WarmCache::new();
+                let mut m = Model::default();
+                for (k, shape, gen) in &restored {
+                    w.restore(KEYS[*k], restored_fvs(*shape, *gen));
+                    m.cache.restore(KEYS[*k], restored_fvs(*shape, *gen));
+                }
+                prop_assert_eq!(w.len(), m.cache.len());
+                for s in &steps {
+                    match s {
+                        Step::Set(k, g, v6) => {
+                            let op = NeighOp::Set {
+                                key: KEYS[*k].to_owned(),
+                                mac: [2, 0, 0, 0, 0, *g],
+                                family: if *v6 { Family::IPv6 } else { Family::IPv4 },
+                            };
+                            w.insert(op.clone());
+                            m.insert(op);
+                        }
+                        Step::Del(k) => {
+                            w.insert(del(KEYS[*k]));
+                            m.insert(del(KEYS[*k]));
+                        }
+                        Step::Begin => {
+                            w.begin_snapshot();
+                            m.listed = Some(Default::default());
+                        }
+                        Step::End => {
+                            let got = w.end_snapshot();
+                            let want = match m.listed.take() {
+                                Some(listed) => m.delete_where(|k| !listed.contains(k)),
+                                None => 0,
+                            };
+                            prop_assert_eq!(got, want);
+                        }
+                        Step::RemoveIf(i) => {
+                            let name = ["a", "b", "ab"][*i as usize];
+                            let prefix = format!("{name}:");
+                            prop_assert_eq!(
+                                w.remove_interface(name),
+                                m.delete_where(|k| k.starts_with(&prefix))
+                            );
+                        }
+                    }
+                    prop_assert_eq!(w.present(), m.present.len());
+                }
+                for k in KEYS {
+                    prop_assert_eq!(w.state(k), m.cache.state(k), "state of {}", k);
+                }
+                prop_assert_eq!(w.len(), m.cache.len());
+                let mut writer = NeighWriter::new();
+                let ops = w.finish(&mut writer);
+                prop_assert_eq!(ops, m.cache.reconcile());
+                let mut want: Vec<_> = m
+                    .present
+                    .values()
+                    .map(|op| match op {
+                        NeighOp::Set { key, mac, family } => (key.clone(), *mac, *family),
+                        NeighOp::Del { .. } => unreachable!(),
+                    })
+                    .collect();
+                want.sort_by(|a, b| a.0.cmp(&b.0));
+                let mut got = writer.desired();
+                got.sort_by(|a, b| a.0.cmp(&b.0));
+                prop_assert_eq!(got, want);
+                prop_assert!(!writer.has_pending());
+            }
+        }
     }
 
     #[test]

@@ -305,6 +305,11 @@ impl AppRestartAssist {
         self.timer
     }
 
+    /// STATE_DB's key separator, as given to [`AppRestartAssist::new`].
+    pub fn state_separator(&self) -> char {
+        self.state_sep
+    }
+
     /// The app name (`WARM_RESTART_TABLE|<app>`).
     pub fn app(&self) -> &str {
         &self.app
