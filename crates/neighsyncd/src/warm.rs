@@ -734,6 +734,10 @@ impl WarmRestart {
         let stage = if restored.flag_set {
             let timer = assist.timer();
             tracing::info!(
+                limit_secs = restore_wait.as_secs_f64(),
+                "warm start: waiting for NEIGH_RESTORE_TABLE|Flags restored=true"
+            );
+            tracing::info!(
                 waited_ms = 0u64,
                 timer_secs = timer.as_secs(),
                 "NEIGH_RESTORE_TABLE|Flags restored=true seen; reconcile timer started"
