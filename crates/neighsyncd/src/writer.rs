@@ -289,7 +289,13 @@ fn parse_mac(text: &str) -> Option<[u8; 6]> {
     let mut parts = text.split(':');
     for b in &mut mac {
         let p = parts.next()?;
-        if p.len() != 2 || p.bytes().any(|c| c.is_ascii_uppercase()) {
+        // Exactly two lowercase hex digits (from_str_radix alone would
+        // also take a sign, as in "+a").
+        if p.len() != 2
+            || !p
+                .bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        {
             return None;
         }
         *b = u8::from_str_radix(p, 16).ok()?;

@@ -795,6 +795,7 @@ fn mac_text_parsing_is_exact() {
         Some([0, 0x11, 0x22, 0xaa, 0xbb, 0xcc])
     );
     assert_eq!(parse_mac("00:11:22:AA:bb:cc"), None);
+    assert_eq!(parse_mac("+a:11:22:aa:bb:cc"), None);
     assert_eq!(parse_mac("00-11-22-aa-bb-cc"), None);
     assert_eq!(parse_mac("00:11:22:aa:bb"), None);
     assert_eq!(parse_mac("00:11:22:aa:bb:cc:dd"), None);
