@@ -108,6 +108,20 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
 
 const SCRIPT_SOURCES: [&str; 2] = [LUA_SET, LUA_DEL];
 
+/// The state hash name `_T<S>key` as one command argument, written without
+/// an intermediate `String`.
+struct StateKey<'a>(&'a str, &'a str);
+
+impl redis::ToRedisArgs for StateKey<'_> {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        use std::io::Write as _;
+        let mut w = out.writer_for_next_arg();
+        // Writing into the command's own buffer cannot fail.
+        let _ = w.write_all(self.0.as_bytes());
+        let _ = w.write_all(self.1.as_bytes());
+    }
+}
+
 /// Writer of one APPL_DB-style table through the producer/consumer protocol.
 ///
 /// Holds only names; every call takes the connection (any
@@ -265,20 +279,23 @@ impl ProducerStateTable {
         F: AsRef<str>,
         V: AsRef<str>,
     {
-        let mut state = String::with_capacity(self.state_prefix.len() + 64);
         for chunk in entries.chunks(MAX_KEYS_PER_BATCH) {
             pipe.cmd("MULTI");
             for (k, fvs) in chunk {
                 if fvs.is_empty() {
                     continue;
                 }
-                state.clear();
-                state.push_str(&self.state_prefix);
-                state.push_str(k.as_ref());
-                let cmd = pipe.cmd("HSET").arg(&state);
+                let (k, prefix) = (k.as_ref(), self.state_prefix.as_str());
+                // Sized up front: one allocation per buffer for each key.
+                let data = fvs.iter().fold(4 + prefix.len() + k.len(), |n, (f, v)| {
+                    n + f.as_ref().len() + v.as_ref().len()
+                });
+                let mut cmd = redis::Cmd::with_capacity(2 + 2 * fvs.len(), data);
+                cmd.arg("HSET").arg(StateKey(prefix, k));
                 for (f, v) in fvs {
                     cmd.arg(f.as_ref()).arg(v.as_ref());
                 }
+                pipe.add_command(cmd);
             }
             let sadd = pipe.cmd("SADD").arg(&self.key_set);
             for (k, _) in chunk {
@@ -320,7 +337,7 @@ impl ProducerStateTable {
             }
             let del = pipe.cmd("DEL");
             for k in chunk {
-                del.arg(self.state_key(k.as_ref()));
+                del.arg(StateKey(&self.state_prefix, k.as_ref()));
             }
             self.queue_publish_exec(pipe);
         }
