@@ -60,7 +60,7 @@ pub const NOTIFICATION_PAYLOAD: &str = "G";
 /// Most keys in one batched `MULTI` ... `EXEC` transaction; longer batches
 /// are split into several transactions (each with its own `PUBLISH`).
 /// Bounds the time one `EXEC` blocks Redis: 1,000 keys of two fields is
-/// about 1-2 ms of Redis CPU on the benchmark machine (docs/benchmarks.md),
+/// about 2 ms of Redis CPU on the benchmark machine (docs/benchmarks.md),
 /// less than the batched script it replaced. The queued commands are parsed
 /// while other clients are served; only `EXEC` runs without interruption.
 pub const MAX_KEYS_PER_BATCH: usize = 1000;

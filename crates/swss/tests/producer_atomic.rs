@@ -26,15 +26,16 @@ fn key(i: usize) -> String {
 }
 
 /// Three fields per key, the values tagged with `round`. The last value is
-/// 1 KiB long so that a key's commands straddle Redis's 16 KiB reads of the
-/// pipeline: without a transaction, a consumer then does pop keys whose
-/// state hash is partial when the `SADD` comes first (checked by hand with a
-/// plain pipeline of per-field `HSET`s after the `SADD`: 5 partial pops of
-/// 5,000). A value above 64 bytes makes Redis store the hash as a hash
-/// table, whose field order is not the insertion order: fields are compared
-/// sorted here (the order is checked in tests/producer.rs).
+/// 4 KiB long so that a batch's commands straddle Redis's 16 KiB reads of
+/// the pipeline, giving the consumer many chances to run in between. As a
+/// control, a plain pipeline (no transaction) of `SADD` then one `HSET` per
+/// field made a consumer like this one pop a partial state hash 5 times in
+/// 5,000 keys with 4 KiB values (0-2 times with 1 KiB values), checked by
+/// hand. A value above 64 bytes makes Redis store the hash as a hash table,
+/// whose field order is not the insertion order: fields are compared sorted
+/// here (the order is checked in tests/producer.rs).
 fn round_value(round: u32) -> String {
-    format!("{round}{}", "x".repeat(1023))
+    format!("{round}{}", "x".repeat(4095))
 }
 
 fn fields(i: usize, round: u32) -> Vec<(String, String)> {
