@@ -1,7 +1,7 @@
 //! neighsyncd's I/O wiring around the pure core ([`crate::sync::decide`],
 //! [`crate::context::SyncContext`], [`crate::writer::NeighWriter`]).
 //!
-//! Start-up ([`Daemon::start`], one function; BEHAVIOR.md b.1 with the fixes
+//! Start-up ([`Daemon::start`], one function; docs/behavior.md b.1 with the fixes
 //! of f):
 //! 1. database_config.json (or the namespace's entry of
 //!    database_global.json); a missing or broken file is fatal and the
@@ -96,7 +96,7 @@ pub const CFG_LOGGER_TABLE_NAME: &str = sonic_daemon::logging::CFG_LOGGER_TABLE_
 /// Default netlink receive buffer, forced with `SO_RCVBUFFORCE` (bytes).
 pub const DEFAULT_NETLINK_RCVBUF: usize = 64 << 20;
 /// Largest number of keys per flush (one pipeline; the producer splits it
-/// into scripts of at most `swss::producer_state::MAX_KEYS_PER_SCRIPT`).
+/// into transactions of at most `swss::producer_state::MAX_KEYS_PER_BATCH`).
 /// Measured with `bench cold100k` (3 runs each): 1024 gives 0.84-0.91 s and
 /// 13 MiB peak RSS, 2048 gave 0.85-1.04 s and 14 MiB, 8192 gave 0.96-1.13 s
 /// and 18-20 MiB (Redis CPU per key grows with the script's size).
@@ -160,7 +160,7 @@ pub enum DaemonError {
     #[error("cannot install the {0} handler: {1}")]
     Signal(&'static str, std::io::Error),
     /// Warm start: STATE_DB `NEIGH_RESTORE_TABLE|Flags restored=true` was
-    /// not set within the limit (180 s by default, BEHAVIOR.md c.3).
+    /// not set within the limit (180 s by default, docs/behavior.md c.3).
     #[error("warm start: NEIGH_RESTORE_TABLE|Flags restored=true not set within {} s; giving up", .0.as_secs_f64())]
     RestoreTimeout(Duration),
 }

@@ -1,4 +1,4 @@
-//! Docker-level warm restart of neighsyncd (BEHAVIOR.md b.1 step 6b, c):
+//! Docker-level warm restart of neighsyncd (docs/behavior.md b.1 step 6b, c):
 //! the real binary in a DUT namespace whose kernel keeps its neighbors
 //! across the restart, a real redis-server, and a ConsumerStateTable popping
 //! as orchagent does.

@@ -1,6 +1,6 @@
 //! `portsyncd audit`: compares the kernel links with STATE_DB
 //! `PORT_TABLE|<name>` under portsyncd's rules (linksync.cpp
-//! LinkSync::onMsg, BEHAVIOR.md d.3).
+//! LinkSync::onMsg, docs/behavior.md d.3).
 //!
 //! The ports audited are the consumed APPL_DB `PORT_TABLE:<name>` keys
 //! (the ones orchagent has; `PortConfigDone` and `PortInitDone` excluded).

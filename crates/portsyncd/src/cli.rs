@@ -2,8 +2,8 @@
 //!
 //! `portsyncd [--db-config PATH] [--namespace NAME] [--log-level LEVEL]`.
 //! The C++ portsyncd takes no options besides `-h` (portsyncd.cpp main,
-//! BEHAVIOR.md d.1 step 1); the database config override is the one
-//! BEHAVIOR.md a.2 recommends. The options are global so that subcommands
+//! docs/behavior.md d.1 step 1); the database config override is the one
+//! docs/behavior.md a.2 recommends. The options are global so that subcommands
 //! (a later `audit`) can share them.
 
 use clap::Parser;

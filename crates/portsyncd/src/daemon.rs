@@ -1,12 +1,12 @@
 //! portsyncd's I/O wiring around the pure core in [`crate::sync`]
-//! (portsyncd.cpp main, linksync.cpp; BEHAVIOR.md d).
+//! (portsyncd.cpp main, linksync.cpp; docs/behavior.md d).
 //!
 //! Start-up, in the C++ order:
 //! 1. database_config.json (or the namespace's entry of database_global.json);
 //!    a missing or broken file is fatal ([`DaemonError::Config`]).
 //! 2. Connect CONFIG_DB, APPL_DB and STATE_DB (retrying with backoff).
 //! 3. CONFIG_DB `LOGGER|portsyncd`: `LOGLEVEL NOTICE` / `LOGOUTPUT SYSLOG`
-//!    where missing (logger.cpp, BEHAVIOR.md a.2).
+//!    where missing (logger.cpp, docs/behavior.md a.2).
 //! 4. CONFIG_DB `DEVICE_METADATA|localhost` `switch_type` ([`SwitchType::parse`]).
 //! 5. WarmStart check for app `portsyncd`, docker `swss`, incrementing
 //!    STATE_DB `WARM_RESTART_TABLE|portsyncd restore_count` when warm.
@@ -17,12 +17,12 @@
 //!    `PORT_TABLE` through a ProducerStateTable in one pipeline, followed by
 //!    `PortConfigDone count=<n>` ([`port_config_ops`]).
 //! 8. Cold start and not a DPU: every `Ethernet*` netdev that exists now is
-//!    brought admin-down through rtnetlink (never a shell, BEHAVIOR.md f.17)
+//!    brought admin-down through rtnetlink (never a shell, docs/behavior.md f.17)
 //!    and its ifindex is ignored from then on (LinkSync::LinkSync).
 //! 9. APPL_DB `PORT_TABLE` subscription; its initial load is the
 //!    `admin_status` pre-check (LinkSync::LinkSync step 1) and from then on
 //!    it tells [`PortSync`] which ports orchagent has consumed (replacing the
-//!    C++ HGETALL per link message, BEHAVIOR.md f.15), by key existence only
+//!    C++ HGETALL per link message, docs/behavior.md f.15), by key existence only
 //!    ([`SubscribeMode::Presence`]: no read per keyspace event). STATE_DB
 //!    `PORT_TABLE` is followed for deletions only
 //!    ([`SubscribeMode::Deletions`]), so our own writes cause no reads
@@ -33,7 +33,7 @@
 //! warns about the ports still holding back PortInitDone, and Redis
 //! reconnects. PortInitDone (`lanes=0`) is written once.
 //!
-//! Faults (better than the C++, BEHAVIOR.md f.5, f.8):
+//! Faults (better than the C++, docs/behavior.md f.5, f.8):
 //! * Redis loss: the link state stays in memory; reconnect with exponential
 //!   backoff capped at 5 s; then a fresh APPL_DB subscription (initial load)
 //!   and a rewrite of the STATE_DB entries that differ from the kernel.
@@ -185,7 +185,7 @@ async fn copy_port_config(
 
 /// Brings every existing `Ethernet*` netdev admin-down (clears IFF_UP via
 /// RTM_SETLINK, the effect of `ip link set "<name>" down`) and records its
-/// ifindex as old (LinkSync::LinkSync, BEHAVIOR.md d.2 step 3). Errors are
+/// ifindex as old (LinkSync::LinkSync, docs/behavior.md d.2 step 3). Errors are
 /// logged and ignored, as the C++ ignores the shell's status.
 async fn bring_down_old_interfaces(sync: &mut PortSync) {
     let interfaces = match nix::net::if_::if_nameindex() {

@@ -1,4 +1,4 @@
-//! Rust portsyncd for SONiC, wire-compatible with sonic-swss (BEHAVIOR.md d).
+//! Rust portsyncd for SONiC, wire-compatible with sonic-swss (docs/behavior.md d).
 //!
 //! Pipeline:
 //! 1. CONFIG_DB `PORT|*` is copied verbatim to APPL_DB `PORT_TABLE` by a

@@ -1,11 +1,11 @@
-//! portsyncd's rules as a state machine with no I/O (BEHAVIOR.md d.1–d.4).
+//! portsyncd's rules as a state machine with no I/O (docs/behavior.md d.1–d.4).
 //!
 //! The wiring feeds [`PortSync`] with:
 //! * kernel link messages ([`PortSync::on_link`]: RTM_NEWLINK / RTM_DELLINK,
 //!   dump replies and AF_BRIDGE-family messages alike),
 //! * APPL_DB `PORT_TABLE:<name>` presence ([`PortSync::on_appl_port`]), first
 //!   as an initial load and then from a keyspace subscription, which replaces
-//!   the C++ `HGETALL` on every link message (BEHAVIOR.md f.15),
+//!   the C++ `HGETALL` on every link message (docs/behavior.md f.15),
 //! * the "old interfaces" found at a cold start ([`PortSync::mark_old_interface`]),
 //!
 //! and carries out the returned [`StateAction`]s on STATE_DB `PORT_TABLE|<name>`.
@@ -42,14 +42,14 @@ pub const SWITCH_TYPE_FIELD: &str = "switch_type";
 
 /// APPL_DB `PORT_TABLE` key announcing that all CONFIG_DB ports were copied;
 /// its field `count` is the number of ports (decimal). Read by orchagent
-/// PortsOrch (BEHAVIOR.md e.2).
+/// PortsOrch (docs/behavior.md e.2).
 pub const PORT_CONFIG_DONE: &str = "PortConfigDone";
 
 /// Field of [`PORT_CONFIG_DONE`] carrying the number of ports.
 pub const PORT_CONFIG_DONE_COUNT_FIELD: &str = "count";
 
 /// APPL_DB `PORT_TABLE` key announcing that every configured port's netdev
-/// exists; written once per process as `lanes=0` (BEHAVIOR.md d.1 step 8).
+/// exists; written once per process as `lanes=0` (docs/behavior.md d.1 step 8).
 pub const PORT_INIT_DONE: &str = "PortInitDone";
 
 /// Interface-name prefixes portsyncd handles (case-sensitive, linksync.cpp
@@ -62,7 +62,7 @@ pub const TEAM_KIND: &str = "team";
 // ===== SwitchType =====
 
 /// `DEVICE_METADATA|localhost` `switch_type` as far as portsyncd cares: only
-/// `dpu` changes its behaviour (no old-interface handling, BEHAVIOR.md d.2).
+/// `dpu` changes its behaviour (no old-interface handling, docs/behavior.md d.2).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SwitchType {
     /// `switch` (the default when the field is missing), and any unknown value.
@@ -127,7 +127,7 @@ impl SwitchType {
 pub enum StateAction {
     /// `HSET PORT_TABLE|<name>` with `fields` in order; other fields of the hash
     /// (written by portsorch etc.) must be left alone, so this is a plain HSET,
-    /// never a replace (BEHAVIOR.md e.3). `fields` is exactly
+    /// never a replace (docs/behavior.md e.3). `fields` is exactly
     /// `[("state","ok"), ("netdev_oper_status", up|down), ("admin_status", up|down),
     /// ("mtu", <decimal bytes>)]`, as linksync.cpp LinkSync::onMsg.
     SetPortState {
@@ -137,7 +137,7 @@ pub enum StateAction {
         fields: FieldValues,
     },
     /// `DEL PORT_TABLE|<name>`: the whole key goes, including fields other
-    /// daemons wrote (kept for compatibility, BEHAVIOR.md d.3 step 7 / f.16).
+    /// daemons wrote (kept for compatibility, docs/behavior.md d.3 step 7 / f.16).
     DelPortState {
         /// Interface name, e.g. `Ethernet0`.
         name: String,
@@ -214,7 +214,7 @@ impl PortSync {
     /// once); they form g_portSet, the ports that must be seen before
     /// PortInitDone. `warm`: WarmStart checkWarmStart("portsyncd", "swss")
     /// said warm; then the APPL_DB `admin_status` pre-check and old-interface
-    /// handling are off (BEHAVIOR.md d.2).
+    /// handling are off (docs/behavior.md d.2).
     ///
     /// The state machine starts in its initial-load phase (see
     /// [`PortSync::on_appl_port`] and [`PortSync::finish_initial_load`]).
@@ -256,7 +256,7 @@ impl PortSync {
 
     /// Whether existing `Ethernet*` netdevs must be recorded as "old" and
     /// brought down before link handling starts: cold start and not a DPU
-    /// (LinkSync::LinkSync, BEHAVIOR.md d.2 steps 2–3).
+    /// (LinkSync::LinkSync, docs/behavior.md d.2 steps 2–3).
     pub fn wants_old_interface_shutdown(&self) -> bool {
         !self.warm && !self.switch_type.is_dpu()
     }
@@ -303,7 +303,7 @@ impl PortSync {
     /// * During the initial load on a cold start, a configured port whose
     ///   entry already has `admin_status` was consumed by an earlier orchagent
     ///   run and stops holding back PortInitDone (LinkSync::LinkSync pre-check,
-    ///   BEHAVIOR.md d.2 step 1). Later, or when warm, `has_admin_status` is
+    ///   docs/behavior.md d.2 step 1). Later, or when warm, `has_admin_status` is
     ///   ignored, as the C++ checks it only there.
     /// * Present, and the netdev was already seen (a NEWLINK not followed by
     ///   a DELLINK): the port stops holding back PortInitDone and its state is
@@ -341,7 +341,7 @@ impl PortSync {
 
     /// Applies one link message (RTM_NEWLINK/RTM_DELLINK, dump replies and
     /// AF_BRIDGE family included), in the order of LinkSync::onMsg
-    /// (BEHAVIOR.md d.3). Returns at most one action. Ends the initial load.
+    /// (docs/behavior.md d.3). Returns at most one action. Ends the initial load.
     ///
     /// Dropped, in this order: names not starting with `Ethernet` or
     /// `PortChannel` (case-sensitive); kind `team`; RTM_DELLINK with a master
@@ -483,7 +483,7 @@ impl PortSync {
 // ===== CONFIG_DB PORT copy =====
 
 /// The APPL_DB `PORT_TABLE` producer SETs for the CONFIG_DB port copy
-/// (portsyncd.cpp handlePortConfigFromConfigDB, BEHAVIOR.md d.1 step 6).
+/// (portsyncd.cpp handlePortConfigFromConfigDB, docs/behavior.md d.1 step 6).
 ///
 /// `ports`: `(key, fields)` from `PORT|<key>`, in the order read. Cold: one
 /// `(key, fields)` per entry with the fields verbatim (validation is

@@ -1,6 +1,6 @@
 //! portsyncd end to end: the real binary in a network namespace with veth
 //! links named `EthernetN`, a real Redis, and orchagent played by a
-//! ConsumerStateTable (BEHAVIOR.md d, e.2, e.3).
+//! ConsumerStateTable (docs/behavior.md d, e.2, e.3).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! portsyncd on SONiC's real link types, on a real kernel (BEHAVIOR.md d.3,
+//! portsyncd on SONiC's real link types, on a real kernel (docs/behavior.md d.3,
 //! d.4): Ethernet ports enslaved to a bond PortChannel or a VLAN-aware
 //! Bridge, Vlan SVIs, a VRF master and a dummy Loopback0, built with
 //! `ip link`; a real redis-server and orchagent played by a

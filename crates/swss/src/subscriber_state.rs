@@ -1,5 +1,5 @@
 //! [`SubscriberStateTable`]: a change feed of one table through Redis keyspace
-//! notifications (BEHAVIOR.md a.7; swss-common subscriberstatetable.cpp).
+//! notifications (docs/behavior.md a.7; swss-common subscriberstatetable.cpp).
 //!
 //! Needs `notify-keyspace-events` with at least `K`, `g` and `h` (SONiC runs
 //! `AKE`). Works for any DB: CONFIG_DB/STATE_DB (`|`) and APPL_DB (`:`).
@@ -132,7 +132,7 @@ impl SubscriberStateTable {
     /// as [`KeyOp::Set`]. A change made during the load is therefore seen
     /// (possibly twice), never lost. A key that is not a hash is reported as
     /// a bad entry and left out. Deviation: the C++ uses `KEYS` for the load
-    /// (BEHAVIOR.md f.20).
+    /// (docs/behavior.md f.20).
     ///
     /// Errors: [`SwssError::Redis`] (connect, PSUBSCRIBE, SCAN, HGETALL),
     /// [`SwssError::UnexpectedReply`].
@@ -205,7 +205,7 @@ impl SubscriberStateTable {
     ///   [`KeyOp::Set`] with the full content; an empty one gives
     ///   [`KeyOp::Del`]. Deviation: the C++ drops such events, so an
     ///   `expired` key (or one removed by `rename`, eviction) was never
-    ///   reported (BEHAVIOR.md f.9). An `hdel` that empties the hash is
+    ///   reported (docs/behavior.md f.9). An `hdel` that empties the hash is
     ///   skipped here because Redis follows it with a `del` event, which
     ///   gives the Del. In races (an event read after a later delete) a Del
     ///   may be reported twice; a Set always carries the content at the time

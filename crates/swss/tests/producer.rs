@@ -1,4 +1,4 @@
-//! ProducerStateTable: the raw Redis layout it leaves (BEHAVIOR.md a.4),
+//! ProducerStateTable: the raw Redis layout it leaves (docs/behavior.md a.4),
 //! checked with plain Redis commands, plus consumption through the pops
 //! script (a.5).
 

@@ -1,4 +1,4 @@
-//! SubscriberStateTable: initial load plus live keyspace changes (BEHAVIOR.md
+//! SubscriberStateTable: initial load plus live keyspace changes (docs/behavior.md
 //! a.7), on CONFIG_DB (`|`) and APPL_DB (`:`).
 
 mod common;
