@@ -20,6 +20,7 @@
 
 pub mod audit;
 pub mod cli;
+mod compact;
 pub mod context;
 pub mod daemon;
 pub mod restore;

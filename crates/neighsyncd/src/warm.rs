@@ -44,15 +44,11 @@
 //! a text copy. At 100k neighbours the daemon peaks below 24 MiB.
 
 use std::collections::hash_map::Entry as MapEntry;
-use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{Hash, Hasher};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::pin::Pin;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use sonic_netlink::fmt::{ipv6_to_string, mac_to_string};
 use swss::connector::{RECONNECT_INITIAL_DELAY, RECONNECT_MAX_DELAY};
 #[cfg(doc)]
 use swss::restart_assist::ReconcileCache;
@@ -64,10 +60,11 @@ use swss::warm_restart::WarmStartState;
 use swss::{DbConnector, KeyOp, ProducerStateTable, SubscriberStateTable, SwssError, Table};
 use tokio::time::Instant;
 
+use crate::compact::{FastMap, Interner, Key, Value};
 use crate::restore::{
     APP_NAME, DOCKER_NAME, NEIGH_RESTORE_FIELD, NEIGH_RESTORE_KEY, STATE_NEIGH_RESTORE_TABLE_NAME,
 };
-use crate::sync::{neigh_key, Family, NeighOp};
+use crate::sync::NeighOp;
 use crate::writer::{NeighWriter, Origin};
 use swss::{ConsumerView, FieldValues};
 
@@ -154,127 +151,8 @@ pub async fn restore_table(
 
 // ===== the cache (pure) =====
 
-/// The writer's tables hash with foldhash; so does the cache (the keys come
-/// from the kernel and APPL_DB, not from the network).
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
 /// Keys staged into the writer between two drains in [`WarmCache::finish`].
 const FINISH_CHUNK: usize = 1024;
-
-/// A `NEIGH_TABLE` key, compact: interned interface name plus the IP (24
-/// bytes, no heap). Keys without the canonical `<ifname>:<ip>` shape
-/// ([`canonical_split`]) are kept verbatim. Two texts give equal keys
-/// exactly when they are equal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum CKey {
-    Neigh { ifid: u32, ip: IpAddr },
-    Raw(Box<str>),
-}
-
-/// One or two integer writes per key (as the writer's `Key`); consistent
-/// with `Eq`.
-impl Hash for CKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        match self {
-            CKey::Neigh {
-                ifid,
-                ip: IpAddr::V4(v4),
-            } => state.write_u64(u64::from(*ifid) << 32 | u64::from(u32::from(*v4))),
-            CKey::Neigh {
-                ifid,
-                ip: IpAddr::V6(v6),
-            } => {
-                state.write_u128(u128::from(*v6));
-                state.write_u64(1 << 40 | u64::from(*ifid));
-            }
-            CKey::Raw(raw) => {
-                state.write_u64(2 << 40);
-                raw.hash(state);
-            }
-        }
-    }
-}
-
-/// `neigh` and `family` of a NEIGH_TABLE hash, compact (7 bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Value {
-    mac: [u8; 6],
-    family: Family,
-}
-
-impl Value {
-    /// The fields as [`NeighOp::fields`] gives them.
-    fn fields(&self) -> FieldValues {
-        vec![
-            ("neigh".to_owned(), mac_to_string(&self.mac)),
-            ("family".to_owned(), self.family.as_str().to_owned()),
-        ]
-    }
-
-    /// `fvs` when it is exactly the two pairs [`Value::fields`] prints for
-    /// some value (any order): `neigh` = a MAC as [`mac_to_string`] prints
-    /// it (lowercase, `:`), `family` = `IPv4` or `IPv6`, nothing else.
-    /// Then "every pair of a set's fields is in `fvs`" (the subset test of
-    /// [`ReconcileCache`]) holds exactly when the set's value equals it.
-    fn parse_exact(fvs: &[(String, String)]) -> Option<Value> {
-        let [(f1, v1), (f2, v2)] = fvs else {
-            return None;
-        };
-        let (mac, family) = match (f1.as_str(), f2.as_str()) {
-            ("neigh", "family") => (v1, v2),
-            ("family", "neigh") => (v2, v1),
-            _ => return None,
-        };
-        let family = match family.as_str() {
-            "IPv4" => Family::IPv4,
-            "IPv6" => Family::IPv6,
-            _ => return None,
-        };
-        Some(Value {
-            mac: parse_canonical_mac(mac)?,
-            family,
-        })
-    }
-}
-
-/// The 6 bytes of `text` when it is exactly what [`mac_to_string`] prints
-/// (`xx:xx:xx:xx:xx:xx`, lowercase hex digits).
-fn parse_canonical_mac(text: &str) -> Option<[u8; 6]> {
-    let b = text.as_bytes();
-    if b.len() != 17 {
-        return None;
-    }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let mut mac = [0u8; 6];
-    for (i, m) in mac.iter_mut().enumerate() {
-        let at = i * 3;
-        if i < 5 && b[at + 2] != b':' {
-            return None;
-        }
-        *m = digit(b[at])? << 4 | digit(b[at + 1])?;
-    }
-    Some(mac)
-}
-
-/// Split `<ifname>:<ip>` when the IP text is exactly what
-/// [`sonic_netlink::fmt::ip_to_string`] prints for it (so the key text
-/// round-trips byte for byte), as the writer does.
-fn canonical_split(text: &str) -> Option<(&str, IpAddr)> {
-    let (ifname, ip_text) = text.split_once(':')?;
-    if ifname.is_empty() {
-        return None;
-    }
-    // std's IPv4 parser accepts only the dotted quad Display prints.
-    if let Ok(v4) = ip_text.parse::<Ipv4Addr>() {
-        return Some((ifname, IpAddr::V4(v4)));
-    }
-    let v6: Ipv6Addr = ip_text.parse().ok()?;
-    (ipv6_to_string(&v6) == ip_text).then_some((ifname, IpAddr::V6(v6)))
-}
 
 /// What APPL_DB held for a key at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,33 +193,6 @@ impl Entry {
     }
 }
 
-/// Interface name interning: `Ethernet0` <-> 0, ...
-#[derive(Debug, Default)]
-struct Interner {
-    names: Vec<Box<str>>,
-    ids: FastMap<Box<str>, u32>,
-}
-
-impl Interner {
-    fn intern(&mut self, name: &str) -> Option<u32> {
-        if let Some(id) = self.ids.get(name) {
-            return Some(*id);
-        }
-        let id = u32::try_from(self.names.len()).ok()?;
-        self.names.push(name.into());
-        self.ids.insert(name.into(), id);
-        Some(id)
-    }
-
-    fn get(&self, name: &str) -> Option<u32> {
-        self.ids.get(name).copied()
-    }
-
-    fn name(&self, id: u32) -> &str {
-        self.names.get(id as usize).map_or("", |n| n)
-    }
-}
-
 /// The reconcile cache of the warm start (docs/behavior.md c.2) plus the
 /// kernel's current table as the decided operations describe it (the last
 /// SET per key, DEL removes). Pure.
@@ -362,9 +213,9 @@ impl Interner {
 #[derive(Debug, Default)]
 pub struct WarmCache {
     ifnames: Interner,
-    entries: FastMap<CKey, Entry>,
+    entries: FastMap<Key, Entry>,
     /// What APPL_DB held for the keys whose entry says [`Restored::Raw`].
-    raw: FastMap<CKey, FieldValues>,
+    raw: FastMap<Key, FieldValues>,
     restored: usize,
     present: usize,
     /// A kernel dump is in progress ([`WarmCache::begin_snapshot`]).
@@ -525,14 +376,14 @@ impl WarmCache {
         let id = self.ifnames.get(ifname);
         let prefix = format!("{ifname}:");
         self.delete_present_where(|k, _| match k {
-            CKey::Neigh { ifid, .. } => Some(*ifid) == id,
-            CKey::Raw(raw) => raw.starts_with(&prefix),
+            Key::Neigh { ifid, .. } => Some(*ifid) == id,
+            Key::Raw(raw) => raw.starts_with(&prefix),
         })
     }
 
     /// Apply a DEL to every present key for which `pick` is true (in one
     /// pass, no list of keys). Returns how many.
-    fn delete_present_where(&mut self, mut pick: impl FnMut(&CKey, &Entry) -> bool) -> usize {
+    fn delete_present_where(&mut self, mut pick: impl FnMut(&Key, &Entry) -> bool) -> usize {
         let mut n = 0;
         let snapshot = self.snapshot;
         let raw = &mut self.raw;
@@ -586,7 +437,7 @@ impl WarmCache {
         for (k, e) in &self.entries {
             let Seen::Present(v) = e.seen else { continue };
             match (k, view.as_mut()) {
-                (CKey::Neigh { ifid, ip }, None) => {
+                (Key::Neigh { ifid, ip }, None) => {
                     let name = self.ifnames.name(*ifid);
                     writer.stage_parts(name, ip, Some((v.mac, v.family)), None, Origin::Dump);
                 }
@@ -617,7 +468,7 @@ impl WarmCache {
     }
 
     /// The state of an entry ([`ReconcileCache`]'s rules).
-    fn state_of(&self, key: &CKey, e: &Entry) -> CacheState {
+    fn state_of(&self, key: &Key, e: &Entry) -> CacheState {
         match (e.seen, e.restored) {
             (Seen::Unseen, _) => CacheState::Stale,
             (Seen::Deleted, _) => CacheState::Delete,
@@ -630,32 +481,16 @@ impl WarmCache {
         }
     }
 
-    fn key_of(&mut self, text: &str) -> CKey {
-        if let Some((ifname, ip)) = canonical_split(text) {
-            if let Some(ifid) = self.ifnames.intern(ifname) {
-                return CKey::Neigh { ifid, ip };
-            }
-        }
-        CKey::Raw(text.into())
+    fn key_of(&mut self, text: &str) -> Key {
+        self.ifnames.key_of(text)
     }
 
-    /// The compact key for `text` without interning (`None` when the
-    /// interface name was never seen, so no such key can exist).
-    fn lookup_key(&self, text: &str) -> Option<CKey> {
-        match canonical_split(text) {
-            Some((ifname, ip)) => self
-                .ifnames
-                .get(ifname)
-                .map(|ifid| CKey::Neigh { ifid, ip }),
-            None => Some(CKey::Raw(text.into())),
-        }
+    fn lookup_key(&self, text: &str) -> Option<Key> {
+        self.ifnames.lookup_key(text)
     }
 
-    fn key_text(&self, key: &CKey) -> String {
-        match key {
-            CKey::Neigh { ifid, ip } => neigh_key(self.ifnames.name(*ifid), ip),
-            CKey::Raw(raw) => raw.to_string(),
-        }
+    fn key_text(&self, key: &Key) -> String {
+        self.ifnames.key_text(key)
     }
 }
 
@@ -1035,6 +870,9 @@ async fn write_reconcile(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sync::Family;
+    use sonic_netlink::fmt::mac_to_string;
+    use std::collections::HashMap;
     use swss::restart_assist::ReconcileCache;
 
     fn set(key: &str, last: u8) -> NeighOp {
@@ -1218,27 +1056,8 @@ mod tests {
 
     #[test]
     fn entry_is_40_bytes_with_its_key() {
-        assert_eq!(std::mem::size_of::<CKey>(), 24);
-        assert_eq!(std::mem::size_of::<(CKey, Entry)>(), 40);
-    }
-
-    #[test]
-    fn canonical_mac_only() {
-        assert_eq!(
-            parse_canonical_mac("00:e0:ec:3b:d6:ac"),
-            Some([0x00, 0xe0, 0xec, 0x3b, 0xd6, 0xac])
-        );
-        for bad in [
-            "00:E0:ec:3b:d6:ac",
-            "+0:e0:ec:3b:d6:ac",
-            "00-e0-ec-3b-d6-ac",
-            "00:e0:ec:3b:d6:a",
-            "00:e0:ec:3b:d6:acc",
-            "0:e0:ec:3b:d6:acc",
-            "",
-        ] {
-            assert_eq!(parse_canonical_mac(bad), None, "{bad}");
-        }
+        assert_eq!(std::mem::size_of::<Key>(), 24);
+        assert_eq!(std::mem::size_of::<(Key, Entry)>(), 40);
     }
 
     #[test]

@@ -32,20 +32,13 @@
 //! Nothing here does I/O; the daemon (`crate::daemon`) drives it.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::{Hash, Hasher};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 
-use sonic_netlink::fmt::{ipv6_to_string, mac_to_string, push_ip};
 use swss::{ConsumerView, FieldValues};
 
+use crate::compact::{FastMap, FastSet, Interner, Key, Value};
 use crate::sync::{neigh_key, Family, NeighOp};
-
-/// The writer's own tables hash with foldhash (fast, not DoS-resistant: the
-/// keys come from the kernel and APPL_DB, not from the network); SipHash
-/// was ~5 % of the daemon's CPU in a 100k burst.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 /// Where a staged neighbour operation comes from. While a kernel snapshot
 /// runs ([`NeighWriter::begin_snapshot`]), only dump entries count as
@@ -88,58 +81,6 @@ impl Pending {
 
 // ===== keys and values =====
 
-/// A `NEIGH_TABLE` key, compact: interned interface name plus the IP. Keys
-/// that do not have the canonical `<ifname>:<ip>` shape (e.g. found in
-/// APPL_DB, written by someone else) are kept verbatim.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Key {
-    Neigh { ifid: u32, ip: IpAddr },
-    Raw(Box<str>),
-}
-
-/// Hashes a neighbour key as one or two integer writes (the derived impl
-/// makes five or six, and SipHash pays per write; the writer hashes every
-/// key several times). Consistent with `Eq`: the variant and every field
-/// go in.
-impl Hash for Key {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        match self {
-            Key::Neigh {
-                ifid,
-                ip: IpAddr::V4(v4),
-            } => state.write_u64(u64::from(*ifid) << 32 | u64::from(u32::from(*v4))),
-            Key::Neigh {
-                ifid,
-                ip: IpAddr::V6(v6),
-            } => {
-                state.write_u128(u128::from(*v6));
-                // Tag 1 in the top bits keeps V6 apart from V4.
-                state.write_u64(1 << 40 | u64::from(*ifid));
-            }
-            Key::Raw(raw) => {
-                state.write_u64(2 << 40);
-                raw.hash(state);
-            }
-        }
-    }
-}
-
-/// The desired content of one key: the `neigh` and `family` fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Value {
-    mac: [u8; 6],
-    family: Family,
-}
-
-impl Value {
-    fn fields(&self) -> FieldValues {
-        vec![
-            ("neigh".to_owned(), mac_to_string(&self.mac)),
-            ("family".to_owned(), self.family.as_str().to_owned()),
-        ]
-    }
-}
-
 /// One entry of the desired table: the value, and whether the kernel
 /// snapshot in progress ([`NeighWriter::begin_snapshot`]) has listed the key
 /// (meaningless outside a snapshot). 8 bytes.
@@ -163,33 +104,6 @@ struct Dirty {
     base: Base,
     /// Identity of this entry's slot in the FIFO queue.
     seq: u64,
-}
-
-/// Interface name interning: `Ethernet0` <-> 0, ...
-#[derive(Debug, Default)]
-struct Interner {
-    names: Vec<Box<str>>,
-    ids: FastMap<Box<str>, u32>,
-}
-
-impl Interner {
-    fn intern(&mut self, name: &str) -> Option<u32> {
-        if let Some(id) = self.ids.get(name) {
-            return Some(*id);
-        }
-        let id = u32::try_from(self.names.len()).ok()?;
-        self.names.push(name.into());
-        self.ids.insert(name.into(), id);
-        Some(id)
-    }
-
-    fn get(&self, name: &str) -> Option<u32> {
-        self.ids.get(name).copied()
-    }
-
-    fn name(&self, id: u32) -> &str {
-        self.names.get(id as usize).map_or("", |n| n)
-    }
 }
 
 // ===== Batch =====
@@ -261,46 +175,7 @@ enum ApplValue {
 }
 
 fn parse_appl(fvs: &FieldValues) -> ApplValue {
-    let mut mac = None;
-    let mut family = None;
-    for (f, v) in fvs {
-        match f.as_str() {
-            "neigh" if mac.is_none() => mac = parse_mac(v),
-            "family" if family.is_none() => {
-                family = match v.as_str() {
-                    "IPv4" => Some(Family::IPv4),
-                    "IPv6" => Some(Family::IPv6),
-                    _ => None,
-                }
-            }
-            _ => return ApplValue::Malformed,
-        }
-    }
-    match (mac, family, fvs.len()) {
-        (Some(mac), Some(family), 2) => ApplValue::Exact(Value { mac, family }),
-        _ => ApplValue::Malformed,
-    }
-}
-
-/// Parse exactly the text [`mac_to_string`] prints (lowercase, `:`); any
-/// other spelling counts as different, so it gets rewritten canonically.
-fn parse_mac(text: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = text.split(':');
-    for b in &mut mac {
-        let p = parts.next()?;
-        // Exactly two lowercase hex digits (from_str_radix alone would
-        // also take a sign, as in "+a").
-        if p.len() != 2
-            || !p
-                .bytes()
-                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
-        {
-            return None;
-        }
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
+    Value::parse_exact(fvs).map_or(ApplValue::Malformed, ApplValue::Exact)
 }
 
 // ===== NeighWriter =====
@@ -971,55 +846,17 @@ impl NeighWriter {
         }
     }
 
-    /// The compact key for `text`, interning the interface name.
     fn key_of(&mut self, text: &str) -> Key {
-        if let Some((ifname, ip)) = canonical_split(text) {
-            if let Some(ifid) = self.ifnames.intern(ifname) {
-                return Key::Neigh { ifid, ip };
-            }
-        }
-        Key::Raw(text.into())
+        self.ifnames.key_of(text)
     }
 
-    /// The compact key for `text` without interning (`None` when the
-    /// interface name was never seen, so no such key can exist).
     fn lookup_key(&self, text: &str) -> Option<Key> {
-        match canonical_split(text) {
-            Some((ifname, ip)) => self.ifnames.get(ifname).map(|ifid| Key::Neigh { ifid, ip }),
-            None => Some(Key::Raw(text.into())),
-        }
+        self.ifnames.lookup_key(text)
     }
 
     fn key_text(&self, key: &Key) -> String {
-        match key {
-            Key::Neigh { ifid, ip } => {
-                let name = self.ifnames.name(*ifid);
-                // One allocation: `<ifname>:` + at most 39 bytes of IPv6.
-                let mut s = String::with_capacity(name.len() + 1 + 39);
-                s.push_str(name);
-                s.push(':');
-                push_ip(&mut s, ip);
-                s
-            }
-            Key::Raw(raw) => raw.to_string(),
-        }
+        self.ifnames.key_text(key)
     }
-}
-
-/// Split `<ifname>:<ip>` when the IP text is exactly what [`sonic_netlink::fmt::ip_to_string`]
-/// prints for it (so the key text round-trips byte for byte).
-fn canonical_split(text: &str) -> Option<(&str, IpAddr)> {
-    let (ifname, ip_text) = text.split_once(':')?;
-    if ifname.is_empty() {
-        return None;
-    }
-    // std's IPv4 parser accepts only the dotted quad Display prints (no
-    // leading zeros, no other radix or spelling): no need to print it back.
-    if let Ok(v4) = ip_text.parse::<Ipv4Addr>() {
-        return Some((ifname, IpAddr::V4(v4)));
-    }
-    let v6: Ipv6Addr = ip_text.parse().ok()?;
-    (ipv6_to_string(&v6) == ip_text).then_some((ifname, IpAddr::V6(v6)))
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use proptest::prelude::*;
 
 use super::*;
+use crate::compact::parse_mac;
+use sonic_netlink::fmt::mac_to_string;
 
 // ===== model of the swss-common protocol =====
 
