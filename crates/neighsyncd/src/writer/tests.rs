@@ -841,6 +841,31 @@ fn desired_entries_stay_small() {
     // 100k neighbours must fit the daemon's 16 MiB: keep an entry compact.
     assert!(std::mem::size_of::<Key>() <= 24);
     assert!(std::mem::size_of::<(Key, Slot)>() <= 32);
+    assert_eq!(std::mem::size_of::<(u64, Slot)>(), 16);
+    let mut t = DesiredTable::default();
+    let v4 = Key::Neigh {
+        ifid: 7,
+        ip: "10.1.2.3".parse().unwrap(),
+    };
+    let v6 = Key::Neigh {
+        ifid: 7,
+        ip: "fc00::1".parse().unwrap(),
+    };
+    let slot = Slot {
+        v: Value {
+            mac: MACS[0],
+            family: Family::IPv4,
+        },
+        seen: false,
+    };
+    t.insert(v4.clone(), slot);
+    t.insert(v6.clone(), slot);
+    assert_eq!((t.v4.len(), t.other.len()), (1, 1));
+    let mut keys: Vec<Key> = t.keys().collect();
+    keys.sort_unstable();
+    assert_eq!(keys, vec![v4.clone(), v6]);
+    t.remove(&v4);
+    assert!(!t.contains_key(&v4));
 }
 
 #[test]
