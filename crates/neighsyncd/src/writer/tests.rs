@@ -841,7 +841,8 @@ fn desired_entries_stay_small() {
     // 100k neighbours must fit the daemon's 16 MiB: keep an entry compact.
     assert!(std::mem::size_of::<Key>() <= 24);
     assert!(std::mem::size_of::<(Key, Slot)>() <= 32);
-    assert_eq!(std::mem::size_of::<(u64, Slot)>(), 16);
+    assert_eq!(std::mem::size_of::<(V4Key, Slot)>(), 14);
+    assert_eq!(std::mem::size_of::<(V6Key, Slot)>(), 26);
     let mut t = DesiredTable::default();
     let v4 = Key::Neigh {
         ifid: 7,
@@ -860,10 +861,15 @@ fn desired_entries_stay_small() {
     };
     t.insert(v4.clone(), slot);
     t.insert(v6.clone(), slot);
-    assert_eq!((t.v4.len(), t.other.len()), (1, 1));
+    let big = Key::Neigh {
+        ifid: 70_000,
+        ip: "10.1.2.3".parse().unwrap(),
+    };
+    t.insert(big.clone(), slot);
+    assert_eq!((t.v4.len(), t.v6.len(), t.other.len()), (1, 1, 1));
     let mut keys: Vec<Key> = t.keys().collect();
     keys.sort_unstable();
-    assert_eq!(keys, vec![v4.clone(), v6]);
+    assert_eq!(keys, vec![v4.clone(), v6, big]);
     t.remove(&v4);
     assert!(!t.contains_key(&v4));
 }
