@@ -236,7 +236,7 @@ impl WarmCache {
         if fvs.is_empty() {
             return;
         }
-        let key = self.key_of(key);
+        let key = self.ifnames.key_of(key);
         let restored = match Value::parse_exact(&fvs) {
             Some(v) => {
                 self.raw.remove(&key);
@@ -283,7 +283,7 @@ impl WarmCache {
 
     /// The state of a cached key, if any (for tests and logs).
     pub fn state(&self, key: &str) -> Option<CacheState> {
-        let key = self.lookup_key(key)?;
+        let key = self.ifnames.lookup_key(key)?;
         let e = self.entries.get(&key)?;
         Some(self.state_of(&key, e))
     }
@@ -294,7 +294,7 @@ impl WarmCache {
         let snapshot = self.snapshot;
         match op {
             NeighOp::Set { key, mac, family } => {
-                let key = self.key_of(&key);
+                let key = self.ifnames.key_of(&key);
                 let seen = Seen::Present(Value { mac, family });
                 match self.entries.entry(key) {
                     MapEntry::Occupied(o) => {
@@ -317,7 +317,7 @@ impl WarmCache {
             }
             NeighOp::Del { key } => {
                 // A name never seen: no entry can exist.
-                let Some(key) = self.lookup_key(&key) else {
+                let Some(key) = self.ifnames.lookup_key(&key) else {
                     return;
                 };
                 if let MapEntry::Occupied(mut o) = self.entries.entry(key) {
@@ -421,9 +421,11 @@ impl WarmCache {
         for (k, e) in &self.entries {
             match (self.state_of(k, e), e.seen) {
                 (CacheState::Same, _) => {}
-                (CacheState::Stale | CacheState::Delete, _) => ops.dels.push(self.key_text(k)),
+                (CacheState::Stale | CacheState::Delete, _) => {
+                    ops.dels.push(self.ifnames.key_text(k))
+                }
                 (CacheState::New, Seen::Present(v)) => {
-                    ops.sets.push((self.key_text(k), v.fields()))
+                    ops.sets.push((self.ifnames.key_text(k), v.fields()))
                 }
                 (CacheState::New, _) => {}
             }
@@ -442,7 +444,7 @@ impl WarmCache {
                     writer.stage_parts(name, ip, Some((v.mac, v.family)), None, Origin::Dump);
                 }
                 (_, view) => {
-                    let key = self.key_text(k);
+                    let key = self.ifnames.key_text(k);
                     if let Some(view) = view {
                         view.insert(key.clone(), v.fields());
                     }
@@ -479,18 +481,6 @@ impl WarmCache {
             },
             (Seen::Present(_), _) => CacheState::New,
         }
-    }
-
-    fn key_of(&mut self, text: &str) -> Key {
-        self.ifnames.key_of(text)
-    }
-
-    fn lookup_key(&self, text: &str) -> Option<Key> {
-        self.ifnames.lookup_key(text)
-    }
-
-    fn key_text(&self, key: &Key) -> String {
-        self.ifnames.key_text(key)
     }
 }
 

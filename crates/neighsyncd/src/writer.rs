@@ -402,10 +402,10 @@ impl NeighWriter {
     pub fn stage(&mut self, op: NeighOp) -> bool {
         match op {
             NeighOp::Set { key, mac, family } => {
-                let key = self.key_of(&key);
+                let key = self.ifnames.key_of(&key);
                 self.stage_key(key, Some(Value { mac, family }), Origin::Dump)
             }
-            NeighOp::Del { key } => match self.lookup_key(&key) {
+            NeighOp::Del { key } => match self.ifnames.lookup_key(&key) {
                 Some(key) => self.stage_key(key, None, Origin::Dump),
                 // A name never seen has no desired entry and is not dirty.
                 None => false,
@@ -567,7 +567,7 @@ impl NeighWriter {
                     _ => continue,
                 };
                 let value = self.desired.get(&key).map(|s| s.v);
-                let text = self.key_text(&key);
+                let text = self.ifnames.key_text(&key);
                 match (d.kind, value) {
                     (Pending::Set, Some(v)) => batch.neigh_sets.push((text, v.fields())),
                     (Pending::DelThenSet, Some(v)) => {
@@ -785,7 +785,7 @@ impl NeighWriter {
         self.cold_appl.clear();
         self.cold_appl.reserve(view.len());
         for (text, fvs) in view.iter() {
-            let key = self.key_of(text);
+            let key = self.ifnames.key_of(text);
             self.cold_appl.insert(key, parse_appl(fvs));
         }
         self.snapshot = None;
@@ -848,7 +848,7 @@ impl NeighWriter {
             FastMap::with_capacity_and_hasher(view.len(), Default::default());
         let mut extra: Vec<Key> = Vec::new();
         for (text, fvs) in view.iter() {
-            let key = self.key_of(text);
+            let key = self.ifnames.key_of(text);
             if !self.desired.contains_key(&key) {
                 extra.push(key.clone());
             }
@@ -897,7 +897,7 @@ impl NeighWriter {
         let mut out: Vec<_> = self
             .desired
             .iter()
-            .map(|(k, s)| (self.key_text(&k), s.v.mac, s.v.family))
+            .map(|(k, s)| (self.ifnames.key_text(&k), s.v.mac, s.v.family))
             .collect();
         out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         out
@@ -905,7 +905,7 @@ impl NeighWriter {
 
     /// The pending kind of `key` (`<ifname>:<ip>`), `None` when clean.
     pub fn pending(&self, key: &str) -> Option<Pending> {
-        let key = self.lookup_key(key)?;
+        let key = self.ifnames.lookup_key(key)?;
         self.dirty.get(&key).map(|d| d.kind)
     }
 
@@ -1021,18 +1021,6 @@ impl NeighWriter {
                 self.desired.remove(key);
             }
         }
-    }
-
-    fn key_of(&mut self, text: &str) -> Key {
-        self.ifnames.key_of(text)
-    }
-
-    fn lookup_key(&self, text: &str) -> Option<Key> {
-        self.ifnames.lookup_key(text)
-    }
-
-    fn key_text(&self, key: &Key) -> String {
-        self.ifnames.key_text(key)
     }
 }
 
