@@ -128,7 +128,18 @@ impl Case {
 
 async fn run(connector: &DbConnector, table: &str, steps: Vec<Step>) -> Result<(), TestCaseError> {
     let fail = |e: swss::SwssError| TestCaseError::fail(e.to_string());
-    let conn = connector.connect().await.map_err(fail)?;
+    let mut conn = connector.connect().await.map_err(fail)?;
+    // Scripts loaded first, as the daemons do at start-up: this model
+    // counts one `G` per script that adds a key and per batch, which a
+    // NOSCRIPT replay would change (replayed batch transactions publish
+    // again, docs/differences.md S9); the replay has its own test in
+    // producer.rs.
+    ProducerStateTable::load_scripts(
+        &ProducerStateTable::new(table, connector.location()),
+        &mut conn,
+    )
+    .await
+    .map_err(fail)?;
     let consumer = ConsumerStateTable::new(connector, table, 2)
         .await
         .map_err(fail)?;
