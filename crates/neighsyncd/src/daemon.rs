@@ -126,6 +126,12 @@ pub const FLUSH_READ_PAUSE: Duration = Duration::from_millis(20);
 pub const READ_COALESCE_MIN: Duration = Duration::from_millis(1);
 /// See [`READ_COALESCE_MIN`].
 pub const READ_COALESCE_MAX: Duration = Duration::from_millis(4);
+/// After the self-audit's kernel dump: how long a change the dump showed
+/// may wait for its notification before it counts as drift
+/// ([`NeighWriter::track_suspects`]). The kernel queues the notification of
+/// a change on its own, possibly after the dump entry that already shows
+/// it (by microseconds, more on a loaded CPU).
+pub const AUDIT_GRACE: Duration = Duration::from_millis(500);
 /// How long SIGTERM/SIGINT may spend flushing what is pending.
 pub const SHUTDOWN_FLUSH_LIMIT: Duration = Duration::from_secs(2);
 /// Per-command response timeout on the Redis connections: a Redis that
@@ -460,6 +466,9 @@ pub struct Daemon {
     /// Drift found by the audit's APPL_DB comparison, until its kernel
     /// resync is done.
     audit_appl_drift: Option<usize>,
+    /// The audit's kernel dump is done: its drift is counted at this
+    /// instant ([`AUDIT_GRACE`]).
+    audit_grace_until: Option<Instant>,
     /// `kernel_events_total` of neighbour events written or unchanged,
     /// resolved once (one atomic add per event instead of a label lookup).
     neigh_events: NeighEventCounters,
@@ -611,6 +620,7 @@ impl Daemon {
             auditing: None,
             audit_due: false,
             audit_appl_drift: None,
+            audit_grace_until: None,
         };
         if let Some(view) = cold_view {
             daemon.writer.begin_cold(&view);
@@ -641,6 +651,7 @@ impl Daemon {
                 .entries
                 .set(self.writer.desired_len() as i64);
             let flush_wait = self.flush_not_before;
+            let audit_grace = self.audit_grace_until;
             let reading = self.reading_kernel();
             if !reading {
                 // Not even woken by arriving datagrams until reading resumes.
@@ -692,6 +703,9 @@ impl Daemon {
                 res = poll_opt(&mut self.auditing), if self.auditing.is_some() => {
                     self.auditing = None;
                     self.on_audit_read(res);
+                }
+                _ = tokio::time::sleep_until(audit_grace.unwrap_or_else(Instant::now)), if audit_grace.is_some() => {
+                    self.on_audit_grace_end();
                 }
                 _ = tick_opt(&mut audit_tick) => self.audit_due = true,
                 _ = self.ticker.tick() => {}
@@ -959,7 +973,12 @@ impl Daemon {
                     Some(w) => {
                         w.begin_snapshot();
                     }
-                    None => self.writer.begin_snapshot(),
+                    None => {
+                        self.writer.begin_snapshot();
+                        if self.audit_appl_drift.is_some() {
+                            self.writer.track_suspects();
+                        }
+                    }
                 }
             }
             Phase::Neighbors if self.redump => self.start_dump(),
@@ -991,9 +1010,9 @@ impl Daemon {
                         self.request_ready();
                     }
                     Some(DumpPurpose::Resync) | None => {
-                        let kernel_drift = c.added + c.changed + c.removed;
-                        if let Some(appl_drift) = self.audit_appl_drift.take() {
-                            self.audit_finished(appl_drift, kernel_drift);
+                        if self.audit_appl_drift.is_some() {
+                            // Counted once late notifications had their chance.
+                            self.audit_grace_until = Some(Instant::now() + AUDIT_GRACE);
                         } else {
                             tracing::warn!(
                                 added = c.added,
@@ -1196,6 +1215,8 @@ impl Daemon {
         self.appl = None;
         self.auditing = None;
         self.audit_appl_drift = None;
+        self.audit_grace_until = None;
+        self.writer.take_suspects();
         self.ops.health.set_redis_down("connection lost");
         self.ops.notifier.status("Redis lost; reconnecting");
         for t in self.cfg_tasks.drain(..) {
@@ -1281,6 +1302,7 @@ impl Daemon {
     fn maybe_start_audit(&mut self) {
         if !self.audit_due
             || self.auditing.is_some()
+            || self.audit_appl_drift.is_some()
             || self.flushing.is_some()
             || self.phase != Phase::Idle
             || self.warm.is_some()
@@ -1324,6 +1346,21 @@ impl Daemon {
                 self.ops.health.set_redis_down(&e);
             }
             Err(e) => tracing::warn!(error = %e, "audit: cannot read APPL_DB NEIGH_TABLE; skipped"),
+        }
+    }
+
+    /// [`AUDIT_GRACE`] after the audit's kernel dump (later if another dump
+    /// runs by then): the dump's changes that no notification followed are
+    /// the kernel drift.
+    fn on_audit_grace_end(&mut self) {
+        if self.phase != Phase::Idle {
+            self.audit_grace_until = Some(Instant::now() + AUDIT_GRACE);
+            return;
+        }
+        self.audit_grace_until = None;
+        let kernel_drift = self.writer.take_suspects();
+        if let Some(appl_drift) = self.audit_appl_drift.take() {
+            self.audit_finished(appl_drift, kernel_drift);
         }
     }
 

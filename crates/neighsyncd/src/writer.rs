@@ -378,6 +378,9 @@ pub struct NeighWriter {
     /// A kernel snapshot is being fed ([`NeighWriter::begin_snapshot`]):
     /// what it changed so far.
     snapshot: Option<ResyncCounts>,
+    /// While tracked ([`NeighWriter::track_suspects`]): keys the dump
+    /// changed that no notification has touched since.
+    suspects: Option<FastSet<Key>>,
     /// Cold start ([`NeighWriter::begin_cold`]): what APPL_DB holds for keys
     /// not yet touched since; emptied as keys are touched, the rest is
     /// deleted by [`NeighWriter::end_snapshot`].
@@ -672,6 +675,24 @@ impl NeighWriter {
         }
     }
 
+    /// From now until [`NeighWriter::take_suspects`], remember the keys a
+    /// dump changes ([`Origin::Dump`], the sweep at its end included) and
+    /// forget each one a notification touches. For the self-audit: the
+    /// kernel generates a dump entry and queues the notification of the
+    /// same change independently, so a dump can show a change a moment
+    /// before its notification arrives; only a change no notification
+    /// follows is drift.
+    /// Tracking again (the dump was restarted) keeps what was found.
+    pub fn track_suspects(&mut self) {
+        self.suspects.get_or_insert_with(FastSet::default);
+    }
+
+    /// How many keys a dump changed since [`NeighWriter::track_suspects`]
+    /// that no notification touched; stops tracking. 0 when not tracking.
+    pub fn take_suspects(&mut self) -> usize {
+        self.suspects.take().map_or(0, |s| s.len())
+    }
+
     /// True between [`NeighWriter::begin_snapshot`] (or
     /// [`NeighWriter::begin_cold`]) and [`NeighWriter::end_snapshot`].
     pub fn in_snapshot(&self) -> bool {
@@ -953,6 +974,14 @@ impl NeighWriter {
                     (Some(_), None) => c.removed += 1,
                     (None, None) => {}
                 }
+                if let Some(s) = self.suspects.as_mut() {
+                    s.insert(key.clone());
+                }
+            }
+        }
+        if origin == Origin::Notification {
+            if let Some(s) = self.suspects.as_mut() {
+                s.remove(&key);
             }
         }
         let kind = if new.is_some() {

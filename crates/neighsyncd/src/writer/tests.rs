@@ -790,6 +790,51 @@ fn snapshot_counts_only_dump_changes() {
     );
 }
 
+/// The audit's kernel drift: a change the dump shows counts only when no
+/// notification of that key follows (the kernel may queue the notification
+/// after the dump entry that already shows the change).
+#[test]
+fn suspects_are_dump_changes_no_notification_followed() {
+    let mut w = NeighWriter::new();
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let v4 = |m: usize| Some((MACS[m], Family::IPv4));
+    w.cold_start(
+        &ConsumerView::new(),
+        [
+            set("Ethernet0:10.0.0.1", MACS[0]),
+            set("Ethernet0:10.0.0.2", MACS[0]),
+            set("Ethernet0:10.0.0.3", MACS[0]),
+        ],
+    );
+    let b = w.take_batch(16).unwrap();
+    w.complete(b);
+    assert_eq!(w.take_suspects(), 0, "not tracking");
+    w.begin_snapshot();
+    w.track_suspects();
+    // .1: the dump shows a new MAC, its notification follows.
+    w.stage_parts("Ethernet0", &ip("10.0.0.1"), v4(1), None, Origin::Dump);
+    // .2: the dump shows a new MAC, no notification ever comes (drift).
+    w.stage_parts("Ethernet0", &ip("10.0.0.2"), v4(1), None, Origin::Dump);
+    // .3 is not listed: swept at the end; its DEL notification follows.
+    w.end_snapshot();
+    w.stage_parts(
+        "Ethernet0",
+        &ip("10.0.0.1"),
+        v4(1),
+        None,
+        Origin::Notification,
+    );
+    w.stage_parts(
+        "Ethernet0",
+        &ip("10.0.0.3"),
+        None,
+        None,
+        Origin::Notification,
+    );
+    assert_eq!(w.take_suspects(), 1);
+    assert_eq!(w.take_suspects(), 0, "taking stops tracking");
+}
+
 #[test]
 fn mac_text_parsing_is_exact() {
     assert_eq!(
