@@ -13,42 +13,19 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod ops_common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use ops_common::{portsyncd_bin, repo_root};
 use testbed::daemon::Daemon;
 use testbed::netns::NetNs;
 use testbed::redis_server::RedisServer;
 
 const NEIGHSYNCD_ADDR: &str = "127.0.0.1:9101";
 const PORTSYNCD_ADDR: &str = "127.0.0.1:9102";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The portsyncd binary next to neighsyncd's, (re)built so it is current.
-fn portsyncd_bin() -> PathBuf {
-    let neighsyncd = Path::new(common::BIN);
-    let bin = neighsyncd.with_file_name("portsyncd");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    // target/<profile>/neighsyncd -> target dir and profile.
-    let profile_dir = neighsyncd.parent().unwrap();
-    let target_dir = profile_dir.parent().unwrap();
-    let mut cmd = std::process::Command::new(cargo);
-    cmd.args(["build", "-p", "portsyncd", "--bin", "portsyncd"])
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(repo_root());
-    if profile_dir.file_name().and_then(|n| n.to_str()) == Some("release") {
-        cmd.arg("--release");
-    }
-    let status = cmd.status().unwrap();
-    assert!(status.success(), "cargo build -p portsyncd failed");
-    assert!(bin.exists(), "{bin:?} missing after the build");
-    bin
-}
 
 /// Scrape until `/metrics` answers 200 (the daemon may still be starting).
 fn scrape(ns: &NetNs, addr: &str, daemon: &mut Daemon) -> String {
