@@ -18,7 +18,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::{pending, start_daemon, Pending, READY};
+use common::{appl_table, family, model_table, pending, start_daemon, Pending, READY};
 use redis::Commands;
 use swss::consumer_state::{KeyOpFieldValues, Op};
 use swss::{ConsumerStateTable, DbConfig, DbConnector};
@@ -118,14 +118,6 @@ fn pop_until(redis: &RedisServer, want: &[(&str, Option<(&str, &str)>)]) -> Popp
 
 fn set<'a>(mac: &'a str, family: &'a str) -> Option<(&'a str, &'a str)> {
     Some((mac, family))
-}
-
-fn family(ip: &str) -> &'static str {
-    if ip.contains(':') {
-        "IPv6"
-    } else {
-        "IPv4"
-    }
 }
 
 /// APPL_DB `NEIGH_TABLE:<ifname>:*` as the consumer left it: ip -> mac.
@@ -870,31 +862,6 @@ const WAITING: &str = "warm start: waiting for NEIGH_RESTORE_TABLE|Flags restore
 fn warm_state(redis: &RedisServer) -> Option<String> {
     let mut c = redis.conn(STATE_DB).unwrap();
     c.hget("WARM_RESTART_TABLE|neighsyncd", "state").unwrap()
-}
-
-/// All of APPL_DB NEIGH_TABLE: key -> (mac, family).
-fn appl_table(redis: &RedisServer) -> BTreeMap<String, (String, String)> {
-    let mut c = redis.conn(0).unwrap();
-    let keys: Vec<String> = c.keys("NEIGH_TABLE:*").unwrap();
-    keys.into_iter()
-        .map(|k| {
-            let fvs: BTreeMap<String, String> = c.hgetall(&k).unwrap();
-            (
-                k["NEIGH_TABLE:".len()..].to_owned(),
-                (fvs["neigh"].clone(), fvs["family"].clone()),
-            )
-        })
-        .collect()
-}
-
-fn model_table(model: &BTreeMap<String, String>) -> BTreeMap<String, (String, String)> {
-    model
-        .iter()
-        .map(|(k, mac)| {
-            let ip = k.split_once(':').unwrap().1;
-            (k.clone(), (mac.clone(), family(ip).to_owned()))
-        })
-        .collect()
 }
 
 /// Warm restart (reconcile) across the switch topology: neighbours on

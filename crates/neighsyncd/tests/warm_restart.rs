@@ -59,14 +59,6 @@ fn eight_neighbors() -> Vec<(String, String, String)> {
     out
 }
 
-fn family(ip: &str) -> &'static str {
-    if ip.contains(':') {
-        "IPv6"
-    } else {
-        "IPv4"
-    }
-}
-
 fn neigh_add(ns: &NetNs, ifname: &str, ip: &str, mac: &str) {
     ns.neigh_replace(ifname, ip, mac).unwrap();
 }
@@ -85,31 +77,6 @@ fn wait_state(redis: &RedisServer, want: &str) {
         &format!("WARM_RESTART_TABLE|neighsyncd state {want}"),
         || (state_field(redis, "state").as_deref() == Some(want)).then_some(()),
     );
-}
-
-/// APPL_DB as the consumer sees it: `NEIGH_TABLE:<key>` -> (neigh, family).
-fn appl_table(redis: &RedisServer) -> BTreeMap<String, (String, String)> {
-    let mut c = redis.conn(0).unwrap();
-    let keys: Vec<String> = c.keys("NEIGH_TABLE:*").unwrap();
-    keys.into_iter()
-        .map(|k| {
-            let fvs: BTreeMap<String, String> = c.hgetall(&k).unwrap();
-            (
-                k["NEIGH_TABLE:".len()..].to_owned(),
-                (fvs["neigh"].clone(), fvs["family"].clone()),
-            )
-        })
-        .collect()
-}
-
-fn model_table(model: &BTreeMap<String, String>) -> BTreeMap<String, (String, String)> {
-    model
-        .iter()
-        .map(|(k, mac)| {
-            let ip = k.split_once(':').unwrap().1;
-            (k.clone(), (mac.clone(), family(ip).to_owned()))
-        })
-        .collect()
 }
 
 fn members(redis: &RedisServer, set: &str) -> BTreeSet<String> {

@@ -205,3 +205,38 @@ pub fn assert_no_numeric_ifnames(conn: &mut redis::Connection) {
         );
     }
 }
+
+/// The `family` field neighsyncd writes for an IP in text form.
+pub fn family(ip: &str) -> &'static str {
+    if ip.contains(':') {
+        "IPv6"
+    } else {
+        "IPv4"
+    }
+}
+
+/// APPL_DB as the consumer sees it: `NEIGH_TABLE:<key>` -> (neigh, family).
+pub fn appl_table(redis: &RedisServer) -> BTreeMap<String, (String, String)> {
+    let mut c = redis.conn(0).unwrap();
+    let keys: Vec<String> = c.keys("NEIGH_TABLE:*").unwrap();
+    keys.into_iter()
+        .map(|k| {
+            let fvs: BTreeMap<String, String> = c.hgetall(&k).unwrap();
+            (
+                k["NEIGH_TABLE:".len()..].to_owned(),
+                (fvs["neigh"].clone(), fvs["family"].clone()),
+            )
+        })
+        .collect()
+}
+
+/// A model `key -> mac` in the shape of [`appl_table`].
+pub fn model_table(model: &BTreeMap<String, String>) -> BTreeMap<String, (String, String)> {
+    model
+        .iter()
+        .map(|(k, mac)| {
+            let ip = k.split_once(':').unwrap().1;
+            (k.clone(), (mac.clone(), family(ip).to_owned()))
+        })
+        .collect()
+}
