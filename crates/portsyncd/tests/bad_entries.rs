@@ -51,11 +51,7 @@ fn wrong_type_keys_never_hold_back_port_init_done() {
     bed.add_link("Ethernet4");
     bed.add_link("Ethernet16");
     bed.wait_state("Ethernet4", &[("state", "ok")]);
-    let mut init_done = false;
-    wait_until("PortInitDone popped", || {
-        init_done |= orch.drain().contains_key("PortInitDone");
-        init_done
-    });
+    orch.wait_port_init_done();
     // A key turned bad at run time does not stop it either.
     let () = state.set("PORT_TABLE|Ethernet4", "y").unwrap();
     bed.dut_ip(&["link", "set", "dev", "Ethernet4", "mtu", "1400"]);

@@ -113,14 +113,7 @@ fn port_init_done_after_ports_consumed_and_seen_and_only_once() {
     // Last interface appears: PortInitDone lanes=0.
     bed.add_link("Ethernet4");
     bed.wait_state("Ethernet4", &[("state", "ok")]);
-    let mut init_done = Vec::new();
-    wait_until("PortInitDone popped", || {
-        let popped = orch.drain();
-        if let Some(ops) = popped.get("PortInitDone") {
-            init_done.extend(ops.iter().cloned());
-        }
-        !init_done.is_empty()
-    });
+    let init_done = orch.wait_port_init_done();
     assert_eq!(init_done.len(), 1);
     assert_eq!(init_done[0].op, Op::Set);
     assert_eq!(init_done[0].fvs, fvs(&[("lanes", "0")]));

@@ -237,13 +237,7 @@ fn port_init_done_waits_for_ports_not_for_other_links() {
     // The last one: PortInitDone, once.
     bed.add_link("Ethernet4");
     bed.wait_state("Ethernet4", &[("state", "ok")]);
-    let mut init_done = Vec::new();
-    wait_until("PortInitDone popped", || {
-        if let Some(ops) = orch.drain().get("PortInitDone") {
-            init_done.extend(ops.iter().cloned());
-        }
-        !init_done.is_empty()
-    });
+    let init_done = orch.wait_port_init_done();
     assert_eq!(init_done.len(), 1);
     assert_eq!(init_done[0].op, Op::Set);
     assert_eq!(init_done[0].fvs, fvs(&[("lanes", "0")]));

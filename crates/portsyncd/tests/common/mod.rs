@@ -220,6 +220,19 @@ impl Orch {
     pub fn drain(&mut self) -> BTreeMap<String, Vec<KeyOpFieldValues>> {
         self.rt.block_on(self.consumer.drain()).expect("pops")
     }
+
+    /// Pops until `PortInitDone` has been popped (up to [`DEADLINE`]) and
+    /// returns its operations (what else was popped meanwhile is dropped).
+    pub fn wait_port_init_done(&mut self) -> Vec<KeyOpFieldValues> {
+        let mut init_done = Vec::new();
+        wait_until("PortInitDone popped", || {
+            if let Some(ops) = self.drain().get("PortInitDone") {
+                init_done.extend(ops.iter().cloned());
+            }
+            !init_done.is_empty()
+        });
+        init_done
+    }
 }
 
 pub fn fvs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
