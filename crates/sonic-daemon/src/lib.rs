@@ -15,6 +15,8 @@
 //! * [`args`]: the command-line options both daemons share (clap).
 //! * [`startup`]: database config loading, CONFIG_DB/APPL_DB/STATE_DB
 //!   connections with retry, start-up steps, runtime and exit status.
+//! * [`engine`]: the one driver of both daemons around their I/O-free
+//!   cores (netlink reads, signals, watchdog, bounded shutdown, backoff).
 //! * [`audit`]: the `audit` report (missing / stale / different), its text
 //!   and JSON output and exit codes.
 //!
@@ -24,6 +26,7 @@
 
 pub mod args;
 pub mod audit;
+pub mod engine;
 pub mod health;
 pub mod http;
 pub mod logging;

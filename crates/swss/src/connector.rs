@@ -18,6 +18,42 @@ use crate::error::SwssError;
 pub const RECONNECT_INITIAL_DELAY: Duration = Duration::from_millis(100);
 /// Largest delay of [`DbConnector::connect_retrying`].
 pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(5);
+/// Exponential backoff for retrying Redis work: [`RECONNECT_INITIAL_DELAY`]
+/// (100 ms), doubling, capped at [`RECONNECT_MAX_DELAY`] (5 s). The one
+/// retry schedule of both daemons (the C++ has none, docs/behavior.md f.8).
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    /// A schedule whose first delay is [`RECONNECT_INITIAL_DELAY`].
+    pub fn new() -> Self {
+        Backoff {
+            next: RECONNECT_INITIAL_DELAY,
+        }
+    }
+
+    /// The delay before the next attempt; doubles the one after it (up to
+    /// [`RECONNECT_MAX_DELAY`]).
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(RECONNECT_MAX_DELAY);
+        d
+    }
+
+    /// Back to the first delay (after a success).
+    pub fn reset(&mut self) {
+        self.next = RECONNECT_INITIAL_DELAY;
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff::new()
+    }
+}
+
 /// Time allowed for one connect attempt (socket connect plus handshake).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -99,7 +135,7 @@ impl DbConnector {
     /// capped at 5 s. Each failed attempt logs a warning with the address,
     /// DB and error.
     pub async fn connect_retrying(&self) -> MultiplexedConnection {
-        let mut delay = RECONNECT_INITIAL_DELAY;
+        let mut backoff = Backoff::new();
         let mut attempt: u64 = 1;
         loop {
             match self.connect().await {
@@ -110,6 +146,7 @@ impl DbConnector {
                     return c;
                 }
                 Err(e) => {
+                    let delay = backoff.next_delay();
                     tracing::warn!(
                         addr = %self.loc.addr,
                         db = %self.loc.name,
@@ -119,10 +156,9 @@ impl DbConnector {
                         error = %e,
                         "cannot connect to Redis"
                     );
+                    tokio::time::sleep(delay).await;
                 }
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(RECONNECT_MAX_DELAY);
             attempt += 1;
         }
     }
@@ -142,5 +178,19 @@ impl DbConnector {
                 ),
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_cap_and_resets() {
+        let mut b = Backoff::new();
+        let got: Vec<u64> = (0..8).map(|_| b.next_delay().as_millis() as u64).collect();
+        assert_eq!(got, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        b.reset();
+        assert_eq!(b.next_delay(), RECONNECT_INITIAL_DELAY);
     }
 }
