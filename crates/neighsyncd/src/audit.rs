@@ -42,7 +42,8 @@ use swss::config::ConfigError;
 use swss::{DbConnector, FieldValues, ProducerStateTable, SwssError, Table};
 
 use crate::context::{ConfigTable, SyncContext};
-use crate::daemon::{read_appl_view, APP_NEIGH_TABLE_NAME, DEFAULT_NETLINK_RCVBUF};
+use crate::daemon::{read_appl_view, DEFAULT_NETLINK_RCVBUF};
+use crate::sync::APP_NEIGH_TABLE_NAME;
 use crate::sync::{decide, NeighOp, Outcome};
 use swss::ConsumerView;
 

@@ -14,7 +14,9 @@
 //!   -> APPL_DB NEIGH_TABLE
 //! ```
 //!
-//! [`context`] and [`sync`] do no I/O; the binary wires sockets and Redis.
+//! [`context`], [`sync`], [`writer`] and [`core`] do no I/O; [`daemon`]
+//! carries out what the core asks for, through the shared driver
+//! ([`sonic_daemon::engine`]).
 
 #![warn(missing_docs)]
 
@@ -22,7 +24,9 @@ pub mod audit;
 pub mod cli;
 mod compact;
 pub mod context;
+pub mod core;
 pub mod daemon;
+pub mod error;
 pub mod restore;
 pub mod sync;
 pub mod warm;

@@ -54,12 +54,9 @@ use redis::aio::MultiplexedConnection;
 use swss::warm_restart::check_warm_start;
 use swss::{DbConfig, DbConnector, FieldValues, SwssError, Table};
 
-/// App name used for the WarmStart check (`WARM_RESTART_TABLE|neighsyncd`).
-pub const APP_NAME: &str = "neighsyncd";
+pub use crate::sync::{APP_NAME, APP_NEIGH_TABLE_NAME};
 /// Docker whose enable knob is read (`WARM_RESTART_ENABLE_TABLE|swss`).
 pub const DOCKER_NAME: &str = "swss";
-/// APPL_DB table holding the neighbors (keys `NEIGH_TABLE:<ifname>:<ip>`).
-pub const APP_NEIGH_TABLE_NAME: &str = "NEIGH_TABLE";
 /// STATE_DB table of the restore flag (as `STATE_NEIGH_RESTORE_TABLE_NAME`).
 pub const STATE_NEIGH_RESTORE_TABLE_NAME: &str = "NEIGH_RESTORE_TABLE";
 /// Key of the restore flag: `NEIGH_RESTORE_TABLE|Flags`.

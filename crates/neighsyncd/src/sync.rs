@@ -15,6 +15,16 @@ use swss::FieldValues;
 
 use crate::context::SyncContext;
 
+/// The daemon's name: the WarmStart app (`WARM_RESTART_TABLE|neighsyncd`),
+/// the CONFIG_DB `LOGGER|neighsyncd` key and the name in logs.
+pub const APP_NAME: &str = "neighsyncd";
+/// APPL_DB table holding the neighbours (keys `NEIGH_TABLE:<ifname>:<ip>`,
+/// fields `neigh` then `family`).
+pub const APP_NEIGH_TABLE_NAME: &str = "NEIGH_TABLE";
+/// APPL_DB table of the EVPN host-route deletes (b.2 step 18; keys
+/// `ROUTE_TABLE:<vrf>:<ip>`).
+pub const APP_ROUTE_TABLE_NAME: &str = "ROUTE_TABLE";
+
 /// The MAC written for an unresolved neighbour on a dual-ToR (b.2 steps 12-13),
 /// which orchagent turns into a tunnel route (e.1).
 pub const ZERO_MAC: [u8; 6] = [0; 6];

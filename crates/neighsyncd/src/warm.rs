@@ -1,5 +1,7 @@
-//! neighsyncd's warm start (docs/behavior.md b.1 step 6b, c.2, c.3), driven by
-//! [`crate::daemon::Daemon`]:
+//! neighsyncd's warm start (docs/behavior.md b.1 step 6b, c.2, c.3): the
+//! cache and the Redis steps; the window's clock and phases are in
+//! [`crate::core`] ([`crate::core::Phase::WarmCaching`],
+//! [`crate::core::Phase::RestoreWait`], [`crate::core::Phase::Reconciling`]):
 //!
 //! 1. Start-up ([`check`], [`restore_table`]): the WarmStart check
 //!    (`neighsyncd`, docker `swss`, incr) writes `WARM_RESTART_TABLE|neighsyncd
@@ -12,18 +14,18 @@
 //!    state `restored`. The reconcile
 //!    timer is CONFIG_DB `WARM_RESTART|swss neighsyncd_timer` (1..9999 s),
 //!    else [`DEFAULT_RECONCILE_TIMER_SECS`].
-//! 2. [`WarmRestart`] then runs inside the daemon loop. Deviation from the
+//! 2. The core's warm window then runs inside the daemon loop. Deviation from the
 //!    C++ (f.13): the netlink socket has already joined RTNLGRP_LINK and
 //!    RTNLGRP_NEIGH and the dumps run at once, so nothing that happens while
 //!    waiting is missed. Every decided operation goes into the cache
-//!    ([`WarmRestart::offer`]), not to the writer: nothing is written.
+//!    ([`WarmCache::insert`]), not to the writer: nothing is written.
 //! 3. Restore flag: STATE_DB `NEIGH_RESTORE_TABLE|Flags restored` = `true`,
 //!    followed with a keyspace subscription ([`swss::SubscriberStateTable`],
 //!    whose initial load checks the current value after subscribing), not a
-//!    1 s poll. Not seen within the limit (180 s by default) →
-//!    [`WarmEvent::FlagTimeout`]; the daemon logs it and exits non-zero.
+//!    1 s poll ([`wait_restore_flag`]). Not seen within the limit (180 s by
+//!    default): the daemon logs it and exits non-zero.
 //! 4. The reconcile timer starts when the flag is seen (as the C++). When it
-//!    fires and no dump is in flight ([`WarmRestart::start_reconcile`]): the
+//!    fires and no dump is in flight ([`WarmCache::finish`], [`write_reconcile`]): the
 //!    cache gives [`ReconcileOps`] (STALE/DELETE → DEL, NEW → SET, SAME →
 //!    nothing) and the writer takes over at once with a desired table equal
 //!    to what APPL_DB holds after the reconcile (so a same-MAC refresh costs
@@ -44,12 +46,10 @@
 //! a text copy. At 100k neighbours the daemon peaks below 24 MiB.
 
 use std::collections::hash_map::Entry as MapEntry;
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use swss::connector::{RECONNECT_INITIAL_DELAY, RECONNECT_MAX_DELAY};
+use swss::connector::Backoff;
 #[cfg(doc)]
 use swss::restart_assist::ReconcileCache;
 use swss::restart_assist::{
@@ -58,7 +58,6 @@ use swss::restart_assist::{
 };
 use swss::warm_restart::WarmStartState;
 use swss::{DbConnector, KeyOp, ProducerStateTable, SubscriberStateTable, SwssError, Table};
-use tokio::time::Instant;
 
 use crate::compact::{FastMap, Interner, Key, Value};
 use crate::restore::{
@@ -71,8 +70,6 @@ use swss::{ConsumerView, FieldValues};
 /// How long to wait for `NEIGH_RESTORE_TABLE|Flags restored=true` before
 /// giving up (the C++ exits once more than 180 whole seconds have passed).
 pub const DEFAULT_RESTORE_WAIT: Duration = Duration::from_secs(180);
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
 // ===== start-up steps =====
 
@@ -99,7 +96,7 @@ pub async fn check(
     .await
 }
 
-/// What the warm start-up read ([`restore_table`]), for [`WarmRestart::new`].
+/// What the warm start-up read ([`restore_table`]), for [`crate::core::NeighCore::warm`].
 #[derive(Debug)]
 pub struct RestoredTable {
     /// APPL_DB `NEIGH_TABLE`, every key STALE.
@@ -492,308 +489,46 @@ fn mark_written(writer: &mut NeighWriter) {
     }
 }
 
-// ===== the driver =====
-
-/// What [`WarmRestart::next`] reports.
-#[derive(Debug)]
-pub enum WarmEvent {
-    /// The restore flag was seen after `waited`; the reconcile timer runs.
-    FlagSeen {
-        /// Time spent waiting.
-        waited: Duration,
-    },
-    /// The restore flag was not seen within `limit`: give up (exit non-zero).
-    FlagTimeout {
-        /// The limit.
-        limit: Duration,
-    },
-    /// The reconcile timer fired: call [`WarmRestart::start_reconcile`] as
-    /// soon as no dump is in flight.
-    TimerFired,
-    /// The reconcile write ended. On `Err` (an error reply, not a lost
-    /// connection, which is retried) APPL_DB may lack some of the ops: the
-    /// daemon resyncs its writer from APPL_DB.
-    Written {
-        /// SETs written.
-        sets: usize,
-        /// DELs written.
-        dels: usize,
-        /// The outcome.
-        result: Result<(), SwssError>,
-    },
-}
-
-enum Stage {
-    WaitFlag(BoxFuture<Result<Duration, Duration>>),
-    Timer(Instant),
-    Due,
-    Writing {
-        fut: BoxFuture<Result<(), SwssError>>,
-        sets: usize,
-        dels: usize,
-    },
-    Done,
-}
-
-/// A warm start in progress (module docs, steps 2-4). Exists from start-up
-/// until the reconcile write is done; while it exists the daemon does not
-/// flush its writer.
-pub struct WarmRestart {
-    assist: AppRestartAssist,
-    /// `Some` until the reconcile starts.
-    cache: Option<WarmCache>,
-    stage: Stage,
-}
-
-impl WarmRestart {
-    /// Start the warm window: `restored` is what [`restore_table`] read.
-    /// When the restore flag was already set then, the reconcile timer
-    /// starts now; otherwise the restore-flag wait starts now (on `state`,
-    /// STATE_DB), limited to `restore_wait`.
-    pub fn new(
-        assist: AppRestartAssist,
-        restored: RestoredTable,
-        state: DbConnector,
-        restore_wait: Duration,
-    ) -> Self {
-        let stage = if restored.flag_set {
-            let timer = assist.timer();
-            tracing::info!(
-                limit_secs = restore_wait.as_secs_f64(),
-                "warm start: waiting for NEIGH_RESTORE_TABLE|Flags restored=true"
-            );
-            tracing::info!(
-                waited_ms = 0u64,
-                timer_secs = timer.as_secs(),
-                "NEIGH_RESTORE_TABLE|Flags restored=true seen; reconcile timer started"
-            );
-            Stage::Timer(Instant::now() + timer)
-        } else {
-            Stage::WaitFlag(Box::pin(wait_restore_flag(state, restore_wait)))
-        };
-        WarmRestart {
-            assist,
-            cache: Some(restored.cache),
-            stage,
-        }
-    }
-
-    /// True while decided operations are cached (before the reconcile).
-    pub fn caching(&self) -> bool {
-        self.cache.is_some()
-    }
-
-    /// Route one decided operation: cached (returns `None`) before the
-    /// reconcile, handed back for the writer after it.
-    pub fn offer(&mut self, op: NeighOp) -> Option<NeighOp> {
-        match self.cache.as_mut() {
-            Some(c) => {
-                tracing::debug!(key = %op.key(), delete = matches!(op, NeighOp::Del { .. }),
-                    "warm start: operation cached");
-                c.insert(op);
-                None
-            }
-            None => Some(op),
-        }
-    }
-
-    /// A kernel dump starts while caching ([`WarmCache::begin_snapshot`]);
-    /// its ops then come through [`WarmRestart::offer`]. Returns `false`
-    /// (and does nothing) when no longer caching.
-    pub fn begin_snapshot(&mut self) -> bool {
-        match self.cache.as_mut() {
-            Some(c) => {
-                c.begin_snapshot();
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// The dump is complete ([`WarmCache::end_snapshot`]). Returns `false`
-    /// (and does nothing) when no longer caching.
-    pub fn end_snapshot(&mut self) -> bool {
-        let Some(c) = self.cache.as_mut() else {
-            return false;
-        };
-        let gone = c.end_snapshot();
-        tracing::info!(
-            absent = gone,
-            kernel = c.present(),
-            restored = c.restored(),
-            "warm start: kernel dump cached"
-        );
-        true
-    }
-
-    /// A complete kernel dump while caching, in one call
-    /// ([`WarmCache::snapshot`]). Returns `false` (and does nothing) when
-    /// no longer caching.
-    pub fn snapshot(&mut self, ops: Vec<NeighOp>) -> bool {
-        if !self.begin_snapshot() {
-            return false;
-        }
-        for op in ops {
-            self.offer(op);
-        }
-        self.end_snapshot()
-    }
-
-    /// Interface `ifname` removed while caching; `None` when no longer
-    /// caching (the writer handles it).
-    pub fn remove_interface(&mut self, ifname: &str) -> Option<usize> {
-        self.cache.as_mut().map(|c| c.remove_interface(ifname))
-    }
-
-    /// True once the timer fired and the reconcile has not started.
-    pub fn is_due(&self) -> bool {
-        matches!(self.stage, Stage::Due)
-    }
-
-    /// The next event of the warm window. Cancel-safe (for
-    /// `tokio::select!`); pending forever when nothing is left to wait for.
-    pub async fn next(&mut self) -> WarmEvent {
-        let (event, next) = match &mut self.stage {
-            Stage::WaitFlag(fut) => match fut.await {
-                Ok(waited) => {
-                    let timer = self.assist.timer();
-                    tracing::info!(
-                        waited_ms = waited.as_millis() as u64,
-                        timer_secs = timer.as_secs(),
-                        "NEIGH_RESTORE_TABLE|Flags restored=true seen; reconcile timer started"
-                    );
-                    (
-                        WarmEvent::FlagSeen { waited },
-                        Stage::Timer(Instant::now() + timer),
-                    )
-                }
-                Err(limit) => (WarmEvent::FlagTimeout { limit }, Stage::Done),
-            },
-            Stage::Timer(at) => {
-                tokio::time::sleep_until(*at).await;
-                tracing::info!("warm start: reconcile timer fired");
-                (WarmEvent::TimerFired, Stage::Due)
-            }
-            Stage::Writing { fut, sets, dels } => {
-                let result = fut.await;
-                (
-                    WarmEvent::Written {
-                        sets: *sets,
-                        dels: *dels,
-                        result,
-                    },
-                    Stage::Done,
-                )
-            }
-            Stage::Due | Stage::Done => std::future::pending().await,
-        };
-        self.stage = next;
-        event
-    }
-
-    /// Reconcile (call when [`WarmRestart::is_due`] and no dump is in
-    /// flight): compute the ops, hand the writer the resulting desired
-    /// table ([`WarmCache::finish`]) and start the write (one pipeline,
-    /// retried on connection loss, then state `reconciled`), reported by
-    /// [`WarmEvent::Written`]. `conn` is the current APPL_DB connection if
-    /// any; `appl` / `state` reconnect when needed. Does nothing unless due.
-    pub fn start_reconcile(
-        &mut self,
-        writer: &mut NeighWriter,
-        appl: DbConnector,
-        conn: Option<MultiplexedConnection>,
-        state: DbConnector,
-        producer: ProducerStateTable,
-    ) {
-        if !self.is_due() {
-            return;
-        }
-        let Some(cache) = self.cache.take() else {
-            return;
-        };
-        let restored = cache.restored();
-        let ops = cache.finish(writer);
-        let (sets, dels) = (ops.sets.len(), ops.dels.len());
-        tracing::info!(
-            restored,
-            sets,
-            dels,
-            kernel = writer.desired_len(),
-            "warm start: reconciling"
-        );
-        let fut = write_reconcile(appl, conn, state, self.assist.clone(), producer, ops);
-        self.stage = Stage::Writing {
-            fut: Box::pin(fut),
-            sets,
-            dels,
-        };
-    }
-}
-
-/// [`WarmRestart::next`] on an optional driver (pending forever on `None`),
-/// for a `tokio::select!` branch.
-pub async fn next_event(warm: &mut Option<WarmRestart>) -> WarmEvent {
-    match warm.as_mut() {
-        Some(w) => w.next().await,
-        None => std::future::pending().await,
-    }
-}
-
 // ===== Redis =====
 
 /// Waits until STATE_DB `NEIGH_RESTORE_TABLE|Flags` has `restored` =
 /// `true`: a keyspace subscription to the table whose initial load checks
 /// the current value after subscribing. A lost subscription is rebuilt
-/// (with backoff), which re-checks the value. `Ok(time waited)`, or
-/// `Err(limit)` when `limit` passed first.
-pub async fn wait_restore_flag(state: DbConnector, limit: Duration) -> Result<Duration, Duration> {
-    let start = Instant::now();
-    let wait = async {
-        let mut delay = RECONNECT_INITIAL_DELAY;
-        let mut logged = false;
-        loop {
-            let mut sub =
-                match SubscriberStateTable::new(&state, STATE_NEIGH_RESTORE_TABLE_NAME).await {
-                    Ok(sub) => sub,
-                    Err(e) => {
-                        tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64,
-                        "cannot subscribe to STATE_DB NEIGH_RESTORE_TABLE; retrying");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(RECONNECT_MAX_DELAY);
-                        continue;
-                    }
-                };
-            delay = RECONNECT_INITIAL_DELAY;
-            if !logged {
-                tracing::info!(
-                    limit_secs = limit.as_secs_f64(),
-                    "warm start: waiting for NEIGH_RESTORE_TABLE|Flags restored=true"
-                );
-                logged = true;
+/// (with [`Backoff`]), which re-checks the value. Never gives up: the
+/// daemon's core owns the limit (docs/behavior.md c.3).
+pub async fn wait_restore_flag(state: DbConnector) {
+    let mut backoff = Backoff::new();
+    loop {
+        let mut sub = match SubscriberStateTable::new(&state, STATE_NEIGH_RESTORE_TABLE_NAME).await
+        {
+            Ok(sub) => sub,
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64,
+                    "cannot subscribe to STATE_DB NEIGH_RESTORE_TABLE; retrying");
+                tokio::time::sleep(delay).await;
+                continue;
             }
-            loop {
-                match sub.next().await {
-                    Ok(KeyOp::Set(key, fvs)) if key == NEIGH_RESTORE_KEY => {
-                        if fvs
-                            .iter()
-                            .any(|(f, v)| f == NEIGH_RESTORE_FIELD && v == "true")
-                        {
-                            return;
-                        }
+        };
+        backoff.reset();
+        loop {
+            match sub.next().await {
+                Ok(KeyOp::Set(key, fvs)) if key == NEIGH_RESTORE_KEY => {
+                    if fvs
+                        .iter()
+                        .any(|(f, v)| f == NEIGH_RESTORE_FIELD && v == "true")
+                    {
+                        return;
                     }
-                    Ok(_) => {}
-                    Err(e) if e.is_connection_error() => {
-                        tracing::warn!(error = %e, "NEIGH_RESTORE_TABLE subscription lost; resubscribing");
-                        break;
-                    }
-                    Err(e) => tracing::warn!(error = %e, "NEIGH_RESTORE_TABLE change skipped"),
                 }
+                Ok(_) => {}
+                Err(e) if e.is_connection_error() => {
+                    tracing::warn!(error = %e, "NEIGH_RESTORE_TABLE subscription lost; resubscribing");
+                    break;
+                }
+                Err(e) => tracing::warn!(error = %e, "NEIGH_RESTORE_TABLE change skipped"),
             }
         }
-    };
-    match tokio::time::timeout(limit, wait).await {
-        Ok(()) => Ok(start.elapsed()),
-        Err(_) => Err(limit),
     }
 }
 
@@ -803,7 +538,7 @@ pub async fn wait_restore_flag(state: DbConnector, limit: Duration) -> Result<Du
 /// resuming after the last pipeline that succeeded, then state
 /// `reconciled` (written also when the ops failed with an error reply,
 /// since the daemon then resyncs from APPL_DB). Returns the ops' outcome.
-async fn write_reconcile(
+pub async fn write_reconcile(
     appl: DbConnector,
     mut conn: Option<MultiplexedConnection>,
     state: DbConnector,
@@ -811,7 +546,7 @@ async fn write_reconcile(
     producer: ProducerStateTable,
     ops: ReconcileOps,
 ) -> Result<(), SwssError> {
-    let mut delay = RECONNECT_INITIAL_DELAY;
+    let mut backoff = Backoff::new();
     let mut done = 0;
     let result = loop {
         let mut c = match conn.take() {
@@ -829,24 +564,23 @@ async fn write_reconcile(
         {
             Ok(()) => break Ok(()),
             Err(e) if e.is_connection_error() => {
+                let delay = backoff.next_delay();
                 tracing::warn!(error = %e, written = done, retry_in_ms = delay.as_millis() as u64,
                     "Redis lost while writing the reconcile; retrying");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(RECONNECT_MAX_DELAY);
             }
             Err(e) => break Err(e),
         }
     };
     drop(ops);
-    let mut delay = RECONNECT_INITIAL_DELAY;
+    let mut backoff = Backoff::new();
     loop {
         let mut s = state.connect_retrying().await;
         match assist.set_state(&mut s, WarmStartState::Reconciled).await {
             Ok(()) => break,
             Err(e) if e.is_connection_error() => {
                 tracing::warn!(error = %e, "Redis lost while writing state reconciled; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(RECONNECT_MAX_DELAY);
+                tokio::time::sleep(backoff.next_delay()).await;
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot write WARM_RESTART_TABLE|neighsyncd state reconciled");

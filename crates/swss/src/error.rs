@@ -39,6 +39,11 @@ pub enum SwssError {
     #[error("subscription closed: {0}")]
     SubscriptionClosed(String),
 
+    /// No connection to use: the caller's session was lost and is being
+    /// re-established. A connection error.
+    #[error("not connected to Redis")]
+    NotConnected,
+
     /// The caller passed something this crate cannot send (e.g. an atomic
     /// `MULTI` pipeline to `ProducerStateTable::flush`).
     #[error("invalid argument: {0}")]
@@ -60,7 +65,7 @@ impl SwssError {
                     || e.is_timeout()
                     || e.is_unrecoverable_error()
             }
-            SwssError::SubscriptionClosed(_) => true,
+            SwssError::SubscriptionClosed(_) | SwssError::NotConnected => true,
             SwssError::Config(_)
             | SwssError::UnexpectedReply { .. }
             | SwssError::InvalidArgument(_) => false,

@@ -1,0 +1,310 @@
+//! The Redis side of [`NeighCore`]: flush results, CONFIG_DB changes,
+//! reconnects, the self-audit's APPL_DB view and the warm start
+//! (docs/behavior.md b.1, c.2, c.3).
+
+use std::time::Instant;
+
+use sonic_daemon::engine::Step;
+use sonic_daemon::metrics::ResyncCause;
+use swss::{ConsumerView, KeyOp, SwssError};
+
+use super::{log_flag_seen, Action, Epoch, NeighCore, Phase, Redis, WarmClock, FLUSH_ERROR_RETRY};
+use crate::context::{ConfigTable, SyncContext};
+use crate::error::DaemonError;
+use crate::sync::{APP_NEIGH_TABLE_NAME, APP_ROUTE_TABLE_NAME};
+use crate::writer::Batch;
+
+// ===== impl NeighCore: Redis =====
+
+impl NeighCore {
+    pub(super) fn on_flushed(
+        &mut self,
+        epoch: Epoch,
+        batch: Batch,
+        result: Result<(), SwssError>,
+        now: Instant,
+    ) {
+        if epoch != self.epoch {
+            // Sent on a lost session: the reconnect's resync recomputed
+            // everything.
+            return;
+        }
+        let since = self.flight.take().and_then(|f| f.since);
+        let m = &self.metrics;
+        match result {
+            Ok(()) => {
+                m.redis_ops(APP_NEIGH_TABLE_NAME, "del", batch.neigh_dels.len());
+                m.redis_ops(APP_ROUTE_TABLE_NAME, "del", batch.route_dels.len());
+                m.redis_ops(APP_NEIGH_TABLE_NAME, "set", batch.neigh_sets.len());
+                m.redis_batches.inc();
+                if let Some(t) = since {
+                    m.observe_event_to_ack(now.saturating_duration_since(t));
+                }
+                self.health.write_ok();
+                self.writer.complete(batch);
+            }
+            Err(e) => {
+                m.redis_write_errors.inc();
+                self.health.write_failed(&e);
+                // The keys are written again with the next batches.
+                self.unacked_since = match (self.unacked_since, since) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                let keys = batch.len();
+                self.writer.fail(batch);
+                if e.is_connection_error() {
+                    tracing::warn!(error = %e, keys, "Redis lost while writing; keeping the state in memory");
+                    self.redis_lost(&e);
+                } else if self.phase == Phase::ShuttingDown {
+                    tracing::error!(error = %e, keys, "APPL_DB write failed while stopping");
+                    self.gave_up = true;
+                } else {
+                    tracing::error!(error = %e, keys, "APPL_DB write failed; retrying");
+                    self.flush_retry_at = Some(now + FLUSH_ERROR_RETRY);
+                }
+            }
+        }
+    }
+
+    /// Redis is gone: a new session is started ([`Action::Reconnect`]);
+    /// an audit in progress is dropped.
+    pub(super) fn redis_lost(&mut self, reason: &dyn std::fmt::Display) {
+        self.health.set_redis_down(reason);
+        if self.redis == Redis::Reconnecting {
+            return;
+        }
+        self.redis = Redis::Reconnecting;
+        self.flight = None;
+        self.epoch += 1;
+        match self.phase {
+            Phase::AuditRead | Phase::AuditGrace { .. } => {
+                self.writer.take_suspects();
+                self.enter(Phase::Live);
+            }
+            Phase::AuditDump { dump, .. } => {
+                self.writer.take_suspects();
+                self.phase = Phase::Resyncing(dump);
+            }
+            _ => {}
+        }
+        if self.phase == Phase::ShuttingDown {
+            return;
+        }
+        self.steps
+            .push_back(Step::Status("Redis lost; reconnecting".to_string()));
+        self.act(Action::Reconnect { epoch: self.epoch });
+    }
+
+    pub(super) fn on_reconnected(
+        &mut self,
+        epoch: Epoch,
+        config: Vec<(ConfigTable, Vec<KeyOp>)>,
+        view: ConsumerView,
+        _now: Instant,
+    ) {
+        if epoch != self.epoch || self.redis == Redis::Up {
+            return;
+        }
+        self.redis = Redis::Up;
+        self.metrics.redis_reconnects.inc();
+        self.metrics.resync(ResyncCause::RedisReconnect);
+        self.health.set_redis_up();
+        self.steps.push_back(Step::Status(format!(
+            "running: {} neighbors",
+            self.writer.desired_len()
+        )));
+        let before = self.ctx.clone();
+        for (table, initial) in config {
+            self.ctx.reset_table(table);
+            for op in &initial {
+                apply_cfg(&mut self.ctx, table, op);
+            }
+        }
+        if self.warm.as_ref().is_some_and(|w| w.cache.is_some()) {
+            // The writer is empty until the reconcile: comparing APPL_DB
+            // with it would delete everything.
+            tracing::info!("Redis reconnected during the warm start; still caching");
+        } else {
+            let c = self.writer.resync_from_appl(&view);
+            tracing::info!(
+                added = c.added,
+                changed = c.changed,
+                removed = c.removed,
+                "Redis reconnected; writing the difference to APPL_DB"
+            );
+        }
+        if self.ctx != before {
+            self.request_resync();
+        }
+    }
+
+    pub(super) fn on_config(
+        &mut self,
+        table: ConfigTable,
+        change: Result<KeyOp, SwssError>,
+        _now: Instant,
+    ) {
+        match change {
+            Ok(op) => {
+                if apply_cfg(&mut self.ctx, table, &op) {
+                    tracing::info!(
+                        table = table.name(),
+                        key = op.key(),
+                        dual_tor = self.ctx.is_dual_tor(),
+                        evpn = self.ctx.evpn_nvo_exists(),
+                        "CONFIG_DB change affects neighbors; resyncing"
+                    );
+                    self.metrics.resync(ResyncCause::ConfigChange);
+                    self.request_resync();
+                }
+            }
+            Err(e) if e.is_connection_error() => {
+                tracing::warn!(table = table.name(), error = %e, "CONFIG_DB subscription lost");
+                self.redis_lost(&e);
+            }
+            Err(e) => tracing::warn!(table = table.name(), error = %e, "CONFIG_DB change skipped"),
+        }
+    }
+
+    /// The audit's APPL_DB view: keys that were written and now differ
+    /// from the desired table are drift, made dirty again
+    /// ([`crate::writer::NeighWriter::audit_against_appl`]); then the
+    /// kernel is dumped again as a check.
+    pub(super) fn on_audit_view(
+        &mut self,
+        epoch: Epoch,
+        result: Result<ConsumerView, SwssError>,
+        _now: Instant,
+    ) {
+        if epoch != self.epoch || self.phase != Phase::AuditRead {
+            return;
+        }
+        match result {
+            Ok(view) => {
+                let c = self.writer.audit_against_appl(&view);
+                let appl_drift = c.added + c.changed + c.removed;
+                if appl_drift > 0 {
+                    tracing::warn!(
+                        missing = c.added,
+                        different = c.changed,
+                        stale = c.removed,
+                        "audit: APPL_DB NEIGH_TABLE differs from the kernel; repairing"
+                    );
+                }
+                self.resync_wanted = false;
+                self.phase = Phase::AuditDump {
+                    dump: super::Dump::links(),
+                    appl_drift,
+                };
+                self.start_dump();
+            }
+            Err(e) if e.is_connection_error() => {
+                tracing::warn!(error = %e, "audit: Redis lost while reading APPL_DB");
+                self.redis_lost(&e);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "audit: cannot read APPL_DB NEIGH_TABLE; skipped");
+                self.enter(Phase::Live);
+            }
+        }
+    }
+}
+
+// ===== impl NeighCore: warm start =====
+
+impl NeighCore {
+    pub(super) fn on_restore_flag(&mut self, now: Instant) {
+        let Some(w) = self.warm.as_mut() else { return };
+        if let WarmClock::WaitFlag { since, .. } = w.clock {
+            log_flag_seen(now.saturating_duration_since(since), w.timer);
+            w.clock = WarmClock::Timer { at: now + w.timer };
+        }
+    }
+
+    /// The warm clock's deadlines: the restore-flag limit (fatal) and the
+    /// reconcile timer.
+    pub(super) fn warm_timeout(&mut self, now: Instant) {
+        let Some(w) = self.warm.as_mut() else { return };
+        match w.clock {
+            WarmClock::WaitFlag { since, limit_at } if now >= limit_at => {
+                let limit = limit_at - since;
+                tracing::error!(
+                    limit_secs = limit.as_secs_f64(),
+                    "warm start: NEIGH_RESTORE_TABLE|Flags restored=true was not set in time \
+                     (did `neighsyncd restore` run?); exiting"
+                );
+                self.error = Some(DaemonError::RestoreTimeout(limit));
+                w.clock = WarmClock::Due;
+                w.cache = None;
+            }
+            WarmClock::Timer { at } if now >= at => {
+                tracing::info!("warm start: reconcile timer fired");
+                w.clock = WarmClock::Due;
+                self.try_reconcile();
+            }
+            _ => {}
+        }
+    }
+
+    /// Reconcile once the timer fired and the cache holds a complete dump
+    /// ([`Phase::RestoreWait`]): the cache gives the ops to write and hands
+    /// the writer the table APPL_DB holds once they are written.
+    pub(super) fn try_reconcile(&mut self) {
+        if self.phase != Phase::RestoreWait {
+            return;
+        }
+        let Some(w) = self.warm.as_mut() else { return };
+        if w.clock != WarmClock::Due {
+            return;
+        }
+        let Some(cache) = w.cache.take() else { return };
+        let restored = cache.restored();
+        let ops = cache.finish(&mut self.writer);
+        tracing::info!(
+            restored,
+            sets = ops.sets.len(),
+            dels = ops.dels.len(),
+            kernel = self.writer.desired_len(),
+            "warm start: reconciling"
+        );
+        self.reconcile_counts = (ops.sets.len(), ops.dels.len());
+        self.phase = Phase::Reconciling;
+        self.act(Action::WriteReconcile(ops));
+    }
+
+    pub(super) fn on_reconciled(&mut self, result: Result<(), SwssError>, _now: Instant) {
+        if self.phase != Phase::Reconciling {
+            return;
+        }
+        self.warm = None;
+        let (sets, dels) = self.reconcile_counts;
+        match result {
+            Ok(()) => {
+                tracing::info!(
+                    sets,
+                    dels,
+                    "warm start: reconciled (WARM_RESTART_TABLE|neighsyncd state reconciled)"
+                );
+                self.metrics.set_warm_restart_state("reconciled");
+                self.request_ready();
+                self.enter(Phase::Live);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, sets, dels,
+                    "warm start: reconcile write failed; resyncing from APPL_DB");
+                self.enter(Phase::Live);
+                self.redis_lost(&e);
+            }
+        }
+    }
+}
+
+/// Applies one CONFIG_DB change to `ctx`; true when a fact the rules read
+/// changed (then the kernel is dumped again).
+pub fn apply_cfg(ctx: &mut SyncContext, table: ConfigTable, op: &KeyOp) -> bool {
+    match op {
+        KeyOp::Set(key, fvs) => ctx.apply(table, key, Some(fvs)),
+        KeyOp::Del(key) => ctx.apply(table, key, None),
+    }
+}

@@ -1,0 +1,332 @@
+//! The kernel side of [`NeighCore`]: neighbour and link messages, dumps
+//! and resyncs (docs/behavior.md b.2, b.3).
+
+use std::time::Instant;
+
+use sonic_daemon::engine::Step;
+use sonic_daemon::metrics::{Outcome as EventOutcome, ResyncCause};
+use sonic_netlink::link::{LinkChange, LinkTable};
+use sonic_netlink::neigh::{NeighMsgType, AF_BRIDGE};
+use sonic_netlink::socket::{Dump as DumpRequest, KernelMessage, Received};
+use sonic_netlink::{LinkEvent, NeighborEvent};
+
+use super::{Dump, DumpStage, NeighCore, Phase, AUDIT_GRACE};
+use crate::sync::{decide, decide_parts, neigh_key, Decision, NeighOp, Outcome};
+use crate::writer::Origin;
+
+// ===== impl NeighCore: kernel messages =====
+
+impl NeighCore {
+    pub(super) fn on_kernel(&mut self, msg: Received, now: Instant) {
+        match msg {
+            Ok(KernelMessage::Neigh(ev)) => self.on_neigh(&ev, now),
+            Ok(KernelMessage::Link(ev)) => {
+                let outcome = if self.on_link(&ev) {
+                    EventOutcome::Written
+                } else {
+                    EventOutcome::Unchanged
+                };
+                self.metrics
+                    .kernel_event(ev.msg_type.rtm_name(), outcome, "");
+            }
+            Ok(KernelMessage::DumpDone) => self.on_dump_done(now),
+            Ok(KernelMessage::DumpFailed { errno }) => {
+                tracing::warn!(errno, phase = ?self.phase, "netlink dump failed or interrupted; dumping again");
+                if let Some(d) = self.dump_mut() {
+                    d.again = true;
+                }
+                self.on_dump_done(now);
+            }
+            Ok(KernelMessage::Ignored(_)) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "malformed netlink message skipped");
+                let msg_type = match &e {
+                    sonic_netlink::DecodeError::MissingAttribute { msg, .. } => msg,
+                    _ => "",
+                };
+                self.metrics
+                    .kernel_event(msg_type, EventOutcome::Malformed, "");
+            }
+        }
+    }
+
+    /// Whether decided ops go to the warm reconcile cache.
+    fn caching(&self) -> bool {
+        self.warm.as_ref().is_some_and(|w| w.cache.is_some())
+    }
+
+    fn on_neigh(&mut self, ev: &NeighborEvent, now: Instant) {
+        let ifname = self.links.name(ev.ifindex);
+        let master = if self.ctx.evpn_nvo_exists() {
+            self.links.master_name(ev.ifindex)
+        } else {
+            None
+        };
+        let is_del = ev.msg_type == NeighMsgType::Del;
+        let written = match (decide_parts(ev, ifname, master, &self.ctx), ifname) {
+            (Decision::Drop(reason), _) => {
+                tracing::debug!(ifindex = ev.ifindex, ifname = ifname.unwrap_or(""), ip = %ev.dst,
+                    state = ev.state, reason = reason.as_str(), "neighbor dropped");
+                let msg_type = if is_del {
+                    "RTM_DELNEIGH"
+                } else {
+                    "RTM_NEWNEIGH"
+                };
+                self.metrics
+                    .kernel_event(msg_type, EventOutcome::Filtered, reason.as_str());
+                return;
+            }
+            // The hot path: straight into the writer, no key text.
+            (decision, Some(name)) if !self.caching() => {
+                let (set, route_del) = match decision {
+                    Decision::Set {
+                        mac,
+                        family,
+                        route_del,
+                    } => (
+                        Some((mac, family)),
+                        master.filter(|_| route_del).map(|m| neigh_key(m, &ev.dst)),
+                    ),
+                    _ => (None, None),
+                };
+                tracing::debug!(op = if set.is_some() { "SET" } else { "DEL" },
+                    key = %format_args!("{name}:{}", sonic_netlink::fmt::ip_to_string(&ev.dst)),
+                    mac = ?set.map(|(m, _)| sonic_netlink::fmt::mac_to_string(&m)), "neighbor");
+                let origin = if ev.dump {
+                    Origin::Dump
+                } else {
+                    Origin::Notification
+                };
+                self.writer
+                    .stage_parts(name, &ev.dst, set, route_del, origin)
+            }
+            // Warm start: the reconcile cache takes text keys; the EVPN
+            // route delete is dropped as the C++ does (b.2 step 17 stops
+            // before step 18).
+            _ => match decide(ev, ifname, master, &self.ctx) {
+                Outcome::Write { op, route_del } => self.dispatch(op, route_del),
+                Outcome::Drop(_) => return,
+            },
+        };
+        if written && self.unacked_since.is_none() {
+            self.unacked_since = Some(now);
+        }
+        self.neigh_events.count(is_del, written);
+    }
+
+    /// Where a decided op with a text key goes (b.2 steps 17-18): the warm
+    /// cache while caching, else the writer. Returns whether something
+    /// will be written because of it (while caching: always).
+    fn dispatch(&mut self, op: NeighOp, route_del: Option<String>) -> bool {
+        if let Some(cache) = self.warm.as_mut().and_then(|w| w.cache.as_mut()) {
+            tracing::debug!(key = %op.key(), delete = matches!(op, NeighOp::Del { .. }),
+                "warm start: operation cached");
+            cache.insert(op);
+            return true;
+        }
+        self.writer.stage_write(op, route_del)
+    }
+
+    /// Returns whether neighbours were deleted because of it.
+    fn on_link(&mut self, ev: &LinkEvent) -> bool {
+        if let Some(fresh) = self.fresh_links.as_mut() {
+            fresh.apply(ev);
+        }
+        match self.links.apply(ev) {
+            LinkChange::Removed { name } if ev.family != AF_BRIDGE => {
+                let n = self.remove_interface(&name);
+                tracing::info!(ifname = %name, neighbors = n, "interface deleted; its neighbors are deleted");
+                n > 0
+            }
+            LinkChange::Renamed { old, new } => {
+                let n = self.remove_interface(&old);
+                tracing::info!(old = %old, new = %new, neighbors = n, "interface renamed; resyncing");
+                self.request_resync();
+                n > 0
+            }
+            _ => false,
+        }
+    }
+
+    /// DEL every key of interface `name`: in the warm cache while caching,
+    /// else in the writer.
+    fn remove_interface(&mut self, name: &str) -> usize {
+        match self.warm.as_mut().and_then(|w| w.cache.as_mut()) {
+            Some(cache) => cache.remove_interface(name),
+            None => self.writer.remove_interface(name),
+        }
+    }
+
+    pub(super) fn on_overrun(&mut self, _now: Instant) {
+        self.overruns += 1;
+        self.metrics.netlink_overruns.inc();
+        self.metrics.resync(ResyncCause::NetlinkOverrun);
+        tracing::warn!(
+            overruns = self.overruns,
+            "netlink overrun (ENOBUFS): neighbor events lost; dumping the kernel again"
+        );
+        self.request_resync();
+    }
+}
+
+// ===== impl NeighCore: dumps =====
+
+impl NeighCore {
+    /// Dump the kernel again: now, after the dump in flight, or once the
+    /// phase allows it.
+    pub(super) fn request_resync(&mut self) {
+        self.phase = match self.phase {
+            Phase::ColdSync(d) => Phase::ColdSync(again(d)),
+            Phase::WarmCaching(d) => Phase::WarmCaching(again(d)),
+            Phase::Resyncing(d) => Phase::Resyncing(again(d)),
+            Phase::AuditDump { dump, appl_drift } => Phase::AuditDump {
+                dump: again(dump),
+                appl_drift,
+            },
+            Phase::Live => Phase::Resyncing(Dump::links()),
+            Phase::RestoreWait => Phase::WarmCaching(Dump::links()),
+            Phase::AuditGrace { appl_drift, .. } => Phase::AuditDump {
+                dump: Dump::links(),
+                appl_drift,
+            },
+            Phase::Reconciling | Phase::AuditRead => {
+                self.resync_wanted = true;
+                return;
+            }
+            Phase::ShuttingDown => return,
+        };
+        if self
+            .dump_mut()
+            .is_some_and(|d| d.stage == DumpStage::Links && !d.again)
+        {
+            self.start_dump();
+        }
+    }
+
+    /// Sends the link dump request of the current phase's dump.
+    pub(super) fn start_dump(&mut self) {
+        if let Some(d) = self.dump_mut() {
+            *d = Dump::links();
+        }
+        self.fresh_links = Some(LinkTable::new());
+        self.steps.push_back(Step::Dump(DumpRequest::Links));
+    }
+
+    /// Enter `phase`; from [`Phase::Live`] a resync asked for meanwhile
+    /// starts at once.
+    pub(super) fn enter(&mut self, phase: Phase) {
+        self.phase = phase;
+        if phase == Phase::Live && std::mem::take(&mut self.resync_wanted) {
+            self.request_resync();
+        }
+    }
+
+    fn on_dump_done(&mut self, now: Instant) {
+        let Some(d) = self.dump_mut().copied() else {
+            return;
+        };
+        if d.again {
+            self.start_dump();
+            return;
+        }
+        match d.stage {
+            DumpStage::Links => self.links_dumped(),
+            DumpStage::Neighbors => self.neighbors_dumped(now),
+            DumpStage::RetryAt(_) => {}
+        }
+    }
+
+    /// The link table is complete: the neighbour dump follows, its entries
+    /// marked as listed (mark and sweep).
+    fn links_dumped(&mut self) {
+        if let Some(fresh) = self.fresh_links.take() {
+            self.links = fresh;
+        }
+        self.steps.push_back(Step::Dump(DumpRequest::Neighbors));
+        if let Some(d) = self.dump_mut() {
+            d.stage = DumpStage::Neighbors;
+        }
+        match self.warm.as_mut().and_then(|w| w.cache.as_mut()) {
+            Some(cache) => cache.begin_snapshot(),
+            None => {
+                self.writer.begin_snapshot();
+                if matches!(self.phase, Phase::AuditDump { .. }) {
+                    self.writer.track_suspects();
+                }
+            }
+        }
+    }
+
+    /// The neighbour dump is complete: sweep, then the phase's next step.
+    fn neighbors_dumped(&mut self, now: Instant) {
+        if let Some(cache) = self.warm.as_mut().and_then(|w| w.cache.as_mut()) {
+            let gone = cache.end_snapshot();
+            tracing::info!(
+                absent = gone,
+                kernel = cache.present(),
+                restored = cache.restored(),
+                "warm start: kernel dump cached"
+            );
+            self.phase = Phase::RestoreWait;
+            self.try_reconcile();
+            return;
+        }
+        let c = self.writer.end_snapshot();
+        match self.phase {
+            Phase::ColdSync(_) => {
+                tracing::info!(
+                    kernel = self.writer.desired_len(),
+                    added = c.added,
+                    rewritten = c.changed,
+                    deleted = c.removed,
+                    links = self.links.len(),
+                    "cold start: kernel dump done"
+                );
+                self.request_ready();
+                self.enter(Phase::Live);
+            }
+            Phase::AuditDump { appl_drift, .. } => {
+                // Counted once late notifications had their chance.
+                self.phase = Phase::AuditGrace {
+                    appl_drift,
+                    until: now + AUDIT_GRACE,
+                };
+            }
+            _ => {
+                tracing::warn!(
+                    added = c.added,
+                    changed = c.changed,
+                    removed = c.removed,
+                    overruns = self.overruns,
+                    "resynced with the kernel"
+                );
+                self.enter(Phase::Live);
+            }
+        }
+    }
+
+    /// The end of a self-audit: the drift (APPL_DB's plus the kernel
+    /// changes no notification followed) is exported; a drift counts as a
+    /// resync with cause `audit`.
+    pub(super) fn audit_finished(&mut self, appl_drift: usize) {
+        let kernel_drift = self.writer.take_suspects();
+        let drift = appl_drift + kernel_drift;
+        self.metrics.audit_done(drift);
+        if drift > 0 {
+            self.metrics.resync(ResyncCause::Audit);
+            tracing::warn!(
+                drift,
+                appl = appl_drift,
+                kernel = kernel_drift,
+                "audit: drift repaired"
+            );
+        } else {
+            tracing::debug!("audit: APPL_DB NEIGH_TABLE matches the kernel");
+        }
+        self.enter(Phase::Live);
+    }
+}
+
+fn again(d: Dump) -> Dump {
+    Dump { again: true, ..d }
+}

@@ -1,0 +1,766 @@
+//! neighsyncd's I/O-free core: every decision the daemon makes, as a
+//! state machine driven by [`sonic_daemon::engine::Driver`]
+//! (docs/engine.md; docs/behavior.md b, c).
+//!
+//! Inputs: kernel messages ([`NeighCore::handle_kernel`]), results of the
+//! Redis work it asked for and CONFIG_DB changes ([`Input`]), the clock
+//! ([`NeighCore::handle_timeout`]) and SIGTERM ([`NeighCore::begin_shutdown`]).
+//! Outputs: [`Action`]s (flush a batch, read APPL_DB, reconnect, write the
+//! warm reconcile, ...) and netlink dump requests, from `poll_action`; its
+//! one timer from `poll_timeout`. It never awaits and never reads a clock.
+//!
+//! Where the daemon is in its life is one [`Phase`]; what Redis is doing
+//! is [`Redis`]; a flush in flight is a [`Flight`]. Every transition is in
+//! `kernel.rs` (dumps, links, neighbours) or `inputs.rs` (Redis, CONFIG_DB,
+//! warm start, audit).
+//!
+//! * Writes: every decided op goes to the writer ([`NeighWriter`]) or,
+//!   while a warm start caches, to the reconcile cache ([`WarmCache`]). As
+//!   soon as no flush is in flight the writer's next batch goes out as one
+//!   [`Action::Flush`]; what arrives meanwhile is coalesced into the next.
+//! * Reading the kernel ([`NeighCore::reads_kernel`]): while a flush is in
+//!   flight live events wait in the socket buffer (at most
+//!   [`FLUSH_READ_PAUSE`]); a neighbour dump keeps being read until
+//!   [`DUMP_BACKLOG_KEYS`] wait. In a storm reads are spaced
+//!   ([`READ_COALESCE_MIN`] doubling to [`READ_COALESCE_MAX`]).
+//! * ENOBUFS, an interface rename, a CONFIG_DB fact change: the kernel is
+//!   dumped again, mark and sweep ([`Phase::Resyncing`]).
+//! * Redis lost: never fatal. The desired table stays in memory;
+//!   [`Action::Reconnect`]; then [`NeighWriter::resync_from_appl`] and the
+//!   difference is written.
+//! * SIGTERM: what is pending is flushed, then [`NeighCore::is_stopped`].
+
+mod inputs;
+pub use inputs::apply_cfg;
+mod kernel;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use sonic_daemon::engine::{self, Step};
+use sonic_daemon::metrics::{Metrics, Outcome as EventOutcome};
+use sonic_daemon::Health;
+use sonic_netlink::link::LinkTable;
+use sonic_netlink::socket::{Received, SocketError};
+use swss::restart_assist::ReconcileOps;
+use swss::{ConsumerView, KeyOp, SwssError};
+
+use crate::context::{ConfigTable, SyncContext};
+use crate::error::DaemonError;
+use crate::warm::WarmCache;
+use crate::writer::{Batch, NeighWriter};
+
+/// Largest number of keys per flush (one pipeline; the producer splits it
+/// into transactions of at most `swss::producer_state::MAX_KEYS_PER_BATCH`).
+/// Redis CPU per key grows with the transaction's size beyond this
+/// (docs/performance.md).
+pub const FLUSH_MAX_KEYS: usize = 1024;
+/// Dump backpressure: while a neighbour dump runs and a flush is in
+/// flight, the netlink socket is not read once this many keys wait in the
+/// writer (the rest of the dump waits in the kernel, which generates it as
+/// it is read). Two flushes' worth keeps Redis busy without the whole
+/// table piling up pending.
+pub const DUMP_BACKLOG_KEYS: usize = 2 * FLUSH_MAX_KEYS;
+/// While a flush is in flight, live kernel events wait in the socket
+/// buffer; a flush slower than this (Redis busy or hanging) no longer holds
+/// them back, so the socket buffer cannot overflow behind a stalled Redis.
+pub const FLUSH_READ_PAUSE: Duration = Duration::from_millis(20);
+/// Read spacing in an event storm. A read that returns more than one
+/// kernel message while no dump runs means events arrive faster than they
+/// are handled: the next read waits (the socket out of epoll), first
+/// [`READ_COALESCE_MIN`], doubling while the storm lasts up to
+/// [`READ_COALESCE_MAX`]; a read of one message resets it to no wait. An
+/// isolated event is read and flushed at once. The flush of what was read
+/// is never held back.
+pub const READ_COALESCE_MIN: Duration = Duration::from_millis(1);
+/// See [`READ_COALESCE_MIN`].
+pub const READ_COALESCE_MAX: Duration = Duration::from_millis(4);
+/// After the self-audit's kernel dump: how long a change the dump showed
+/// may wait for its notification before it counts as drift
+/// ([`NeighWriter::track_suspects`]).
+pub const AUDIT_GRACE: Duration = Duration::from_millis(500);
+/// Wait before retrying a flush that failed with an error reply (not a
+/// lost connection), and before re-requesting a dump the socket refused.
+pub const FLUSH_ERROR_RETRY: Duration = Duration::from_secs(1);
+
+// ===== inputs and actions =====
+
+/// Which Redis session a request or result belongs to: it changes when
+/// Redis is lost, so results of the old session are recognised.
+pub type Epoch = u64;
+
+/// Results of work done for the core, and CONFIG_DB changes.
+#[derive(Debug)]
+pub enum Input {
+    /// One CONFIG_DB change of a subscribed table (or the loss of the
+    /// subscription).
+    Config {
+        /// The session whose subscription saw it.
+        epoch: Epoch,
+        /// The table.
+        table: ConfigTable,
+        /// The change.
+        change: Result<KeyOp, SwssError>,
+    },
+    /// The result of an [`Action::Flush`].
+    Flushed {
+        /// The session it was sent on.
+        epoch: Epoch,
+        /// The batch, handed back.
+        batch: Batch,
+        /// The outcome.
+        result: Result<(), SwssError>,
+    },
+    /// The result of an [`Action::Reconnect`]: scripts loaded, CONFIG_DB
+    /// subscribed again (their initial content here) and APPL_DB's view.
+    Reconnected {
+        /// The new session.
+        epoch: Epoch,
+        /// The initial content of every subscribed table.
+        config: Vec<(ConfigTable, Vec<KeyOp>)>,
+        /// APPL_DB `NEIGH_TABLE` as the consumer will see it.
+        view: ConsumerView,
+    },
+    /// The result of an [`Action::ReadAuditView`].
+    AuditView {
+        /// The session it was read on.
+        epoch: Epoch,
+        /// The view, or why it could not be read.
+        result: Result<ConsumerView, SwssError>,
+    },
+    /// STATE_DB `NEIGH_RESTORE_TABLE|Flags restored=true` is set.
+    RestoreFlagSet,
+    /// The warm reconcile write ([`Action::WriteReconcile`]) ended.
+    ReconcileWritten(Result<(), SwssError>),
+}
+
+/// Redis work the core asks for ([`Step::Do`]).
+#[derive(Debug)]
+pub enum Action {
+    /// Write one batch as one pipeline (NEIGH_TABLE batch DEL, ROUTE_TABLE
+    /// batch DEL, NEIGH_TABLE batch SET); answer [`Input::Flushed`].
+    Flush {
+        /// The session.
+        epoch: Epoch,
+        /// What to write.
+        batch: Batch,
+    },
+    /// Read APPL_DB `NEIGH_TABLE` as the consumer will see it; answer
+    /// [`Input::AuditView`].
+    ReadAuditView {
+        /// The session.
+        epoch: Epoch,
+    },
+    /// Redis was lost: drop the connection and the subscriptions, then
+    /// reconnect with backoff until it all works; answer
+    /// [`Input::Reconnected`] with this epoch.
+    Reconnect {
+        /// The new session.
+        epoch: Epoch,
+    },
+    /// Warm start: follow STATE_DB `NEIGH_RESTORE_TABLE|Flags`; answer
+    /// [`Input::RestoreFlagSet`] once `restored` is `true`.
+    WatchRestoreFlag,
+    /// Warm start: write the reconcile (DELs, then SETs, retried across a
+    /// lost connection), then state `reconciled`; answer
+    /// [`Input::ReconcileWritten`].
+    WriteReconcile(ReconcileOps),
+    /// Give free heap memory back to the kernel (after the start-up sync).
+    ReleaseMemory,
+}
+
+// ===== states =====
+
+/// Where the daemon is in its life. Flushes run in every phase except
+/// the warm ones and [`Phase::AuditRead`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Cold start: the kernel is dumped into the writer, which was seeded
+    /// with APPL_DB ([`NeighWriter::begin_cold`]); READY once written.
+    ColdSync(Dump),
+    /// Warm start: the kernel is dumped into the reconcile cache; nothing
+    /// is written.
+    WarmCaching(Dump),
+    /// Warm start: the cache holds the kernel's table; waiting for the
+    /// restore flag, then for the reconcile timer.
+    RestoreWait,
+    /// Warm start: the reconcile write is in flight; decided ops go to the
+    /// writer, whose flushes wait for it.
+    Reconciling,
+    /// Following the kernel's notifications.
+    Live,
+    /// The kernel is dumped again into the writer (mark and sweep) after
+    /// ENOBUFS, a rename or a CONFIG_DB fact change.
+    Resyncing(Dump),
+    /// Self-audit: APPL_DB is being read (flushes wait).
+    AuditRead,
+    /// Self-audit: APPL_DB's drift is repaired; the kernel is dumped again.
+    AuditDump {
+        /// The dump.
+        dump: Dump,
+        /// Keys APPL_DB had wrong.
+        appl_drift: usize,
+    },
+    /// Self-audit: the dump is done; the changes it showed wait
+    /// [`AUDIT_GRACE`] for their notification before counting as drift.
+    AuditGrace {
+        /// Keys APPL_DB had wrong.
+        appl_drift: usize,
+        /// When the kernel drift is counted.
+        until: Instant,
+    },
+    /// SIGTERM: writing what is pending, nothing read any more.
+    ShuttingDown,
+}
+
+/// A kernel dump in flight: links first, then neighbours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dump {
+    /// Which part.
+    pub stage: DumpStage,
+    /// Another dump is needed when this one ends (a new request came in).
+    pub again: bool,
+}
+
+/// The part of a [`Dump`] in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DumpStage {
+    /// `RTM_GETLINK`; a neighbour dump follows.
+    Links,
+    /// `RTM_GETNEIGH`; its entries are marked as listed (mark and sweep).
+    Neighbors,
+    /// The socket refused the request: asked again at this instant.
+    RetryAt(Instant),
+}
+
+impl Dump {
+    fn links() -> Dump {
+        Dump {
+            stage: DumpStage::Links,
+            again: false,
+        }
+    }
+}
+
+/// The Redis session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redis {
+    /// Connected; writes go out.
+    Up,
+    /// Lost; [`Action::Reconnect`] is running.
+    Reconnecting,
+}
+
+/// A flush in flight.
+#[derive(Debug, Clone, Copy)]
+struct Flight {
+    /// When it was sent.
+    sent_at: Instant,
+    /// Receive time of the oldest kernel event in it.
+    since: Option<Instant>,
+    /// Still holding live kernel events back ([`FLUSH_READ_PAUSE`]).
+    holds_reads: bool,
+}
+
+/// The warm-start window: the reconcile cache and its clock.
+struct WarmWindow {
+    /// `None` once handed to the reconcile.
+    cache: Option<WarmCache>,
+    clock: WarmClock,
+    /// The reconcile timer (`WARM_RESTART|swss neighsyncd_timer`).
+    timer: Duration,
+}
+
+/// The warm window's clock (docs/behavior.md c.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WarmClock {
+    /// Waiting for the restore flag until `limit_at` (then fatal).
+    WaitFlag { since: Instant, limit_at: Instant },
+    /// The flag is set; the reconcile timer fires at `at`.
+    Timer { at: Instant },
+    /// The timer fired: reconcile once no dump is in flight.
+    Due,
+}
+
+/// READY=1 (systemd notify).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ready {
+    /// The start-up sync is not done.
+    NotYet,
+    /// Sent once nothing is pending or in flight.
+    OnceWritten,
+    /// Sent.
+    Sent,
+}
+
+/// How the core is set up at start-up ([`NeighCore::cold`],
+/// [`NeighCore::warm`]).
+pub struct Setup {
+    /// CONFIG_DB facts, initial load applied.
+    pub ctx: SyncContext,
+    /// Metric families.
+    pub metrics: Metrics,
+    /// `/healthz` state.
+    pub health: Health,
+    /// Self-audit period; `None` disables it.
+    pub audit_every: Option<Duration>,
+}
+
+/// neighsyncd's core (module docs).
+pub struct NeighCore {
+    phase: Phase,
+    redis: Redis,
+    epoch: Epoch,
+    ctx: SyncContext,
+    links: LinkTable,
+    /// A link table being rebuilt by a link dump.
+    fresh_links: Option<LinkTable>,
+    writer: NeighWriter,
+    warm: Option<WarmWindow>,
+    flight: Option<Flight>,
+    /// A resync asked for in a phase that cannot start one.
+    resync_wanted: bool,
+    /// No flush before this instant (after an error reply).
+    flush_retry_at: Option<Instant>,
+    /// No kernel read before this instant (storm spacing).
+    read_resume_at: Option<Instant>,
+    /// The current storm read spacing (zero when calm).
+    read_window: Duration,
+    /// Receive time of the oldest staged kernel event not yet in a batch.
+    unacked_since: Option<Instant>,
+    audit_every: Option<Duration>,
+    /// When the next self-audit is due.
+    audit_next: Option<Instant>,
+    /// A self-audit is due (starts once nothing is written or dumped).
+    audit_due: bool,
+    ready: Ready,
+    /// SETs and DELs of the warm reconcile write in flight.
+    reconcile_counts: (usize, usize),
+    /// Shutdown: a flush failed with an error reply; stop trying.
+    gave_up: bool,
+    overruns: u64,
+    error: Option<DaemonError>,
+    steps: VecDeque<Step<Action>>,
+    metrics: Metrics,
+    health: Health,
+    neigh_events: NeighEventCounters,
+}
+
+/// The `kernel_events_total` counters a neighbour event that passes the
+/// rules increments: `[RTM_NEWNEIGH, RTM_DELNEIGH]` x
+/// `[written, unchanged]`, reason `""`; resolved once.
+struct NeighEventCounters([[sonic_daemon::metrics::Counter; 2]; 2]);
+
+impl NeighEventCounters {
+    fn new(m: &Metrics) -> Self {
+        let pair = |t| {
+            [
+                m.kernel_event_counter(t, EventOutcome::Written, ""),
+                m.kernel_event_counter(t, EventOutcome::Unchanged, ""),
+            ]
+        };
+        NeighEventCounters([pair("RTM_NEWNEIGH"), pair("RTM_DELNEIGH")])
+    }
+
+    /// Counts one event (`del`: RTM_DELNEIGH, else RTM_NEWNEIGH).
+    fn count(&self, del: bool, written: bool) {
+        self.0[usize::from(del)][usize::from(!written)].inc();
+    }
+}
+
+// ===== impl NeighCore: set-up, flushing, READY =====
+
+impl NeighCore {
+    fn new(setup: Setup, phase: Phase, warm: Option<WarmWindow>, now: Instant) -> Self {
+        let mut core = NeighCore {
+            phase,
+            redis: Redis::Up,
+            epoch: 0,
+            ctx: setup.ctx,
+            links: LinkTable::new(),
+            fresh_links: Some(LinkTable::new()),
+            writer: NeighWriter::new(),
+            warm,
+            flight: None,
+            resync_wanted: false,
+            flush_retry_at: None,
+            read_resume_at: None,
+            read_window: Duration::ZERO,
+            unacked_since: None,
+            audit_every: setup.audit_every,
+            audit_next: setup.audit_every.map(|every| now + every),
+            audit_due: false,
+            ready: Ready::NotYet,
+            reconcile_counts: (0, 0),
+            gave_up: false,
+            overruns: 0,
+            error: None,
+            steps: VecDeque::new(),
+            neigh_events: NeighEventCounters::new(&setup.metrics),
+            metrics: setup.metrics,
+            health: setup.health,
+        };
+        core.steps
+            .push_back(Step::Dump(sonic_netlink::socket::Dump::Links));
+        core
+    }
+
+    /// Cold start: APPL_DB's `view` seeds the writer
+    /// ([`NeighWriter::begin_cold`]); the kernel dump follows at once. The
+    /// Redis session is epoch 0.
+    pub fn cold(setup: Setup, view: &ConsumerView, now: Instant) -> Self {
+        setup.metrics.set_warm_restart_state("disabled");
+        let mut core = NeighCore::new(setup, Phase::ColdSync(Dump::links()), None, now);
+        core.writer.begin_cold(view);
+        core
+    }
+
+    /// Warm start: `cache` holds APPL_DB as restored; the kernel dump goes
+    /// into it. `flag_set`: the restore flag was already set when APPL_DB
+    /// was read (the reconcile `timer` starts now); otherwise it is
+    /// watched for at most `restore_wait`.
+    pub fn warm(
+        setup: Setup,
+        cache: WarmCache,
+        flag_set: bool,
+        timer: Duration,
+        restore_wait: Duration,
+        now: Instant,
+    ) -> Self {
+        setup.metrics.set_warm_restart_state("restored");
+        tracing::info!(
+            limit_secs = restore_wait.as_secs_f64(),
+            "warm start: waiting for NEIGH_RESTORE_TABLE|Flags restored=true"
+        );
+        let clock = if flag_set {
+            log_flag_seen(Duration::ZERO, timer);
+            WarmClock::Timer { at: now + timer }
+        } else {
+            WarmClock::WaitFlag {
+                since: now,
+                limit_at: now + restore_wait,
+            }
+        };
+        let window = WarmWindow {
+            cache: Some(cache),
+            clock,
+            timer,
+        };
+        let mut core = NeighCore::new(setup, Phase::WarmCaching(Dump::links()), Some(window), now);
+        if !flag_set {
+            core.act(Action::WatchRestoreFlag);
+        }
+        core
+    }
+
+    /// The phase (for tests and logs).
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The Redis session state.
+    pub fn redis(&self) -> Redis {
+        self.redis
+    }
+
+    /// The writer (read-only: tests and the exit report).
+    pub fn writer(&self) -> &NeighWriter {
+        &self.writer
+    }
+
+    /// The CONFIG_DB facts.
+    pub fn context(&self) -> &SyncContext {
+        &self.ctx
+    }
+
+    /// Logs what stays unwritten at exit (after the driver returned).
+    pub fn log_exit(&self) {
+        if self.writer.has_pending() || self.writer.in_flight() {
+            tracing::warn!(
+                pending = self.writer.pending_len(),
+                "exiting with unwritten neighbor changes"
+            );
+        }
+        tracing::info!(overruns = self.overruns, "neighsyncd stopped");
+    }
+
+    fn act(&mut self, action: Action) {
+        self.steps.push_back(Step::Do(action));
+    }
+
+    /// Whether the writer's batches may go out now.
+    fn may_flush(&self, now: Instant) -> bool {
+        let phase_allows = !matches!(
+            self.phase,
+            Phase::WarmCaching(_) | Phase::RestoreWait | Phase::Reconciling | Phase::AuditRead
+        );
+        phase_allows
+            && self.warm.is_none()
+            && self.redis == Redis::Up
+            && self.flight.is_none()
+            && !self.gave_up
+            && self.flush_retry_at.is_none_or(|t| now >= t)
+    }
+
+    /// Sends the writer's next batch when nothing is in flight.
+    fn maybe_flush(&mut self, now: Instant) {
+        if !self.may_flush(now) {
+            return;
+        }
+        let Some(batch) = self.writer.take_batch(FLUSH_MAX_KEYS) else {
+            return;
+        };
+        self.flush_retry_at = None;
+        let since = self.unacked_since.take();
+        if self.writer.has_pending() {
+            // What did not fit waits for the next batch.
+            self.unacked_since = since;
+        }
+        tracing::debug!(
+            dels = batch.neigh_dels.len(),
+            route_dels = batch.route_dels.len(),
+            sets = batch.neigh_sets.len(),
+            "flushing"
+        );
+        self.flight = Some(Flight {
+            sent_at: now,
+            since,
+            holds_reads: true,
+        });
+        self.act(Action::Flush {
+            epoch: self.epoch,
+            batch,
+        });
+    }
+
+    /// READY=1 once asked for ([`Self::request_ready`]) and nothing is
+    /// pending or in flight.
+    fn maybe_ready(&mut self) {
+        if self.ready == Ready::OnceWritten
+            && self.flight.is_none()
+            && !self.writer.has_pending()
+            && !self.writer.in_flight()
+        {
+            self.ready = Ready::Sent;
+            self.act(Action::ReleaseMemory);
+            self.steps.push_back(Step::Ready(format!(
+                "synced: {} neighbors in APPL_DB NEIGH_TABLE",
+                self.writer.desired_len()
+            )));
+        }
+    }
+
+    /// Ask for READY=1 once what the start-up sync staged is written.
+    fn request_ready(&mut self) {
+        if self.ready == Ready::NotYet {
+            self.ready = Ready::OnceWritten;
+        }
+    }
+
+    /// Starts a due self-audit when live, connected and nothing is in
+    /// flight: APPL_DB is read (flushes wait meanwhile).
+    fn maybe_start_audit(&mut self) {
+        if self.audit_due
+            && self.phase == Phase::Live
+            && self.redis == Redis::Up
+            && self.flight.is_none()
+        {
+            self.audit_due = false;
+            self.phase = Phase::AuditRead;
+            self.act(Action::ReadAuditView { epoch: self.epoch });
+        }
+    }
+
+    /// Storm read spacing after a read of `messages` kernel messages at
+    /// `now` ([`READ_COALESCE_MIN`]).
+    fn space_reads(&mut self, messages: usize, now: Instant) {
+        let dumping = matches!(
+            self.phase,
+            Phase::ColdSync(_)
+                | Phase::WarmCaching(_)
+                | Phase::Resyncing(_)
+                | Phase::AuditDump { .. }
+        );
+        self.read_window = if messages > 1 && !dumping {
+            (self.read_window * 2).clamp(READ_COALESCE_MIN, READ_COALESCE_MAX)
+        } else {
+            Duration::ZERO
+        };
+        self.read_resume_at = (!self.read_window.is_zero()).then_some(now + self.read_window);
+    }
+
+    /// Whether a neighbour dump is being read.
+    fn dumping_neighbors(&self) -> bool {
+        match self.phase {
+            Phase::ColdSync(d)
+            | Phase::WarmCaching(d)
+            | Phase::Resyncing(d)
+            | Phase::AuditDump { dump: d, .. } => d.stage == DumpStage::Neighbors,
+            _ => false,
+        }
+    }
+
+    /// The dump of the current phase, if one is in flight.
+    fn dump_mut(&mut self) -> Option<&mut Dump> {
+        match &mut self.phase {
+            Phase::ColdSync(d)
+            | Phase::WarmCaching(d)
+            | Phase::Resyncing(d)
+            | Phase::AuditDump { dump: d, .. } => Some(d),
+            _ => None,
+        }
+    }
+}
+
+fn log_flag_seen(waited: Duration, timer: Duration) {
+    tracing::info!(
+        waited_ms = waited.as_millis() as u64,
+        timer_secs = timer.as_secs(),
+        "NEIGH_RESTORE_TABLE|Flags restored=true seen; reconcile timer started"
+    );
+}
+
+// ===== impl Core for NeighCore =====
+
+impl engine::Core for NeighCore {
+    type Input = Input;
+    type Action = Action;
+    type Error = DaemonError;
+
+    fn handle_kernel(&mut self, now: Instant, msgs: &mut Vec<Received>, overrun: bool) {
+        self.space_reads(msgs.len(), now);
+        for msg in msgs.drain(..) {
+            self.on_kernel(msg, now);
+        }
+        if overrun {
+            self.on_overrun(now);
+        }
+    }
+
+    fn handle_dump_request_failed(&mut self, now: Instant, _error: SocketError) {
+        if let Some(d) = self.dump_mut() {
+            d.stage = DumpStage::RetryAt(now + FLUSH_ERROR_RETRY);
+        }
+    }
+
+    fn handle_input(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::Config {
+                epoch,
+                table,
+                change,
+            } if epoch == self.epoch => self.on_config(table, change, now),
+            Input::Config { .. } => {}
+            Input::Flushed {
+                epoch,
+                batch,
+                result,
+            } => self.on_flushed(epoch, batch, result, now),
+            Input::Reconnected {
+                epoch,
+                config,
+                view,
+            } => self.on_reconnected(epoch, config, view, now),
+            Input::AuditView { epoch, result } => self.on_audit_view(epoch, result, now),
+            Input::RestoreFlagSet => self.on_restore_flag(now),
+            Input::ReconcileWritten(result) => self.on_reconciled(result, now),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        if self.flush_retry_at.is_some_and(|t| now >= t) {
+            self.flush_retry_at = None;
+        }
+        if self.read_resume_at.is_some_and(|t| now >= t) {
+            self.read_resume_at = None;
+        }
+        if let Some(f) = self.flight.as_mut() {
+            if now >= f.sent_at + FLUSH_READ_PAUSE {
+                f.holds_reads = false;
+            }
+        }
+        if let (Some(at), Some(every)) = (self.audit_next, self.audit_every) {
+            if now >= at {
+                self.audit_due = true;
+                self.audit_next = Some(now + every);
+            }
+        }
+        if let Some(DumpStage::RetryAt(at)) = self.dump_mut().map(|d| d.stage) {
+            if now >= at {
+                self.start_dump();
+            }
+        }
+        if let Phase::AuditGrace { appl_drift, until } = self.phase {
+            if now >= until {
+                self.audit_finished(appl_drift);
+            }
+        }
+        self.warm_timeout(now);
+    }
+
+    fn begin_shutdown(&mut self, _now: Instant) {
+        self.phase = Phase::ShuttingDown;
+        self.flush_retry_at = None;
+        self.read_resume_at = None;
+        self.audit_due = false;
+        self.audit_next = None;
+    }
+
+    fn poll_action(&mut self, now: Instant) -> Option<Step<Action>> {
+        if self.steps.is_empty() {
+            self.maybe_start_audit();
+            self.maybe_flush(now);
+            self.maybe_ready();
+            self.metrics.entries.set(self.writer.desired_len() as i64);
+        }
+        self.steps.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = engine::earliest(self.flush_retry_at, self.read_resume_at);
+        if let Some(f) = self.flight.filter(|f| f.holds_reads) {
+            t = engine::earliest(t, Some(f.sent_at + FLUSH_READ_PAUSE));
+        }
+        t = engine::earliest(t, self.audit_next);
+        match self.phase {
+            Phase::AuditGrace { until, .. } => t = engine::earliest(t, Some(until)),
+            Phase::ColdSync(d)
+            | Phase::WarmCaching(d)
+            | Phase::Resyncing(d)
+            | Phase::AuditDump { dump: d, .. } => {
+                if let DumpStage::RetryAt(at) = d.stage {
+                    t = engine::earliest(t, Some(at));
+                }
+            }
+            _ => {}
+        }
+        match self.warm.as_ref().map(|w| w.clock) {
+            Some(WarmClock::WaitFlag { limit_at, .. }) => engine::earliest(t, Some(limit_at)),
+            Some(WarmClock::Timer { at }) => engine::earliest(t, Some(at)),
+            _ => t,
+        }
+    }
+
+    fn reads_kernel(&self, now: Instant) -> bool {
+        if self.phase == Phase::ShuttingDown {
+            return false;
+        }
+        let flush_allows = self.flight.is_none_or(|f| !f.holds_reads)
+            || (self.dumping_neighbors() && self.writer.pending_len() < DUMP_BACKLOG_KEYS);
+        flush_allows && self.read_resume_at.is_none_or(|t| now >= t)
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.flight.is_none()
+            && (!self.writer.has_pending()
+                || self.redis != Redis::Up
+                || self.warm.is_some()
+                || self.gave_up)
+    }
+
+    fn take_error(&mut self) -> Option<DaemonError> {
+        self.error.take()
+    }
+}

@@ -1,0 +1,637 @@
+//! The core driven like a protocol: scripted inputs on a simulated clock
+//! (a base instant plus offsets), asserting the steps it asks for. No
+//! root, no Redis, no kernel.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use sonic_daemon::engine::{Core, Step};
+use sonic_daemon::metrics::Metrics;
+use sonic_daemon::Health;
+use sonic_netlink::neigh::{nud, NeighMsgType};
+use sonic_netlink::socket::{Dump as DumpRequest, KernelMessage, Received};
+use sonic_netlink::{LinkEvent, LinkMsgType, NeighborEvent};
+use swss::{ConsumerView, SwssError};
+
+use super::*;
+use crate::context::SyncContext;
+use crate::warm::WarmCache;
+
+// ===== the harness =====
+
+/// A core plus a simulated clock, and what it asked for so far.
+struct Harness {
+    core: NeighCore,
+    start: Instant,
+    now: Instant,
+}
+
+fn setup(audit_every: Option<Duration>) -> Setup {
+    let metrics = Metrics::new("neighsyncd");
+    let health = Health::new(&metrics);
+    Setup {
+        ctx: SyncContext::new(),
+        metrics,
+        health,
+        audit_every,
+    }
+}
+
+impl Harness {
+    fn cold() -> Harness {
+        Harness::cold_with(ConsumerView::new(), None)
+    }
+
+    fn cold_with(view: ConsumerView, audit_every: Option<Duration>) -> Harness {
+        let start = Instant::now();
+        let core = NeighCore::cold(setup(audit_every), &view, start);
+        Harness {
+            core,
+            start,
+            now: start,
+        }
+    }
+
+    fn warm(flag_set: bool, cache: WarmCache) -> Harness {
+        let start = Instant::now();
+        let core = NeighCore::warm(
+            setup(None),
+            cache,
+            flag_set,
+            Duration::from_secs(5),
+            Duration::from_secs(180),
+            start,
+        );
+        Harness {
+            core,
+            start,
+            now: start,
+        }
+    }
+
+    /// Moves the clock to `ms` after the start and fires the timer if due.
+    fn at(&mut self, ms: u64) -> &mut Self {
+        self.now = self.start + Duration::from_millis(ms);
+        if self.core.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.core.handle_timeout(self.now);
+        }
+        self
+    }
+
+    /// Everything the core asks for now.
+    fn steps(&mut self) -> Vec<Step<Action>> {
+        let mut out = Vec::new();
+        while let Some(s) = self.core.poll_action(self.now) {
+            out.push(s);
+        }
+        out
+    }
+
+    fn kernel(&mut self, msgs: Vec<Received>) {
+        let mut msgs = msgs;
+        self.core.handle_kernel(self.now, &mut msgs, false);
+    }
+
+    fn input(&mut self, input: Input) {
+        self.core.handle_input(self.now, input);
+    }
+
+    /// Acknowledges every flush (Ok) until none is asked for; returns the
+    /// keys written (DELs as `-key`) and the other steps.
+    fn pump(&mut self) -> (Vec<String>, Vec<Step<Action>>) {
+        let mut written = Vec::new();
+        let mut others = Vec::new();
+        loop {
+            let mut flushed = false;
+            for s in self.steps() {
+                match s {
+                    Step::Do(Action::Flush { epoch, batch }) => {
+                        written.extend(batch.neigh_dels.iter().map(|k| format!("-{k}")));
+                        written.extend(batch.neigh_sets.iter().map(|(k, _)| k.clone()));
+                        self.input(Input::Flushed {
+                            epoch,
+                            batch,
+                            result: Ok(()),
+                        });
+                        flushed = true;
+                    }
+                    other => others.push(other),
+                }
+            }
+            if !flushed {
+                return (written, others);
+            }
+        }
+    }
+
+    /// Runs the cold start-up dump with `neighbors` on Ethernet0 and
+    /// acknowledges every flush; returns the keys written and the other
+    /// steps after the dump.
+    fn cold_sync(&mut self, neighbors: &[&str]) -> (Vec<String>, Vec<Step<Action>>) {
+        assert!(matches!(
+            self.steps().as_slice(),
+            [Step::Dump(DumpRequest::Links)]
+        ));
+        self.kernel(vec![link("Ethernet0", 2), Ok(KernelMessage::DumpDone)]);
+        assert!(matches!(
+            self.steps().as_slice(),
+            [Step::Dump(DumpRequest::Neighbors)]
+        ));
+        let mut msgs: Vec<Received> = neighbors.iter().map(|ip| neigh(2, ip, 1, true)).collect();
+        msgs.push(Ok(KernelMessage::DumpDone));
+        self.kernel(msgs);
+        self.pump()
+    }
+}
+
+fn link(name: &str, ifindex: u32) -> Received {
+    Ok(KernelMessage::Link(LinkEvent {
+        msg_type: LinkMsgType::New,
+        family: 0,
+        ifindex,
+        name: name.to_string(),
+        flags: 0,
+        mtu: Some(1500),
+        master: None,
+        kind: None,
+    }))
+}
+
+fn neigh(ifindex: u32, ip: &str, mac: u8, dump: bool) -> Received {
+    let dst: IpAddr = ip.parse().expect("test address");
+    Ok(KernelMessage::Neigh(NeighborEvent {
+        msg_type: NeighMsgType::New,
+        ifindex,
+        dst,
+        lladdr: Some([2, 0, 0, 0, 0, mac]),
+        state: nud::REACHABLE,
+        flags: 0,
+        dump,
+    }))
+}
+
+fn flushes(steps: &[Step<Action>]) -> usize {
+    steps
+        .iter()
+        .filter(|s| matches!(s, Step::Do(Action::Flush { .. })))
+        .count()
+}
+
+fn take_flush(steps: Vec<Step<Action>>) -> (Epoch, crate::writer::Batch) {
+    steps
+        .into_iter()
+        .find_map(|s| match s {
+            Step::Do(Action::Flush { epoch, batch }) => Some((epoch, batch)),
+            _ => None,
+        })
+        .expect("a flush")
+}
+
+fn lost() -> SwssError {
+    SwssError::NotConnected
+}
+
+// ===== cold start and live events =====
+
+#[test]
+fn cold_start_dumps_links_then_neighbors_writes_them_then_ready() {
+    let mut h = Harness::cold();
+    let (written, steps) = h.cold_sync(&["10.0.0.1", "10.0.0.2"]);
+    assert_eq!(written, ["Ethernet0:10.0.0.1", "Ethernet0:10.0.0.2"]);
+    assert_eq!(h.core.phase(), Phase::Live);
+    assert!(steps.iter().any(|s| matches!(s, Step::Ready(_))));
+    assert!(steps
+        .iter()
+        .any(|s| matches!(s, Step::Do(Action::ReleaseMemory))));
+    // READY is sent once.
+    h.kernel(vec![neigh(2, "10.0.0.3", 1, false)]);
+    let (written, steps) = h.pump();
+    assert_eq!(written, ["Ethernet0:10.0.0.3"]);
+    assert!(!steps.iter().any(|s| matches!(s, Step::Ready(_))));
+}
+
+#[test]
+fn isolated_event_is_flushed_at_once_and_live_events_wait_for_the_flight() {
+    let mut h = Harness::cold();
+    h.cold_sync(&[]);
+    h.steps();
+    h.at(100).kernel(vec![neigh(2, "10.0.0.9", 7, false)]);
+    let (epoch, batch) = take_flush(h.steps());
+    assert_eq!(batch.neigh_sets[0].0, "Ethernet0:10.0.0.9");
+    // In flight: live events wait in the socket buffer...
+    assert!(!h.core.reads_kernel(h.now));
+    assert_eq!(
+        h.core.poll_timeout(),
+        Some(h.now + FLUSH_READ_PAUSE),
+        "a slow flush stops holding reads back"
+    );
+    // ... until the flush is acknowledged.
+    h.at(101).input(Input::Flushed {
+        epoch,
+        batch,
+        result: Ok(()),
+    });
+    assert!(h.core.reads_kernel(h.now));
+    assert_eq!(flushes(&h.steps()), 0, "nothing left to write");
+}
+
+#[test]
+fn a_slow_flush_stops_holding_reads_after_the_pause() {
+    let mut h = Harness::cold();
+    h.cold_sync(&[]);
+    h.steps();
+    h.at(100).kernel(vec![neigh(2, "10.0.0.9", 7, false)]);
+    let _flight = take_flush(h.steps());
+    h.at(100 + 19);
+    assert!(!h.core.reads_kernel(h.now));
+    h.at(100 + 20);
+    assert!(h.core.reads_kernel(h.now));
+    assert_eq!(h.core.poll_timeout(), None, "no timer left to spin on");
+}
+
+#[test]
+fn a_storm_spaces_reads_and_a_calm_read_resets_the_spacing() {
+    let mut h = Harness::cold();
+    h.cold_sync(&[]);
+    h.steps();
+    h.at(100).kernel(vec![
+        neigh(2, "10.0.1.1", 1, false),
+        neigh(2, "10.0.1.2", 1, false),
+    ]);
+    let (epoch, batch) = take_flush(h.steps());
+    h.input(Input::Flushed {
+        epoch,
+        batch,
+        result: Ok(()),
+    });
+    assert!(!h.core.reads_kernel(h.now), "storm: the next read waits");
+    h.at(101);
+    assert!(h.core.reads_kernel(h.now));
+    h.kernel(vec![neigh(2, "10.0.1.3", 1, false)]);
+    assert!(h.core.poll_timeout().is_none_or(|t| t > h.now));
+    let (epoch, batch) = take_flush(h.steps());
+    h.input(Input::Flushed {
+        epoch,
+        batch,
+        result: Ok(()),
+    });
+    assert!(h.core.reads_kernel(h.now), "one message: no spacing");
+}
+
+// ===== faults =====
+
+#[test]
+fn overrun_mid_dump_dumps_again_and_sweeps_what_the_kernel_lost() {
+    let mut view = ConsumerView::new();
+    view.insert(
+        "Ethernet0:10.9.9.9",
+        vec![
+            ("neigh".into(), "02:00:00:00:00:09".into()),
+            ("family".into(), "IPv4".into()),
+        ],
+    );
+    let mut h = Harness::cold_with(view, None);
+    h.steps();
+    h.kernel(vec![link("Ethernet0", 2), Ok(KernelMessage::DumpDone)]);
+    h.steps();
+    let mut msgs = vec![neigh(2, "10.0.0.1", 1, true)];
+    h.core.handle_kernel(h.now, &mut msgs, true);
+    // The dump in flight ends first; then the dump starts again.
+    h.kernel(vec![Ok(KernelMessage::DumpDone)]);
+    let (first, steps) = h.pump();
+    assert_eq!(first, ["Ethernet0:10.0.0.1"], "written meanwhile");
+    assert!(steps
+        .iter()
+        .any(|s| matches!(s, Step::Dump(DumpRequest::Links))));
+    assert!(matches!(h.core.phase(), Phase::ColdSync(_)));
+    // Second dump: only 10.0.0.1 exists; APPL_DB's stale key goes, and
+    // 10.0.0.1 is not written twice.
+    h.kernel(vec![link("Ethernet0", 2), Ok(KernelMessage::DumpDone)]);
+    h.kernel(vec![
+        neigh(2, "10.0.0.1", 1, true),
+        Ok(KernelMessage::DumpDone),
+    ]);
+    let (second, _) = h.pump();
+    assert_eq!(second, ["-Ethernet0:10.9.9.9"]);
+    assert_eq!(h.core.phase(), Phase::Live);
+}
+
+#[test]
+fn redis_lost_during_a_flush_reconnects_and_writes_the_difference() {
+    let mut h = Harness::cold();
+    h.cold_sync(&["10.0.0.1"]);
+    h.steps();
+    h.kernel(vec![neigh(2, "10.0.0.2", 2, false)]);
+    let (epoch, batch) = take_flush(h.steps());
+    h.input(Input::Flushed {
+        epoch,
+        batch,
+        result: Err(lost()),
+    });
+    assert_eq!(h.core.redis(), Redis::Reconnecting);
+    let steps = h.steps();
+    let new_epoch = steps
+        .iter()
+        .find_map(|s| match s {
+            Step::Do(Action::Reconnect { epoch }) => Some(*epoch),
+            _ => None,
+        })
+        .expect("a reconnect");
+    assert_ne!(new_epoch, epoch);
+    assert_eq!(flushes(&steps), 0, "no write while Redis is away");
+    // Events keep being staged meanwhile.
+    h.kernel(vec![neigh(2, "10.0.0.3", 3, false)]);
+    assert_eq!(flushes(&h.steps()), 0);
+    // APPL_DB kept 10.0.0.1 only: the other two are written.
+    let mut view = ConsumerView::new();
+    view.insert(
+        "Ethernet0:10.0.0.1",
+        vec![
+            ("neigh".into(), "02:00:00:00:00:01".into()),
+            ("family".into(), "IPv4".into()),
+        ],
+    );
+    h.input(Input::Reconnected {
+        epoch: new_epoch,
+        config: Vec::new(),
+        view,
+    });
+    let (_, batch) = take_flush(h.steps());
+    let mut keys: Vec<_> = batch.neigh_sets.iter().map(|(k, _)| k.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["Ethernet0:10.0.0.2", "Ethernet0:10.0.0.3"]);
+}
+
+#[test]
+fn an_error_reply_retries_after_a_delay_without_spinning() {
+    let mut h = Harness::cold();
+    h.cold_sync(&[]);
+    h.steps();
+    h.at(10).kernel(vec![neigh(2, "10.0.0.5", 5, false)]);
+    let (epoch, batch) = take_flush(h.steps());
+    h.input(Input::Flushed {
+        epoch,
+        batch,
+        result: Err(SwssError::InvalidArgument("ERR test".into())),
+    });
+    assert_eq!(h.core.redis(), Redis::Up);
+    assert_eq!(flushes(&h.steps()), 0);
+    assert_eq!(h.core.poll_timeout(), Some(h.now + FLUSH_ERROR_RETRY));
+    h.at(10 + 999);
+    assert_eq!(flushes(&h.steps()), 0);
+    h.at(10 + 1000);
+    let (_, batch) = take_flush(h.steps());
+    assert_eq!(batch.neigh_sets[0].0, "Ethernet0:10.0.0.5");
+}
+
+#[test]
+fn a_refused_dump_request_is_retried_after_a_second() {
+    let mut h = Harness::cold();
+    h.steps();
+    let err = sonic_netlink::socket::SocketError::Io {
+        op: "send dump request",
+        source: std::io::Error::from_raw_os_error(nix::libc::ENOBUFS),
+    };
+    h.core.handle_dump_request_failed(h.now, err);
+    assert_eq!(h.core.poll_timeout(), Some(h.now + FLUSH_ERROR_RETRY));
+    h.at(500);
+    assert!(h.steps().is_empty());
+    h.at(1000);
+    assert!(matches!(
+        h.steps().as_slice(),
+        [Step::Dump(DumpRequest::Links)]
+    ));
+}
+
+#[test]
+fn a_config_change_during_a_resync_dumps_once_more() {
+    let mut h = Harness::cold();
+    h.cold_sync(&[]);
+    h.steps();
+    h.core.handle_kernel(h.now, &mut Vec::new(), true);
+    assert!(matches!(h.core.phase(), Phase::Resyncing(_)));
+    h.steps();
+    let nvo = swss::KeyOp::Set("nvo".into(), vec![("source_vtep".into(), "vtep1".into())]);
+    h.input(Input::Config {
+        epoch: 0,
+        table: ConfigTable::VxlanEvpnNvo,
+        change: Ok(nvo),
+    });
+    assert!(h.core.context().evpn_nvo_exists());
+    h.kernel(vec![Ok(KernelMessage::DumpDone)]);
+    assert!(matches!(
+        h.steps().as_slice(),
+        [Step::Dump(DumpRequest::Links)]
+    ));
+    h.kernel(vec![Ok(KernelMessage::DumpDone)]);
+    h.steps();
+    h.kernel(vec![Ok(KernelMessage::DumpDone)]);
+    assert_eq!(h.core.phase(), Phase::Live);
+}
+
+#[test]
+fn config_changes_of_a_replaced_subscription_are_ignored() {
+    let mut h = Harness::cold();
+    h.cold_sync(&[]);
+    h.core.redis_lost(&"test");
+    let nvo = swss::KeyOp::Set("nvo".into(), vec![("source_vtep".into(), "v".into())]);
+    h.input(Input::Config {
+        epoch: 0,
+        table: ConfigTable::VxlanEvpnNvo,
+        change: Ok(nvo),
+    });
+    assert!(!h.core.context().evpn_nvo_exists());
+}
+
+#[test]
+fn sigterm_writes_what_is_pending_then_stops() {
+    let mut h = Harness::cold();
+    h.cold_sync(&[]);
+    h.steps();
+    h.kernel(vec![neigh(2, "10.0.0.1", 1, false)]);
+    let (epoch, batch) = take_flush(h.steps());
+    h.kernel(vec![neigh(2, "10.0.0.2", 2, false)]);
+    h.core.begin_shutdown(h.now);
+    assert!(!h.core.reads_kernel(h.now));
+    assert!(!h.core.is_stopped(), "a flush is in flight");
+    h.input(Input::Flushed {
+        epoch,
+        batch,
+        result: Ok(()),
+    });
+    assert!(!h.core.is_stopped(), "10.0.0.2 is pending");
+    let (epoch, batch) = take_flush(h.steps());
+    assert_eq!(batch.neigh_sets[0].0, "Ethernet0:10.0.0.2");
+    h.input(Input::Flushed {
+        epoch,
+        batch,
+        result: Ok(()),
+    });
+    assert!(h.core.is_stopped());
+}
+
+#[test]
+fn sigterm_with_redis_away_stops_at_once() {
+    let mut h = Harness::cold();
+    h.cold_sync(&[]);
+    h.kernel(vec![neigh(2, "10.0.0.1", 1, false)]);
+    h.core.redis_lost(&"test");
+    h.steps();
+    h.core.begin_shutdown(h.now);
+    assert!(h.core.is_stopped());
+    assert!(h.core.writer().has_pending());
+}
+
+// ===== warm start =====
+
+fn restored_cache(keys: &[(&str, u8)]) -> WarmCache {
+    let mut c = WarmCache::new();
+    for (k, m) in keys {
+        c.restore(
+            k,
+            vec![
+                ("neigh".into(), format!("02:00:00:00:00:{m:02x}")),
+                ("family".into(), "IPv4".into()),
+            ],
+        );
+    }
+    c
+}
+
+#[test]
+fn warm_start_caches_waits_for_flag_and_timer_then_reconciles() {
+    let cache = restored_cache(&[("Ethernet0:10.0.0.1", 1), ("Ethernet0:10.0.0.2", 2)]);
+    let mut h = Harness::warm(false, cache);
+    let steps = h.steps();
+    assert!(steps
+        .iter()
+        .any(|s| matches!(s, Step::Do(Action::WatchRestoreFlag))));
+    h.kernel(vec![link("Ethernet0", 2), Ok(KernelMessage::DumpDone)]);
+    h.steps();
+    // 10.0.0.1 same, 10.0.0.2 gone, 10.0.0.3 new.
+    h.kernel(vec![
+        neigh(2, "10.0.0.1", 1, true),
+        neigh(2, "10.0.0.3", 3, true),
+        Ok(KernelMessage::DumpDone),
+    ]);
+    assert_eq!(h.core.phase(), Phase::RestoreWait);
+    assert_eq!(flushes(&h.steps()), 0, "nothing written in the warm window");
+    h.at(2000).input(Input::RestoreFlagSet);
+    h.at(6999);
+    assert_eq!(h.core.phase(), Phase::RestoreWait);
+    h.at(7000);
+    assert_eq!(h.core.phase(), Phase::Reconciling);
+    let ops = h
+        .steps()
+        .into_iter()
+        .find_map(|s| match s {
+            Step::Do(Action::WriteReconcile(ops)) => Some(ops),
+            _ => None,
+        })
+        .expect("the reconcile write");
+    assert_eq!(ops.dels, ["Ethernet0:10.0.0.2"]);
+    assert_eq!(ops.sets.len(), 1);
+    assert_eq!(ops.sets[0].0, "Ethernet0:10.0.0.3");
+    // Later events go to the writer but wait for the reconcile write.
+    h.kernel(vec![neigh(2, "10.0.0.4", 4, false)]);
+    assert_eq!(flushes(&h.steps()), 0);
+    h.input(Input::ReconcileWritten(Ok(())));
+    assert_eq!(h.core.phase(), Phase::Live);
+    let steps = h.steps();
+    let (epoch, batch) = take_flush(steps);
+    assert_eq!(batch.neigh_sets.len(), 1, "only the later event");
+    h.input(Input::Flushed {
+        epoch,
+        batch,
+        result: Ok(()),
+    });
+    assert!(h.steps().iter().any(|s| matches!(s, Step::Ready(_))));
+}
+
+#[test]
+fn warm_start_without_the_restore_flag_gives_up_at_the_limit() {
+    let mut h = Harness::warm(false, WarmCache::new());
+    h.steps();
+    h.at(179_999);
+    assert!(h.core.take_error().is_none());
+    h.at(180_000);
+    assert!(matches!(
+        h.core.take_error(),
+        Some(DaemonError::RestoreTimeout(d)) if d == Duration::from_secs(180)
+    ));
+}
+
+#[test]
+fn an_overrun_while_waiting_for_the_timer_dumps_into_the_cache_again() {
+    let mut h = Harness::warm(true, restored_cache(&[("Ethernet0:10.0.0.1", 1)]));
+    h.steps();
+    h.kernel(vec![link("Ethernet0", 2), Ok(KernelMessage::DumpDone)]);
+    h.kernel(vec![Ok(KernelMessage::DumpDone)]);
+    assert_eq!(h.core.phase(), Phase::RestoreWait);
+    h.steps();
+    h.core.handle_kernel(h.now, &mut Vec::new(), true);
+    assert!(matches!(h.core.phase(), Phase::WarmCaching(_)));
+    // The timer fires mid-dump: the reconcile waits for the dump's end.
+    h.at(5000);
+    assert!(matches!(h.core.phase(), Phase::WarmCaching(_)));
+    h.kernel(vec![link("Ethernet0", 2), Ok(KernelMessage::DumpDone)]);
+    h.kernel(vec![
+        neigh(2, "10.0.0.1", 1, true),
+        Ok(KernelMessage::DumpDone),
+    ]);
+    assert_eq!(h.core.phase(), Phase::Reconciling);
+}
+
+// ===== self-audit =====
+
+#[test]
+fn audit_reads_appl_db_repairs_drift_and_checks_the_kernel() {
+    let mut h = Harness::cold_with(ConsumerView::new(), Some(Duration::from_secs(60)));
+    h.cold_sync(&["10.0.0.1"]);
+    h.steps();
+    h.at(60_000);
+    let steps = h.steps();
+    let epoch = steps
+        .iter()
+        .find_map(|s| match s {
+            Step::Do(Action::ReadAuditView { epoch }) => Some(*epoch),
+            _ => None,
+        })
+        .expect("the audit read");
+    assert_eq!(h.core.phase(), Phase::AuditRead);
+    // Flushes wait during the read.
+    h.kernel(vec![neigh(2, "10.0.0.2", 2, false)]);
+    assert_eq!(flushes(&h.steps()), 0);
+    // Someone deleted 10.0.0.1 from APPL_DB.
+    h.input(Input::AuditView {
+        epoch,
+        result: Ok(ConsumerView::new()),
+    });
+    assert!(matches!(
+        h.core.phase(),
+        Phase::AuditDump { appl_drift: 1, .. }
+    ));
+    let steps = h.steps();
+    assert!(steps
+        .iter()
+        .any(|s| matches!(s, Step::Dump(DumpRequest::Links))));
+    let (epoch, batch) = take_flush(steps);
+    let mut keys: Vec<_> = batch.neigh_sets.iter().map(|(k, _)| k.clone()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["Ethernet0:10.0.0.1", "Ethernet0:10.0.0.2"]);
+    h.input(Input::Flushed {
+        epoch,
+        batch,
+        result: Ok(()),
+    });
+    h.kernel(vec![link("Ethernet0", 2), Ok(KernelMessage::DumpDone)]);
+    h.kernel(vec![
+        neigh(2, "10.0.0.1", 1, true),
+        neigh(2, "10.0.0.2", 2, true),
+        Ok(KernelMessage::DumpDone),
+    ]);
+    assert!(matches!(h.core.phase(), Phase::AuditGrace { .. }));
+    h.at(60_000 + 500);
+    assert_eq!(h.core.phase(), Phase::Live);
+    assert!(h.core.metrics.encode().contains("neighsyncd_audit_drift 1"));
+}
