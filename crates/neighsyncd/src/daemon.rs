@@ -161,35 +161,7 @@ async fn start(
         health: opts.ops.health.clone(),
         audit_every: opts.audit_every,
     };
-    let core = if assist.is_warm() {
-        let restored = step(
-            "warm start: reading APPL_DB NEIGH_TABLE",
-            &dbs,
-            &mut conns,
-            |mut c| {
-                let (a, p) = (assist.clone(), neigh.clone());
-                async move { warm::restore_table(&a, &mut c.appl, &mut c.state, &p).await }
-            },
-        )
-        .await?;
-        let (timer, wait) = (assist.timer(), opts.restore_wait);
-        NeighCore::warm(
-            setup,
-            restored.cache,
-            restored.flag_set,
-            timer,
-            wait,
-            Instant::now(),
-        )
-    } else {
-        let view = step("reading APPL_DB NEIGH_TABLE", &dbs, &mut conns, |mut c| {
-            let p = neigh.clone();
-            async move { read_appl_view(&mut c.appl, &p).await }
-        })
-        .await?;
-        tracing::info!(keys = view.len(), "APPL_DB NEIGH_TABLE read");
-        NeighCore::cold(setup, &view, Instant::now())
-    };
+    let core = initial_core(opts, setup, &assist, &neigh, &dbs, &mut conns).await?;
     let sock = NetlinkSocket::open_with(&[RTNLGRP_LINK, RTNLGRP_NEIGH], opts.rcvbuf)?;
     opts.ops.health.set_netlink_up(true);
     opts.ops.health.set_redis_up();
@@ -205,6 +177,50 @@ async fn start(
         on_session: Vec::new(),
     };
     Ok((core, effects, sock, subs))
+}
+
+/// Start-up step 7: the core, cold (APPL_DB's view seeds the writer) or
+/// warm (APPL_DB read into the reconcile cache).
+///
+/// Errors: [`DaemonError::Redis`] for an error reply.
+async fn initial_core(
+    opts: &Options,
+    setup: Setup,
+    assist: &AppRestartAssist,
+    neigh: &ProducerStateTable,
+    dbs: &Dbs,
+    conns: &mut sonic_daemon::startup::Conns,
+) -> Result<NeighCore, DaemonError> {
+    if assist.is_warm() {
+        let restored = step(
+            "warm start: reading APPL_DB NEIGH_TABLE",
+            dbs,
+            conns,
+            |mut c| {
+                let (a, p) = (assist.clone(), neigh.clone());
+                async move { warm::restore_table(&a, &mut c.appl, &mut c.state, &p).await }
+            },
+        )
+        .await?;
+        let (timer, wait) = (assist.timer(), opts.restore_wait);
+        let (cache, flag) = (restored.cache, restored.flag_set);
+        Ok(NeighCore::warm(
+            setup,
+            cache,
+            flag,
+            timer,
+            wait,
+            Instant::now(),
+        ))
+    } else {
+        let view = step("reading APPL_DB NEIGH_TABLE", dbs, conns, |mut c| {
+            let p = neigh.clone();
+            async move { read_appl_view(&mut c.appl, &p).await }
+        })
+        .await?;
+        tracing::info!(keys = view.len(), "APPL_DB NEIGH_TABLE read");
+        Ok(NeighCore::cold(setup, &view, Instant::now()))
+    }
 }
 
 // ===== Redis steps =====

@@ -311,23 +311,8 @@ pub fn decide_parts(
     };
 
     // Steps 6-8.
-    match ev.dst {
-        IpAddr::V4(v4) => {
-            if dual_tor && v4.is_link_local() {
-                return Decision::Drop(DropReason::LinkLocalDualTor);
-            }
-        }
-        IpAddr::V6(v6) => {
-            let o = v6.octets();
-            // IN6_IS_ADDR_LINKLOCAL: fe80::/10.
-            if o[0] == 0xfe && (o[1] & 0xc0) == 0x80 && !is_del && !ctx.link_local_enabled(ifname) {
-                return Decision::Drop(DropReason::Ipv6LinkLocal);
-            }
-            // IN6_IS_ADDR_MC_LINKLOCAL: ffX2::/16.
-            if o[0] == 0xff && (o[1] & 0x0f) == 0x02 {
-                return Decision::Drop(DropReason::Ipv6MulticastLinkLocal);
-            }
-        }
+    if let Some(reason) = address_filter(&ev.dst, ifname, is_del, dual_tor, ctx) {
+        return Decision::Drop(reason);
     }
 
     let state = ev.state;
@@ -381,6 +366,31 @@ pub fn decide_parts(
         mac,
         family: Family::of(&ev.dst),
         route_del,
+    }
+}
+
+/// Steps 6-8 of [`decide`]: IPv4 link-local on a dual-ToR, IPv6
+/// link-local (unless a delete, or the interface has
+/// `ipv6_use_link_local_only`), IPv6 link-local multicast.
+fn address_filter(
+    dst: &IpAddr,
+    ifname: &str,
+    is_del: bool,
+    dual_tor: bool,
+    ctx: &SyncContext,
+) -> Option<DropReason> {
+    match dst {
+        IpAddr::V4(v4) if dual_tor && v4.is_link_local() => Some(DropReason::LinkLocalDualTor),
+        IpAddr::V4(_) => None,
+        IpAddr::V6(v6) => {
+            let o = v6.octets();
+            // IN6_IS_ADDR_LINKLOCAL: fe80::/10.
+            if o[0] == 0xfe && (o[1] & 0xc0) == 0x80 && !is_del && !ctx.link_local_enabled(ifname) {
+                return Some(DropReason::Ipv6LinkLocal);
+            }
+            // IN6_IS_ADDR_MC_LINKLOCAL: ffX2::/16.
+            (o[0] == 0xff && (o[1] & 0x0f) == 0x02).then_some(DropReason::Ipv6MulticastLinkLocal)
+        }
     }
 }
 

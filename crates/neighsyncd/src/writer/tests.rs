@@ -10,6 +10,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::compact::parse_mac;
 use sonic_netlink::fmt::mac_to_string;
+use swss::ConsumerView;
 
 // ===== model of the swss-common protocol =====
 
