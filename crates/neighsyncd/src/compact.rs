@@ -78,7 +78,7 @@ impl Value {
 
     /// `fvs` when it is exactly the two pairs [`Value::fields`] prints for
     /// some value (in either order): `neigh` = a MAC as [`mac_to_string`]
-    /// prints it ([`parse_mac`]), `family` = `IPv4` or `IPv6`, nothing
+    /// prints it ([`parse_canonical_mac`]), `family` = `IPv4` or `IPv6`, nothing
     /// else. `None` for any other hash.
     pub(crate) fn parse_exact(fvs: &[(String, String)]) -> Option<Value> {
         let [(f1, v1), (f2, v2)] = fvs else {
@@ -95,7 +95,7 @@ impl Value {
             _ => return None,
         };
         Some(Value {
-            mac: parse_mac(mac)?,
+            mac: parse_canonical_mac(mac)?,
             family,
         })
     }
@@ -104,7 +104,7 @@ impl Value {
 /// The 6 bytes of `text` when it is exactly what [`mac_to_string`] prints
 /// (`xx:xx:xx:xx:xx:xx`, lowercase hex digits); any other spelling counts as
 /// different, so it gets rewritten canonically.
-pub(crate) fn parse_mac(text: &str) -> Option<[u8; 6]> {
+pub(crate) fn parse_canonical_mac(text: &str) -> Option<[u8; 6]> {
     let b = text.as_bytes();
     if b.len() != 17 {
         return None;
@@ -215,7 +215,7 @@ mod tests {
     #[test]
     fn mac_text_is_exact() {
         assert_eq!(
-            parse_mac("00:11:22:aa:bb:cc"),
+            parse_canonical_mac("00:11:22:aa:bb:cc"),
             Some([0, 0x11, 0x22, 0xaa, 0xbb, 0xcc])
         );
         for bad in [
@@ -228,7 +228,7 @@ mod tests {
             "00:11:22:aa:bb:ccc",
             "",
         ] {
-            assert_eq!(parse_mac(bad), None, "{bad}");
+            assert_eq!(parse_canonical_mac(bad), None, "{bad}");
         }
     }
 

@@ -123,40 +123,7 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
 
 // ===== NEIGH_TABLE entries (pure) =====
 
-/// The `family` field of a NEIGH_TABLE entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Family {
-    /// `IPv4`: restored with ARP. Sorts first, as the script handles it first.
-    Ipv4,
-    /// `IPv6`: restored with Neighbor Discovery.
-    Ipv6,
-}
-
-impl Family {
-    /// The APPL_DB spelling, `IPv4` or `IPv6`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Family::Ipv4 => "IPv4",
-            Family::Ipv6 => "IPv6",
-        }
-    }
-
-    /// The family of an address.
-    pub fn of(ip: &IpAddr) -> Family {
-        match ip {
-            IpAddr::V4(_) => Family::Ipv4,
-            IpAddr::V6(_) => Family::Ipv6,
-        }
-    }
-
-    fn parse(text: &str) -> Option<Family> {
-        match text {
-            "IPv4" => Some(Family::Ipv4),
-            "IPv6" => Some(Family::Ipv6),
-            _ => None,
-        }
-    }
-}
+pub use crate::sync::{parse_mac, Family, BROADCAST_MAC};
 
 impl fmt::Display for Family {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -225,23 +192,6 @@ pub enum EntryError {
         /// The `family` field, parsed.
         family: Family,
     },
-}
-
-/// Parses `xx:xx:xx:xx:xx:xx` (six groups of two hex digits, any case).
-pub fn parse_mac(text: &str) -> Option<Mac> {
-    let mut mac = [0u8; 6];
-    let mut groups = text.split(':');
-    for byte in mac.iter_mut() {
-        let g = groups.next()?;
-        if g.len() != 2 || !g.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        *byte = u8::from_str_radix(g, 16).ok()?;
-    }
-    if groups.next().is_some() {
-        return None;
-    }
-    Some(mac)
 }
 
 /// Validates one NEIGH_TABLE entry. `key` is without the `NEIGH_TABLE:`
@@ -351,9 +301,6 @@ where
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot build probe packet: {0}")]
 pub struct PacketError(String);
-
-/// Ethernet broadcast, the destination of an ARP who-has.
-pub const BROADCAST_MAC: Mac = [0xff; 6];
 
 /// An ARP who-has for `target`: Ethernet `src_mac` -> ff:ff:ff:ff:ff:ff,
 /// ethertype 0x0806, ARP request with hwsrc = `src_mac`, psrc = `src_ip`,
@@ -900,8 +847,8 @@ impl Kernel {
         ifname: &str,
     ) -> Result<Option<IpAddr>, RestoreError> {
         let want = match family {
-            Family::Ipv4 => AddressFamily::Inet,
-            Family::Ipv6 => AddressFamily::Inet6,
+            Family::IPv4 => AddressFamily::Inet,
+            Family::IPv6 => AddressFamily::Inet6,
         };
         let mut addrs = self
             .handle
@@ -1103,7 +1050,7 @@ mod tests {
             parse_neigh_entry("Ethernet0:fe80::1", &good),
             Err(EntryError::FamilyMismatch {
                 key: "Ethernet0:fe80::1".into(),
-                family: Family::Ipv4
+                family: Family::IPv4
             })
         );
         for bad in [
@@ -1165,9 +1112,9 @@ mod tests {
             ["Ethernet0", "Ethernet4"]
         );
         let e0 = &parsed.map["Ethernet0"];
-        assert_eq!(e0.keys().copied().collect::<Vec<_>>(), [Family::Ipv4]);
+        assert_eq!(e0.keys().copied().collect::<Vec<_>>(), [Family::IPv4]);
         assert_eq!(
-            e0[&Family::Ipv4],
+            e0[&Family::IPv4],
             vec![
                 ("10.0.0.1".parse().unwrap(), MAC),
                 (
@@ -1180,7 +1127,7 @@ mod tests {
         // IPv4 first, whatever the input order
         assert_eq!(
             e4.keys().copied().collect::<Vec<_>>(),
-            [Family::Ipv4, Family::Ipv6]
+            [Family::IPv4, Family::IPv6]
         );
     }
 

@@ -38,8 +38,9 @@ pub const VRF_PREFIX: &str = "Vrf";
 
 // ===== Family =====
 
-/// Address family of a neighbour, as written in the `family` field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Address family of a neighbour, as written in the `family` field. IPv4
+/// sorts first (the restore job handles it first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Family {
     /// AF_INET
     IPv4,
@@ -63,6 +64,34 @@ impl Family {
             Family::IPv6 => "IPv6",
         }
     }
+
+    /// The family a `family` field names: exactly `IPv4` or `IPv6`; `None`
+    /// for any other text.
+    pub fn parse(text: &str) -> Option<Family> {
+        match text {
+            "IPv4" => Some(Family::IPv4),
+            "IPv6" => Some(Family::IPv6),
+            _ => None,
+        }
+    }
+}
+
+/// Parses a MAC as the `neigh` field may spell it: `xx:xx:xx:xx:xx:xx`,
+/// six groups of two hex digits, any case. `None` otherwise.
+pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut groups = text.split(':');
+    for byte in mac.iter_mut() {
+        let g = groups.next()?;
+        if g.len() != 2 || !g.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        *byte = u8::from_str_radix(g, 16).ok()?;
+    }
+    if groups.next().is_some() {
+        return None;
+    }
+    Some(mac)
 }
 
 // ===== NeighOp =====

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use proptest::prelude::*;
 
 use super::*;
-use crate::compact::parse_mac;
+use crate::compact::parse_canonical_mac;
 use sonic_netlink::fmt::mac_to_string;
 use swss::ConsumerView;
 
@@ -839,15 +839,15 @@ fn suspects_are_dump_changes_no_notification_followed() {
 #[test]
 fn mac_text_parsing_is_exact() {
     assert_eq!(
-        parse_mac("00:11:22:aa:bb:cc"),
+        parse_canonical_mac("00:11:22:aa:bb:cc"),
         Some([0, 0x11, 0x22, 0xaa, 0xbb, 0xcc])
     );
-    assert_eq!(parse_mac("00:11:22:AA:bb:cc"), None);
-    assert_eq!(parse_mac("+a:11:22:aa:bb:cc"), None);
-    assert_eq!(parse_mac("00-11-22-aa-bb-cc"), None);
-    assert_eq!(parse_mac("00:11:22:aa:bb"), None);
-    assert_eq!(parse_mac("00:11:22:aa:bb:cc:dd"), None);
-    assert_eq!(parse_mac("0:11:22:aa:bb:cc"), None);
+    assert_eq!(parse_canonical_mac("00:11:22:AA:bb:cc"), None);
+    assert_eq!(parse_canonical_mac("+a:11:22:aa:bb:cc"), None);
+    assert_eq!(parse_canonical_mac("00-11-22-aa-bb-cc"), None);
+    assert_eq!(parse_canonical_mac("00:11:22:aa:bb"), None);
+    assert_eq!(parse_canonical_mac("00:11:22:aa:bb:cc:dd"), None);
+    assert_eq!(parse_canonical_mac("0:11:22:aa:bb:cc"), None);
 }
 
 #[test]
