@@ -39,10 +39,8 @@ use sonic_netlink::socket::{
 use swss::config::ConfigError;
 use swss::{DbConnector, FieldValues, SwssError, Table};
 
-use crate::daemon::STATE_FIELDS;
 use crate::sync::{
-    LinkState, APP_PORT_TABLE_NAME, HANDLED_PREFIXES, PORT_CONFIG_DONE, PORT_INIT_DONE,
-    STATE_PORT_TABLE_NAME, TEAM_KIND,
+    handled, is_port_key, LinkState, APP_PORT_TABLE_NAME, STATE_FIELDS, STATE_PORT_TABLE_NAME,
 };
 
 pub use sonic_daemon::audit::{
@@ -85,15 +83,10 @@ fn redis_err(context: &'static str) -> impl FnOnce(SwssError) -> AuditError {
 
 // ===== comparison (pure) =====
 
-/// Whether portsyncd handles a netdev: name starting with `Ethernet` or
-/// `PortChannel` (case-sensitive) and kind not `team`.
-pub fn is_handled(name: &str, kind: Option<&str>) -> bool {
-    HANDLED_PREFIXES.iter().any(|p| name.starts_with(p)) && kind != Some(TEAM_KIND)
-}
-
 /// The kernel's handled netdevs by name with their [`LinkState`], from a
 /// link dump (RTM_NEWLINK, family AF_UNSPEC; AF_BRIDGE-family messages and
-/// unhandled names are skipped; a missing IFLA_MTU counts as 0 as in
+/// netdevs the daemon's rules drop ([`handled`]) are skipped; a missing
+/// IFLA_MTU counts as 0 as in
 /// [`crate::sync::PortSync::on_link`]).
 pub fn kernel_ports<'a>(
     links: impl IntoIterator<Item = &'a LinkEvent>,
@@ -101,7 +94,7 @@ pub fn kernel_ports<'a>(
     links
         .into_iter()
         .filter(|l| l.msg_type == LinkMsgType::New && l.family == 0)
-        .filter(|l| is_handled(&l.name, l.kind.as_deref()))
+        .filter(|l| handled(&l.name, l.kind.as_deref()).is_ok())
         .map(|l| {
             (
                 l.name.clone(),
@@ -124,7 +117,7 @@ pub fn expected_states(
 ) -> BTreeMap<String, FieldValues> {
     appl_ports
         .iter()
-        .filter(|p| p.as_str() != PORT_CONFIG_DONE && p.as_str() != PORT_INIT_DONE)
+        .filter(|p| is_port_key(p))
         .filter_map(|p| kernel.get(p).map(|s| (p.clone(), s.fields())))
         .collect()
 }
@@ -172,7 +165,7 @@ pub fn compare(
     }
     for (name, fvs) in state {
         let portsyncd_wrote = fvs.iter().any(|(f, _)| f == STATE_FIELD);
-        if portsyncd_wrote && is_handled(name, None) && !kernel.contains_key(name) {
+        if portsyncd_wrote && handled(name, None).is_ok() && !kernel.contains_key(name) {
             drift.push(Drift {
                 kind: DriftKind::Stale,
                 key: name.clone(),
@@ -189,7 +182,7 @@ pub fn compare(
 pub fn state_entries(state: &BTreeMap<String, FieldValues>) -> usize {
     state
         .iter()
-        .filter(|(n, fvs)| is_handled(n, None) && fvs.iter().any(|(f, _)| f == STATE_FIELD))
+        .filter(|(n, fvs)| handled(n, None).is_ok() && fvs.iter().any(|(f, _)| f == STATE_FIELD))
         .count()
 }
 

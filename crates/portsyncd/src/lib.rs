@@ -11,11 +11,18 @@
 //! 3. Once every configured port has been seen, APPL_DB `PORT_TABLE:PortInitDone`
 //!    is written once ([`sync::PortSync::take_port_init_done`]).
 //!
-//! `main.rs` holds the I/O wiring around this core.
+//! The running daemon is [`core::PortCore`] (every decision, no I/O) on the
+//! shared engine ([`sonic_daemon::engine`]), with [`effects::PortEffects`]
+//! doing the Redis work and [`daemon`] the start-up; `main.rs` parses the
+//! command line.
 
 #![warn(missing_docs)]
 
 pub mod audit;
 pub mod cli;
+pub mod core;
 pub mod daemon;
+pub mod effects;
+pub mod error;
 pub mod sync;
+pub mod writer;

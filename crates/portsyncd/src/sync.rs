@@ -59,6 +59,90 @@ pub const HANDLED_PREFIXES: [&str; 2] = ["Ethernet", "PortChannel"];
 /// `IFLA_INFO_KIND` of teamd LAG netdevs, left to teamsyncd.
 pub const TEAM_KIND: &str = "team";
 
+/// The four STATE_DB `PORT_TABLE|<name>` fields portsyncd owns, in the
+/// order it writes them ([`LinkState::fields`]).
+pub const STATE_FIELDS: [&str; 4] = ["state", "netdev_oper_status", "admin_status", "mtu"];
+
+/// True for APPL_DB `PORT_TABLE` keys naming ports, false for the
+/// [`PORT_CONFIG_DONE`] / [`PORT_INIT_DONE`] markers.
+pub fn is_port_key(key: &str) -> bool {
+    key != PORT_CONFIG_DONE && key != PORT_INIT_DONE
+}
+
+// ===== drop rules =====
+
+/// Why [`PortSync::on_link`] drops a link message; the rules are checked in
+/// this order (linksync.cpp LinkSync::onMsg, docs/behavior.md d.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// The name starts with neither `Ethernet` nor `PortChannel`
+    /// (case-sensitive, [`HANDLED_PREFIXES`]).
+    NotAPort,
+    /// `IFLA_INFO_KIND` is `team` ([`TEAM_KIND`]): teamsyncd's.
+    Team,
+    /// RTM_DELLINK with a master: a port leaving a bridge or LAG, not the
+    /// netdev going away.
+    MasterDel,
+    /// The ifindex was marked old at a cold start
+    /// ([`PortSync::mark_old_interface`]).
+    OldInterface,
+    /// RTM_NEWLINK of a port orchagent has not consumed yet (no APPL_DB
+    /// `PORT_TABLE:<name>`); the state is remembered and written once it
+    /// appears.
+    NotInApplDb,
+}
+
+impl DropReason {
+    /// The `reason` label of `kernel_events_total`: `not_a_port`, `team`,
+    /// `master_del`, `old_interface`, `not_in_appl_db`.
+    pub const fn label(self) -> &'static str {
+        match self {
+            DropReason::NotAPort => "not_a_port",
+            DropReason::Team => "team",
+            DropReason::MasterDel => "master_del",
+            DropReason::OldInterface => "old_interface",
+            DropReason::NotInApplDb => "not_in_appl_db",
+        }
+    }
+}
+
+/// The netdev rules that need no state: `Ok` for a name portsyncd handles
+/// (starting with `Ethernet` or `PortChannel`) of a kind other than `team`
+/// (`kind`: `IFLA_INFO_KIND`, `None` when absent or unknown), else the
+/// first rule that drops it ([`DropReason::NotAPort`],
+/// [`DropReason::Team`]). Used by [`PortSync::on_link`] and the audit.
+pub fn handled(name: &str, kind: Option<&str>) -> Result<(), DropReason> {
+    if !HANDLED_PREFIXES.iter().any(|p| name.starts_with(p)) {
+        Err(DropReason::NotAPort)
+    } else if kind == Some(TEAM_KIND) {
+        Err(DropReason::Team)
+    } else {
+        Ok(())
+    }
+}
+
+/// What [`PortSync::on_link`] made of one link message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkOutcome {
+    /// The STATE_DB write to carry out.
+    Write(StateAction),
+    /// Passed the rules, but STATE_DB already has exactly this (the last
+    /// write for the port).
+    Unchanged,
+    /// Dropped by a rule.
+    Dropped(DropReason),
+}
+
+impl LinkOutcome {
+    /// The write, if any.
+    pub fn into_action(self) -> Option<StateAction> {
+        match self {
+            LinkOutcome::Write(a) => Some(a),
+            LinkOutcome::Unchanged | LinkOutcome::Dropped(_) => None,
+        }
+    }
+}
+
 // ===== SwitchType =====
 
 /// `DEVICE_METADATA|localhost` `switch_type` as far as portsyncd cares: only
@@ -341,45 +425,39 @@ impl PortSync {
 
     /// Applies one link message (RTM_NEWLINK/RTM_DELLINK, dump replies and
     /// AF_BRIDGE family included), in the order of LinkSync::onMsg
-    /// (docs/behavior.md d.3). Returns at most one action. Ends the initial load.
+    /// (docs/behavior.md d.3). Ends the initial load.
     ///
-    /// Dropped, in this order: names not starting with `Ethernet` or
-    /// `PortChannel` (case-sensitive); kind `team`; RTM_DELLINK with a master
-    /// (a port leaving a bridge or LAG, not the netdev going away); ifindexes
-    /// in the old-interface map.
+    /// Dropped ([`LinkOutcome::Dropped`]), in this order: names not starting
+    /// with `Ethernet` or `PortChannel` (case-sensitive); kind `team`;
+    /// RTM_DELLINK with a master (a port leaving a bridge or LAG, not the
+    /// netdev going away); ifindexes in the old-interface map
+    /// ([`PortSync::drop_reason`]).
     ///
     /// RTM_DELLINK -> [`StateAction::DelPortState`] (no APPL_DB check, as the
     /// C++); the netdev's state is forgotten.
     ///
     /// RTM_NEWLINK -> the state (admin from IFF_UP, oper from IFF_RUNNING,
     /// mtu from IFLA_MTU) is remembered. If APPL_DB has the port: it is
-    /// removed from g_portSet and [`StateAction::SetPortState`] is returned
-    /// unless the fields equal the last ones written (so AF_BRIDGE-family
-    /// NEWLINKs, which repeat the port's flags and mtu, usually cost nothing).
-    /// A NEWLINK without IFLA_MTU keeps the last mtu seen for the netdev, or
-    /// uses 0 (what libnl reports for a missing IFLA_MTU) if there is none.
-    pub fn on_link(&mut self, ev: &LinkEvent) -> Vec<StateAction> {
+    /// removed from g_portSet and [`StateAction::SetPortState`] is returned,
+    /// or [`LinkOutcome::Unchanged`] when the fields equal the last ones
+    /// written (so AF_BRIDGE-family NEWLINKs, which repeat the port's flags
+    /// and mtu, usually cost nothing). Without the APPL_DB entry:
+    /// [`DropReason::NotInApplDb`]. A NEWLINK without IFLA_MTU keeps the
+    /// last mtu seen for the netdev, or uses 0 (what libnl reports for a
+    /// missing IFLA_MTU) if there is none.
+    pub fn on_link(&mut self, ev: &LinkEvent) -> LinkOutcome {
         self.initial_load = false;
+        if let Some(reason) = self.drop_reason(ev) {
+            return LinkOutcome::Dropped(reason);
+        }
         let name = ev.name.as_str();
-        if !HANDLED_PREFIXES.iter().any(|p| name.starts_with(p)) {
-            return Vec::new();
-        }
-        if ev.kind.as_deref() == Some(TEAM_KIND) {
-            return Vec::new();
-        }
-        if ev.msg_type == LinkMsgType::Del && ev.master.is_some() {
-            return Vec::new();
-        }
-        if self.old_ifindexes.contains_key(&ev.ifindex) {
-            return Vec::new();
-        }
         match ev.msg_type {
             LinkMsgType::Del => {
                 self.links.remove(name);
                 self.written.remove(name);
-                vec![StateAction::DelPortState {
+                LinkOutcome::Write(StateAction::DelPortState {
                     name: name.to_string(),
-                }]
+                })
             }
             LinkMsgType::New => {
                 let mtu = ev
@@ -393,11 +471,30 @@ impl PortSync {
                 };
                 self.links.insert(name.to_string(), state);
                 if !self.appl_present.contains(name) {
-                    return Vec::new();
+                    return LinkOutcome::Dropped(DropReason::NotInApplDb);
                 }
                 self.pending.remove(name);
-                self.write_if_changed(name, state).into_iter().collect()
+                match self.write_if_changed(name, state) {
+                    Some(action) => LinkOutcome::Write(action),
+                    None => LinkOutcome::Unchanged,
+                }
             }
+        }
+    }
+
+    /// The rule that drops `ev` before its state is looked at, in the order
+    /// of [`DropReason`] ([`handled`], then master DELLINK, then old
+    /// interface); `None` when it passes them. [`DropReason::NotInApplDb`]
+    /// is decided by [`PortSync::on_link`] after the state is remembered.
+    pub fn drop_reason(&self, ev: &LinkEvent) -> Option<DropReason> {
+        if let Err(reason) = handled(&ev.name, ev.kind.as_deref()) {
+            Some(reason)
+        } else if ev.msg_type == LinkMsgType::Del && ev.master.is_some() {
+            Some(DropReason::MasterDel)
+        } else if self.old_ifindexes.contains_key(&ev.ifindex) {
+            Some(DropReason::OldInterface)
+        } else {
+            None
         }
     }
 
@@ -444,6 +541,69 @@ impl PortSync {
         }
     }
 
+    /// A fresh APPL_DB `PORT_TABLE` initial load (after a Redis
+    /// reconnect): `present` holds every port key with whether its hash
+    /// has `admin_status` (ignored after the initial load). Ports that
+    /// vanished meanwhile are removed as by `on_appl_port(name, false, _)`,
+    /// the present ones applied as by `on_appl_port(name, true, _)`; the
+    /// returned actions are theirs, in that order.
+    pub fn reload_appl(
+        &mut self,
+        present: impl IntoIterator<Item = (String, bool)>,
+    ) -> Vec<StateAction> {
+        let present: HashMap<String, bool> = present.into_iter().collect();
+        let mut vanished: Vec<String> = self
+            .appl_present
+            .iter()
+            .filter(|n| !present.contains_key(*n))
+            .cloned()
+            .collect();
+        vanished.sort();
+        let mut actions = Vec::new();
+        for name in vanished {
+            actions.extend(self.on_appl_port(&name, false, false));
+        }
+        let mut present: Vec<(String, bool)> = present.into_iter().collect();
+        present.sort();
+        for (name, has_admin) in present {
+            actions.extend(self.on_appl_port(&name, true, has_admin));
+        }
+        actions
+    }
+
+    /// The ports whose STATE_DB entry portsyncd maintains (in APPL_DB and
+    /// their netdev known) with the fields it holds, sorted by name.
+    pub fn expected_entries(&self) -> Vec<(String, FieldValues)> {
+        let mut out: Vec<(String, FieldValues)> = self
+            .links
+            .iter()
+            .filter(|(n, _)| self.appl_present.contains(*n))
+            .map(|(n, s)| (n.clone(), s.fields()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The fields STATE_DB `PORT_TABLE|<name>` should hold: `Some` when the
+    /// port is in APPL_DB and its netdev is known.
+    pub fn expected_fields(&self, name: &str) -> Option<FieldValues> {
+        let state = self.links.get(name)?;
+        self.appl_present.contains(name).then(|| state.fields())
+    }
+
+    /// APPL_DB ports whose netdev is not known (none seen, or deleted),
+    /// sorted: their STATE_DB entry, if any, carries no current state.
+    pub fn ports_without_link(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .appl_present
+            .iter()
+            .filter(|n| !self.links.contains_key(*n))
+            .cloned()
+            .collect();
+        out.sort();
+        out
+    }
+
     /// True exactly once: the first call at which the initial load is over
     /// and g_portSet is empty (all configured ports seen, or pre-consumed).
     /// The wiring calls it after each batch of messages and, on true, writes
@@ -466,6 +626,11 @@ impl PortSync {
     /// (for the "still waiting for ..." warning).
     pub fn pending_ports(&self) -> Vec<String> {
         self.pending.iter().cloned().collect()
+    }
+
+    /// How many configured ports still hold back PortInitDone.
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
     }
 
     fn write_if_changed(&mut self, name: &str, state: LinkState) -> Option<StateAction> {
@@ -520,6 +685,13 @@ mod tests {
     use proptest::prelude::*;
 
     const AF_BRIDGE: u8 = 7;
+
+    impl PortSync {
+        /// [`PortSync::on_link`] as the list of actions (at most one).
+        fn link_actions(&mut self, ev: &LinkEvent) -> Vec<StateAction> {
+            self.on_link(ev).into_action().into_iter().collect()
+        }
+    }
 
     fn new_link(name: &str, ifindex: u32, flags: u32, mtu: u32) -> LinkEvent {
         LinkEvent {
@@ -587,7 +759,7 @@ mod tests {
     #[test]
     fn newlink_for_present_port_writes_exact_fields_in_order() {
         let mut ps = running(&["Ethernet0"]);
-        let acts = ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
+        let acts = ps.link_actions(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
         assert_eq!(acts, vec![set("Ethernet0", "up", "up", "9100")]);
         let StateAction::SetPortState { fields, .. } = &acts[0] else {
             panic!("expected a set");
@@ -604,50 +776,53 @@ mod tests {
         let mut ps = running(&["Ethernet0"]);
         let e = |flags, mtu| new_link("Ethernet0", 10, flags, mtu);
         assert_eq!(
-            ps.on_link(&e(UP_RUNNING, 9100)),
+            ps.link_actions(&e(UP_RUNNING, 9100)),
             vec![set("Ethernet0", "up", "up", "9100")]
         );
         assert!(
-            ps.on_link(&e(UP_RUNNING, 9100)).is_empty(),
+            ps.link_actions(&e(UP_RUNNING, 9100)).is_empty(),
             "identical repeat"
         );
         // carrier lost: IFF_RUNNING off
         assert_eq!(
-            ps.on_link(&e(IFF_UP, 9100)),
+            ps.link_actions(&e(IFF_UP, 9100)),
             vec![set("Ethernet0", "down", "up", "9100")]
         );
         // admin down
         assert_eq!(
-            ps.on_link(&e(0, 9100)),
+            ps.link_actions(&e(0, 9100)),
             vec![set("Ethernet0", "down", "down", "9100")]
         );
-        assert!(ps.on_link(&e(0, 9100)).is_empty());
+        assert!(ps.link_actions(&e(0, 9100)).is_empty());
         // admin up again, carrier back
         assert_eq!(
-            ps.on_link(&e(UP_RUNNING, 9100)),
+            ps.link_actions(&e(UP_RUNNING, 9100)),
             vec![set("Ethernet0", "up", "up", "9100")]
         );
         // mtu change
         assert_eq!(
-            ps.on_link(&e(UP_RUNNING, 1500)),
+            ps.link_actions(&e(UP_RUNNING, 1500)),
             vec![set("Ethernet0", "up", "up", "1500")]
         );
         // flags other than UP/RUNNING do not matter
-        assert!(ps.on_link(&e(UP_RUNNING | 0x1000, 1500)).is_empty());
+        assert!(ps.link_actions(&e(UP_RUNNING | 0x1000, 1500)).is_empty());
     }
 
     #[test]
     fn missing_mtu_keeps_last_known_mtu() {
         let mut ps = running(&["Ethernet0"]);
-        ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
+        ps.link_actions(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
         let mut ev = new_link("Ethernet0", 10, IFF_UP, 0);
         ev.mtu = None;
         assert_eq!(
-            ps.on_link(&ev),
+            ps.link_actions(&ev),
             vec![set("Ethernet0", "down", "up", "9100")]
         );
-        ps.on_link(&del_link("Ethernet0", 10));
-        assert_eq!(ps.on_link(&ev), vec![set("Ethernet0", "down", "up", "0")]);
+        ps.link_actions(&del_link("Ethernet0", 10));
+        assert_eq!(
+            ps.link_actions(&ev),
+            vec![set("Ethernet0", "down", "up", "0")]
+        );
     }
 
     #[test]
@@ -655,13 +830,13 @@ mod tests {
         let mut ps = PortSync::new(ports(&["Ethernet0"]), SwitchType::Switch, false);
         ps.finish_initial_load();
         assert!(ps
-            .on_link(&new_link("Ethernet0", 10, IFF_UP, 9100))
+            .link_actions(&new_link("Ethernet0", 10, IFF_UP, 9100))
             .is_empty());
         assert!(!ps.take_port_init_done());
         assert_eq!(ps.pending_ports(), ports(&["Ethernet0"]));
         // link changes while not consumed: only the latest state counts
         assert!(ps
-            .on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
+            .link_actions(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
             .is_empty());
         assert_eq!(
             ps.on_appl_port("Ethernet0", true, true),
@@ -682,7 +857,7 @@ mod tests {
         assert_eq!(ps.pending_ports(), ports(&["Ethernet0"]));
         assert!(!ps.take_port_init_done());
         assert_eq!(
-            ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100)),
+            ps.link_actions(&new_link("Ethernet0", 10, UP_RUNNING, 9100)),
             vec![set("Ethernet0", "up", "up", "9100")]
         );
         assert!(ps.take_port_init_done());
@@ -691,14 +866,14 @@ mod tests {
     #[test]
     fn appl_entry_removed_stops_writes_and_return_rewrites() {
         let mut ps = running(&["Ethernet0"]);
-        ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
+        ps.link_actions(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
         assert!(ps.on_appl_port("Ethernet0", false, false).is_empty());
         assert!(!ps.is_appl_present("Ethernet0"));
         assert!(ps
-            .on_link(&new_link("Ethernet0", 10, IFF_UP, 9100))
+            .link_actions(&new_link("Ethernet0", 10, IFF_UP, 9100))
             .is_empty());
         assert!(ps
-            .on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
+            .link_actions(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
             .is_empty());
         // back: written again even though it equals the last write
         assert_eq!(
@@ -710,9 +885,9 @@ mod tests {
     #[test]
     fn dellink_deletes_and_next_newlink_writes_again() {
         let mut ps = running(&["Ethernet0"]);
-        ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
+        ps.link_actions(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
         assert_eq!(
-            ps.on_link(&del_link("Ethernet0", 10)),
+            ps.link_actions(&del_link("Ethernet0", 10)),
             vec![del("Ethernet0")]
         );
         assert_eq!(ps.link_state("Ethernet0"), None);
@@ -720,7 +895,7 @@ mod tests {
         assert!(ps.on_appl_port("Ethernet0", true, false).is_empty());
         // netdev re-created (new ifindex), same state as before: written again
         assert_eq!(
-            ps.on_link(&new_link("Ethernet0", 11, UP_RUNNING, 9100)),
+            ps.link_actions(&new_link("Ethernet0", 11, UP_RUNNING, 9100)),
             vec![set("Ethernet0", "up", "up", "9100")]
         );
     }
@@ -729,7 +904,7 @@ mod tests {
     fn dellink_deletes_even_without_appl_entry() {
         let mut ps = running(&[]);
         assert_eq!(
-            ps.on_link(&del_link("PortChannel5", 30)),
+            ps.link_actions(&del_link("PortChannel5", 30)),
             vec![del("PortChannel5")]
         );
     }
@@ -739,28 +914,28 @@ mod tests {
         let mut ps = running(&["PortChannel1"]);
         let mut ev = new_link("PortChannel1", 20, UP_RUNNING, 9100);
         ev.kind = Some("team".to_string());
-        assert!(ps.on_link(&ev).is_empty());
+        assert!(ps.link_actions(&ev).is_empty());
         ev.msg_type = LinkMsgType::Del;
-        assert!(ps.on_link(&ev).is_empty());
+        assert!(ps.link_actions(&ev).is_empty());
         assert_eq!(ps.pending_ports(), ports(&["PortChannel1"]));
     }
 
     #[test]
     fn dellink_with_master_is_ignored() {
         let mut ps = running(&["Ethernet0"]);
-        ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
+        ps.link_actions(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
         // Ethernet0 leaves bridge/LAG PortChannel1 (ifindex 20): AF_BRIDGE del
         let mut ev = del_link("Ethernet0", 10);
         ev.family = AF_BRIDGE;
         ev.master = Some(20);
-        assert!(ps.on_link(&ev).is_empty());
+        assert!(ps.link_actions(&ev).is_empty());
         // same as AF_UNSPEC
         ev.family = 0;
-        assert!(ps.on_link(&ev).is_empty());
+        assert!(ps.link_actions(&ev).is_empty());
         assert!(ps.link_state("Ethernet0").is_some());
         // the entry was not deleted, so a repeat of the state is still a no-op
         assert!(ps
-            .on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
+            .link_actions(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
             .is_empty());
     }
 
@@ -768,17 +943,17 @@ mod tests {
     fn af_bridge_newlink_goes_through_the_same_path_without_extra_writes() {
         let mut ps = running(&["Ethernet0"]);
         assert_eq!(
-            ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
+            ps.link_actions(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
                 .len(),
             1
         );
         let mut ev = new_link("Ethernet0", 10, UP_RUNNING, 9100);
         ev.family = AF_BRIDGE;
         ev.master = Some(20);
-        assert!(ps.on_link(&ev).is_empty());
+        assert!(ps.link_actions(&ev).is_empty());
         ev.flags = IFF_UP;
         assert_eq!(
-            ps.on_link(&ev),
+            ps.link_actions(&ev),
             vec![set("Ethernet0", "down", "up", "9100")]
         );
     }
@@ -788,9 +963,9 @@ mod tests {
         let mut ps = running(&["Ethernet0"]);
         let mut ev = new_link("PortChannel1", 20, UP_RUNNING, 9100);
         ev.kind = Some("bridge".to_string());
-        assert!(ps.on_link(&ev).is_empty());
+        assert!(ps.link_actions(&ev).is_empty());
         ev.family = AF_BRIDGE;
-        assert!(ps.on_link(&ev).is_empty());
+        assert!(ps.link_actions(&ev).is_empty());
     }
 
     #[test]
@@ -807,11 +982,137 @@ mod tests {
         ] {
             assert!(ps.on_appl_port(name, true, false).is_empty());
             assert!(
-                ps.on_link(&new_link(name, 5, UP_RUNNING, 1500)).is_empty(),
+                ps.link_actions(&new_link(name, 5, UP_RUNNING, 1500))
+                    .is_empty(),
                 "{name}"
             );
-            assert!(ps.on_link(&del_link(name, 5)).is_empty(), "{name}");
+            assert!(ps.link_actions(&del_link(name, 5)).is_empty(), "{name}");
         }
+    }
+
+    #[test]
+    fn drop_reasons_follow_the_rule_order() {
+        let mut ps = running(&["Ethernet0"]);
+        assert!(ps.mark_old_interface(99, "Ethernet8"));
+        let dropped = |r| LinkOutcome::Dropped(r);
+        assert_eq!(
+            ps.on_link(&new_link("eth0", 5, UP_RUNNING, 1500)),
+            dropped(DropReason::NotAPort)
+        );
+        // the name rule comes before the kind rule
+        let mut ev = new_link("eth1", 6, UP_RUNNING, 1500);
+        ev.kind = Some("team".to_string());
+        assert_eq!(ps.on_link(&ev), dropped(DropReason::NotAPort));
+        ev.name = "PortChannel1".to_string();
+        assert_eq!(ps.on_link(&ev), dropped(DropReason::Team));
+        let mut ev = del_link("Ethernet0", 10);
+        ev.master = Some(20);
+        assert_eq!(ps.on_link(&ev), dropped(DropReason::MasterDel));
+        // a master DELLINK of an old ifindex: the master rule comes first
+        ev.ifindex = 99;
+        assert_eq!(ps.on_link(&ev), dropped(DropReason::MasterDel));
+        assert_eq!(
+            ps.on_link(&new_link("Ethernet8", 99, UP_RUNNING, 1500)),
+            dropped(DropReason::OldInterface)
+        );
+        assert_eq!(
+            ps.on_link(&new_link("Ethernet4", 11, UP_RUNNING, 1500)),
+            dropped(DropReason::NotInApplDb)
+        );
+        assert_eq!(
+            ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 1500)),
+            LinkOutcome::Write(set("Ethernet0", "up", "up", "1500"))
+        );
+        assert_eq!(
+            ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 1500)),
+            LinkOutcome::Unchanged
+        );
+        let labels: Vec<&str> = [
+            DropReason::NotAPort,
+            DropReason::Team,
+            DropReason::MasterDel,
+            DropReason::OldInterface,
+            DropReason::NotInApplDb,
+        ]
+        .iter()
+        .map(|r| r.label())
+        .collect();
+        assert_eq!(
+            labels,
+            [
+                "not_a_port",
+                "team",
+                "master_del",
+                "old_interface",
+                "not_in_appl_db"
+            ]
+        );
+        assert_eq!(handled("PortChannel1", Some("bond")), Ok(()));
+        assert_eq!(handled("Ethernet0", None), Ok(()));
+        assert_eq!(handled("ethernet0", None), Err(DropReason::NotAPort));
+    }
+
+    #[test]
+    fn reload_appl_removes_vanished_ports_and_applies_present_ones() {
+        let mut ps = running(&["Ethernet0", "Ethernet4", "Ethernet8"]);
+        ps.link_actions(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
+        ps.link_actions(&new_link("Ethernet4", 11, UP_RUNNING, 9100));
+        ps.link_actions(&new_link("Ethernet12", 13, UP_RUNNING, 9100));
+        // Ethernet4 vanished from APPL_DB, Ethernet12 appeared (its netdev
+        // is known, so it is written), Ethernet0 unchanged.
+        let acts = ps.reload_appl([
+            ("Ethernet0".to_string(), true),
+            ("Ethernet8".to_string(), false),
+            ("Ethernet12".to_string(), false),
+        ]);
+        assert_eq!(acts, vec![set("Ethernet12", "up", "up", "9100")]);
+        assert!(!ps.is_appl_present("Ethernet4"));
+        assert!(ps.is_appl_present("Ethernet8"));
+        assert_eq!(
+            ps.expected_entries()
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>(),
+            ["Ethernet0", "Ethernet12"]
+        );
+        assert_eq!(ps.ports_without_link(), ports(&["Ethernet8"]));
+        assert_eq!(ps.expected_fields("Ethernet4"), None);
+        assert_eq!(
+            ps.expected_fields("Ethernet0"),
+            Some(
+                LinkState {
+                    admin_up: true,
+                    oper_up: true,
+                    mtu: 9100
+                }
+                .fields()
+            )
+        );
+        // Ethernet4 is back: its state is written again.
+        assert_eq!(
+            ps.reload_appl([
+                ("Ethernet0".to_string(), true),
+                ("Ethernet4".to_string(), false),
+            ]),
+            vec![set("Ethernet4", "up", "up", "9100")]
+        );
+    }
+
+    #[test]
+    fn port_keys_exclude_the_markers() {
+        assert!(!is_port_key("PortConfigDone"));
+        assert!(!is_port_key("PortInitDone"));
+        assert!(is_port_key("Ethernet0"));
+        let names: Vec<String> = LinkState {
+            admin_up: false,
+            oper_up: false,
+            mtu: 1,
+        }
+        .fields()
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect();
+        assert_eq!(names, STATE_FIELDS);
     }
 
     #[test]
@@ -825,16 +1126,16 @@ mod tests {
         ps.on_appl_port("Ethernet0", true, false);
         ps.finish_initial_load();
         assert!(ps
-            .on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
+            .link_actions(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
             .is_empty());
-        assert!(ps.on_link(&del_link("Ethernet0", 10)).is_empty());
+        assert!(ps.link_actions(&del_link("Ethernet0", 10)).is_empty());
         assert!(
             !ps.take_port_init_done(),
             "old ifindex never releases the port"
         );
         // re-created under a new ifindex: handled
         assert_eq!(
-            ps.on_link(&new_link("Ethernet0", 11, UP_RUNNING, 9100)),
+            ps.link_actions(&new_link("Ethernet0", 11, UP_RUNNING, 9100)),
             vec![set("Ethernet0", "up", "up", "9100")]
         );
         assert!(ps.take_port_init_done());
@@ -852,7 +1153,7 @@ mod tests {
             assert!(!ps.mark_old_interface(10, "Ethernet0"));
             ps.on_appl_port("Ethernet0", true, false);
             assert_eq!(
-                ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
+                ps.link_actions(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
                     .len(),
                 1
             );
@@ -866,15 +1167,15 @@ mod tests {
     fn port_init_done_exactly_once() {
         let mut ps = running(&["Ethernet0", "Ethernet4"]);
         assert!(!ps.take_port_init_done());
-        ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
+        ps.link_actions(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
         assert!(!ps.take_port_init_done());
         assert_eq!(ps.pending_ports(), ports(&["Ethernet4"]));
-        ps.on_link(&new_link("Ethernet4", 11, UP_RUNNING, 9100));
+        ps.link_actions(&new_link("Ethernet4", 11, UP_RUNNING, 9100));
         assert!(ps.take_port_init_done());
         assert!(ps.port_init_done_sent());
         assert!(!ps.take_port_init_done());
-        ps.on_link(&del_link("Ethernet4", 11));
-        ps.on_link(&new_link("Ethernet4", 12, UP_RUNNING, 9100));
+        ps.link_actions(&del_link("Ethernet4", 11));
+        ps.link_actions(&new_link("Ethernet4", 12, UP_RUNNING, 9100));
         assert!(!ps.take_port_init_done());
     }
 
@@ -884,7 +1185,9 @@ mod tests {
         assert_eq!(ps.port_config_done_count(), 0);
         assert!(!ps.take_port_init_done(), "not during the initial load");
         // the dump reply for lo ends the initial load
-        assert!(ps.on_link(&new_link("lo", 1, UP_RUNNING, 65536)).is_empty());
+        assert!(ps
+            .link_actions(&new_link("lo", 1, UP_RUNNING, 65536))
+            .is_empty());
         assert!(ps.take_port_init_done());
         assert!(!ps.take_port_init_done());
     }
@@ -900,7 +1203,7 @@ mod tests {
         ps.on_appl_port("Ethernet4", true, false); // consumed without admin_status
         ps.finish_initial_load();
         assert_eq!(ps.pending_ports(), ports(&["Ethernet4", "Ethernet8"]));
-        ps.on_link(&new_link("Ethernet4", 11, UP_RUNNING, 9100));
+        ps.link_actions(&new_link("Ethernet4", 11, UP_RUNNING, 9100));
         // Ethernet8 gets admin_status now: too late for the pre-check
         ps.on_appl_port("Ethernet8", true, true);
         assert_eq!(ps.pending_ports(), ports(&["Ethernet8"]));
@@ -915,7 +1218,7 @@ mod tests {
         assert_eq!(ps.pending_ports(), ports(&["Ethernet0"]));
         assert!(!ps.take_port_init_done());
         assert_eq!(
-            ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100)),
+            ps.link_actions(&new_link("Ethernet0", 10, UP_RUNNING, 9100)),
             vec![set("Ethernet0", "up", "up", "9100")]
         );
         assert!(ps.take_port_init_done());
@@ -1011,9 +1314,9 @@ mod tests {
     #[test]
     fn rewrite_all_repeats_current_state_of_present_ports() {
         let mut ps = running(&["Ethernet0", "Ethernet4"]);
-        ps.on_link(&new_link("Ethernet4", 11, IFF_UP, 1500));
-        ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
-        ps.on_link(&new_link("Ethernet8", 12, UP_RUNNING, 9100)); // not in APPL_DB
+        ps.link_actions(&new_link("Ethernet4", 11, IFF_UP, 1500));
+        ps.link_actions(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
+        ps.link_actions(&new_link("Ethernet8", 12, UP_RUNNING, 9100)); // not in APPL_DB
         assert_eq!(
             ps.rewrite_all(),
             vec![
@@ -1022,23 +1325,23 @@ mod tests {
             ]
         );
         assert!(ps
-            .on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
+            .link_actions(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
             .is_empty());
     }
 
     #[test]
     fn external_state_delete_is_restored() {
         let mut ps = running(&["Ethernet0"]);
-        ps.on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
+        ps.link_actions(&new_link("Ethernet0", 10, UP_RUNNING, 9100));
         assert_eq!(
             ps.on_state_port_deleted("Ethernet0"),
             vec![set("Ethernet0", "up", "up", "9100")]
         );
         assert!(ps
-            .on_link(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
+            .link_actions(&new_link("Ethernet0", 10, UP_RUNNING, 9100))
             .is_empty());
         // our own DELLINK: nothing to restore
-        ps.on_link(&del_link("Ethernet0", 10));
+        ps.link_actions(&del_link("Ethernet0", 10));
         assert!(ps.on_state_port_deleted("Ethernet0").is_empty());
         // not in APPL_DB: nothing to restore
         assert!(ps.on_state_port_deleted("PortChannel1").is_empty());
@@ -1160,7 +1463,13 @@ mod tests {
             for input in &inputs {
                 match input {
                     Input::Link(ev) => {
-                        let acts = ps.on_link(ev);
+                        let outcome = ps.on_link(ev);
+                        let passed = !matches!(
+                            outcome,
+                            LinkOutcome::Dropped(r) if r != DropReason::NotInApplDb
+                        );
+                        prop_assert_eq!(passed, counts(ev, old));
+                        let acts: Vec<StateAction> = outcome.into_action().into_iter().collect();
                         if counts(ev, old) {
                             let prev_mtu = netdev.get(&ev.name).copied().flatten().map(|s| s.mtu);
                             let st = match ev.msg_type {
@@ -1215,7 +1524,7 @@ mod tests {
                 .collect();
             for _ in 0..2 {
                 for ev in &replay {
-                    prop_assert_eq!(ps.on_link(ev), Vec::new());
+                    prop_assert_eq!(ps.link_actions(ev), Vec::new());
                 }
                 for name in present.clone() {
                     prop_assert_eq!(ps.on_appl_port(&name, true, false), Vec::new());

@@ -1,0 +1,259 @@
+//! The Redis side of [`PortCore`]: subscription changes, the results of
+//! flushes, reads and reconnects, and the self-audit.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use sonic_daemon::engine::earliest;
+use sonic_daemon::metrics::ResyncCause;
+use swss::{KeyOp, SwssError};
+
+use super::{
+    Action, Audit, AuditReadout, InitDone, Input, PortCore, ReadBack, Redis,
+    STATE_PORT_TABLE_METRIC,
+};
+use crate::sync::{is_port_key, StateAction, APP_PORT_TABLE_NAME};
+use crate::writer::{same_values, StateBatch};
+
+impl PortCore {
+    pub(super) fn input(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::Appl(op) => self.appl_change(op),
+            Input::StateDeleted(name) => {
+                for action in self.sync.on_state_port_deleted(&name) {
+                    tracing::info!(ifname = %name,
+                        "STATE_DB PORT_TABLE entry deleted by someone else; restoring");
+                    self.writer.push(action);
+                }
+            }
+            Input::SubscriptionLost(e) => self.lost(now, &e),
+            Input::Flushed { batch, result } => self.flushed(now, batch, result),
+            Input::InitDoneWritten(result) => self.init_done_written(now, result),
+            Input::Reconnected { present } => self.reconnected(present),
+            Input::ResyncRead { id, result } => self.resync_read(now, id, result),
+            Input::AuditRead { id, result } => self.audit_read(now, id, result),
+        }
+    }
+
+    /// One APPL_DB `PORT_TABLE` change. Live Sets come from a `Presence`
+    /// subscription and carry no fields, so `has_admin_status` is false for
+    /// them; [`crate::sync::PortSync::on_appl_port`] only looks at it
+    /// during the initial load, whose Sets carry the content.
+    fn appl_change(&mut self, op: KeyOp) {
+        let actions = match op {
+            KeyOp::Set(key, fvs) if is_port_key(&key) => {
+                let has_admin = fvs.iter().any(|(f, _)| f == "admin_status");
+                self.sync.on_appl_port(&key, true, has_admin)
+            }
+            KeyOp::Del(key) if is_port_key(&key) => self.sync.on_appl_port(&key, false, false),
+            _ => Vec::new(),
+        };
+        for action in actions {
+            self.writer.push(action);
+        }
+    }
+
+    /// A flush ended: acknowledged, retried later after an error reply,
+    /// or kept for after the reconnect when Redis was lost.
+    fn flushed(&mut self, now: Instant, batch: StateBatch, result: Result<(), SwssError>) {
+        let flight = self.flight.take();
+        match result {
+            Ok(()) => {
+                let m = &self.metrics;
+                m.redis_ops(STATE_PORT_TABLE_METRIC, "del", batch.dels());
+                m.redis_ops(STATE_PORT_TABLE_METRIC, "set", batch.sets());
+                m.redis_batches.inc();
+                for (name, op) in &batch.ops {
+                    if op.sets() {
+                        self.state_entries.insert(name.clone());
+                    } else {
+                        self.state_entries.remove(name);
+                    }
+                }
+                if let Some(since) = flight.and_then(|f| f.since) {
+                    m.observe_event_to_ack(now.saturating_duration_since(since));
+                }
+                self.writer.complete(&batch);
+                self.health.write_ok();
+                self.flush_backoff.reset();
+            }
+            Err(e) => {
+                self.metrics.redis_write_errors.inc();
+                self.writer.fail(batch);
+                self.unacked_since = earliest(self.unacked_since, flight.and_then(|f| f.since));
+                if e.is_connection_error() {
+                    self.lost(now, &e);
+                } else {
+                    let delay = self.flush_backoff.next_delay();
+                    tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64,
+                        "STATE_DB PORT_TABLE write failed; retrying");
+                    self.health.write_failed(&e);
+                    self.flush_retry_at = Some(now + delay);
+                }
+            }
+        }
+    }
+
+    fn init_done_written(&mut self, now: Instant, result: Result<(), SwssError>) {
+        if self.init_done != InitDone::Writing {
+            return;
+        }
+        match result {
+            Ok(()) => {
+                self.init_done = InitDone::Written;
+                self.metrics.redis_ops(APP_PORT_TABLE_NAME, "set", 1);
+                self.metrics.redis_batches.inc();
+                self.metrics.port_init_done.set(1);
+            }
+            Err(e) => {
+                self.metrics.redis_write_errors.inc();
+                if e.is_connection_error() {
+                    self.init_done = InitDone::Due;
+                    self.lost(now, &e);
+                } else {
+                    let delay = self.init_backoff.next_delay();
+                    tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64,
+                        "cannot write PortInitDone; retrying");
+                    self.health.write_failed(&e);
+                    self.init_done = InitDone::RetryAt(now + delay);
+                }
+            }
+        }
+    }
+
+    /// Redis is back (connected, subscribed, APPL_DB `present` loaded): the
+    /// ports that vanished from APPL_DB meanwhile are forgotten, every
+    /// port's state is staged again, and STATE_DB is read back before
+    /// anything is written ([`Redis::Restoring`]).
+    fn reconnected(&mut self, present: BTreeMap<String, bool>) {
+        if self.redis != Redis::Reconnecting {
+            return;
+        }
+        tracing::info!("Redis is back: resyncing STATE_DB PORT_TABLE");
+        self.metrics.redis_reconnects.inc();
+        self.metrics.resync(ResyncCause::RedisReconnect);
+        for action in self.sync.reload_appl(present) {
+            self.writer.push(action);
+        }
+        for action in self.sync.rewrite_all() {
+            self.writer.push(action);
+        }
+        self.redis = Redis::Restoring { read: None };
+    }
+
+    /// STATE_DB as read back after a reconnect: the pending HSETs it
+    /// already holds are dropped, the rest is written.
+    fn resync_read(&mut self, now: Instant, id: u64, result: Result<ReadBack, SwssError>) {
+        if self.redis != (Redis::Restoring { read: Some(id) }) {
+            return;
+        }
+        match result {
+            Ok(read) => {
+                let same = self.writer.drop_unchanged(&read);
+                tracing::info!(
+                    unchanged = same,
+                    rewrite = self.writer.pending_len(),
+                    "STATE_DB PORT_TABLE read back"
+                );
+                self.redis_up();
+            }
+            Err(e) if e.is_connection_error() => self.lost(now, &e),
+            Err(e) => {
+                tracing::warn!(error = %e,
+                    "cannot read STATE_DB PORT_TABLE back; writing every port");
+                self.redis_up();
+            }
+        }
+    }
+
+    // ----- the self-audit -----
+
+    /// The audit starts: STATE_DB is read for every port whose entry we
+    /// maintain and every APPL_DB port without a netdev (ports with a
+    /// write pending are left out: they are about to be written).
+    pub(super) fn start_audit(&mut self, now: Instant) -> Option<Action> {
+        let idle = |n: &String| self.writer.pending(n).is_none();
+        let names: Vec<String> = self
+            .sync
+            .expected_entries()
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(idle)
+            .collect();
+        let gone: Vec<String> = self
+            .sync
+            .ports_without_link()
+            .into_iter()
+            .filter(idle)
+            .collect();
+        if names.is_empty() && gone.is_empty() {
+            self.finish_audit(now, AuditReadout::default());
+            return None;
+        }
+        let id = self.read_id();
+        self.audit = Audit::Reading { id };
+        Some(Action::ReadStateForAudit { id, names, gone })
+    }
+
+    fn audit_read(&mut self, now: Instant, id: u64, result: Result<AuditReadout, SwssError>) {
+        if self.audit != (Audit::Reading { id }) {
+            return;
+        }
+        match result {
+            Ok(readout) => self.finish_audit(now, readout),
+            Err(e) => {
+                self.schedule_audit(now);
+                if e.is_connection_error() {
+                    self.lost(now, &e);
+                } else {
+                    tracing::warn!(error = %e, "audit: cannot read STATE_DB PORT_TABLE; skipped");
+                }
+            }
+        }
+    }
+
+    /// The self-audit's comparison: an entry whose fields differ from the
+    /// link state is rewritten; an entry of an APPL_DB port whose netdev is
+    /// gone is deleted. `portsyncd_audit_drift` = entries repaired. Then
+    /// the links are dumped again (the ENOBUFS resync path), so events the
+    /// kernel lost are repaired too.
+    fn finish_audit(&mut self, now: Instant, readout: AuditReadout) {
+        self.schedule_audit(now);
+        let mut repaired: Vec<String> = Vec::new();
+        for (name, have) in &readout.fields {
+            if self.writer.pending(name).is_some() {
+                continue;
+            }
+            let (Some(want), Some(have)) = (self.sync.expected_fields(name), have) else {
+                continue;
+            };
+            if !same_values(&want, have) {
+                for action in self.sync.on_state_port_deleted(name) {
+                    self.writer.push(action);
+                }
+                repaired.push(name.clone());
+            }
+        }
+        for (name, exists) in &readout.exists {
+            let stale = *exists
+                && self.writer.pending(name).is_none()
+                && self.sync.link_state(name).is_none()
+                && self.sync.is_appl_present(name);
+            if stale {
+                self.writer
+                    .push(StateAction::DelPortState { name: name.clone() });
+                repaired.push(name.clone());
+            }
+        }
+        if !repaired.is_empty() {
+            tracing::warn!(
+                drift = repaired.len(),
+                ports = ?repaired,
+                "audit: STATE_DB PORT_TABLE differs from the link state; repairing"
+            );
+        }
+        self.metrics.audit_done(repaired.len());
+        self.metrics.resync(ResyncCause::Audit);
+        self.resync(ResyncCause::Audit);
+    }
+}

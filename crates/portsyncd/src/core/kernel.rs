@@ -1,0 +1,209 @@
+//! The kernel side of [`PortCore`]: link messages through the rules, and
+//! the link dumps of [`Phase::StartupDump`] and [`Phase::Resyncing`] (mark
+//! and sweep).
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use sonic_daemon::metrics::{Outcome as EventOutcome, ResyncCause};
+use sonic_netlink::socket::{KernelMessage, Received, SocketError};
+use sonic_netlink::{DecodeError, LinkEvent, LinkMsgType};
+
+use super::{Dump, Phase, PortCore, DUMP_RETRY_DELAY};
+use crate::sync::LinkOutcome;
+
+impl PortCore {
+    /// One wake-up's kernel messages, then the overrun (if any).
+    pub(super) fn kernel(&mut self, now: Instant, msgs: &mut Vec<Received>, overrun: bool) {
+        for received in msgs.drain(..) {
+            match received {
+                Ok(KernelMessage::Link(ev)) => self.apply_link(now, &ev),
+                Ok(KernelMessage::DumpDone) => self.dump_done(now),
+                Ok(KernelMessage::DumpFailed { errno }) => self.dump_failed(errno),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "undecodable netlink message skipped");
+                    let msg_type = match &e {
+                        DecodeError::MissingAttribute { msg, .. } => msg,
+                        _ => "",
+                    };
+                    self.metrics
+                        .kernel_event(msg_type, EventOutcome::Malformed, "");
+                }
+            }
+        }
+        if overrun {
+            self.overruns += 1;
+            self.metrics.netlink_overruns.inc();
+            self.metrics.resync(ResyncCause::NetlinkOverrun);
+            tracing::warn!(
+                overruns = self.overruns,
+                "netlink receive buffer overrun: dumping links again to resync STATE_DB"
+            );
+            self.resync(ResyncCause::NetlinkOverrun);
+        }
+    }
+
+    /// One link message (a notification, a dump reply or a swept link):
+    /// the bookkeeping of known links, then the rules.
+    pub(super) fn apply_link(&mut self, now: Instant, ev: &LinkEvent) {
+        tracing::debug!(op = ev.msg_type.rtm_name(), ifname = %ev.name, ifindex = ev.ifindex,
+            flags = ev.flags, mtu = ?ev.mtu, master = ?ev.master, kind = ?ev.kind, "link message");
+        self.observe(ev);
+        let (outcome, reason) = match self.sync.on_link(ev) {
+            LinkOutcome::Write(action) => {
+                self.unacked_since.get_or_insert(now);
+                self.writer.push(action);
+                (EventOutcome::Written, "")
+            }
+            LinkOutcome::Unchanged => (EventOutcome::Unchanged, ""),
+            LinkOutcome::Dropped(r) => (EventOutcome::Filtered, r.label()),
+        };
+        self.metrics
+            .kernel_event(ev.msg_type.rtm_name(), outcome, reason);
+    }
+
+    /// Which netdevs exist: RTM_NEWLINK adds (and marks it seen during a
+    /// resync), RTM_DELLINK without a master removes (with a master it is a
+    /// port leaving a bridge or LAG).
+    fn observe(&mut self, ev: &LinkEvent) {
+        match ev.msg_type {
+            LinkMsgType::New => {
+                self.known.insert(ev.name.clone(), ev.ifindex);
+                if let Phase::Resyncing { seen, .. } = &mut self.phase {
+                    seen.insert(ev.name.clone());
+                }
+            }
+            LinkMsgType::Del if ev.master.is_none() => {
+                self.known.remove(&ev.name);
+            }
+            LinkMsgType::Del => {}
+        }
+    }
+
+    /// Events were lost (or the audit wants the kernel compared): dump the
+    /// links again, mark and sweep. A dump in flight is followed by a fresh
+    /// one; a dump not yet sent starts over with nothing marked.
+    pub(super) fn resync(&mut self, why: ResyncCause) {
+        match &mut self.phase {
+            Phase::StartupDump(Dump::InFlight { again })
+            | Phase::Resyncing {
+                dump: Dump::InFlight { again },
+                ..
+            } => *again = Some(why),
+            Phase::StartupDump(dump) | Phase::Resyncing { dump, .. } => {
+                let dump = *dump;
+                self.phase = Phase::Resyncing {
+                    why,
+                    dump,
+                    seen: HashSet::new(),
+                };
+            }
+            Phase::Live => {
+                self.phase = Phase::Resyncing {
+                    why,
+                    dump: Dump::Wanted,
+                    seen: HashSet::new(),
+                }
+            }
+            Phase::ShuttingDown => {}
+        }
+    }
+
+    /// `NLMSG_DONE` of the link dump: the start-up dump ends; a resync
+    /// sweeps the links it did not see; either starts a fresh resync when
+    /// one was asked for meanwhile.
+    fn dump_done(&mut self, now: Instant) {
+        let phase = std::mem::replace(&mut self.phase, Phase::Live);
+        match phase {
+            Phase::StartupDump(Dump::InFlight { again: Some(why) })
+            | Phase::Resyncing {
+                dump: Dump::InFlight { again: Some(why) },
+                ..
+            } => {
+                self.phase = Phase::Resyncing {
+                    why,
+                    dump: Dump::Wanted,
+                    seen: HashSet::new(),
+                };
+            }
+            Phase::StartupDump(Dump::InFlight { again: None }) => {}
+            Phase::Resyncing {
+                dump: Dump::InFlight { again: None },
+                seen,
+                ..
+            } => self.sweep(now, &seen),
+            // No dump of ours in flight: not ours to end.
+            other => self.phase = other,
+        }
+    }
+
+    /// The netdevs known before a resync dump that neither the dump nor a
+    /// notification listed are gone: each goes through the rules as a
+    /// RTM_DELLINK.
+    fn sweep(&mut self, now: Instant, seen: &HashSet<String>) {
+        let mut gone: Vec<(String, u32)> = self
+            .known
+            .iter()
+            .filter(|(n, _)| !seen.contains(*n))
+            .map(|(n, i)| (n.clone(), *i))
+            .collect();
+        gone.sort();
+        for (name, ifindex) in gone {
+            tracing::info!(ifname = %name, "link vanished while netlink events were lost");
+            let ev = LinkEvent {
+                msg_type: LinkMsgType::Del,
+                family: 0,
+                ifindex,
+                name,
+                flags: 0,
+                mtu: None,
+                master: None,
+                kind: None,
+            };
+            self.apply_link(now, &ev);
+        }
+    }
+
+    /// `NLMSG_ERROR` for the dump, or an interrupted dump: ask again (a
+    /// resync starts over with nothing marked).
+    fn dump_failed(&mut self, errno: i32) {
+        tracing::warn!(errno, "link dump failed or was interrupted; dumping again");
+        match &mut self.phase {
+            Phase::StartupDump(Dump::InFlight { again: None }) => {
+                self.phase = Phase::StartupDump(Dump::Wanted);
+            }
+            Phase::StartupDump(Dump::InFlight { again: Some(why) }) => {
+                self.phase = Phase::Resyncing {
+                    why: *why,
+                    dump: Dump::Wanted,
+                    seen: HashSet::new(),
+                };
+            }
+            Phase::Resyncing {
+                why,
+                dump: dump @ Dump::InFlight { .. },
+                seen,
+            } => {
+                if let Dump::InFlight { again: Some(again) } = *dump {
+                    *why = again;
+                }
+                *dump = Dump::Wanted;
+                seen.clear();
+            }
+            _ => {}
+        }
+    }
+
+    /// The socket refused the dump request: ask again after
+    /// [`DUMP_RETRY_DELAY`].
+    pub(super) fn dump_request_failed(&mut self, now: Instant, error: &SocketError) {
+        tracing::warn!(error = %error, retry_in_ms = DUMP_RETRY_DELAY.as_millis() as u64,
+            "link dump request refused");
+        if let Phase::StartupDump(d) | Phase::Resyncing { dump: d, .. } = &mut self.phase {
+            if matches!(d, Dump::InFlight { .. }) {
+                *d = Dump::RetryAt(now + DUMP_RETRY_DELAY);
+            }
+        }
+    }
+}

@@ -1,0 +1,642 @@
+//! portsyncd's I/O-free core: every decision of the running daemon as a
+//! state machine driven by [`sonic_daemon::engine::Driver`]
+//! (docs/behavior.md d.3, d.4, f.5, f.8).
+//!
+//! Inputs: kernel link messages ([`PortCore::handle_kernel`]), APPL_DB /
+//! STATE_DB `PORT_TABLE` changes and the results of the Redis work it asked
+//! for ([`Input`]), the clock ([`PortCore::handle_timeout`]) and SIGTERM
+//! ([`PortCore::begin_shutdown`]). Outputs: [`Action`]s and link dump
+//! requests from `poll_action`, its one timer from `poll_timeout`. It never
+//! awaits and never reads a clock.
+//!
+//! Where the daemon is in its life is one [`Phase`]; the Redis session is
+//! [`Redis`]; PortInitDone is [`InitDone`]; the self-audit is [`Audit`].
+//! Transitions live in `kernel.rs` (link messages, dumps) and `inputs.rs`
+//! (Redis results, subscriptions, the audit).
+//!
+//! * Writes: the rules ([`PortSync`]) decide STATE_DB `PORT_TABLE|<name>`
+//!   writes, the [`StateWriter`] coalesces them per port. As soon as
+//!   something is staged and no flush is in flight, everything staged goes
+//!   out as one [`Action::FlushState`]; what arrives meanwhile rides the
+//!   next one. While a flush is in flight the kernel's messages wait in the
+//!   socket buffer, at most [`FLUSH_READ_PAUSE`].
+//! * An error reply: the batch is kept and retried after a delay
+//!   ([`Backoff`], 100 ms doubling to 5 s).
+//! * Redis lost: never fatal. The link state stays in memory;
+//!   [`Action::Reconnect`]; then the fresh APPL_DB load is applied, every
+//!   port's state is staged again, STATE_DB is read back
+//!   ([`Action::ReadStateForResync`]) and only the difference is written.
+//! * ENOBUFS, and after each self-audit: the links are dumped again; links
+//!   known before that neither the dump nor a notification lists are
+//!   deleted (mark and sweep, [`Phase::Resyncing`]).
+//! * SIGTERM: what is pending is written, then [`PortCore::is_stopped`].
+
+mod inputs;
+mod kernel;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use sonic_daemon::engine::{self, Backoff, Step};
+use sonic_daemon::metrics::{Metrics, ResyncCause};
+use sonic_daemon::Health;
+use sonic_netlink::socket::{Received, SocketError};
+use swss::{KeyOp, SwssError};
+
+use crate::error::DaemonError;
+use crate::sync::PortSync;
+use crate::writer::{StateBatch, StateWriter};
+
+/// How often the ports still holding back PortInitDone are logged (warning).
+pub const INIT_DONE_WARN_INTERVAL: Duration = Duration::from_secs(30);
+/// While a flush is in flight, kernel messages wait in the socket buffer
+/// (and are then read in one wake-up); a flush slower than this (Redis busy
+/// or hanging) no longer holds them back, so the buffer cannot overflow
+/// behind a stalled Redis.
+pub const FLUSH_READ_PAUSE: Duration = Duration::from_millis(20);
+/// Wait before asking again for a link dump the socket refused.
+pub const DUMP_RETRY_DELAY: Duration = Duration::from_millis(100);
+/// The `table` label of STATE_DB `PORT_TABLE` writes (APPL_DB's is
+/// `PORT_TABLE`).
+pub const STATE_PORT_TABLE_METRIC: &str = "STATE_PORT_TABLE";
+
+// ===== inputs and actions =====
+
+/// STATE_DB `PORT_TABLE|<name>` as read back: per port, the values of the
+/// fields asked for in their order (`None` for an absent field), or `None`
+/// when the key is not a hash (reported as a bad entry by the reader).
+pub type ReadBack = Vec<(String, Option<Vec<Option<String>>>)>;
+
+/// What [`Action::ReadStateForAudit`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditReadout {
+    /// `HMGET PORT_TABLE|<name>` of [`crate::sync::STATE_FIELDS`] per port
+    /// of `names`.
+    pub fields: ReadBack,
+    /// `HEXISTS PORT_TABLE|<name> netdev_oper_status` per port of `gone`
+    /// (`false` also for a key that is not a hash).
+    pub exists: Vec<(String, bool)>,
+}
+
+/// Results of work done for the core, and the subscriptions' changes.
+#[derive(Debug)]
+pub enum Input {
+    /// One change of APPL_DB `PORT_TABLE` (a `Presence` subscription: live
+    /// Sets carry no fields).
+    Appl(KeyOp),
+    /// STATE_DB `PORT_TABLE|<name>` was deleted (by anyone, us included).
+    StateDeleted(String),
+    /// A subscription failed: the connection is gone (or unusable).
+    SubscriptionLost(SwssError),
+    /// The result of an [`Action::FlushState`], with its batch handed back.
+    Flushed {
+        /// The batch.
+        batch: StateBatch,
+        /// The pipeline's outcome (a key of the wrong type is not an error:
+        /// it is reported and skipped).
+        result: Result<(), SwssError>,
+    },
+    /// The result of [`Action::WritePortInitDone`].
+    InitDoneWritten(Result<(), SwssError>),
+    /// The result of [`Action::Reconnect`]: connected again and subscribed
+    /// again; `present` is the fresh APPL_DB `PORT_TABLE` load (port key ->
+    /// the hash has `admin_status`, markers left out).
+    Reconnected {
+        /// The load.
+        present: BTreeMap<String, bool>,
+    },
+    /// The result of an [`Action::ReadStateForResync`].
+    ResyncRead {
+        /// The request's id.
+        id: u64,
+        /// The values, or why they could not be read.
+        result: Result<ReadBack, SwssError>,
+    },
+    /// The result of an [`Action::ReadStateForAudit`].
+    AuditRead {
+        /// The request's id.
+        id: u64,
+        /// What was read, or why it could not be.
+        result: Result<AuditReadout, SwssError>,
+    },
+}
+
+/// Redis work the core asks for ([`Step::Do`]).
+#[derive(Debug)]
+pub enum Action {
+    /// Write `batch` as one pipeline on STATE_DB (per port: `DEL`, then
+    /// `HSET` of the four fields); answer [`Input::Flushed`].
+    FlushState(StateBatch),
+    /// Write APPL_DB `PORT_TABLE:PortInitDone lanes=0` through the
+    /// ProducerStateTable; answer [`Input::InitDoneWritten`].
+    WritePortInitDone,
+    /// Read back `HMGET PORT_TABLE|<name>` of the four fields for `names`;
+    /// answer [`Input::ResyncRead`].
+    ReadStateForResync {
+        /// Request id, echoed.
+        id: u64,
+        /// Port names.
+        names: Vec<String>,
+    },
+    /// Read `HMGET PORT_TABLE|<name>` of the four fields for `names` and
+    /// `HEXISTS PORT_TABLE|<name> netdev_oper_status` for `gone`; answer
+    /// [`Input::AuditRead`].
+    ReadStateForAudit {
+        /// Request id, echoed.
+        id: u64,
+        /// Ports whose entry should hold their link state.
+        names: Vec<String>,
+        /// APPL_DB ports without a netdev.
+        gone: Vec<String>,
+    },
+    /// Redis was lost: drop the connections and subscriptions, reconnect
+    /// and subscribe again with backoff until it all works; answer
+    /// [`Input::Reconnected`].
+    Reconnect,
+}
+
+// ===== states =====
+
+/// Where the daemon is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// The start-up link dump (requested before the config was read) is
+    /// being read; READY=1 goes out once it ended and was written.
+    StartupDump(Dump),
+    /// Following the kernel's link notifications.
+    Live,
+    /// The links are dumped again to repair lost events: known links
+    /// neither the dump nor a notification lists (`seen`) are deleted at
+    /// its end.
+    Resyncing {
+        /// Why (ENOBUFS, or the self-audit).
+        why: ResyncCause,
+        /// The dump.
+        dump: Dump,
+        /// Links announced by RTM_NEWLINK since the resync began.
+        seen: HashSet<String>,
+    },
+    /// SIGTERM: writing what is pending; the kernel is no longer read.
+    ShuttingDown,
+}
+
+/// The link dump of a [`Phase`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dump {
+    /// To be requested.
+    Wanted,
+    /// The socket refused the request: asked again at this instant.
+    RetryAt(Instant),
+    /// Requested; its replies are being read.
+    InFlight {
+        /// Another resync was asked for meanwhile (and why): a fresh dump
+        /// follows this one.
+        again: Option<ResyncCause>,
+    },
+}
+
+/// The Redis session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redis {
+    /// Connected; writes go out.
+    Up,
+    /// Lost; [`Action::Reconnect`] is running.
+    Reconnecting,
+    /// Connected again; STATE_DB is read back (request `read`, once no
+    /// flush is in flight) so only the difference is written. Writes wait.
+    Restoring {
+        /// The id of the [`Action::ReadStateForResync`] in flight.
+        read: Option<u64>,
+    },
+}
+
+/// APPL_DB `PORT_TABLE:PortInitDone` (written once per process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitDone {
+    /// Configured ports still hold it back.
+    Waiting,
+    /// Decided; written as soon as Redis is up.
+    Due,
+    /// [`Action::WritePortInitDone`] in flight.
+    Writing,
+    /// The write got an error reply: tried again at this instant.
+    RetryAt(Instant),
+    /// Written.
+    Written,
+}
+
+/// The periodic self-audit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audit {
+    /// No `--audit-interval`.
+    Off,
+    /// The next one starts at this instant.
+    Waiting {
+        /// When.
+        at: Instant,
+    },
+    /// Starts once Redis is up and no flush is in flight.
+    Due,
+    /// [`Action::ReadStateForAudit`] in flight (writes wait).
+    Reading {
+        /// The request id.
+        id: u64,
+    },
+}
+
+/// A flush in flight.
+#[derive(Debug, Clone, Copy)]
+struct Flight {
+    /// When it was sent.
+    sent_at: Instant,
+    /// Receive time of the oldest kernel event in it.
+    since: Option<Instant>,
+    /// Still holding kernel reads back ([`FLUSH_READ_PAUSE`]).
+    holds_reads: bool,
+}
+
+/// How the core is set up at start-up.
+pub struct Setup {
+    /// The rules, with the APPL_DB initial load applied and
+    /// [`PortSync::finish_initial_load`] called.
+    pub sync: PortSync,
+    /// Metric families.
+    pub metrics: Metrics,
+    /// `/healthz` state.
+    pub health: Health,
+    /// Self-audit period; `None` disables it.
+    pub audit_every: Option<Duration>,
+}
+
+/// portsyncd's core (module docs).
+pub struct PortCore {
+    phase: Phase,
+    redis: Redis,
+    init_done: InitDone,
+    audit: Audit,
+    audit_every: Option<Duration>,
+    sync: PortSync,
+    writer: StateWriter,
+    /// Handled-or-not netdev names known to exist -> ifindex (for the sweep
+    /// at the end of a resync dump).
+    known: HashMap<String, u32>,
+    flight: Option<Flight>,
+    /// No flush before this instant (after an error reply).
+    flush_retry_at: Option<Instant>,
+    flush_backoff: Backoff,
+    init_backoff: Backoff,
+    /// Receive time of the oldest staged kernel event not yet in a batch.
+    unacked_since: Option<Instant>,
+    /// Next "PortInitDone still held back" warning.
+    warn_at: Option<Instant>,
+    next_read_id: u64,
+    ready_sent: bool,
+    /// Ports with a STATE_DB entry written by us.
+    state_entries: HashSet<String>,
+    overruns: u64,
+    steps: VecDeque<Step<Action>>,
+    metrics: Metrics,
+    health: Health,
+}
+
+// ===== impl PortCore: set-up, writes, timers =====
+
+impl PortCore {
+    /// The core at start-up, `now`: the start-up link dump is in flight
+    /// (requested by the glue before the port config was read), Redis is
+    /// up.
+    pub fn new(setup: Setup, now: Instant) -> Self {
+        PortCore {
+            phase: Phase::StartupDump(Dump::InFlight { again: None }),
+            redis: Redis::Up,
+            init_done: InitDone::Waiting,
+            audit: match setup.audit_every {
+                Some(every) => Audit::Waiting { at: now + every },
+                None => Audit::Off,
+            },
+            audit_every: setup.audit_every,
+            sync: setup.sync,
+            writer: StateWriter::new(),
+            known: HashMap::new(),
+            flight: None,
+            flush_retry_at: None,
+            flush_backoff: Backoff::new(),
+            init_backoff: Backoff::new(),
+            unacked_since: None,
+            warn_at: Some(now + INIT_DONE_WARN_INTERVAL),
+            next_read_id: 0,
+            ready_sent: false,
+            state_entries: HashSet::new(),
+            overruns: 0,
+            steps: VecDeque::new(),
+            metrics: setup.metrics,
+            health: setup.health,
+        }
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    /// The Redis session.
+    pub fn redis(&self) -> Redis {
+        self.redis
+    }
+
+    /// PortInitDone's state.
+    pub fn init_done(&self) -> InitDone {
+        self.init_done
+    }
+
+    /// The self-audit's state.
+    pub fn audit(&self) -> Audit {
+        self.audit
+    }
+
+    /// The rules' state.
+    pub fn sync(&self) -> &PortSync {
+        &self.sync
+    }
+
+    /// The pending and in-flight STATE_DB writes.
+    pub fn writer(&self) -> &StateWriter {
+        &self.writer
+    }
+
+    fn read_id(&mut self) -> u64 {
+        self.next_read_id += 1;
+        self.next_read_id
+    }
+
+    /// Writes are allowed: Redis up, no read of STATE_DB in flight (reads
+    /// and writes never overlap, so a read sees every write before it), no
+    /// retry delay running.
+    fn may_flush(&self) -> bool {
+        self.redis == Redis::Up
+            && !matches!(self.audit, Audit::Reading { .. })
+            && self.flush_retry_at.is_none()
+    }
+
+    /// The next flush, if one may start.
+    fn next_flush(&mut self, now: Instant) -> Option<Action> {
+        if !self.may_flush() {
+            return None;
+        }
+        let batch = self.writer.take_batch()?;
+        self.flight = Some(Flight {
+            sent_at: now,
+            since: self.unacked_since.take(),
+            holds_reads: true,
+        });
+        Some(Action::FlushState(batch))
+    }
+
+    /// PortInitDone, once decided, as soon as Redis is up.
+    fn next_init_done(&mut self) -> Option<Action> {
+        if self.init_done == InitDone::Waiting && self.sync.take_port_init_done() {
+            tracing::info!("all configured ports seen: PortInitDone");
+            self.init_done = InitDone::Due;
+            self.warn_at = None;
+        }
+        if self.init_done == InitDone::Due && self.redis == Redis::Up {
+            self.init_done = InitDone::Writing;
+            return Some(Action::WritePortInitDone);
+        }
+        None
+    }
+
+    /// The read of a resync after a reconnect, or of a due audit, once no
+    /// flush is in flight.
+    fn next_read(&mut self, now: Instant) -> Option<Action> {
+        if self.writer.in_flight() {
+            return None;
+        }
+        if self.redis == (Redis::Restoring { read: None }) {
+            let names = self.writer.plain_sets();
+            if names.is_empty() {
+                self.redis_up();
+                return None;
+            }
+            let id = self.read_id();
+            self.redis = Redis::Restoring { read: Some(id) };
+            return Some(Action::ReadStateForResync { id, names });
+        }
+        if self.audit == Audit::Due && self.redis == Redis::Up {
+            return self.start_audit(now);
+        }
+        None
+    }
+
+    /// READY=1 once the start-up dump ended and its writes are
+    /// acknowledged (PortInitDone may still wait for orchagent).
+    fn next_ready(&mut self) -> Option<Step<Action>> {
+        let synced = matches!(self.phase, Phase::Live | Phase::Resyncing { .. });
+        if self.ready_sent || !synced || self.redis != Redis::Up || !self.writer.is_idle() {
+            return None;
+        }
+        self.ready_sent = true;
+        if self.sync.is_warm() {
+            self.metrics.set_warm_restart_state("reconciled");
+        }
+        Some(Step::Ready(format!(
+            "synced: {} ports in STATE_DB PORT_TABLE, {} holding back PortInitDone",
+            self.state_entries.len(),
+            self.sync.pending_count()
+        )))
+    }
+
+    /// The link dump the phase wants, if any.
+    fn next_dump(&mut self) -> Option<Step<Action>> {
+        let dump = match &mut self.phase {
+            Phase::StartupDump(d) | Phase::Resyncing { dump: d, .. } => d,
+            Phase::Live | Phase::ShuttingDown => return None,
+        };
+        if *dump != Dump::Wanted {
+            return None;
+        }
+        *dump = Dump::InFlight { again: None };
+        Some(Step::Dump(sonic_netlink::socket::Dump::Links))
+    }
+
+    /// Redis is usable again: writes go out.
+    fn redis_up(&mut self) {
+        self.redis = Redis::Up;
+        self.health.set_redis_up();
+        self.steps.push_back(Step::Status("running".to_string()));
+    }
+
+    /// Redis went away: keep everything, reconnect (once).
+    fn lost(&mut self, now: Instant, e: &SwssError) {
+        if self.redis == Redis::Reconnecting {
+            return;
+        }
+        tracing::warn!(error = %e, "lost Redis; keeping link state and reconnecting");
+        self.health.set_redis_down(e);
+        self.redis = Redis::Reconnecting;
+        if let Audit::Reading { .. } = self.audit {
+            self.schedule_audit(now);
+        }
+        self.steps
+            .push_back(Step::Status("Redis lost; reconnecting".to_string()));
+        self.steps.push_back(Step::Do(Action::Reconnect));
+    }
+
+    /// The next audit one period from `now` (none when audits are off or
+    /// the daemon is stopping).
+    fn schedule_audit(&mut self, now: Instant) {
+        self.audit = match self.audit_every {
+            Some(every) if self.phase != Phase::ShuttingDown => Audit::Waiting { at: now + every },
+            _ => Audit::Off,
+        };
+    }
+
+    /// Exports the gauges that follow the state.
+    fn update_gauges(&self) {
+        self.metrics.entries.set(self.state_entries.len() as i64);
+        self.metrics
+            .ports_pending
+            .set(self.sync.pending_count() as i64);
+    }
+
+    /// The deadline of the phase's dump retry, if any.
+    fn dump_retry_at(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::StartupDump(Dump::RetryAt(t))
+            | Phase::Resyncing {
+                dump: Dump::RetryAt(t),
+                ..
+            } => Some(*t),
+            _ => None,
+        }
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
+        if self.warn_at.is_some_and(|t| t <= now) {
+            tracing::warn!(pending = ?self.sync.pending_ports(),
+                "PortInitDone still held back by ports whose host interface was not seen");
+            self.warn_at = Some(now + INIT_DONE_WARN_INTERVAL);
+        }
+        if let Some(f) = self.flight.as_mut() {
+            if f.holds_reads && f.sent_at + FLUSH_READ_PAUSE <= now {
+                f.holds_reads = false;
+            }
+        }
+        if self.flush_retry_at.is_some_and(|t| t <= now) {
+            self.flush_retry_at = None;
+        }
+        if matches!(self.init_done, InitDone::RetryAt(t) if t <= now) {
+            self.init_done = InitDone::Due;
+        }
+        if let Audit::Waiting { at } = self.audit {
+            if at <= now {
+                self.audit_timer(now);
+            }
+        }
+        if let Phase::StartupDump(d) | Phase::Resyncing { dump: d, .. } = &mut self.phase {
+            if matches!(*d, Dump::RetryAt(t) if t <= now) {
+                *d = Dump::Wanted;
+            }
+        }
+    }
+
+    /// The audit period has passed: due, or skipped while Redis is away or
+    /// the daemon is stopping.
+    fn audit_timer(&mut self, now: Instant) {
+        if self.redis == Redis::Up && self.phase != Phase::ShuttingDown {
+            self.audit = Audit::Due;
+        } else {
+            self.schedule_audit(now);
+        }
+    }
+}
+
+// ===== the engine's view =====
+
+impl engine::Core for PortCore {
+    type Input = Input;
+    type Action = Action;
+    type Error = DaemonError;
+
+    fn handle_kernel(&mut self, now: Instant, msgs: &mut Vec<Received>, overrun: bool) {
+        self.kernel(now, msgs, overrun);
+    }
+
+    fn handle_dump_request_failed(&mut self, now: Instant, error: SocketError) {
+        self.dump_request_failed(now, &error);
+    }
+
+    fn handle_input(&mut self, now: Instant, input: Input) {
+        self.input(now, input);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.on_timeout(now);
+    }
+
+    fn begin_shutdown(&mut self, _now: Instant) {
+        self.phase = Phase::ShuttingDown;
+        if !matches!(self.audit, Audit::Reading { .. }) {
+            self.audit = Audit::Off;
+        }
+    }
+
+    fn poll_action(&mut self, now: Instant) -> Option<Step<Action>> {
+        if let Some(step) = self.steps.pop_front() {
+            return Some(step);
+        }
+        let next = self
+            .next_dump()
+            .or_else(|| self.next_init_done().map(Step::Do))
+            .or_else(|| self.next_flush(now).map(Step::Do))
+            .or_else(|| self.next_read(now).map(Step::Do))
+            .or_else(|| self.steps.pop_front())
+            .or_else(|| self.next_ready());
+        if next.is_none() {
+            self.update_gauges();
+        }
+        next
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let hold = self
+            .flight
+            .filter(|f| f.holds_reads)
+            .map(|f| f.sent_at + FLUSH_READ_PAUSE);
+        let init = match self.init_done {
+            InitDone::RetryAt(t) => Some(t),
+            _ => None,
+        };
+        let audit = match self.audit {
+            Audit::Waiting { at } => Some(at),
+            _ => None,
+        };
+        [
+            self.warn_at,
+            hold,
+            self.flush_retry_at,
+            init,
+            audit,
+            self.dump_retry_at(),
+        ]
+        .into_iter()
+        .fold(None, engine::earliest)
+    }
+
+    fn reads_kernel(&self, _now: Instant) -> bool {
+        !self.flight.is_some_and(|f| f.holds_reads)
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.phase == Phase::ShuttingDown
+            && self.writer.is_idle()
+            && !matches!(self.init_done, InitDone::Due | InitDone::Writing)
+            && !matches!(self.audit, Audit::Reading { .. })
+    }
+
+    fn take_error(&mut self) -> Option<DaemonError> {
+        None
+    }
+}

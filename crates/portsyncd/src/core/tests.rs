@@ -1,0 +1,989 @@
+//! The core driven like a protocol: scripted inputs on a simulated clock
+//! (a base `Instant` plus offsets), the actions it answers with asserted.
+//! No root, no Redis, no kernel.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use sonic_daemon::engine::{Core, Step};
+use sonic_daemon::metrics::{Metrics, ResyncCause};
+use sonic_daemon::Health;
+use sonic_netlink::link::{IFF_RUNNING, IFF_UP};
+use sonic_netlink::socket::{KernelMessage, Received, SocketError};
+use sonic_netlink::{LinkEvent, LinkMsgType};
+use swss::{KeyOp, SwssError};
+
+use super::*;
+use crate::sync::{PortSync, SwitchType};
+use crate::writer::{PendingOp, StateBatch};
+
+const UP_RUNNING: u32 = IFF_UP | IFF_RUNNING;
+
+// ===== the simulation =====
+
+struct Sim {
+    core: PortCore,
+    t0: Instant,
+    now: Instant,
+    metrics: Metrics,
+}
+
+impl Sim {
+    /// A cold switch configured with `config`, of which `appl` are in
+    /// APPL_DB (initial load), at t0; the start-up dump is in flight.
+    fn new(config: &[&str], appl: &[&str], audit_every: Option<Duration>) -> Sim {
+        let mut sync = PortSync::new(
+            config.iter().map(|s| s.to_string()),
+            SwitchType::Switch,
+            false,
+        );
+        for name in appl {
+            assert!(sync.on_appl_port(name, true, false).is_empty());
+        }
+        sync.finish_initial_load();
+        let metrics = Metrics::new("portsyncd");
+        let setup = Setup {
+            sync,
+            health: Health::new(&metrics),
+            metrics: metrics.clone(),
+            audit_every,
+        };
+        let t0 = Instant::now();
+        Sim {
+            core: PortCore::new(setup, t0),
+            t0,
+            now: t0,
+            metrics,
+        }
+    }
+
+    /// Started and live: `links` dumped (all up), dump done, the first
+    /// flush and PortInitDone (if any) acknowledged, READY sent.
+    fn live(config: &[&str], appl: &[&str], links: &[&str]) -> Sim {
+        Sim::live_with_audit(config, appl, links, None)
+    }
+
+    fn live_with_audit(
+        config: &[&str],
+        appl: &[&str],
+        links: &[&str],
+        audit_every: Option<Duration>,
+    ) -> Sim {
+        let mut sim = Sim::new(config, appl, audit_every);
+        let mut msgs: Vec<Received> = links
+            .iter()
+            .enumerate()
+            .map(|(i, n)| link(new_link(n, 10 + i as u32, UP_RUNNING, 9100)))
+            .collect();
+        msgs.push(Ok(KernelMessage::DumpDone));
+        sim.kernel(msgs, false);
+        for step in sim.steps() {
+            match step {
+                Step::Do(Action::FlushState(b)) => sim.ack(b),
+                Step::Do(Action::WritePortInitDone) => {
+                    sim.input(Input::InitDoneWritten(Ok(())));
+                }
+                other => panic!("unexpected at start-up: {other:?}"),
+            }
+        }
+        let ready = sim.steps();
+        assert!(
+            matches!(ready.as_slice(), [Step::Ready(s)] if s.starts_with("synced")),
+            "{ready:?}"
+        );
+        assert_eq!(sim.core.phase(), &Phase::Live);
+        sim
+    }
+
+    fn at(&mut self, ms: u64) {
+        self.now = self.t0 + Duration::from_millis(ms);
+    }
+
+    fn kernel(&mut self, mut msgs: Vec<Received>, overrun: bool) {
+        self.core.handle_kernel(self.now, &mut msgs, overrun);
+        assert!(msgs.is_empty(), "handle_kernel drains");
+    }
+
+    fn input(&mut self, input: Input) {
+        self.core.handle_input(self.now, input);
+    }
+
+    /// Everything the core wants done now.
+    fn steps(&mut self) -> Vec<Step<Action>> {
+        let mut out = Vec::new();
+        while let Some(step) = self.core.poll_action(self.now) {
+            out.push(step);
+            assert!(out.len() < 100, "poll_action never ends: {out:?}");
+        }
+        out
+    }
+
+    /// The one flush the core wants now.
+    fn flush(&mut self) -> StateBatch {
+        let steps = self.steps();
+        let mut flushes: Vec<StateBatch> = steps
+            .into_iter()
+            .filter_map(|s| match s {
+                Step::Do(Action::FlushState(b)) => Some(b),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(flushes.len(), 1, "exactly one flush");
+        flushes.remove(0)
+    }
+
+    fn ack(&mut self, batch: StateBatch) {
+        self.input(Input::Flushed {
+            batch,
+            result: Ok(()),
+        });
+    }
+
+    /// Moves the clock to the core's deadline and fires it; returns it.
+    fn fire(&mut self) -> Instant {
+        let at = self.core.poll_timeout().expect("a deadline");
+        assert!(at >= self.now, "deadline in the past");
+        self.now = at;
+        self.core.handle_timeout(at);
+        at
+    }
+
+    fn since_t0(&self, t: Instant) -> Duration {
+        t - self.t0
+    }
+}
+
+// ===== inputs =====
+
+fn new_link(name: &str, ifindex: u32, flags: u32, mtu: u32) -> LinkEvent {
+    LinkEvent {
+        msg_type: LinkMsgType::New,
+        family: 0,
+        ifindex,
+        name: name.to_string(),
+        flags,
+        mtu: Some(mtu),
+        master: None,
+        kind: None,
+    }
+}
+
+fn del_link(name: &str, ifindex: u32) -> LinkEvent {
+    LinkEvent {
+        msg_type: LinkMsgType::Del,
+        ..new_link(name, ifindex, 0, 9100)
+    }
+}
+
+fn link(ev: LinkEvent) -> Received {
+    Ok(KernelMessage::Link(ev))
+}
+
+fn done() -> Received {
+    Ok(KernelMessage::DumpDone)
+}
+
+fn lost_error() -> SwssError {
+    let e = SwssError::Redis(redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::ConnectionReset,
+        "connection reset",
+    )));
+    assert!(e.is_connection_error());
+    e
+}
+
+fn reply_error() -> SwssError {
+    let e = SwssError::UnexpectedReply {
+        context: "HSET PORT_TABLE|Ethernet0".to_string(),
+        reply: "OOM command not allowed".to_string(),
+    };
+    assert!(!e.is_connection_error());
+    e
+}
+
+fn fields(oper: &str, admin: &str, mtu: &str) -> Vec<(String, String)> {
+    [
+        ("state", "ok"),
+        ("netdev_oper_status", oper),
+        ("admin_status", admin),
+        ("mtu", mtu),
+    ]
+    .iter()
+    .map(|(f, v)| (f.to_string(), v.to_string()))
+    .collect()
+}
+
+fn values(oper: &str, admin: &str, mtu: &str) -> Option<Vec<Option<String>>> {
+    Some(
+        fields(oper, admin, mtu)
+            .into_iter()
+            .map(|(_, v)| Some(v))
+            .collect(),
+    )
+}
+
+fn set_op(oper: &str, admin: &str, mtu: &str) -> PendingOp {
+    PendingOp {
+        del_first: false,
+        set: Some(fields(oper, admin, mtu)),
+    }
+}
+
+fn del_op() -> PendingOp {
+    PendingOp {
+        del_first: true,
+        set: None,
+    }
+}
+
+fn names(batch: &StateBatch) -> Vec<&str> {
+    batch.ops.iter().map(|(n, _)| n.as_str()).collect()
+}
+
+fn is_dump(step: &Step<Action>) -> bool {
+    matches!(step, Step::Dump(sonic_netlink::socket::Dump::Links))
+}
+
+fn present(names: &[&str]) -> BTreeMap<String, bool> {
+    names.iter().map(|n| (n.to_string(), true)).collect()
+}
+
+// ===== start-up =====
+
+#[test]
+fn startup_dump_writes_then_ready_and_port_init_done() {
+    let mut sim = Sim::new(
+        &["Ethernet0", "Ethernet4"],
+        &["Ethernet0", "Ethernet4"],
+        None,
+    );
+    assert!(sim.steps().is_empty(), "nothing to do before the dump");
+    assert!(matches!(
+        sim.core.phase(),
+        Phase::StartupDump(Dump::InFlight { again: None })
+    ));
+    sim.kernel(
+        vec![
+            link(new_link("Ethernet0", 10, UP_RUNNING, 9100)),
+            link(new_link("eth0", 2, UP_RUNNING, 1500)),
+        ],
+        false,
+    );
+    // Written as soon as it is decided, even before the dump ends.
+    let batch = sim.flush();
+    assert_eq!(
+        batch.ops,
+        vec![("Ethernet0".into(), set_op("up", "up", "9100"))]
+    );
+    sim.kernel(
+        vec![link(new_link("Ethernet4", 11, IFF_UP, 9100)), done()],
+        false,
+    );
+    assert_eq!(sim.core.phase(), &Phase::Live);
+    // The last configured port: PortInitDone goes out; the new write waits
+    // for the flush in flight.
+    let steps = sim.steps();
+    assert!(
+        matches!(steps.as_slice(), [Step::Do(Action::WritePortInitDone)]),
+        "{steps:?}"
+    );
+    sim.ack(batch);
+    let batch = sim.flush();
+    assert_eq!(names(&batch), ["Ethernet4"]);
+    assert!(
+        sim.steps().is_empty(),
+        "no READY while a write is unacknowledged"
+    );
+    sim.ack(batch);
+    let steps = sim.steps();
+    assert!(
+        matches!(steps.as_slice(),
+            [Step::Ready(s)] if s == "synced: 2 ports in STATE_DB PORT_TABLE, 0 holding back PortInitDone"),
+        "{steps:?}"
+    );
+    sim.input(Input::InitDoneWritten(Ok(())));
+    assert_eq!(sim.core.init_done(), InitDone::Written);
+    assert_eq!(sim.metrics.port_init_done.get(), 1);
+    assert_eq!(sim.metrics.entries.get(), 2);
+    assert!(sim.steps().is_empty(), "READY once");
+    let text = sim.metrics.encode();
+    assert!(text.contains(
+        r#"portsyncd_kernel_events_total{type="RTM_NEWLINK",outcome="filtered",reason="not_a_port"} 1"#
+    ));
+}
+
+#[test]
+fn flush_in_flight_coalesces_and_holds_reads_a_bounded_time() {
+    let mut sim = Sim::live(&["Ethernet0"], &["Ethernet0"], &["Ethernet0"]);
+    sim.at(1000);
+    assert!(sim.core.reads_kernel(sim.now));
+    sim.kernel(vec![link(new_link("Ethernet0", 10, IFF_UP, 9100))], false);
+    let batch = sim.flush();
+    assert_eq!(
+        batch.ops,
+        vec![("Ethernet0".into(), set_op("down", "up", "9100"))]
+    );
+    assert!(
+        !sim.core.reads_kernel(sim.now),
+        "kernel waits while the flush is in flight"
+    );
+    // Read anyway (a slow flush): staged, coalesced, nothing sent.
+    sim.kernel(vec![link(new_link("Ethernet0", 10, 0, 9100))], false);
+    sim.kernel(vec![link(new_link("Ethernet0", 10, 0, 1500))], false);
+    assert!(sim.steps().is_empty());
+    let at = sim.fire();
+    assert_eq!(
+        sim.since_t0(at),
+        Duration::from_millis(1000) + FLUSH_READ_PAUSE
+    );
+    assert!(
+        sim.core.reads_kernel(sim.now),
+        "held at most FLUSH_READ_PAUSE"
+    );
+    sim.ack(batch);
+    let batch = sim.flush();
+    assert_eq!(
+        batch.ops,
+        vec![("Ethernet0".into(), set_op("down", "down", "1500"))]
+    );
+    sim.ack(batch);
+    assert!(sim.core.writer().is_idle());
+    let text = sim.metrics.encode();
+    assert!(
+        text.contains(r#"portsyncd_redis_operations_total{table="STATE_PORT_TABLE",op="set"} 3"#),
+        "{text}"
+    );
+}
+
+#[test]
+fn port_waiting_for_appl_db_is_written_when_consumed() {
+    let mut sim = Sim::live(
+        &["Ethernet0", "Ethernet4"],
+        &["Ethernet0"],
+        &["Ethernet0", "Ethernet4"],
+    );
+    assert_eq!(sim.core.init_done(), InitDone::Waiting);
+    let text = sim.metrics.encode();
+    assert!(text.contains(
+        r#"portsyncd_kernel_events_total{type="RTM_NEWLINK",outcome="filtered",reason="not_in_appl_db"} 1"#
+    ));
+    // The initial-load markers are not ports.
+    sim.input(Input::Appl(KeyOp::Set("PortInitDone".into(), Vec::new())));
+    assert!(sim.steps().is_empty());
+    sim.input(Input::Appl(KeyOp::Set("Ethernet4".into(), Vec::new())));
+    let steps = sim.steps();
+    assert!(
+        matches!(steps[0], Step::Do(Action::WritePortInitDone)),
+        "{steps:?}"
+    );
+    assert!(
+        matches!(&steps[1], Step::Do(Action::FlushState(b)) if names(b) == ["Ethernet4"]),
+        "{steps:?}"
+    );
+}
+
+#[test]
+fn port_init_done_warning_every_interval_until_decided() {
+    let mut sim = Sim::live(&["Ethernet0", "Ethernet4"], &["Ethernet0"], &["Ethernet0"]);
+    let at = sim.fire();
+    assert_eq!(sim.since_t0(at), INIT_DONE_WARN_INTERVAL);
+    let at = sim.fire();
+    assert_eq!(sim.since_t0(at), 2 * INIT_DONE_WARN_INTERVAL);
+    sim.input(Input::Appl(KeyOp::Set("Ethernet4".into(), Vec::new())));
+    sim.kernel(
+        vec![link(new_link("Ethernet4", 11, UP_RUNNING, 9100))],
+        false,
+    );
+    let batch = sim.flush();
+    sim.ack(batch);
+    assert_eq!(sim.core.init_done(), InitDone::Writing);
+    assert_eq!(sim.core.poll_timeout(), None, "no warning once decided");
+}
+
+// ===== kernel faults =====
+
+#[test]
+fn overrun_mid_startup_dump_redumps_and_sweeps() {
+    let mut sim = Sim::new(
+        &["Ethernet0", "Ethernet4"],
+        &["Ethernet0", "Ethernet4"],
+        None,
+    );
+    sim.kernel(
+        vec![
+            link(new_link("Ethernet0", 10, UP_RUNNING, 9100)),
+            link(new_link("Ethernet4", 11, UP_RUNNING, 9100)),
+        ],
+        true,
+    );
+    assert!(matches!(
+        sim.core.phase(),
+        Phase::StartupDump(Dump::InFlight {
+            again: Some(ResyncCause::NetlinkOverrun)
+        })
+    ));
+    let batch = sim.flush();
+    sim.ack(batch);
+    // The first dump ends: a fresh one is requested (mark and sweep).
+    sim.kernel(vec![done()], false);
+    assert!(matches!(
+        sim.core.phase(),
+        Phase::Resyncing {
+            why: ResyncCause::NetlinkOverrun,
+            dump: Dump::Wanted,
+            ..
+        }
+    ));
+    // The start-up dump has ended and its writes are acknowledged: READY.
+    let steps = sim.steps();
+    assert!(steps.iter().any(is_dump), "{steps:?}");
+    assert!(
+        steps.iter().any(|s| matches!(s, Step::Ready(_))),
+        "{steps:?}"
+    );
+    // Ethernet4 was deleted while events were lost: not in the dump.
+    sim.kernel(
+        vec![link(new_link("Ethernet0", 10, UP_RUNNING, 9100)), done()],
+        false,
+    );
+    assert_eq!(sim.core.phase(), &Phase::Live);
+    let batch = sim.flush();
+    assert_eq!(batch.ops, vec![("Ethernet4".into(), del_op())]);
+    assert_eq!(sim.core.sync().link_state("Ethernet4"), None);
+    assert!(sim.core.sync().link_state("Ethernet0").is_some());
+}
+
+#[test]
+fn overrun_while_live_keeps_links_announced_during_the_dump() {
+    let mut sim = Sim::live(
+        &["Ethernet0", "Ethernet4", "Ethernet8"],
+        &["Ethernet0", "Ethernet4", "Ethernet8"],
+        &["Ethernet0", "Ethernet4"],
+    );
+    sim.kernel(Vec::new(), true);
+    let steps = sim.steps();
+    assert!(steps.iter().any(is_dump), "{steps:?}");
+    assert_eq!(sim.metrics.netlink_overruns.get(), 1);
+    // Another overrun while the dump is in flight: one more dump after it.
+    sim.kernel(
+        vec![link(new_link("Ethernet0", 10, UP_RUNNING, 9100))],
+        true,
+    );
+    sim.kernel(vec![done()], false);
+    assert!(matches!(
+        sim.core.phase(),
+        Phase::Resyncing {
+            dump: Dump::Wanted,
+            ..
+        }
+    ));
+    let steps = sim.steps();
+    assert_eq!(steps.iter().filter(|s| is_dump(s)).count(), 1, "{steps:?}");
+    // A notification during the second dump, then the dump without
+    // Ethernet4 (deleted while events were lost) and without Ethernet8
+    // (created after the dump passed it).
+    sim.kernel(
+        vec![link(new_link("Ethernet8", 12, UP_RUNNING, 9100))],
+        false,
+    );
+    let batch = sim.flush();
+    assert_eq!(names(&batch), ["Ethernet8"]);
+    sim.ack(batch);
+    sim.kernel(
+        vec![link(new_link("Ethernet0", 10, UP_RUNNING, 9100)), done()],
+        false,
+    );
+    assert_eq!(sim.core.phase(), &Phase::Live);
+    let batch = sim.flush();
+    assert_eq!(batch.ops, vec![("Ethernet4".into(), del_op())]);
+    assert!(
+        sim.core.sync().link_state("Ethernet8").is_some(),
+        "announced during the dump"
+    );
+}
+
+#[test]
+fn dump_failure_and_refused_request_are_retried() {
+    let mut sim = Sim::live(&["Ethernet0"], &["Ethernet0"], &["Ethernet0"]);
+    sim.kernel(Vec::new(), true);
+    assert!(sim.steps().iter().any(is_dump));
+    sim.kernel(vec![Ok(KernelMessage::DumpFailed { errno: 16 })], false);
+    assert!(matches!(
+        sim.core.phase(),
+        Phase::Resyncing {
+            dump: Dump::Wanted,
+            ..
+        }
+    ));
+    assert!(sim.steps().iter().any(is_dump), "asked again at once");
+    sim.at(500);
+    sim.core
+        .handle_dump_request_failed(sim.now, SocketError::Overrun);
+    assert!(sim.steps().is_empty(), "not spinning on a refused request");
+    let at = sim.fire();
+    assert_eq!(
+        sim.since_t0(at),
+        Duration::from_millis(500) + DUMP_RETRY_DELAY
+    );
+    assert!(sim.steps().iter().any(is_dump));
+}
+
+// ===== Redis faults =====
+
+#[test]
+fn redis_lost_during_flush_keeps_batch_and_writes_only_differences() {
+    let mut sim = Sim::live(
+        &["Ethernet0", "Ethernet4"],
+        &["Ethernet0", "Ethernet4"],
+        &["Ethernet0", "Ethernet4"],
+    );
+    sim.kernel(
+        vec![
+            link(new_link("Ethernet0", 10, IFF_UP, 9100)),
+            link(new_link("Ethernet4", 11, IFF_UP, 9100)),
+        ],
+        false,
+    );
+    let batch = sim.flush();
+    assert_eq!(names(&batch), ["Ethernet0", "Ethernet4"]);
+    sim.input(Input::Flushed {
+        batch,
+        result: Err(lost_error()),
+    });
+    assert_eq!(sim.core.redis(), Redis::Reconnecting);
+    let steps = sim.steps();
+    assert!(
+        matches!(steps.as_slice(),
+            [Step::Status(s), Step::Do(Action::Reconnect)] if s == "Redis lost; reconnecting"),
+        "{steps:?}"
+    );
+    assert_eq!(sim.core.writer().pending_len(), 2, "batch kept");
+    // While away: staged, not written; another loss report is the same loss.
+    sim.kernel(vec![link(new_link("Ethernet0", 10, IFF_UP, 1500))], false);
+    sim.input(Input::SubscriptionLost(lost_error()));
+    assert!(sim.steps().is_empty());
+    sim.input(Input::Reconnected {
+        present: present(&["Ethernet0", "Ethernet4"]),
+    });
+    assert_eq!(sim.core.redis(), Redis::Restoring { read: None });
+    let steps = sim.steps();
+    let [Step::Do(Action::ReadStateForResync { id, names: read })] = steps.as_slice() else {
+        panic!("{steps:?}");
+    };
+    assert_eq!(read, &["Ethernet0", "Ethernet4"]);
+    // The failed write of Ethernet4 had reached Redis; Ethernet0's newer
+    // mtu has not.
+    sim.input(Input::ResyncRead {
+        id: *id,
+        result: Ok(vec![
+            ("Ethernet0".into(), values("down", "up", "9100")),
+            ("Ethernet4".into(), values("down", "up", "9100")),
+        ]),
+    });
+    assert_eq!(sim.core.redis(), Redis::Up);
+    let steps = sim.steps();
+    assert!(
+        matches!(&steps[0], Step::Status(s) if s == "running"),
+        "{steps:?}"
+    );
+    let Step::Do(Action::FlushState(batch)) = &steps[1] else {
+        panic!("{steps:?}");
+    };
+    assert_eq!(
+        batch.ops,
+        vec![("Ethernet0".into(), set_op("down", "up", "1500"))]
+    );
+    assert_eq!(sim.metrics.redis_reconnects.get(), 1);
+}
+
+#[test]
+fn error_reply_retries_after_a_growing_delay_without_spinning() {
+    let mut sim = Sim::live(&["Ethernet0"], &["Ethernet0"], &["Ethernet0"]);
+    sim.at(100);
+    sim.kernel(vec![link(new_link("Ethernet0", 10, IFF_UP, 9100))], false);
+    let batch = sim.flush();
+    sim.input(Input::Flushed {
+        batch,
+        result: Err(reply_error()),
+    });
+    assert_eq!(
+        sim.core.redis(),
+        Redis::Up,
+        "an error reply is not a lost connection"
+    );
+    assert!(sim.steps().is_empty(), "no immediate retry");
+    sim.at(150);
+    sim.core.handle_timeout(sim.now);
+    assert!(sim.steps().is_empty(), "not before the delay");
+    let at = sim.fire();
+    assert_eq!(sim.since_t0(at), Duration::from_millis(200));
+    let batch = sim.flush();
+    assert_eq!(
+        batch.ops,
+        vec![("Ethernet0".into(), set_op("down", "up", "9100"))]
+    );
+    sim.input(Input::Flushed {
+        batch,
+        result: Err(reply_error()),
+    });
+    let at = sim.fire();
+    assert_eq!(sim.since_t0(at), Duration::from_millis(400), "doubled");
+    let batch = sim.flush();
+    sim.ack(batch);
+    assert!(sim.core.writer().is_idle());
+    assert_eq!(sim.metrics.redis_write_errors.get(), 2);
+    // Reset after a success: the next error waits the first delay again.
+    sim.kernel(
+        vec![link(new_link("Ethernet0", 10, UP_RUNNING, 9100))],
+        false,
+    );
+    let batch = sim.flush();
+    sim.input(Input::Flushed {
+        batch,
+        result: Err(reply_error()),
+    });
+    let at = sim.fire();
+    assert_eq!(sim.since_t0(at), Duration::from_millis(500));
+}
+
+#[test]
+fn port_init_done_decided_while_redis_away_is_written_after_reconnect() {
+    let mut sim = Sim::live(
+        &["Ethernet0", "Ethernet4"],
+        &["Ethernet0", "Ethernet4"],
+        &["Ethernet0"],
+    );
+    sim.input(Input::SubscriptionLost(lost_error()));
+    let steps = sim.steps();
+    assert!(
+        matches!(steps.last(), Some(Step::Do(Action::Reconnect))),
+        "{steps:?}"
+    );
+    sim.kernel(
+        vec![link(new_link("Ethernet4", 11, UP_RUNNING, 9100))],
+        false,
+    );
+    assert!(sim.steps().is_empty(), "nothing written while away");
+    assert_eq!(sim.core.init_done(), InitDone::Due);
+    sim.input(Input::Reconnected {
+        present: present(&["Ethernet0", "Ethernet4"]),
+    });
+    let steps = sim.steps();
+    let [Step::Do(Action::ReadStateForResync { id, names: read })] = steps.as_slice() else {
+        panic!("{steps:?}");
+    };
+    assert_eq!(read, &["Ethernet0", "Ethernet4"]);
+    sim.input(Input::ResyncRead {
+        id: *id,
+        result: Ok(vec![
+            ("Ethernet0".into(), values("up", "up", "9100")),
+            ("Ethernet4".into(), Some(vec![None, None, None, None])),
+        ]),
+    });
+    let steps = sim.steps();
+    assert!(matches!(steps[0], Step::Status(_)), "{steps:?}");
+    assert!(
+        matches!(steps[1], Step::Do(Action::WritePortInitDone)),
+        "{steps:?}"
+    );
+    assert!(
+        matches!(&steps[2], Step::Do(Action::FlushState(b)) if names(b) == ["Ethernet4"]),
+        "{steps:?}"
+    );
+    // Lost again during the PortInitDone write: written after the next
+    // reconnect.
+    sim.input(Input::InitDoneWritten(Err(lost_error())));
+    assert_eq!(sim.core.init_done(), InitDone::Due);
+    let steps = sim.steps();
+    assert!(
+        matches!(steps.last(), Some(Step::Do(Action::Reconnect))),
+        "{steps:?}"
+    );
+    sim.input(Input::Reconnected {
+        present: present(&["Ethernet0", "Ethernet4"]),
+    });
+    // The flush of the first session is still in flight: the read waits.
+    assert!(sim.steps().is_empty());
+}
+
+#[test]
+fn appl_port_deleted_and_added_during_resyncs() {
+    let mut sim = Sim::live(
+        &["Ethernet0", "Ethernet4"],
+        &["Ethernet0", "Ethernet4"],
+        &["Ethernet0", "Ethernet4", "Ethernet8"],
+    );
+    // During a dump resync: orchagent removes Ethernet4 and adds Ethernet8.
+    sim.kernel(Vec::new(), true);
+    assert!(sim.steps().iter().any(is_dump));
+    sim.input(Input::Appl(KeyOp::Del("Ethernet4".into())));
+    sim.input(Input::Appl(KeyOp::Set("Ethernet8".into(), Vec::new())));
+    let batch = sim.flush();
+    assert_eq!(
+        names(&batch),
+        ["Ethernet8"],
+        "its netdev is known: written at once"
+    );
+    sim.ack(batch);
+    // Ethernet4's link changes while it is not in APPL_DB: not written.
+    sim.kernel(
+        vec![
+            link(new_link("Ethernet4", 11, IFF_UP, 9100)),
+            link(new_link("Ethernet0", 10, UP_RUNNING, 9100)),
+            link(new_link("Ethernet8", 12, UP_RUNNING, 9100)),
+            done(),
+        ],
+        false,
+    );
+    assert_eq!(sim.core.phase(), &Phase::Live);
+    assert!(sim.steps().is_empty());
+
+    // During the resync after a reconnect: the fresh load lacks Ethernet0
+    // and has Ethernet4 again.
+    sim.input(Input::SubscriptionLost(lost_error()));
+    sim.steps();
+    sim.input(Input::Reconnected {
+        present: present(&["Ethernet4", "Ethernet8"]),
+    });
+    let steps = sim.steps();
+    let [Step::Do(Action::ReadStateForResync { id, names: read })] = steps.as_slice() else {
+        panic!("{steps:?}");
+    };
+    assert_eq!(
+        read,
+        &["Ethernet4", "Ethernet8"],
+        "Ethernet0 is no longer ours"
+    );
+    // Ethernet4 added while the read is in flight: no write overlaps it.
+    sim.input(Input::Appl(KeyOp::Set("Ethernet0".into(), Vec::new())));
+    assert!(sim.steps().is_empty());
+    sim.input(Input::ResyncRead {
+        id: *id,
+        result: Ok(vec![
+            ("Ethernet4".into(), values("up", "up", "9100")),
+            ("Ethernet8".into(), values("up", "up", "9100")),
+        ]),
+    });
+    let steps = sim.steps();
+    let Some(Step::Do(Action::FlushState(batch))) = steps.get(1) else {
+        panic!("{steps:?}");
+    };
+    assert_eq!(
+        batch.ops,
+        vec![
+            ("Ethernet0".into(), set_op("up", "up", "9100")),
+            ("Ethernet4".into(), set_op("down", "up", "9100")),
+        ]
+    );
+}
+
+#[test]
+fn stale_results_are_ignored() {
+    let mut sim = Sim::live(&["Ethernet0"], &["Ethernet0"], &["Ethernet0"]);
+    sim.input(Input::Reconnected {
+        present: present(&["Ethernet0"]),
+    });
+    assert_eq!(sim.core.redis(), Redis::Up, "no reconnect was asked for");
+    sim.input(Input::ResyncRead {
+        id: 7,
+        result: Ok(Vec::new()),
+    });
+    sim.input(Input::AuditRead {
+        id: 7,
+        result: Ok(AuditReadout::default()),
+    });
+    sim.input(Input::InitDoneWritten(Ok(())));
+    assert!(sim.steps().is_empty());
+    assert_eq!(sim.metrics.audit_runs.get(), 0);
+}
+
+#[test]
+fn state_entry_deleted_by_someone_else_is_restored() {
+    let mut sim = Sim::live(&["Ethernet0"], &["Ethernet0"], &["Ethernet0"]);
+    sim.input(Input::StateDeleted("Ethernet0".into()));
+    let batch = sim.flush();
+    assert_eq!(
+        batch.ops,
+        vec![("Ethernet0".into(), set_op("up", "up", "9100"))]
+    );
+    sim.ack(batch);
+    // Our own DEL after a DELLINK: nothing to restore.
+    sim.kernel(vec![link(del_link("Ethernet0", 10))], false);
+    let batch = sim.flush();
+    assert_eq!(batch.ops, vec![("Ethernet0".into(), del_op())]);
+    sim.ack(batch);
+    sim.input(Input::StateDeleted("Ethernet0".into()));
+    assert!(sim.steps().is_empty());
+    assert_eq!(sim.metrics.entries.get(), 0);
+}
+
+// ===== shutdown =====
+
+#[test]
+fn sigterm_writes_what_is_pending_then_stops() {
+    let mut sim = Sim::live(
+        &["Ethernet0", "Ethernet4"],
+        &["Ethernet0", "Ethernet4"],
+        &["Ethernet0"],
+    );
+    sim.kernel(vec![link(new_link("Ethernet0", 10, IFF_UP, 9100))], false);
+    let first = sim.flush();
+    sim.kernel(vec![link(new_link("Ethernet4", 11, IFF_UP, 9100))], false);
+    sim.core.begin_shutdown(sim.now);
+    assert_eq!(sim.core.phase(), &Phase::ShuttingDown);
+    assert!(!sim.core.is_stopped(), "a flush is in flight");
+    // PortInitDone was decided with Ethernet4: it is pending too.
+    let steps = sim.steps();
+    assert!(
+        matches!(steps.as_slice(), [Step::Do(Action::WritePortInitDone)]),
+        "{steps:?}"
+    );
+    sim.ack(first);
+    let second = sim.flush();
+    assert_eq!(names(&second), ["Ethernet4"]);
+    sim.input(Input::InitDoneWritten(Ok(())));
+    assert!(!sim.core.is_stopped());
+    sim.ack(second);
+    assert!(sim.core.is_stopped());
+    // A link message after the signal is not dumped for.
+    sim.kernel(Vec::new(), true);
+    assert!(sim.steps().is_empty());
+}
+
+#[test]
+fn sigterm_while_redis_away_does_not_stop_with_writes_pending() {
+    let mut sim = Sim::live(&["Ethernet0"], &["Ethernet0"], &["Ethernet0"]);
+    sim.input(Input::SubscriptionLost(lost_error()));
+    sim.steps();
+    sim.kernel(vec![link(new_link("Ethernet0", 10, IFF_UP, 9100))], false);
+    sim.core.begin_shutdown(sim.now);
+    assert!(
+        !sim.core.is_stopped(),
+        "the driver's shutdown limit ends it"
+    );
+    sim.input(Input::Reconnected {
+        present: present(&["Ethernet0"]),
+    });
+    let steps = sim.steps();
+    let [Step::Do(Action::ReadStateForResync { id, .. })] = steps.as_slice() else {
+        panic!("{steps:?}");
+    };
+    sim.input(Input::ResyncRead {
+        id: *id,
+        result: Ok(vec![("Ethernet0".into(), values("up", "up", "9100"))]),
+    });
+    let batch = sim.flush();
+    sim.ack(batch);
+    assert!(sim.core.is_stopped());
+}
+
+// ===== the self-audit =====
+
+#[test]
+fn audit_counts_and_repairs_drift_then_dumps_the_links() {
+    let every = Duration::from_secs(10);
+    let mut sim = Sim::live_with_audit(
+        &["Ethernet0", "Ethernet4", "Ethernet8", "Ethernet12"],
+        &["Ethernet0", "Ethernet4", "Ethernet8", "Ethernet12"],
+        &["Ethernet0", "Ethernet4", "Ethernet12"],
+        Some(every),
+    );
+    sim.kernel(vec![link(del_link("Ethernet12", 12))], false);
+    let batch = sim.flush();
+    sim.ack(batch);
+    // The warning at 30 s comes after the audit at 10 s.
+    let at = sim.fire();
+    assert_eq!(sim.since_t0(at), every);
+    assert_eq!(sim.core.audit(), Audit::Due);
+    let steps = sim.steps();
+    let [Step::Do(Action::ReadStateForAudit {
+        id,
+        names: read,
+        gone,
+    })] = steps.as_slice()
+    else {
+        panic!("{steps:?}");
+    };
+    assert_eq!(read, &["Ethernet0", "Ethernet4"]);
+    assert_eq!(gone, &["Ethernet12", "Ethernet8"]);
+    // No write overlaps the read.
+    sim.kernel(vec![link(new_link("Ethernet0", 10, IFF_UP, 9100))], false);
+    assert!(sim.steps().is_empty());
+    sim.input(Input::AuditRead {
+        id: *id,
+        result: Ok(AuditReadout {
+            fields: vec![
+                // changed behind our back, but a write is pending: not drift
+                ("Ethernet0".into(), values("up", "up", "1234")),
+                ("Ethernet4".into(), values("up", "up", "1234")),
+            ],
+            exists: vec![("Ethernet12".into(), true), ("Ethernet8".into(), false)],
+        }),
+    });
+    assert_eq!(sim.metrics.audit_drift.get(), 2);
+    assert_eq!(sim.metrics.audit_runs.get(), 1);
+    assert!(matches!(
+        sim.core.phase(),
+        Phase::Resyncing {
+            why: ResyncCause::Audit,
+            ..
+        }
+    ));
+    let steps = sim.steps();
+    assert!(steps.iter().any(is_dump), "{steps:?}");
+    let batch = steps
+        .into_iter()
+        .find_map(|s| match s {
+            Step::Do(Action::FlushState(b)) => Some(b),
+            _ => None,
+        })
+        .expect("a flush");
+    assert_eq!(
+        batch.ops,
+        vec![
+            ("Ethernet0".into(), set_op("down", "up", "9100")),
+            ("Ethernet12".into(), del_op()),
+            ("Ethernet4".into(), set_op("up", "up", "9100")),
+        ]
+    );
+    assert_eq!(
+        sim.core.audit(),
+        Audit::Waiting {
+            at: sim.now + every
+        }
+    );
+}
+
+#[test]
+fn audit_waits_for_a_flush_and_skips_while_redis_is_away() {
+    let every = Duration::from_secs(10);
+    let mut sim = Sim::live_with_audit(&["Ethernet0"], &["Ethernet0"], &["Ethernet0"], Some(every));
+    sim.at(9_999);
+    sim.kernel(vec![link(new_link("Ethernet0", 10, IFF_UP, 9100))], false);
+    let batch = sim.flush();
+    sim.fire();
+    sim.fire();
+    assert_eq!(sim.core.audit(), Audit::Due);
+    assert!(sim.steps().is_empty(), "the flush in flight comes first");
+    sim.ack(batch);
+    let steps = sim.steps();
+    let [Step::Do(Action::ReadStateForAudit { id, .. })] = steps.as_slice() else {
+        panic!("{steps:?}");
+    };
+    // A connection error on the read: Redis is lost, the audit waits a
+    // period.
+    sim.input(Input::AuditRead {
+        id: *id,
+        result: Err(lost_error()),
+    });
+    assert_eq!(sim.core.redis(), Redis::Reconnecting);
+    assert!(matches!(sim.core.audit(), Audit::Waiting { .. }));
+    sim.steps();
+    let at = sim.fire();
+    assert_eq!(sim.since_t0(at), Duration::from_millis(10_019) + every);
+    assert!(
+        matches!(sim.core.audit(), Audit::Waiting { at: next } if next == at + every),
+        "skipped while Redis is away"
+    );
+    assert_eq!(sim.metrics.audit_runs.get(), 0);
+}

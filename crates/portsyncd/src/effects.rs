@@ -1,0 +1,403 @@
+//! portsyncd's Redis glue for the engine: carries out the core's
+//! [`Action`]s (pipelines on STATE_DB `PORT_TABLE`, the PortInitDone
+//! producer write, read-backs, the reconnect) and feeds the APPL_DB /
+//! STATE_DB `PORT_TABLE` subscriptions to the core as [`Input`]s.
+//!
+//! Nothing here decides anything: every outcome goes back to
+//! [`crate::core::PortCore`] through [`Io::spawn`] / [`Io::sender`].
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use redis::aio::MultiplexedConnection;
+use sonic_daemon::engine::{retry_forever, Effects, Io};
+use sonic_daemon::startup::Dbs;
+use swss::subscriber_state::SubscribeMode;
+use swss::{KeyOp, ProducerStateTable, SubscriberStateTable, SwssError, Table};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinHandle;
+
+use crate::core::{Action, AuditReadout, Input, PortCore, ReadBack};
+use crate::sync::{
+    is_port_key, port_init_done_op, APP_PORT_TABLE_NAME, STATE_FIELDS, STATE_PORT_TABLE_NAME,
+};
+use crate::writer::StateBatch;
+
+// ===== subscriptions =====
+
+/// The two change feeds of the running daemon.
+pub struct Subs {
+    /// APPL_DB `PORT_TABLE`, [`SubscribeMode::Presence`]: which ports
+    /// orchagent has consumed.
+    appl: SubscriberStateTable,
+    /// STATE_DB `PORT_TABLE`, [`SubscribeMode::Deletions`]: only deletions
+    /// matter (someone else removed an entry we skipped rewriting,
+    /// [`crate::sync::PortSync::on_state_port_deleted`]).
+    state: SubscriberStateTable,
+}
+
+/// Subscribes to APPL_DB `PORT_TABLE` and returns the subscriber with its
+/// initial load (port key -> has `admin_status`; `PortConfigDone` and
+/// `PortInitDone` left out).
+///
+/// [`SubscribeMode::Presence`]: the initial load reads every entry (the
+/// `admin_status` pre-check needs the fields, docs/behavior.md d.2 step 1);
+/// after it only existence matters, so the HSETs of orchagent's pops (one
+/// per field and port) are read as "exists" without an HGETALL.
+///
+/// Errors: [`SwssError`] from connect, PSUBSCRIBE, SCAN or HGETALL.
+async fn subscribe_appl_ports(
+    appl: &swss::DbConnector,
+) -> Result<(SubscriberStateTable, BTreeMap<String, bool>), SwssError> {
+    let mut sub =
+        SubscriberStateTable::with_mode(appl, APP_PORT_TABLE_NAME, SubscribeMode::Presence).await?;
+    let mut present = BTreeMap::new();
+    while sub.queued() > 0 {
+        match sub.next().await? {
+            KeyOp::Set(key, fvs) => {
+                if is_port_key(&key) {
+                    let has_admin = fvs.iter().any(|(f, _)| f == "admin_status");
+                    present.insert(key, has_admin);
+                }
+            }
+            KeyOp::Del(key) => {
+                present.remove(&key);
+            }
+        }
+    }
+    Ok((sub, present))
+}
+
+/// Subscribes to APPL_DB `PORT_TABLE` (with its initial load, see
+/// [`subscribe_appl_ports`]) and to STATE_DB `PORT_TABLE` in
+/// [`SubscribeMode::Deletions`]: no initial load, and the keyspace events of
+/// our own HSETs (and of portsorch's fields) are dropped without a read, so
+/// a link change costs its one HSET and nothing more (docs/differences.md
+/// P9).
+///
+/// Errors: [`SwssError`] from connect, PSUBSCRIBE, SCAN or HGETALL.
+pub async fn subscribe_all(dbs: &Dbs) -> Result<(Subs, BTreeMap<String, bool>), SwssError> {
+    let (appl, present) = subscribe_appl_ports(&dbs.appl).await?;
+    let state = SubscriberStateTable::with_mode(
+        &dbs.state,
+        STATE_PORT_TABLE_NAME,
+        SubscribeMode::Deletions,
+    )
+    .await?;
+    Ok((Subs { appl, state }, present))
+}
+
+/// Forwards APPL_DB `PORT_TABLE` changes until the subscription fails
+/// ([`Input::SubscriptionLost`]) or the core is gone.
+async fn forward_appl(mut sub: SubscriberStateTable, tx: UnboundedSender<Input>) {
+    loop {
+        let input = match sub.next().await {
+            Ok(op) => Input::Appl(op),
+            Err(e) => {
+                let _ = tx.send(Input::SubscriptionLost(e));
+                return;
+            }
+        };
+        if tx.send(input).is_err() {
+            return;
+        }
+    }
+}
+
+/// Forwards STATE_DB `PORT_TABLE` deletions until the subscription fails
+/// or the core is gone.
+async fn forward_state_deletions(mut sub: SubscriberStateTable, tx: UnboundedSender<Input>) {
+    loop {
+        let input = match sub.next().await {
+            Ok(KeyOp::Del(name)) => Input::StateDeleted(name),
+            // Never sent in SubscribeMode::Deletions.
+            Ok(KeyOp::Set(..)) => continue,
+            Err(e) => {
+                let _ = tx.send(Input::SubscriptionLost(e));
+                return;
+            }
+        };
+        if tx.send(input).is_err() {
+            return;
+        }
+    }
+}
+
+// ===== effects =====
+
+/// The live Redis side: connections and subscription tasks, replaced as a
+/// whole by a reconnect.
+#[derive(Default)]
+struct Session {
+    /// APPL_DB and STATE_DB; `None` while Redis is away.
+    conns: Option<(MultiplexedConnection, MultiplexedConnection)>,
+    /// The subscription forwarding tasks.
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Session {
+    /// Spawns the forwarding tasks of `subs`.
+    fn follow(&mut self, subs: Subs, tx: &UnboundedSender<Input>) {
+        self.tasks = vec![
+            tokio::spawn(forward_appl(subs.appl, tx.clone())),
+            tokio::spawn(forward_state_deletions(subs.state, tx.clone())),
+        ];
+    }
+}
+
+/// Carries out [`Action`]s for [`PortCore`] (module docs).
+pub struct PortEffects {
+    dbs: Dbs,
+    /// STATE_DB `PORT_TABLE` (keys `PORT_TABLE|<name>`).
+    state_table: Table,
+    /// APPL_DB `PORT_TABLE` producer (PortInitDone).
+    producer: ProducerStateTable,
+    /// Shared with the reconnect task, which installs the new session.
+    session: Arc<Mutex<Session>>,
+}
+
+impl PortEffects {
+    /// Effects on the start-up connections `appl` and `state` of `dbs`.
+    pub fn new(
+        dbs: Dbs,
+        appl: MultiplexedConnection,
+        state: MultiplexedConnection,
+        producer: ProducerStateTable,
+    ) -> Self {
+        let state_table =
+            Table::new(STATE_PORT_TABLE_NAME, dbs.state.separator()).in_db("STATE_DB");
+        let session = Session {
+            conns: Some((appl, state)),
+            tasks: Vec::new(),
+        };
+        PortEffects {
+            dbs,
+            state_table,
+            producer,
+            session: Arc::new(Mutex::new(session)),
+        }
+    }
+
+    /// Starts forwarding the start-up subscriptions to the core through
+    /// `tx` ([`Io::sender`]).
+    pub fn follow(&mut self, subs: Subs, tx: &UnboundedSender<Input>) {
+        lock(&self.session).follow(subs, tx);
+    }
+
+    /// The APPL_DB and STATE_DB connections (`None` while Redis is away).
+    fn conns(&self) -> Option<(MultiplexedConnection, MultiplexedConnection)> {
+        lock(&self.session).conns.clone()
+    }
+
+    /// Drops the session and reconnects with one [`sonic_daemon::engine::Backoff`]
+    /// until connections and subscriptions all work.
+    fn reconnect(&mut self, io: &mut Io<Input>) {
+        {
+            let mut s = lock(&self.session);
+            s.conns = None;
+            for t in s.tasks.drain(..) {
+                t.abort();
+            }
+        }
+        let dbs = self.dbs.clone();
+        let session = Arc::clone(&self.session);
+        let tx = io.sender();
+        io.spawn(async move {
+            let (conns, subs, present) = retry_forever(
+                "cannot reconnect to Redis and subscribe to PORT_TABLE",
+                || connect_and_subscribe(&dbs),
+            )
+            .await;
+            let mut s = lock(&session);
+            s.conns = Some(conns);
+            s.follow(subs, &tx);
+            Input::Reconnected { present }
+        });
+    }
+}
+
+impl Effects<PortCore> for PortEffects {
+    fn execute(&mut self, action: Action, io: &mut Io<Input>) {
+        let conns = self.conns();
+        match action {
+            Action::FlushState(batch) => {
+                let table = self.state_table.clone();
+                io.spawn(async move {
+                    let result = match conns {
+                        Some((_, mut state)) => write_batch(&mut state, &table, &batch).await,
+                        None => Err(not_connected()),
+                    };
+                    Input::Flushed { batch, result }
+                });
+            }
+            Action::WritePortInitDone => {
+                let producer = self.producer.clone();
+                io.spawn(async move {
+                    let (key, fvs) = port_init_done_op();
+                    let result = match conns {
+                        Some((mut appl, _)) => producer.set(&mut appl, &key, &fvs).await,
+                        None => Err(not_connected()),
+                    };
+                    Input::InitDoneWritten(result)
+                });
+            }
+            Action::ReadStateForResync { id, names } => {
+                let table = self.state_table.clone();
+                io.spawn(async move {
+                    let result = match conns {
+                        Some((_, mut state)) => read_fields(&mut state, &table, &names).await,
+                        None => Err(not_connected()),
+                    };
+                    Input::ResyncRead { id, result }
+                });
+            }
+            Action::ReadStateForAudit { id, names, gone } => {
+                let table = self.state_table.clone();
+                io.spawn(async move {
+                    let result = match conns {
+                        Some((_, mut state)) => read_audit(&mut state, &table, names, gone).await,
+                        None => Err(not_connected()),
+                    };
+                    Input::AuditRead { id, result }
+                });
+            }
+            Action::Reconnect => self.reconnect(io),
+        }
+    }
+}
+
+fn lock(session: &Mutex<Session>) -> MutexGuard<'_, Session> {
+    session
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The error of an action that found no connection (a connection error,
+/// so the core reconnects).
+fn not_connected() -> SwssError {
+    SwssError::Redis(redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::NotConnected,
+        "not connected to Redis",
+    )))
+}
+
+/// One reconnect attempt: APPL_DB and STATE_DB connections, then the
+/// subscriptions with the fresh APPL_DB load.
+///
+/// Errors: the first [`SwssError`] met.
+async fn connect_and_subscribe(
+    dbs: &Dbs,
+) -> Result<
+    (
+        (MultiplexedConnection, MultiplexedConnection),
+        Subs,
+        BTreeMap<String, bool>,
+    ),
+    SwssError,
+> {
+    let appl = dbs.appl.connect().await?;
+    let state = dbs.state.connect().await?;
+    let (subs, present) = subscribe_all(dbs).await?;
+    Ok(((appl, state), subs, present))
+}
+
+// ===== pipelines =====
+
+/// Writes `batch` in one pipeline: per port, `DEL PORT_TABLE|<name>` and/or
+/// one `HSET PORT_TABLE|<name> state .. netdev_oper_status .. admin_status
+/// .. mtu ..` (only these four fields, so fields other daemons wrote
+/// survive). A key of the wrong type is reported and skipped.
+///
+/// Errors: [`SwssError`] from Redis (other than `WRONGTYPE`).
+async fn write_batch(
+    conn: &mut MultiplexedConnection,
+    table: &Table,
+    batch: &StateBatch,
+) -> Result<(), SwssError> {
+    let mut pipe = redis::pipe();
+    // The key of each command, so that one key of the wrong type is
+    // reported and dropped instead of failing the whole flush.
+    let mut keys: Vec<&str> = Vec::with_capacity(batch.ops.len());
+    for (name, op) in &batch.ops {
+        let key = table.full_key(name);
+        if op.del_first {
+            pipe.cmd("DEL").arg(&key);
+            keys.push(name);
+        }
+        if let Some(fvs) = op.set.as_ref().filter(|f| !f.is_empty()) {
+            let cmd = pipe.cmd("HSET").arg(&key);
+            for (f, v) in fvs {
+                cmd.arg(f).arg(v);
+            }
+            keys.push(name);
+        }
+        tracing::debug!(key = %key, del = op.del_first, set = ?op.set, "STATE_DB write");
+    }
+    table.query_per_key(conn, &mut pipe, &keys).await?;
+    Ok(())
+}
+
+/// `HMGET PORT_TABLE|<name>` of [`STATE_FIELDS`] for each of `names`, in
+/// one pipeline.
+///
+/// Errors: [`SwssError`] from Redis (other than `WRONGTYPE`).
+async fn read_fields(
+    conn: &mut MultiplexedConnection,
+    table: &Table,
+    names: &[String],
+) -> Result<ReadBack, SwssError> {
+    let mut pipe = redis::pipe();
+    for name in names {
+        pipe.cmd("HMGET")
+            .arg(table.full_key(name))
+            .arg(&STATE_FIELDS[..]);
+    }
+    let replies = table.query_per_key(conn, &mut pipe, names).await?;
+    Ok(names
+        .iter()
+        .zip(replies)
+        .map(|(name, reply)| {
+            let values = reply.and_then(|v| redis::from_redis_value(v).ok());
+            (name.clone(), values)
+        })
+        .collect())
+}
+
+/// The audit's read in one pipeline: [`read_fields`] of `names`, then
+/// `HEXISTS PORT_TABLE|<name> netdev_oper_status` for each of `gone`.
+///
+/// Errors: [`SwssError`] from Redis (other than `WRONGTYPE`).
+async fn read_audit(
+    conn: &mut MultiplexedConnection,
+    table: &Table,
+    names: Vec<String>,
+    gone: Vec<String>,
+) -> Result<AuditReadout, SwssError> {
+    let mut pipe = redis::pipe();
+    for name in &names {
+        pipe.cmd("HMGET")
+            .arg(table.full_key(name))
+            .arg(&STATE_FIELDS[..]);
+    }
+    for name in &gone {
+        pipe.cmd("HEXISTS")
+            .arg(table.full_key(name))
+            .arg("netdev_oper_status");
+    }
+    let keys: Vec<&String> = names.iter().chain(&gone).collect();
+    let mut replies = table
+        .query_per_key(conn, &mut pipe, &keys)
+        .await?
+        .into_iter();
+    let fields = names
+        .into_iter()
+        .zip(replies.by_ref())
+        .map(|(name, reply)| (name, reply.and_then(|v| redis::from_redis_value(v).ok())))
+        .collect();
+    let exists = gone
+        .into_iter()
+        .zip(replies)
+        .map(|(name, reply)| (name, reply == Some(redis::Value::Int(1))))
+        .collect();
+    Ok(AuditReadout { fields, exists })
+}
