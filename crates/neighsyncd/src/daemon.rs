@@ -2,7 +2,7 @@
 //! [`Driver`] running [`NeighCore`] with [`NeighEffects`] (the Redis work
 //! the core asks for).
 //!
-//! Start-up ([`start`]; docs/behavior.md b.1 with the fixes of f):
+//! Start-up (`start`; docs/behavior.md b.1 with the fixes of f):
 //! 1. database_config.json (or the namespace's entry of
 //!    database_global.json); a missing or broken file is fatal and the
 //!    message names the file ([`DaemonError::Config`]).
@@ -77,7 +77,7 @@ pub struct Options {
     pub audit_every: Option<Duration>,
 }
 
-/// Runs neighsyncd until SIGTERM/SIGINT: [`start`], then the [`Driver`].
+/// Runs neighsyncd until SIGTERM/SIGINT: `start`, then the [`Driver`].
 /// Must run inside a tokio runtime with IO and time enabled (the binary
 /// uses a current-thread runtime).
 ///

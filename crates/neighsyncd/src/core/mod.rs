@@ -2,15 +2,15 @@
 //! state machine driven by [`sonic_daemon::engine::Driver`]
 //! (docs/engine.md; docs/behavior.md b, c).
 //!
-//! Inputs: kernel messages ([`NeighCore::handle_kernel`]), results of the
+//! Inputs: kernel messages (`handle_kernel`), results of the
 //! Redis work it asked for and CONFIG_DB changes ([`Input`]), the clock
-//! ([`NeighCore::handle_timeout`]) and SIGTERM ([`NeighCore::begin_shutdown`]).
+//! (`handle_timeout`) and SIGTERM (`begin_shutdown`).
 //! Outputs: [`Action`]s (flush a batch, read APPL_DB, reconnect, write the
 //! warm reconcile, ...) and netlink dump requests, from `poll_action`; its
 //! one timer from `poll_timeout`. It never awaits and never reads a clock.
 //!
 //! Where the daemon is in its life is one [`Phase`]; what Redis is doing
-//! is [`Redis`]; a flush in flight is a [`Flight`]. Every transition is in
+//! is [`Redis`]; a flush in flight is a `Flight`. Every transition is in
 //! `kernel.rs` (dumps, links, neighbours) or `inputs.rs` (Redis, CONFIG_DB,
 //! warm start, audit).
 //!
@@ -18,7 +18,7 @@
 //!   while a warm start caches, to the reconcile cache ([`WarmCache`]). As
 //!   soon as no flush is in flight the writer's next batch goes out as one
 //!   [`Action::Flush`]; what arrives meanwhile is coalesced into the next.
-//! * Reading the kernel ([`NeighCore::reads_kernel`]): while a flush is in
+//! * Reading the kernel (`reads_kernel`): while a flush is in
 //!   flight live events wait in the socket buffer (at most
 //!   [`FLUSH_READ_PAUSE`]); a neighbour dump keeps being read until
 //!   [`DUMP_BACKLOG_KEYS`] wait. In a storm reads are spaced
@@ -28,7 +28,7 @@
 //! * Redis lost: never fatal. The desired table stays in memory;
 //!   [`Action::Reconnect`]; then [`NeighWriter::resync_from_appl`] and the
 //!   difference is written.
-//! * SIGTERM: what is pending is flushed, then [`NeighCore::is_stopped`].
+//! * SIGTERM: what is pending is flushed, then `is_stopped`.
 
 mod inputs;
 pub use inputs::apply_cfg;
