@@ -87,37 +87,24 @@ pub async fn subscribe_all(dbs: &Dbs) -> Result<(Subs, BTreeMap<String, bool>), 
     Ok((Subs { appl, state }, present))
 }
 
-/// Forwards APPL_DB `PORT_TABLE` changes until the subscription fails
+/// Forwards a subscription's changes as the inputs `to_input` makes of
+/// them (`None`: not for the core) until it fails
 /// ([`Input::SubscriptionLost`]) or the core is gone.
-async fn forward_appl(mut sub: SubscriberStateTable, tx: UnboundedSender<Input>) {
+async fn forward(
+    mut sub: SubscriberStateTable,
+    tx: UnboundedSender<Input>,
+    to_input: fn(KeyOp) -> Option<Input>,
+) {
     loop {
         let input = match sub.next().await {
-            Ok(op) => Input::Appl(op),
-            Err(e) => {
-                let _ = tx.send(Input::SubscriptionLost(e));
-                return;
-            }
+            Ok(op) => match to_input(op) {
+                Some(input) => input,
+                None => continue,
+            },
+            Err(e) => Input::SubscriptionLost(e),
         };
-        if tx.send(input).is_err() {
-            return;
-        }
-    }
-}
-
-/// Forwards STATE_DB `PORT_TABLE` deletions until the subscription fails
-/// or the core is gone.
-async fn forward_state_deletions(mut sub: SubscriberStateTable, tx: UnboundedSender<Input>) {
-    loop {
-        let input = match sub.next().await {
-            Ok(KeyOp::Del(name)) => Input::StateDeleted(name),
-            // Never sent in SubscribeMode::Deletions.
-            Ok(KeyOp::Set(..)) => continue,
-            Err(e) => {
-                let _ = tx.send(Input::SubscriptionLost(e));
-                return;
-            }
-        };
-        if tx.send(input).is_err() {
+        let lost = matches!(input, Input::SubscriptionLost(_));
+        if tx.send(input).is_err() || lost {
             return;
         }
     }
@@ -126,7 +113,7 @@ async fn forward_state_deletions(mut sub: SubscriberStateTable, tx: UnboundedSen
 // ===== effects =====
 
 /// The live Redis side: connections and subscription tasks, replaced as a
-/// whole by a reconnect.
+/// whole by a reconnect (dropping it aborts the tasks).
 #[derive(Default)]
 struct Session {
     /// APPL_DB and STATE_DB; `None` while Redis is away.
@@ -135,25 +122,42 @@ struct Session {
     tasks: Vec<JoinHandle<()>>,
 }
 
+impl Drop for Session {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
 impl Session {
     /// Spawns the forwarding tasks of `subs`.
     fn follow(&mut self, subs: Subs, tx: &UnboundedSender<Input>) {
         self.tasks = vec![
-            tokio::spawn(forward_appl(subs.appl, tx.clone())),
-            tokio::spawn(forward_state_deletions(subs.state, tx.clone())),
+            tokio::spawn(forward(subs.appl, tx.clone(), |op| Some(Input::Appl(op)))),
+            // SubscribeMode::Deletions never gives a Set.
+            tokio::spawn(forward(subs.state, tx.clone(), |op| match op {
+                KeyOp::Del(name) => Some(Input::StateDeleted(name)),
+                KeyOp::Set(..) => None,
+            })),
         ];
     }
 }
 
 /// Carries out [`Action`]s for [`PortCore`] (module docs).
 pub struct PortEffects {
+    shared: Arc<Shared>,
+}
+
+/// What every action's task needs.
+struct Shared {
     dbs: Dbs,
     /// STATE_DB `PORT_TABLE` (keys `PORT_TABLE|<name>`).
     state_table: Table,
     /// APPL_DB `PORT_TABLE` producer (PortInitDone).
     producer: ProducerStateTable,
-    /// Shared with the reconnect task, which installs the new session.
-    session: Arc<Mutex<Session>>,
+    /// Replaced by the reconnect task.
+    session: Mutex<Session>,
 }
 
 impl PortEffects {
@@ -170,98 +174,88 @@ impl PortEffects {
             conns: Some((appl, state)),
             tasks: Vec::new(),
         };
-        PortEffects {
+        let shared = Shared {
             dbs,
             state_table,
             producer,
-            session: Arc::new(Mutex::new(session)),
+            session: Mutex::new(session),
+        };
+        PortEffects {
+            shared: Arc::new(shared),
         }
     }
 
     /// Starts forwarding the start-up subscriptions to the core through
     /// `tx` ([`Io::sender`]).
     pub fn follow(&mut self, subs: Subs, tx: &UnboundedSender<Input>) {
-        lock(&self.session).follow(subs, tx);
-    }
-
-    /// The APPL_DB and STATE_DB connections (`None` while Redis is away).
-    fn conns(&self) -> Option<(MultiplexedConnection, MultiplexedConnection)> {
-        lock(&self.session).conns.clone()
-    }
-
-    /// Drops the session and reconnects with one [`sonic_daemon::engine::Backoff`]
-    /// until connections and subscriptions all work.
-    fn reconnect(&mut self, io: &mut Io<Input>) {
-        {
-            let mut s = lock(&self.session);
-            s.conns = None;
-            for t in s.tasks.drain(..) {
-                t.abort();
-            }
-        }
-        let dbs = self.dbs.clone();
-        let session = Arc::clone(&self.session);
-        let tx = io.sender();
-        io.spawn(async move {
-            let (conns, subs, present) = retry_forever(
-                "cannot reconnect to Redis and subscribe to PORT_TABLE",
-                || connect_and_subscribe(&dbs),
-            )
-            .await;
-            let mut s = lock(&session);
-            s.conns = Some(conns);
-            s.follow(subs, &tx);
-            Input::Reconnected { present }
-        });
+        lock(&self.shared.session).follow(subs, tx);
     }
 }
 
 impl Effects<PortCore> for PortEffects {
     fn execute(&mut self, action: Action, io: &mut Io<Input>) {
-        let conns = self.conns();
-        match action {
-            Action::FlushState(batch) => {
-                let table = self.state_table.clone();
-                io.spawn(async move {
-                    let result = match conns {
-                        Some((_, mut state)) => write_batch(&mut state, &table, &batch).await,
-                        None => Err(not_connected()),
-                    };
-                    Input::Flushed { batch, result }
-                });
+        io.spawn(perform(Arc::clone(&self.shared), action, io.sender()));
+    }
+}
+
+/// Carries out one action and returns its result for the core. Redis work
+/// runs on the session's (APPL_DB, STATE_DB) connections; without them it
+/// fails at once with a connection error. A reconnect drops the session,
+/// then connects and subscribes again with one
+/// [`sonic_daemon::engine::Backoff`] until it all works.
+async fn perform(shared: Arc<Shared>, action: Action, tx: UnboundedSender<Input>) -> Input {
+    let conns = lock(&shared.session)
+        .conns
+        .clone()
+        .ok_or_else(not_connected);
+    let table = &shared.state_table;
+    match action {
+        Action::FlushState(batch) => {
+            let result = async {
+                let (_, mut state) = conns?;
+                write_batch(&mut state, table, &batch).await
             }
-            Action::WritePortInitDone => {
-                let producer = self.producer.clone();
-                io.spawn(async move {
-                    let (key, fvs) = port_init_done_op();
-                    let result = match conns {
-                        Some((mut appl, _)) => producer.set(&mut appl, &key, &fvs).await,
-                        None => Err(not_connected()),
-                    };
-                    Input::InitDoneWritten(result)
-                });
+            .await;
+            Input::Flushed { batch, result }
+        }
+        Action::WritePortInitDone => {
+            let result = async {
+                let (mut appl, _) = conns?;
+                let (key, fvs) = port_init_done_op();
+                shared.producer.set(&mut appl, &key, &fvs).await
             }
-            Action::ReadStateForResync { id, names } => {
-                let table = self.state_table.clone();
-                io.spawn(async move {
-                    let result = match conns {
-                        Some((_, mut state)) => read_fields(&mut state, &table, &names).await,
-                        None => Err(not_connected()),
-                    };
-                    Input::ResyncRead { id, result }
-                });
+            .await;
+            Input::InitDoneWritten(result)
+        }
+        Action::ReadStateForResync { id, names } => {
+            let result = async {
+                let (_, mut state) = conns?;
+                read_fields(&mut state, table, &names).await
             }
-            Action::ReadStateForAudit { id, names, gone } => {
-                let table = self.state_table.clone();
-                io.spawn(async move {
-                    let result = match conns {
-                        Some((_, mut state)) => read_audit(&mut state, &table, names, gone).await,
-                        None => Err(not_connected()),
-                    };
-                    Input::AuditRead { id, result }
-                });
+            .await;
+            Input::ResyncRead { id, result }
+        }
+        Action::ReadStateForAudit { id, names, gone } => {
+            let result = async {
+                let (_, mut state) = conns?;
+                let fields = read_fields(&mut state, table, &names).await?;
+                let exists = read_exists(&mut state, table, &gone).await?;
+                Ok(AuditReadout { fields, exists })
             }
-            Action::Reconnect => self.reconnect(io),
+            .await;
+            Input::AuditRead { id, result }
+        }
+        Action::Reconnect => {
+            *lock(&shared.session) = Session::default();
+            let (conns, subs, present) = retry_forever(
+                "cannot reconnect to Redis and subscribe to PORT_TABLE",
+                || connect_and_subscribe(&shared.dbs),
+            )
+            .await;
+            let mut session = lock(&shared.session);
+            session.conns = Some(conns);
+            session.follow(subs, &tx);
+            Input::Reconnected { present }
         }
     }
 }
@@ -346,6 +340,9 @@ async fn read_fields(
     table: &Table,
     names: &[String],
 ) -> Result<ReadBack, SwssError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut pipe = redis::pipe();
     for name in names {
         pipe.cmd("HMGET")
@@ -363,41 +360,28 @@ async fn read_fields(
         .collect())
 }
 
-/// The audit's read in one pipeline: [`read_fields`] of `names`, then
-/// `HEXISTS PORT_TABLE|<name> netdev_oper_status` for each of `gone`.
+/// `HEXISTS PORT_TABLE|<name> netdev_oper_status` for each of `gone`, in
+/// one pipeline (`false` also for a key that is not a hash).
 ///
 /// Errors: [`SwssError`] from Redis (other than `WRONGTYPE`).
-async fn read_audit(
+async fn read_exists(
     conn: &mut MultiplexedConnection,
     table: &Table,
-    names: Vec<String>,
-    gone: Vec<String>,
-) -> Result<AuditReadout, SwssError> {
-    let mut pipe = redis::pipe();
-    for name in &names {
-        pipe.cmd("HMGET")
-            .arg(table.full_key(name))
-            .arg(&STATE_FIELDS[..]);
+    gone: &[String],
+) -> Result<Vec<(String, bool)>, SwssError> {
+    if gone.is_empty() {
+        return Ok(Vec::new());
     }
-    for name in &gone {
+    let mut pipe = redis::pipe();
+    for name in gone {
         pipe.cmd("HEXISTS")
             .arg(table.full_key(name))
             .arg("netdev_oper_status");
     }
-    let keys: Vec<&String> = names.iter().chain(&gone).collect();
-    let mut replies = table
-        .query_per_key(conn, &mut pipe, &keys)
-        .await?
-        .into_iter();
-    let fields = names
-        .into_iter()
-        .zip(replies.by_ref())
-        .map(|(name, reply)| (name, reply.and_then(|v| redis::from_redis_value(v).ok())))
-        .collect();
-    let exists = gone
-        .into_iter()
+    let replies = table.query_per_key(conn, &mut pipe, gone).await?;
+    Ok(gone
+        .iter()
         .zip(replies)
-        .map(|(name, reply)| (name, reply == Some(redis::Value::Int(1))))
-        .collect();
-    Ok(AuditReadout { fields, exists })
+        .map(|(name, reply)| (name.clone(), reply == Some(redis::Value::Int(1))))
+        .collect())
 }
