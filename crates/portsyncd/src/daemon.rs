@@ -31,6 +31,18 @@
 //! once, the PortInitDone warning, the self-audit, Redis loss and ENOBUFS;
 //! see [`crate::core`]) with [`PortEffects`] doing the Redis work. SIGTERM /
 //! SIGINT write what is pending (at most [`SHUTDOWN_FLUSH_LIMIT`]) and exit 0.
+//! The ports still holding back PortInitDone are logged every
+//! [`INIT_DONE_WARN_INTERVAL`].
+//!
+//! Faults (better than the C++, docs/behavior.md f.5, f.8; the decisions are
+//! the core's, [`crate::core`]):
+//! * Redis loss: the link state stays in memory; reconnect with exponential
+//!   backoff capped at 5 s; then a fresh APPL_DB subscription (initial load)
+//!   and a rewrite of the STATE_DB entries that differ from the kernel.
+//! * An error reply to a write: the write is kept and retried after the same
+//!   backoff (a key of the wrong type is reported and skipped, never retried).
+//! * Netlink ENOBUFS: the links are dumped again; links missing from the dump
+//!   are treated as deleted (mark and sweep), so STATE_DB equals the kernel.
 
 use std::time::{Duration, Instant};
 
@@ -41,6 +53,7 @@ use sonic_daemon::{DbPaths, Ops};
 use sonic_netlink::socket::{Dump, NetlinkSocket, RcvBuf, RTNLGRP_LINK};
 use swss::{FieldValues, ProducerStateTable, SwssError, Table};
 
+pub use crate::core::INIT_DONE_WARN_INTERVAL;
 use crate::core::{PortCore, Setup};
 use crate::effects::{self, PortEffects, Subs};
 pub use crate::error::DaemonError;
@@ -176,8 +189,8 @@ async fn bring_down_old_interfaces(sync: &mut PortSync) {
 }
 
 /// Runs portsyncd until SIGTERM or SIGINT (then `Ok`, after writing what
-/// is pending), or a fatal error: [`start`], then the engine's
-/// [`Driver`].
+/// is pending), or a fatal error: the start-up steps (module docs), then
+/// the engine's [`Driver`].
 ///
 /// Must run inside a tokio runtime with IO and time enabled (the binary uses
 /// a current-thread runtime).

@@ -68,8 +68,9 @@ async fn subscribe_appl_ports(
     Ok((sub, present))
 }
 
-/// Subscribes to APPL_DB `PORT_TABLE` (with its initial load, see
-/// [`subscribe_appl_ports`]) and to STATE_DB `PORT_TABLE` in
+/// Subscribes to APPL_DB `PORT_TABLE` (with its initial load: port key ->
+/// has `admin_status`, read in full for the pre-check, then followed by
+/// existence only) and to STATE_DB `PORT_TABLE` in
 /// [`SubscribeMode::Deletions`]: no initial load, and the keyspace events of
 /// our own HSETs (and of portsorch's fields) are dropped without a read, so
 /// a link change costs its one HSET and nothing more (docs/differences.md

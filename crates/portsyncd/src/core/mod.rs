@@ -2,10 +2,10 @@
 //! state machine driven by [`sonic_daemon::engine::Driver`]
 //! (docs/behavior.md d.3, d.4, f.5, f.8).
 //!
-//! Inputs: kernel link messages ([`PortCore::handle_kernel`]), APPL_DB /
+//! Inputs: kernel link messages ([`Core::handle_kernel`](engine::Core::handle_kernel)), APPL_DB /
 //! STATE_DB `PORT_TABLE` changes and the results of the Redis work it asked
-//! for ([`Input`]), the clock ([`PortCore::handle_timeout`]) and SIGTERM
-//! ([`PortCore::begin_shutdown`]). Outputs: [`Action`]s and link dump
+//! for ([`Input`]), the clock ([`Core::handle_timeout`](engine::Core::handle_timeout)) and SIGTERM
+//! ([`Core::begin_shutdown`](engine::Core::begin_shutdown)). Outputs: [`Action`]s and link dump
 //! requests from `poll_action`, its one timer from `poll_timeout`. It never
 //! awaits and never reads a clock.
 //!
@@ -29,7 +29,7 @@
 //! * ENOBUFS, and after each self-audit: the links are dumped again; links
 //!   known before that neither the dump nor a notification lists are
 //!   deleted (mark and sweep, [`Phase::Resyncing`]).
-//! * SIGTERM: what is pending is written, then [`PortCore::is_stopped`].
+//! * SIGTERM: what is pending is written, then [`Core::is_stopped`](engine::Core::is_stopped).
 
 mod inputs;
 mod kernel;

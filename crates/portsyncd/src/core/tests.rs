@@ -503,6 +503,31 @@ fn overrun_while_live_keeps_links_announced_during_the_dump() {
 }
 
 #[test]
+fn port_leaving_a_bridge_stays_known_for_the_sweep() {
+    let mut sim = Sim::live(&["Ethernet0"], &["Ethernet0"], &["Ethernet0", "Ethernet4"]);
+    // AF_BRIDGE DELLINK with a master: Ethernet4 leaves a bridge, the
+    // netdev stays; a plain DELLINK of another netdev forgets it.
+    let mut leave = del_link("Ethernet4", 11);
+    leave.family = 7;
+    leave.master = Some(30);
+    sim.kernel(vec![link(leave), link(del_link("PortChannel1", 40))], false);
+    let batch = sim.flush();
+    assert_eq!(batch.ops, vec![("PortChannel1".into(), del_op())]);
+    sim.ack(batch);
+    // Events lost; the resync dump lists only Ethernet0: Ethernet4 is
+    // swept (the DELLINK with a master did not forget it), PortChannel1 is
+    // not deleted twice.
+    sim.kernel(Vec::new(), true);
+    assert!(sim.steps().iter().any(is_dump));
+    sim.kernel(
+        vec![link(new_link("Ethernet0", 10, UP_RUNNING, 9100)), done()],
+        false,
+    );
+    let batch = sim.flush();
+    assert_eq!(batch.ops, vec![("Ethernet4".into(), del_op())]);
+}
+
+#[test]
 fn dump_failure_and_refused_request_are_retried() {
     let mut sim = Sim::live(&["Ethernet0"], &["Ethernet0"], &["Ethernet0"]);
     sim.kernel(Vec::new(), true);
