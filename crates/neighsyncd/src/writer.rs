@@ -29,7 +29,7 @@
 //! EVPN `ROUTE_TABLE` host-route deletes (b.2 step 18) are kept in a separate
 //! FIFO and go out in the same batch **before** the `NEIGH_TABLE` sets.
 //!
-//! Nothing here does I/O; the daemon (`crate::daemon`) drives it.
+//! Nothing here does I/O; the core ([`crate::core`]) drives it.
 
 use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
