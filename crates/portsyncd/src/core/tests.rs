@@ -672,6 +672,42 @@ fn error_reply_retries_after_a_growing_delay_without_spinning() {
 }
 
 #[test]
+fn port_init_done_error_reply_is_retried_after_a_delay() {
+    let mut sim = Sim::live(
+        &["Ethernet0", "Ethernet4"],
+        &["Ethernet0", "Ethernet4"],
+        &["Ethernet0"],
+    );
+    sim.at(1000);
+    sim.kernel(
+        vec![link(new_link("Ethernet4", 11, UP_RUNNING, 9100))],
+        false,
+    );
+    let steps = sim.steps();
+    assert!(
+        matches!(steps[0], Step::Do(Action::WritePortInitDone)),
+        "{steps:?}"
+    );
+    let Some(Step::Do(Action::FlushState(batch))) = steps.into_iter().nth(1) else {
+        panic!("a flush");
+    };
+    sim.ack(batch);
+    sim.input(Input::InitDoneWritten(Err(reply_error())));
+    let retry = sim.now + Duration::from_millis(100);
+    assert_eq!(sim.core.init_done(), InitDone::RetryAt(retry));
+    assert_eq!(sim.core.redis(), Redis::Up);
+    assert!(sim.steps().is_empty(), "no immediate retry");
+    assert_eq!(sim.fire(), retry);
+    let steps = sim.steps();
+    assert!(
+        matches!(steps.as_slice(), [Step::Do(Action::WritePortInitDone)]),
+        "{steps:?}"
+    );
+    sim.input(Input::InitDoneWritten(Ok(())));
+    assert_eq!(sim.core.init_done(), InitDone::Written);
+}
+
+#[test]
 fn port_init_done_decided_while_redis_away_is_written_after_reconnect() {
     let mut sim = Sim::live(
         &["Ethernet0", "Ethernet4"],
