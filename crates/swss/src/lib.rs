@@ -25,7 +25,9 @@ pub use consumer_state::{ConsumerStateTable, KeyOpFieldValues, Op};
 pub use consumer_view::{read_consumer_view, ConsumerView};
 pub use error::SwssError;
 pub use producer_state::ProducerStateTable;
-pub use subscriber_state::{KeyOp, SubscribeMode, SubscriberStateTable};
+pub use subscriber_state::{
+    KeyOp, MultiTableSubscriber, PatternScope, SubscribeMode, SubscriberStateTable,
+};
 pub use table::Table;
 
 /// Field/value pairs of one hash, in the order they are written (e.g.
