@@ -133,4 +133,23 @@ impl Ops {
         }
         Ok(())
     }
+
+    /// [`Ops::link_logger`] for a daemon that follows CONFIG_DB `LOGGER` on
+    /// its own shared CONFIG_DB subscription: writes the default
+    /// `LOGGER|<daemon>` fields where missing
+    /// ([`logging::write_logger_defaults`]) and returns the
+    /// [`logging::LoggerSync`] to feed with the `LOGGER` ops of that
+    /// subscription (`None` without a [`LogHandle`]; the defaults are
+    /// written anyway). Subscribe after this returns, so the initial load
+    /// sees the defaults. Spawns nothing.
+    ///
+    /// Errors: [`SwssError`] from Redis.
+    pub async fn logger_sync(
+        &self,
+        config: &DbConnector,
+    ) -> Result<Option<logging::LoggerSync>, SwssError> {
+        let mut conn = config.connect().await?;
+        logging::write_logger_defaults(&mut conn, config.separator(), self.daemon).await?;
+        Ok(self.log.clone().map(logging::LoggerSync::new))
+    }
 }

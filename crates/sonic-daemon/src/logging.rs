@@ -20,6 +20,10 @@
 //!   the command line ([`LogHandle::from_command_line`]): then the command
 //!   line decides the start level. A value changed later (also while Redis
 //!   was away) is always applied.
+//! * [`LoggerSync`] is the same rules without a subscription of their own:
+//!   a daemon that follows other CONFIG_DB tables adds `LOGGER` to that
+//!   subscription ([`swss::MultiTableSubscriber`]) and feeds it the
+//!   `LOGGER` ops, saving Redis one `PSUBSCRIBE` pattern.
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -404,6 +408,75 @@ pub fn level_change(
     }
 }
 
+/// Applies CONFIG_DB `LOGGER|<daemon>` `LOGLEVEL` changes to a [`LogHandle`]:
+/// the state [`LoggerFollower`] keeps, for a daemon that follows `LOGGER`
+/// on a CONFIG_DB subscription it shares with its other tables (a
+/// [`swss::MultiTableSubscriber`] with [`CFG_LOGGER_TABLE_NAME`] among its
+/// tables, one `PSUBSCRIBE` pattern for CONFIG_DB instead of one more per
+/// table). Feed it every op of table `LOGGER`, in order, with
+/// [`LoggerSync::apply`]; ops of other keys are ignored.
+#[derive(Debug)]
+pub struct LoggerSync {
+    handle: LogHandle,
+    last_seen: Option<String>,
+}
+
+impl LoggerSync {
+    /// Nothing seen yet; changes go to `handle` (its daemon name is the
+    /// `LOGGER` key followed).
+    pub fn new(handle: LogHandle) -> Self {
+        LoggerSync {
+            handle,
+            last_seen: None,
+        }
+    }
+
+    /// The handle changes are applied to.
+    pub fn handle(&self) -> &LogHandle {
+        &self.handle
+    }
+
+    /// Applies one op of CONFIG_DB table `LOGGER` (key without the
+    /// `LOGGER|` prefix, as a subscriber reports it) and returns the level
+    /// set, if any.
+    ///
+    /// `at_start` is true for the ops of the initial load of the daemon's
+    /// first subscription (not of a subscription rebuilt after a lost
+    /// connection): those are applied only when the level did not come
+    /// from `--log-level` ([`LogHandle::from_command_line`]), as
+    /// swss::Logger::linkToDbWithOutput takes CONFIG_DB's level at start,
+    /// and silently when the level is already in force. Later ops
+    /// (including a rebuilt subscription's initial load) are applied
+    /// whenever `LOGLEVEL` differs from the value last seen
+    /// ([`level_change`]; an unknown name is reported as a bad entry and
+    /// skipped). A change is logged at INFO (from, to).
+    ///
+    /// Never fails: a level that cannot be set (the subscriber is gone,
+    /// process exiting) is logged as a warning and `None` returned.
+    pub fn apply(&mut self, op: &KeyOp, at_start: bool) -> Option<LogLevel> {
+        let apply = !(at_start && self.handle.from_command_line());
+        let level = level_change(self.handle.daemon(), op, &mut self.last_seen, apply)?;
+        let old = self.handle.level();
+        if at_start && old == level {
+            return None;
+        }
+        match self.handle.set_level(level) {
+            Ok(()) => {
+                tracing::info!(
+                    from = old.sonic_name(),
+                    to = level.sonic_name(),
+                    "log level changed (CONFIG_DB LOGGER LOGLEVEL)"
+                );
+                Some(level)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot change the log level");
+                None
+            }
+        }
+    }
+}
+
 /// Follows CONFIG_DB `LOGGER|<daemon>` `LOGLEVEL` and applies changes to a
 /// [`LogHandle`]: built by [`LoggerFollower::subscribe`] (the subscription
 /// exists on return), run by [`LoggerFollower::spawn`]. The value found by
@@ -412,9 +485,14 @@ pub fn level_change(
 /// swss::Logger::linkToDbWithOutput takes CONFIG_DB's level at start. A lost
 /// subscription is rebuilt with backoff (100 ms doubling, capped at 5 s);
 /// its initial load then applies a value changed meanwhile.
+///
+/// It holds its own subscription (one more `PSUBSCRIBE` pattern, matched by
+/// Redis against every keyspace notification); a daemon that already
+/// follows CONFIG_DB tables can instead add `LOGGER` to that subscription
+/// and feed a [`LoggerSync`] (the same rules).
 pub struct LoggerFollower {
     config: DbConnector,
-    handle: LogHandle,
+    sync: LoggerSync,
     sub: SubscriberStateTable,
 }
 
@@ -426,7 +504,7 @@ impl LoggerFollower {
         let sub = SubscriberStateTable::new(config, CFG_LOGGER_TABLE_NAME).await?;
         Ok(LoggerFollower {
             config: config.clone(),
-            handle,
+            sync: LoggerSync::new(handle),
             sub,
         })
     }
@@ -439,11 +517,9 @@ impl LoggerFollower {
     async fn run(self) {
         let LoggerFollower {
             config,
-            handle,
+            mut sync,
             mut sub,
         } = self;
-        let daemon = handle.daemon();
-        let mut last_seen: Option<String> = None;
         let mut first = true;
         loop {
             let mut initial = sub.queued();
@@ -460,22 +536,8 @@ impl LoggerFollower {
                     }
                 };
                 let at_start = first && initial > 0;
-                let apply = !(at_start && handle.from_command_line());
                 initial = initial.saturating_sub(1);
-                if let Some(level) = level_change(daemon, &op, &mut last_seen, apply) {
-                    let old = handle.level();
-                    if at_start && old == level {
-                        continue;
-                    }
-                    match handle.set_level(level) {
-                        Ok(()) => tracing::info!(
-                            from = old.sonic_name(),
-                            to = level.sonic_name(),
-                            "log level changed (CONFIG_DB LOGGER LOGLEVEL)"
-                        ),
-                        Err(e) => tracing::warn!(error = %e, "cannot change the log level"),
-                    }
-                }
+                sync.apply(&op, at_start);
             }
             first = false;
             let mut delay = swss::connector::RECONNECT_INITIAL_DELAY;
@@ -597,5 +659,82 @@ mod tests {
             level_change("neighsyncd", &set("neighsyncd", "ERROR"), &mut last, true),
             Some(LogLevel(Level::ERROR))
         );
+    }
+
+    /// A handle on a reload layer kept alive by the caller (no global
+    /// subscriber needed), with the given start level and origin.
+    fn test_handle(
+        daemon: &'static str,
+        level: LogLevel,
+        from_command_line: bool,
+    ) -> (reload::Layer<LevelFilter, Registry>, LogHandle) {
+        let (layer, reload) = reload::Layer::new(LevelFilter::from_level(level.0));
+        let handle = LogHandle {
+            daemon,
+            reload,
+            current: Arc::new(Mutex::new(level)),
+            from_command_line,
+        };
+        (layer, handle)
+    }
+
+    #[test]
+    fn logger_sync_applies_the_start_value_unless_given_on_the_command_line() {
+        // No --log-level: CONFIG_DB's value at start is applied.
+        let (_layer, handle) = test_handle("neighsyncd", LogLevel::DEFAULT, false);
+        let mut sync = LoggerSync::new(handle.clone());
+        assert_eq!(
+            sync.apply(&set("neighsyncd", "DEBUG"), true),
+            Some(LogLevel(Level::DEBUG))
+        );
+        assert_eq!(handle.level(), LogLevel(Level::DEBUG));
+        // The level already in force at start: nothing to do.
+        let (_layer2, handle2) = test_handle("neighsyncd", LogLevel::DEFAULT, false);
+        let mut sync2 = LoggerSync::new(handle2.clone());
+        assert_eq!(sync2.apply(&set("neighsyncd", "NOTICE"), true), None);
+        assert_eq!(handle2.level(), LogLevel::DEFAULT);
+
+        // --log-level ERROR: the start value is remembered, not applied.
+        let (_layer3, handle3) = test_handle("neighsyncd", LogLevel(Level::ERROR), true);
+        let mut sync3 = LoggerSync::new(handle3.clone());
+        assert_eq!(sync3.apply(&set("neighsyncd", "DEBUG"), true), None);
+        assert_eq!(handle3.level(), LogLevel(Level::ERROR));
+        // The same value again later (LOGOUTPUT changed): still nothing.
+        assert_eq!(sync3.apply(&set("neighsyncd", "DEBUG"), false), None);
+        // A later change is applied.
+        assert_eq!(
+            sync3.apply(&set("neighsyncd", "WARN"), false),
+            Some(LogLevel(Level::WARN))
+        );
+        assert_eq!(handle3.level(), LogLevel(Level::WARN));
+        assert_eq!(sync3.handle().level(), LogLevel(Level::WARN));
+    }
+
+    #[test]
+    fn logger_sync_ignores_other_keys_deletions_and_bad_names() {
+        let (_layer, handle) = test_handle("portsyncd", LogLevel::DEFAULT, false);
+        let mut sync = LoggerSync::new(handle.clone());
+        assert_eq!(sync.apply(&set("neighsyncd", "DEBUG"), false), None);
+        assert_eq!(sync.apply(&KeyOp::Del("portsyncd".into()), false), None);
+        assert_eq!(sync.apply(&set("portsyncd", "LOUD"), false), None);
+        assert_eq!(
+            sync.apply(&KeyOp::Set("portsyncd".into(), Vec::new()), false),
+            None
+        );
+        assert_eq!(handle.level(), LogLevel::DEFAULT);
+        assert_eq!(
+            sync.apply(&set("portsyncd", "debug"), false),
+            Some(LogLevel(Level::DEBUG))
+        );
+        assert_eq!(handle.level(), LogLevel(Level::DEBUG));
+    }
+
+    #[test]
+    fn a_level_that_cannot_be_set_is_not_reported_as_set() {
+        let (layer, handle) = test_handle("neighsyncd", LogLevel::DEFAULT, false);
+        drop(layer);
+        let mut sync = LoggerSync::new(handle.clone());
+        assert_eq!(sync.apply(&set("neighsyncd", "DEBUG"), false), None);
+        assert_eq!(handle.level(), LogLevel::DEFAULT);
     }
 }
