@@ -59,6 +59,12 @@ impl ConfigTable {
             ConfigTable::VlanInterface => "VLAN_INTERFACE",
         }
     }
+
+    /// The table named `name` ([`ConfigTable::name`]); `None` for any
+    /// other table.
+    pub fn from_name(name: &str) -> Option<ConfigTable> {
+        ConfigTable::ALL.into_iter().find(|t| t.name() == name)
+    }
 }
 
 // ===== SyncContext =====

@@ -9,12 +9,13 @@
 //! 2. Connect APPL_DB, CONFIG_DB and STATE_DB, retrying with backoff (each
 //!    retry is logged).
 //! 3. CONFIG_DB `LOGGER|neighsyncd`: `LOGLEVEL NOTICE` / `LOGOUTPUT SYSLOG`
-//!    where missing (logger.cpp, a.2).
+//!    where missing (logger.cpp, a.2); its `LOGLEVEL` is followed live.
 //! 4. WarmStart check (writes `WARM_RESTART_TABLE|neighsyncd
 //!    restore_count`).
 //! 5. `SCRIPT LOAD` of the ProducerStateTable scripts.
-//! 6. CONFIG_DB subscriptions (PEER_SWITCH, VXLAN_EVPN_NVO, INTERFACE,
-//!    PORTCHANNEL_INTERFACE, VLAN_INTERFACE) with their initial loads
+//! 6. One CONFIG_DB subscription (LOGGER, PEER_SWITCH, VXLAN_EVPN_NVO,
+//!    INTERFACE, PORTCHANNEL_INTERFACE, VLAN_INTERFACE; one pattern,
+//!    docs/differences.md S10) with its initial load
 //!    applied to the [`SyncContext`] **before** any neighbour is handled
 //!    (the C++ leaves the NVO/dump order undefined, f.9).
 //! 7. Cold: APPL_DB's NEIGH_TABLE as the consumer will see it
@@ -33,11 +34,15 @@ use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use sonic_daemon::engine::{self, Driver, Effects, Io, Signals};
+use sonic_daemon::logging::{LoggerSync, CFG_LOGGER_TABLE_NAME};
 use sonic_daemon::startup::{step, Dbs};
 use sonic_daemon::{DbPaths, Ops};
 use sonic_netlink::socket::{NetlinkSocket, RcvBuf, RTNLGRP_LINK, RTNLGRP_NEIGH};
 use swss::restart_assist::{AppRestartAssist, ReconcileOps};
-use swss::{ConsumerView, DbConnector, KeyOp, ProducerStateTable, SubscriberStateTable, SwssError};
+use swss::{
+    ConsumerView, DbConnector, KeyOp, MultiTableSubscriber, PatternScope, ProducerStateTable,
+    SubscribeMode, SwssError,
+};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -87,7 +92,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let mut signals = Signals::install().map_err(|(name, e)| DaemonError::Signal(name, e))?;
     let notifier = opts.ops.notifier.clone();
     let health = opts.ops.health.clone();
-    let (mut core, mut effects, sock, subs) = tokio::select! {
+    let (mut core, mut effects, sock, sub) = tokio::select! {
         started = start(&opts) => started?,
         name = signals.recv() => {
             tracing::info!(signal = name, "stopped during start-up");
@@ -96,14 +101,11 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         }
     };
     let mut driver = Driver::new(sock, notifier, health, SHUTDOWN_FLUSH_LIMIT);
-    effects.follow(subs, 0, driver.io().sender());
+    effects.follow(sub, 0, driver.io().sender());
     let res = driver.run(&mut core, &mut effects, signals).await;
     core.log_exit();
     res
 }
-
-/// CONFIG_DB subscriptions with their initial content.
-type Subscriptions = Vec<(ConfigTable, SubscriberStateTable, Vec<KeyOp>)>;
 
 /// The start-up sequence (module docs). Redis being down is not an error:
 /// each step retries with backoff and logs.
@@ -112,7 +114,7 @@ type Subscriptions = Vec<(ConfigTable, SubscriberStateTable, Vec<KeyOp>)>;
 /// [`DaemonError::Redis`] for an error reply, [`DaemonError::Netlink`].
 async fn start(
     opts: &Options,
-) -> Result<(NeighCore, NeighEffects, NetlinkSocket, Subscriptions), DaemonError> {
+) -> Result<(NeighCore, NeighEffects, NetlinkSocket, MultiTableSubscriber), DaemonError> {
     let cfg = opts.db.load()?;
     let dbs = Dbs::new(&cfg, Some(REDIS_RESPONSE_TIMEOUT))?;
     let neigh = ProducerStateTable::new(APP_NEIGH_TABLE_NAME, dbs.appl.location());
@@ -124,13 +126,11 @@ async fn start(
     let mut conns = dbs.connect_all().await;
     let (config_sep, state_sep) = (dbs.config.separator(), dbs.state.separator());
     opts.ops.notifier.status("starting: connected to Redis");
-    step(
-        "CONFIG_DB LOGGER defaults and subscription",
-        &dbs,
-        &mut conns,
-        |_| opts.ops.link_logger(&dbs.config),
-    )
+    let logger = step("CONFIG_DB LOGGER defaults", &dbs, &mut conns, |_| {
+        opts.ops.logger_sync(&dbs.config)
+    })
     .await?;
+    let logger = Arc::new(Mutex::new(logger));
     let assist = step("WarmStart check", &dbs, &mut conns, |mut c| async move {
         warm::check(&mut c.state, state_sep, &mut c.config, config_sep).await
     })
@@ -140,14 +140,14 @@ async fn start(
         async move { p.load_scripts(&mut c.appl).await }
     })
     .await?;
-    let subs = step("CONFIG_DB subscriptions", &dbs, &mut conns, |_| {
-        subscribe_all(&dbs.config)
+    let (sub, initial) = step("CONFIG_DB subscription", &dbs, &mut conns, |_| {
+        subscribe(&dbs.config)
     })
     .await?;
     let mut ctx = SyncContext::new();
-    for (table, _, initial) in &subs {
-        for op in initial {
-            crate::core::apply_cfg(&mut ctx, *table, op);
+    for (table, ops) in split_initial(initial, &logger, true) {
+        for op in &ops {
+            crate::core::apply_cfg(&mut ctx, table, op);
         }
     }
     tracing::info!(
@@ -174,9 +174,10 @@ async fn start(
         neigh,
         dbs,
         assist,
+        logger,
         on_session: Vec::new(),
     };
-    Ok((core, effects, sock, subs))
+    Ok((core, effects, sock, sub))
 }
 
 /// Start-up step 7: the core, cold (APPL_DB's view seeds the writer) or
@@ -225,18 +226,60 @@ async fn initial_core(
 
 // ===== Redis steps =====
 
-/// All five CONFIG_DB subscriptions with their initial content.
-async fn subscribe_all(config: &DbConnector) -> Result<Subscriptions, SwssError> {
-    let mut out = Vec::with_capacity(ConfigTable::ALL.len());
-    for table in ConfigTable::ALL {
-        let mut sub = SubscriberStateTable::new(config, table.name()).await?;
-        let mut initial = Vec::with_capacity(sub.queued());
-        while sub.queued() > 0 {
-            initial.push(sub.next().await?);
+/// CONFIG_DB `LOGGER` and the five tables the rules read
+/// ([`ConfigTable::ALL`]), on one pubsub connection with one pattern
+/// (`__keyspace@<id>__:*`; Redis matches every keyspace notification of
+/// every database against every pattern, so one pattern instead of six is
+/// cheaper for the whole switch, docs/differences.md S10). Returns the
+/// subscriber and its initial content (table name, op).
+///
+/// Errors: [`SwssError`] from Redis.
+async fn subscribe(config: &DbConnector) -> Result<Subscribed, SwssError> {
+    let mut tables: Vec<(&str, SubscribeMode)> = ConfigTable::ALL
+        .iter()
+        .map(|t| (t.name(), SubscribeMode::Content))
+        .collect();
+    tables.push((CFG_LOGGER_TABLE_NAME, SubscribeMode::Content));
+    let mut sub = MultiTableSubscriber::new(config, &tables, PatternScope::Database).await?;
+    let initial = sub.drain_queued();
+    Ok((sub, initial))
+}
+
+/// A subscriber with its initial content (table name, op).
+type Subscribed = (MultiTableSubscriber, Vec<(String, KeyOp)>);
+
+/// The live log level's follower, shared by the start-up and the
+/// subscription task (`None` without a log handle).
+type SharedLogger = Arc<Mutex<Option<LoggerSync>>>;
+
+/// Splits a subscription's initial content: `LOGGER` ops go to `logger`
+/// (`at_start`: the daemon's first load, see [`LoggerSync::apply`]); the
+/// others are grouped per table, every table present (an empty group
+/// resets it).
+fn split_initial(
+    initial: Vec<(String, KeyOp)>,
+    logger: &SharedLogger,
+    at_start: bool,
+) -> Vec<(ConfigTable, Vec<KeyOp>)> {
+    let mut groups: Vec<(ConfigTable, Vec<KeyOp>)> =
+        ConfigTable::ALL.iter().map(|t| (*t, Vec::new())).collect();
+    for (name, op) in initial {
+        let group =
+            ConfigTable::from_name(&name).and_then(|t| groups.iter_mut().find(|(gt, _)| *gt == t));
+        match group {
+            Some((_, ops)) => ops.push(op),
+            None => apply_logger(logger, &op, at_start),
         }
-        out.push((table, sub, initial));
     }
-    Ok(out)
+    groups
+}
+
+/// Applies one CONFIG_DB `LOGGER` op to the live log level.
+fn apply_logger(logger: &SharedLogger, op: &KeyOp, at_start: bool) {
+    let mut guard = logger.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(l) = guard.as_mut() {
+        l.apply(op, at_start);
+    }
 }
 
 /// Reads APPL_DB `NEIGH_TABLE` as orchagent will see it once it has popped
@@ -295,6 +338,7 @@ pub struct NeighEffects {
     route: ProducerStateTable,
     assist: AppRestartAssist,
     session: Arc<Mutex<Session>>,
+    logger: SharedLogger,
     /// Flushes and audit reads on the current APPL_DB connection. Aborted
     /// on a reconnect, which drops the old connection: a write Redis has
     /// not run yet (a paused client) then never lands after the
@@ -303,10 +347,10 @@ pub struct NeighEffects {
 }
 
 impl NeighEffects {
-    /// Feeds `subs` into the core as [`Input::Config`] of `epoch`.
-    fn follow(&self, subs: Subscriptions, epoch: Epoch, tx: mpsc::UnboundedSender<Input>) {
-        let tasks = spawn_subscriptions(subs, epoch, tx);
-        lock(&self.session).tasks.extend(tasks);
+    /// Feeds `sub` into the core as [`Input::Config`] of `epoch`.
+    fn follow(&self, sub: MultiTableSubscriber, epoch: Epoch, tx: mpsc::UnboundedSender<Input>) {
+        let task = spawn_forwarder(sub, epoch, self.logger.clone(), tx);
+        lock(&self.session).tasks.push(task);
     }
 
     fn appl(&self) -> Option<MultiplexedConnection> {
@@ -331,16 +375,18 @@ impl NeighEffects {
             self.session.clone(),
             io.sender(),
         );
+        let logger = self.logger.clone();
         io.spawn(async move {
-            let (appl, subs, view) = engine::retry_forever("Redis reconnect incomplete", || {
-                reconnect_once(&dbs, &neigh)
-            })
-            .await;
-            let config = subs.iter().map(|(t, _, i)| (*t, i.clone())).collect();
+            let (appl, (sub, initial), view) =
+                engine::retry_forever("Redis reconnect incomplete", || {
+                    reconnect_once(&dbs, &neigh)
+                })
+                .await;
+            let config = split_initial(initial, &logger, false);
             let mut s = lock(&session);
             s.appl = Some(appl);
             s.drop_subscriptions();
-            s.tasks = spawn_subscriptions(subs, epoch, tx);
+            s.tasks = vec![spawn_forwarder(sub, epoch, logger, tx)];
             Input::Reconnected {
                 epoch,
                 config,
@@ -407,40 +453,41 @@ impl NeighEffects {
 async fn reconnect_once(
     dbs: &Dbs,
     neigh: &ProducerStateTable,
-) -> Result<(MultiplexedConnection, Subscriptions, ConsumerView), SwssError> {
+) -> Result<(MultiplexedConnection, Subscribed, ConsumerView), SwssError> {
     let mut appl = dbs.appl.connect_retrying().await;
     neigh.load_scripts(&mut appl).await?;
-    let subs = subscribe_all(&dbs.config).await?;
+    let sub = subscribe(&dbs.config).await?;
     let view = read_appl_view(&mut appl, neigh).await?;
-    Ok((appl, subs, view))
+    Ok((appl, sub, view))
 }
 
-/// One task per subscription, feeding its changes into the core until the
-/// subscription is lost (that error is fed too) or the task is aborted.
-fn spawn_subscriptions(
-    subs: Subscriptions,
+/// The task feeding the subscription's changes into the core (`LOGGER`
+/// ones to the log level) until it is lost (that error is fed too) or the
+/// task is aborted.
+fn spawn_forwarder(
+    mut sub: MultiTableSubscriber,
     epoch: Epoch,
+    logger: SharedLogger,
     tx: mpsc::UnboundedSender<Input>,
-) -> Vec<JoinHandle<()>> {
-    subs.into_iter()
-        .map(|(table, mut sub, _)| {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                loop {
-                    let change = sub.next().await;
-                    let lost = matches!(&change, Err(e) if e.is_connection_error());
-                    let input = Input::Config {
-                        epoch,
-                        table,
-                        change,
-                    };
-                    if tx.send(input).is_err() || lost {
-                        return;
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let change = match sub.next().await {
+                Ok((name, op)) => match ConfigTable::from_name(&name) {
+                    Some(table) => Ok((table, op)),
+                    None => {
+                        apply_logger(&logger, &op, false);
+                        continue;
                     }
-                }
-            })
-        })
-        .collect()
+                },
+                Err(e) => Err(e),
+            };
+            let lost = matches!(&change, Err(e) if e.is_connection_error());
+            if tx.send(Input::Config { epoch, change }).is_err() || lost {
+                return;
+            }
+        }
+    })
 }
 
 /// The session lock; a panic while holding it cannot leave it

@@ -222,7 +222,7 @@ impl<C: Core> Driver<C> {
             let timeout = earliest(core.poll_timeout(), deadline);
             tokio::select! {
                 name = signals.recv(), if deadline.is_none() => {
-                    tracing::info!(signal = name, "writing what is pending, then exiting");
+                    tracing::info!("{name}: exiting");
                     self.notifier.stopping();
                     let now = Instant::now();
                     deadline = Some(now + self.shutdown_limit);

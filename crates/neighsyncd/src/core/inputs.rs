@@ -141,12 +141,11 @@ impl NeighCore {
 
     pub(super) fn on_config(
         &mut self,
-        table: ConfigTable,
-        change: Result<KeyOp, SwssError>,
+        change: Result<(ConfigTable, KeyOp), SwssError>,
         _now: Instant,
     ) {
         match change {
-            Ok(op) => {
+            Ok((table, op)) => {
                 if apply_cfg(&mut self.ctx, table, &op) {
                     tracing::info!(
                         table = table.name(),
@@ -160,10 +159,10 @@ impl NeighCore {
                 }
             }
             Err(e) if e.is_connection_error() => {
-                tracing::warn!(table = table.name(), error = %e, "CONFIG_DB subscription lost");
+                tracing::warn!(error = %e, "CONFIG_DB subscription lost");
                 self.redis_lost(&e);
             }
-            Err(e) => tracing::warn!(table = table.name(), error = %e, "CONFIG_DB change skipped"),
+            Err(e) => tracing::warn!(error = %e, "CONFIG_DB change skipped"),
         }
     }
 

@@ -94,15 +94,13 @@ pub type Epoch = u64;
 /// Results of work done for the core, and CONFIG_DB changes.
 #[derive(Debug)]
 pub enum Input {
-    /// One CONFIG_DB change of a subscribed table (or the loss of the
-    /// subscription).
+    /// One CONFIG_DB change of a subscribed table, or the loss of the
+    /// subscription.
     Config {
         /// The session whose subscription saw it.
         epoch: Epoch,
-        /// The table.
-        table: ConfigTable,
-        /// The change.
-        change: Result<KeyOp, SwssError>,
+        /// The table and the change.
+        change: Result<(ConfigTable, KeyOp), SwssError>,
     },
     /// The result of an [`Action::Flush`].
     Flushed {
@@ -647,11 +645,7 @@ impl engine::Core for NeighCore {
 
     fn handle_input(&mut self, now: Instant, input: Input) {
         match input {
-            Input::Config {
-                epoch,
-                table,
-                change,
-            } if epoch == self.epoch => self.on_config(table, change, now),
+            Input::Config { epoch, change } if epoch == self.epoch => self.on_config(change, now),
             Input::Config { .. } => {}
             Input::Flushed {
                 epoch,
@@ -701,6 +695,11 @@ impl engine::Core for NeighCore {
     }
 
     fn begin_shutdown(&mut self, _now: Instant) {
+        tracing::info!(
+            pending = self.writer.pending_len(),
+            in_flight = self.flight.is_some(),
+            "flushing and exiting"
+        );
         self.phase = Phase::ShuttingDown;
         self.flush_retry_at = None;
         self.read_resume_at = None;

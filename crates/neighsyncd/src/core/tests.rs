@@ -414,8 +414,7 @@ fn a_config_change_during_a_resync_dumps_once_more() {
     let nvo = swss::KeyOp::Set("nvo".into(), vec![("source_vtep".into(), "vtep1".into())]);
     h.input(Input::Config {
         epoch: 0,
-        table: ConfigTable::VxlanEvpnNvo,
-        change: Ok(nvo),
+        change: Ok((ConfigTable::VxlanEvpnNvo, nvo)),
     });
     assert!(h.core.context().evpn_nvo_exists());
     h.kernel(vec![Ok(KernelMessage::DumpDone)]);
@@ -437,8 +436,7 @@ fn config_changes_of_a_replaced_subscription_are_ignored() {
     let nvo = swss::KeyOp::Set("nvo".into(), vec![("source_vtep".into(), "v".into())]);
     h.input(Input::Config {
         epoch: 0,
-        table: ConfigTable::VxlanEvpnNvo,
-        change: Ok(nvo),
+        change: Ok((ConfigTable::VxlanEvpnNvo, nvo)),
     });
     assert!(!h.core.context().evpn_nvo_exists());
 }
