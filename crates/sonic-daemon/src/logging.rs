@@ -540,14 +540,13 @@ impl LoggerFollower {
                 sync.apply(&op, at_start);
             }
             first = false;
-            let mut delay = swss::connector::RECONNECT_INITIAL_DELAY;
+            let mut backoff = swss::connector::Backoff::new();
             sub = loop {
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(backoff.next_delay()).await;
                 match SubscriberStateTable::new(&config, CFG_LOGGER_TABLE_NAME).await {
                     Ok(s) => break s,
                     Err(e) => {
                         tracing::debug!(error = %e, "CONFIG_DB LOGGER resubscribe failed; retrying");
-                        delay = (delay * 2).min(swss::connector::RECONNECT_MAX_DELAY);
                     }
                 }
             };
