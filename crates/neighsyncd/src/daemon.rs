@@ -32,6 +32,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::future::AbortHandle;
 use redis::aio::MultiplexedConnection;
 use sonic_daemon::engine::{self, Driver, Effects, Io, Signals};
 use sonic_daemon::logging::{LoggerSync, CFG_LOGGER_TABLE_NAME};
@@ -175,7 +176,7 @@ async fn start(
         dbs,
         assist,
         logger,
-        on_session: Vec::new(),
+        on_session: [None, None],
     };
     Ok((core, effects, sock, sub))
 }
@@ -339,11 +340,12 @@ pub struct NeighEffects {
     assist: AppRestartAssist,
     session: Arc<Mutex<Session>>,
     logger: SharedLogger,
-    /// Flushes and audit reads on the current APPL_DB connection. Aborted
-    /// on a reconnect, which drops the old connection: a write Redis has
-    /// not run yet (a paused client) then never lands after the
-    /// reconnect's APPL_DB read, which would make that read stale.
-    on_session: Vec<JoinHandle<()>>,
+    /// The last flush and audit read on the current APPL_DB connection
+    /// (the core has at most one of each in flight). Aborted on a
+    /// reconnect, which drops the old connection: a write Redis has not
+    /// run yet (a paused client) then never lands after the reconnect's
+    /// APPL_DB read, which would make that read stale.
+    on_session: [Option<AbortHandle>; 2],
 }
 
 impl NeighEffects {
@@ -357,15 +359,9 @@ impl NeighEffects {
         lock(&self.session).appl.clone()
     }
 
-    /// Remembers work that uses the current APPL_DB connection.
-    fn track(&mut self, task: JoinHandle<()>) {
-        self.on_session.retain(|t| !t.is_finished());
-        self.on_session.push(task);
-    }
-
-    fn reconnect(&mut self, epoch: Epoch, io: &Io<Input>) {
-        for t in self.on_session.drain(..) {
-            t.abort();
+    fn reconnect(&mut self, epoch: Epoch, io: &mut Io<Input>) {
+        for work in self.on_session.iter_mut().filter_map(Option::take) {
+            work.abort();
         }
         lock(&self.session).appl = None;
         lock(&self.session).drop_subscriptions();
@@ -409,7 +405,7 @@ impl Effects<NeighCore> for NeighEffects {
                         result,
                     }
                 });
-                self.track(task);
+                self.on_session[0] = Some(task);
             }
             Action::ReadAuditView { epoch } => {
                 let (conn, neigh) = (self.appl(), self.neigh.clone());
@@ -420,7 +416,7 @@ impl Effects<NeighCore> for NeighEffects {
                     };
                     Input::AuditView { epoch, result }
                 });
-                self.track(task);
+                self.on_session[1] = Some(task);
             }
             Action::Reconnect { epoch } => self.reconnect(epoch, io),
             Action::WatchRestoreFlag => {
@@ -437,7 +433,7 @@ impl Effects<NeighCore> for NeighEffects {
 }
 
 impl NeighEffects {
-    fn write_reconcile(&self, ops: ReconcileOps, io: &Io<Input>) {
+    fn write_reconcile(&self, ops: ReconcileOps, io: &mut Io<Input>) {
         let (appl, conn, state) = (self.dbs.appl.clone(), self.appl(), self.dbs.state.clone());
         let (assist, neigh) = (self.assist.clone(), self.neigh.clone());
         io.spawn(async move {

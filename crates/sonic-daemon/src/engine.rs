@@ -13,8 +13,9 @@
 //! `now`, and the one timer it wants is [`Core::poll_timeout`]. The driver
 //! owns the netlink socket, the systemd notifier and watchdog beat, the
 //! signal handlers and the bounded shutdown; everything Redis is done by the
-//! daemon's [`Effects`], whose background work reports back through
-//! [`Io::spawn`] / [`Io::sender`]. Retries of that work use one [`Backoff`].
+//! daemon's [`Effects`], whose work reports back through [`Io::spawn`]
+//! (futures the driver polls itself) or [`Io::sender`] (tasks that yield
+//! many inputs, such as a subscription). Retries of that work use one [`Backoff`].
 //!
 //! So batching needs no sleep: the core flushes as soon as something is
 //! staged and no flush is in flight, and tells the driver through
@@ -24,10 +25,11 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use futures::future::{AbortHandle, Abortable, LocalBoxFuture};
+use futures::stream::{FuturesUnordered, StreamExt};
 use sonic_netlink::socket::{Dump, NetlinkSocket, Received, SocketError};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use crate::notify::{LoopTicker, Notifier};
 use crate::Health;
@@ -105,21 +107,24 @@ pub struct Io<I> {
     /// The daemon's netlink socket (for requests such as link changes).
     pub sock: NetlinkSocket,
     tx: mpsc::UnboundedSender<I>,
+    /// Work in progress, polled by the driver itself (no task hop between
+    /// a Redis reply and the core).
+    work: FuturesUnordered<Abortable<LocalBoxFuture<'static, I>>>,
 }
 
 impl<I: Send + 'static> Io<I> {
-    /// Runs `work` on the runtime; its output becomes one
-    /// [`Core::handle_input`]. Abort the handle to drop the result.
-    pub fn spawn<F>(&self, work: F) -> JoinHandle<()>
+    /// Starts `work`; its output becomes one [`Core::handle_input`]. The
+    /// driver polls it on its own thread, between its other waits.
+    /// [`AbortHandle::abort`] drops the future (and whatever connection it
+    /// holds) and its result never arrives.
+    pub fn spawn<F>(&mut self, work: F) -> AbortHandle
     where
-        F: Future<Output = I> + Send + 'static,
+        F: Future<Output = I> + 'static,
     {
-        let tx = self.tx.clone();
-        tokio::spawn(async move {
-            let out = work.await;
-            // The driver is gone only when the daemon is exiting.
-            let _ = tx.send(out);
-        })
+        let (handle, registration) = AbortHandle::new_pair();
+        let work: LocalBoxFuture<'static, I> = Box::pin(work);
+        self.work.push(Abortable::new(work, registration));
+        handle
     }
 
     /// A sender for long-running work that yields many inputs (a
@@ -175,7 +180,11 @@ impl<C: Core> Driver<C> {
     pub fn new(sock: NetlinkSocket, notifier: Notifier, health: Health, limit: Duration) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         Driver {
-            io: Io { sock, tx },
+            io: Io {
+                sock,
+                tx,
+                work: FuturesUnordered::new(),
+            },
             rx,
             notifier,
             health,
@@ -240,6 +249,12 @@ impl<C: Core> Driver<C> {
                     core.handle_kernel(Instant::now(), &mut received, overrun);
                 }
                 Some(input) = self.rx.recv() => core.handle_input(Instant::now(), input),
+                Some(done) = self.io.work.next(), if !self.io.work.is_empty() => {
+                    // An aborted piece of work has no result.
+                    if let Ok(input) = done {
+                        core.handle_input(Instant::now(), input);
+                    }
+                }
                 _ = sleep_until(timeout), if timeout.is_some() => {
                     let now = Instant::now();
                     if core.poll_timeout().is_some_and(|t| t <= now) {
