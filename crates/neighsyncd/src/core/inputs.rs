@@ -272,8 +272,12 @@ impl NeighCore {
         self.act(Action::WriteReconcile(ops));
     }
 
+    /// The reconcile write ended (also while shutting down, which waits
+    /// for it). An error reply means APPL_DB may lack some of the ops:
+    /// resync from it as after a lost connection. Either way the writer
+    /// takes over and READY=1 follows once it has written what is pending.
     pub(super) fn on_reconciled(&mut self, result: Result<(), SwssError>, _now: Instant) {
-        if self.phase != Phase::Reconciling {
+        if !self.warm.as_ref().is_some_and(|w| w.cache.is_none()) {
             return;
         }
         self.warm = None;
@@ -286,15 +290,16 @@ impl NeighCore {
                     "warm start: reconciled (WARM_RESTART_TABLE|neighsyncd state reconciled)"
                 );
                 self.metrics.set_warm_restart_state("reconciled");
-                self.request_ready();
-                self.enter(Phase::Live);
             }
             Err(e) => {
                 tracing::error!(error = %e, sets, dels,
                     "warm start: reconcile write failed; resyncing from APPL_DB");
-                self.enter(Phase::Live);
                 self.redis_lost(&e);
             }
+        }
+        self.request_ready();
+        if self.phase == Phase::Reconciling {
+            self.enter(Phase::Live);
         }
     }
 }

@@ -533,10 +533,11 @@ impl NeighCore {
         });
     }
 
-    /// READY=1 once asked for ([`Self::request_ready`]) and nothing is
-    /// pending or in flight.
+    /// READY=1 once asked for ([`Self::request_ready`]), connected, and
+    /// nothing is pending or in flight.
     fn maybe_ready(&mut self) {
         if self.ready == Ready::OnceWritten
+            && self.redis == Redis::Up
             && self.flight.is_none()
             && !self.writer.has_pending()
             && !self.writer.in_flight()
@@ -629,11 +630,14 @@ impl engine::Core for NeighCore {
 
     fn handle_kernel(&mut self, now: Instant, msgs: &mut Vec<Received>, overrun: bool) {
         self.space_reads(msgs.len(), now);
-        for msg in msgs.drain(..) {
-            self.on_kernel(msg, now);
-        }
+        // The overrun first: events were lost before these messages were
+        // read, so a dump that ends among them must not count as complete
+        // (it starts again instead).
         if overrun {
             self.on_overrun(now);
+        }
+        for msg in msgs.drain(..) {
+            self.on_kernel(msg, now);
         }
     }
 
@@ -752,11 +756,14 @@ impl engine::Core for NeighCore {
     }
 
     fn is_stopped(&self) -> bool {
+        // A warm window still caching has written nothing and writes
+        // nothing; a reconcile write in flight is waited for (bounded by
+        // the driver), then what was staged behind it is flushed.
+        let caching = self.warm.as_ref().is_some_and(|w| w.cache.is_some());
+        let reconciling = self.warm.as_ref().is_some_and(|w| w.cache.is_none());
         self.flight.is_none()
-            && (!self.writer.has_pending()
-                || self.redis != Redis::Up
-                || self.warm.is_some()
-                || self.gave_up)
+            && !reconciling
+            && (!self.writer.has_pending() || self.redis != Redis::Up || caching || self.gave_up)
     }
 
     fn take_error(&mut self) -> Option<DaemonError> {

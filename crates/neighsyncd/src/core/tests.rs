@@ -633,3 +633,103 @@ fn audit_reads_appl_db_repairs_drift_and_checks_the_kernel() {
     assert_eq!(h.core.phase(), Phase::Live);
     assert!(h.core.metrics.encode().contains("neighsyncd_audit_drift 1"));
 }
+
+// ===== found in review =====
+
+#[test]
+fn enobufs_with_the_last_cold_dump_reply_holds_ready_until_the_redump() {
+    let mut h = Harness::cold();
+    h.steps();
+    h.kernel(vec![link("Ethernet0", 2), Ok(KernelMessage::DumpDone)]);
+    h.steps();
+    // The end of the cold neighbour dump and ENOBUFS in the same read.
+    let mut msgs = vec![neigh(2, "10.0.0.1", 1, true), Ok(KernelMessage::DumpDone)];
+    h.core.handle_kernel(h.now, &mut msgs, true);
+    let (_, steps) = h.pump();
+    assert!(
+        matches!(h.core.phase(), Phase::ColdSync(_)),
+        "{:?}",
+        h.core.phase()
+    );
+    assert!(
+        !steps.iter().any(|s| matches!(s, Step::Ready(_))),
+        "READY=1 while the dump that replaces the overrun one runs: {steps:?}"
+    );
+    h.kernel(vec![link("Ethernet0", 2), Ok(KernelMessage::DumpDone)]);
+    h.kernel(vec![
+        neigh(2, "10.0.0.1", 1, true),
+        Ok(KernelMessage::DumpDone),
+    ]);
+    let (_, steps) = h.pump();
+    assert!(steps.iter().any(|s| matches!(s, Step::Ready(_))));
+}
+
+/// Warm start up to the reconcile write in flight, with 10.0.0.1 restored
+/// and still in the kernel.
+fn warm_until_reconciling() -> Harness {
+    let mut h = Harness::warm(true, restored_cache(&[("Ethernet0:10.0.0.1", 1)]));
+    h.steps();
+    h.kernel(vec![link("Ethernet0", 2), Ok(KernelMessage::DumpDone)]);
+    h.steps();
+    h.kernel(vec![
+        neigh(2, "10.0.0.1", 1, true),
+        Ok(KernelMessage::DumpDone),
+    ]);
+    h.at(5000);
+    assert_eq!(h.core.phase(), Phase::Reconciling);
+    h.steps();
+    h
+}
+
+#[test]
+fn a_reconcile_error_reply_resyncs_from_appl_db_then_sends_ready() {
+    let mut h = warm_until_reconciling();
+    h.input(Input::ReconcileWritten(Err(SwssError::InvalidArgument(
+        "OOM command not allowed".into(),
+    ))));
+    let epoch = h
+        .steps()
+        .into_iter()
+        .find_map(|s| match s {
+            Step::Do(Action::Reconnect { epoch }) => Some(epoch),
+            _ => None,
+        })
+        .expect("a reconnect");
+    h.input(Input::Reconnected {
+        epoch,
+        config: Vec::new(),
+        view: ConsumerView::new(),
+    });
+    let (written, steps) = h.pump();
+    assert_eq!(written, ["Ethernet0:10.0.0.1"]);
+    assert!(
+        steps.iter().any(|s| matches!(s, Step::Ready(_))),
+        "APPL_DB is in sync again: READY=1 ({steps:?})"
+    );
+}
+
+#[test]
+fn sigterm_during_the_reconcile_write_waits_for_it_then_flushes_what_followed() {
+    let mut h = warm_until_reconciling();
+    h.kernel(vec![neigh(2, "10.0.0.2", 2, false)]);
+    h.core.begin_shutdown(h.now);
+    assert!(!h.core.is_stopped(), "the reconcile write is in flight");
+    assert_eq!(flushes(&h.steps()), 0, "nothing overtakes the reconcile");
+    h.input(Input::ReconcileWritten(Ok(())));
+    assert!(!h.core.is_stopped(), "10.0.0.2 is pending");
+    let (written, _) = h.pump();
+    assert_eq!(written, ["Ethernet0:10.0.0.2"]);
+    assert!(h.core.is_stopped());
+}
+
+#[test]
+fn sigterm_while_caching_stops_at_once() {
+    let mut h = Harness::warm(false, restored_cache(&[("Ethernet0:10.0.0.1", 1)]));
+    h.steps();
+    h.kernel(vec![link("Ethernet0", 2), Ok(KernelMessage::DumpDone)]);
+    h.core.begin_shutdown(h.now);
+    assert!(
+        h.core.is_stopped(),
+        "a warm window writes nothing before its reconcile"
+    );
+}
