@@ -277,7 +277,7 @@ impl NeighCore {
     /// resync from it as after a lost connection. Either way the writer
     /// takes over and READY=1 follows once it has written what is pending.
     pub(super) fn on_reconciled(&mut self, result: Result<(), SwssError>, _now: Instant) {
-        if !self.warm.as_ref().is_some_and(|w| w.cache.is_none()) {
+        if self.warm.as_ref().is_none_or(|w| w.cache.is_some()) {
             return;
         }
         self.warm = None;
