@@ -81,7 +81,11 @@ impl PortCore {
                 self.metrics.redis_write_errors.inc();
                 self.writer.fail(batch);
                 self.unacked_since = earliest(self.unacked_since, flight.and_then(|f| f.since));
-                if e.is_connection_error() {
+                let stale = flight.is_some_and(|f| f.session != self.session);
+                if e.is_connection_error() && stale {
+                    // Sent before a loss already handled: the keys are
+                    // pending again and go out on the new session.
+                } else if e.is_connection_error() {
                     self.lost(now, &e);
                 } else {
                     let delay = self.flush_backoff.next_delay();
@@ -109,7 +113,9 @@ impl PortCore {
                 self.metrics.redis_write_errors.inc();
                 if e.is_connection_error() {
                     self.init_done = InitDone::Due;
-                    self.lost(now, &e);
+                    if self.init_session == self.session {
+                        self.lost(now, &e);
+                    }
                 } else {
                     let delay = self.init_backoff.next_delay();
                     tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64,

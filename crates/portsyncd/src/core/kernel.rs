@@ -121,18 +121,24 @@ impl PortCore {
                 dump: Dump::InFlight { again: Some(why) },
                 ..
             } => {
+                // Every link the kernel had was listed (READY may go out);
+                // the events lost meanwhile are for the fresh dump.
+                self.dumped = true;
                 self.phase = Phase::Resyncing {
                     why,
                     dump: Dump::Wanted,
                     seen: HashSet::new(),
                 };
             }
-            Phase::StartupDump(Dump::InFlight { again: None }) => {}
+            Phase::StartupDump(Dump::InFlight { again: None }) => self.dumped = true,
             Phase::Resyncing {
                 dump: Dump::InFlight { again: None },
                 seen,
                 ..
-            } => self.sweep(now, &seen),
+            } => {
+                self.dumped = true;
+                self.sweep(now, &seen);
+            }
             // No dump of ours in flight: not ours to end.
             other => self.phase = other,
         }

@@ -249,6 +249,8 @@ pub enum Audit {
 /// A flush in flight.
 #[derive(Debug, Clone, Copy)]
 struct Flight {
+    /// The Redis session it was sent on ([`PortCore`]'s `session`).
+    session: u64,
     /// When it was sent.
     sent_at: Instant,
     /// Receive time of the oldest kernel event in it.
@@ -292,6 +294,14 @@ pub struct PortCore {
     /// Next "PortInitDone still held back" warning.
     warn_at: Option<Instant>,
     next_read_id: u64,
+    /// The Redis session: incremented when Redis is lost, so that a
+    /// connection error of work sent on an older session (reported after
+    /// the reconnect) does not count as a new loss.
+    session: u64,
+    /// The session the PortInitDone write in flight was sent on.
+    init_session: u64,
+    /// A link dump has completed (READY=1 waits for one).
+    dumped: bool,
     ready_sent: bool,
     /// Ports with a STATE_DB entry written by us.
     state_entries: HashSet<String>,
@@ -327,6 +337,9 @@ impl PortCore {
             unacked_since: None,
             warn_at: Some(now + INIT_DONE_WARN_INTERVAL),
             next_read_id: 0,
+            session: 0,
+            init_session: 0,
+            dumped: false,
             ready_sent: false,
             state_entries: HashSet::new(),
             overruns: 0,
@@ -387,6 +400,7 @@ impl PortCore {
         }
         let batch = self.writer.take_batch()?;
         self.flight = Some(Flight {
+            session: self.session,
             sent_at: now,
             since: self.unacked_since.take(),
             holds_reads: true,
@@ -403,6 +417,7 @@ impl PortCore {
         }
         if self.init_done == InitDone::Due && self.redis == Redis::Up {
             self.init_done = InitDone::Writing;
+            self.init_session = self.session;
             return Some(Action::WritePortInitDone);
         }
         None
@@ -433,8 +448,7 @@ impl PortCore {
     /// READY=1 once the start-up dump ended and its writes are
     /// acknowledged (PortInitDone may still wait for orchagent).
     fn next_ready(&mut self) -> Option<Step<Action>> {
-        let synced = matches!(self.phase, Phase::Live | Phase::Resyncing { .. });
-        if self.ready_sent || !synced || self.redis != Redis::Up || !self.writer.is_idle() {
+        if self.ready_sent || !self.dumped || self.redis != Redis::Up || !self.writer.is_idle() {
             return None;
         }
         self.ready_sent = true;
@@ -476,6 +490,7 @@ impl PortCore {
         tracing::warn!(error = %e, "lost Redis; keeping link state and reconnecting");
         self.health.set_redis_down(e);
         self.redis = Redis::Reconnecting;
+        self.session += 1;
         if let Audit::Reading { .. } = self.audit {
             self.schedule_audit(now);
         }

@@ -1048,3 +1048,91 @@ fn audit_waits_for_a_flush_and_skips_while_redis_is_away() {
     );
     assert_eq!(sim.metrics.audit_runs.get(), 0);
 }
+
+// ===== found in review =====
+
+#[test]
+fn an_interrupted_startup_dump_after_an_overrun_does_not_send_ready() {
+    let mut sim = Sim::new(
+        &["Ethernet0", "Ethernet4"],
+        &["Ethernet0", "Ethernet4"],
+        None,
+    );
+    // Part of the start-up dump, then ENOBUFS: a fresh dump is wanted after it.
+    sim.kernel(
+        vec![link(new_link("Ethernet0", 10, UP_RUNNING, 9100))],
+        true,
+    );
+    let b = sim.flush();
+    sim.ack(b);
+    // The start-up dump is interrupted (NLM_F_DUMP_INTR) before it ended.
+    sim.kernel(vec![Ok(KernelMessage::DumpFailed { errno: 4 })], false);
+    let steps = sim.steps();
+    assert!(
+        !steps.iter().any(|s| matches!(s, Step::Ready(_))),
+        "READY=1 before any link dump completed (Ethernet4 never seen): {steps:?}"
+    );
+    assert!(steps.iter().any(is_dump), "the links are dumped again");
+    sim.kernel(
+        vec![
+            link(new_link("Ethernet0", 10, UP_RUNNING, 9100)),
+            link(new_link("Ethernet4", 11, UP_RUNNING, 9100)),
+            Ok(KernelMessage::DumpDone),
+        ],
+        false,
+    );
+    let b = sim.flush();
+    sim.ack(b);
+    assert!(sim.steps().iter().any(|s| matches!(s, Step::Ready(_))));
+}
+
+#[test]
+fn an_overrun_while_a_refused_startup_dump_waits_does_not_send_ready() {
+    let mut sim = Sim::new(&["Ethernet0"], &["Ethernet0"], None);
+    // The start-up dump fails at once, the re-request is refused.
+    sim.kernel(vec![Ok(KernelMessage::DumpFailed { errno: 16 })], false);
+    assert!(sim.steps().iter().any(is_dump));
+    sim.core
+        .handle_dump_request_failed(sim.now, SocketError::Overrun);
+    // ENOBUFS while waiting to ask again.
+    sim.kernel(Vec::new(), true);
+    let steps = sim.steps();
+    assert!(
+        !steps.iter().any(|s| matches!(s, Step::Ready(_))),
+        "READY=1 before any link dump completed: {steps:?}"
+    );
+}
+
+#[test]
+fn a_connection_error_of_the_old_session_after_a_reconnect_is_not_a_new_loss() {
+    let mut sim = Sim::live(&["Ethernet0"], &["Ethernet0"], &["Ethernet0"]);
+    sim.kernel(vec![link(new_link("Ethernet0", 10, IFF_UP, 9100))], false);
+    let batch = sim.flush();
+    // The STATE_DB pubsub connection is dropped (e.g. the client output
+    // buffer limit) while the flush is in flight on the data connection.
+    sim.input(Input::SubscriptionLost(lost_error()));
+    sim.steps();
+    sim.input(Input::Reconnected {
+        present: present(&["Ethernet0"]),
+    });
+    assert_eq!(sim.core.redis(), Redis::Restoring { read: None });
+    assert!(sim.steps().is_empty(), "the read waits for the old flight");
+    // The old session's flush now fails (its connection was dropped).
+    sim.input(Input::Flushed {
+        batch,
+        result: Err(lost_error()),
+    });
+    let steps = sim.steps();
+    assert!(
+        !steps
+            .iter()
+            .any(|s| matches!(s, Step::Do(Action::Reconnect))),
+        "a result of the replaced session triggered a second reconnect: {steps:?}"
+    );
+    assert!(
+        steps
+            .iter()
+            .any(|s| matches!(s, Step::Do(Action::ReadStateForResync { .. }))),
+        "the restore goes on: {steps:?}"
+    );
+}
