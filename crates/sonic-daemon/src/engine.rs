@@ -36,6 +36,13 @@ use crate::Health;
 
 pub use swss::connector::Backoff;
 
+/// While a flush is in flight, kernel messages wait in the socket buffer
+/// and are then read in one wake-up, to ride the next flush together
+/// ([`Core::reads_kernel`]); a flush slower than this (Redis busy or
+/// hanging) no longer holds them back, so the socket buffer cannot
+/// overflow behind a stalled Redis. Both daemons' cores use it.
+pub const FLUSH_READ_PAUSE: Duration = Duration::from_millis(20);
+
 // ===== the core's side =====
 
 /// What a core asks the driver to do next ([`Core::poll_action`]).

@@ -58,3 +58,15 @@ pub enum DecodeError {
     #[error("{0}")]
     Malformed(String),
 }
+
+impl DecodeError {
+    /// The kind of message that could not be decoded when the decoder
+    /// knows it ([`DecodeError::MissingAttribute`]'s `msg`), else `""`:
+    /// the `type` label of the daemons' `kernel_events_total{outcome="malformed"}`.
+    pub fn msg_kind(&self) -> &'static str {
+        match self {
+            DecodeError::MissingAttribute { msg, .. } => msg,
+            _ => "",
+        }
+    }
+}

@@ -40,12 +40,8 @@ impl NeighCore {
             Ok(KernelMessage::Ignored(_)) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "malformed netlink message skipped");
-                let msg_type = match &e {
-                    sonic_netlink::DecodeError::MissingAttribute { msg, .. } => msg,
-                    _ => "",
-                };
                 self.metrics
-                    .kernel_event(msg_type, EventOutcome::Malformed, "");
+                    .kernel_event(e.msg_kind(), EventOutcome::Malformed, "");
             }
         }
     }

@@ -63,10 +63,7 @@ pub const FLUSH_MAX_KEYS: usize = 1024;
 /// it is read). Two flushes' worth keeps Redis busy without the whole
 /// table piling up pending.
 pub const DUMP_BACKLOG_KEYS: usize = 2 * FLUSH_MAX_KEYS;
-/// While a flush is in flight, live kernel events wait in the socket
-/// buffer; a flush slower than this (Redis busy or hanging) no longer holds
-/// them back, so the socket buffer cannot overflow behind a stalled Redis.
-pub const FLUSH_READ_PAUSE: Duration = Duration::from_millis(20);
+pub use sonic_daemon::engine::FLUSH_READ_PAUSE;
 /// Read spacing in an event storm. A read that returns more than one
 /// kernel message while no dump runs means events arrive faster than they
 /// are handled: the next read waits (the socket out of epoll), first

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use sonic_daemon::metrics::{Outcome as EventOutcome, ResyncCause};
 use sonic_netlink::socket::{KernelMessage, Received, SocketError};
-use sonic_netlink::{DecodeError, LinkEvent, LinkMsgType};
+use sonic_netlink::{LinkEvent, LinkMsgType};
 
 use super::{Dump, Phase, PortCore, DUMP_RETRY_DELAY};
 use crate::sync::LinkOutcome;
@@ -23,12 +23,8 @@ impl PortCore {
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "undecodable netlink message skipped");
-                    let msg_type = match &e {
-                        DecodeError::MissingAttribute { msg, .. } => msg,
-                        _ => "",
-                    };
                     self.metrics
-                        .kernel_event(msg_type, EventOutcome::Malformed, "");
+                        .kernel_event(e.msg_kind(), EventOutcome::Malformed, "");
                 }
             }
         }

@@ -51,11 +51,7 @@ use crate::writer::{StateBatch, StateWriter};
 
 /// How often the ports still holding back PortInitDone are logged (warning).
 pub const INIT_DONE_WARN_INTERVAL: Duration = Duration::from_secs(30);
-/// While a flush is in flight, kernel messages wait in the socket buffer
-/// (and are then read in one wake-up); a flush slower than this (Redis busy
-/// or hanging) no longer holds them back, so the buffer cannot overflow
-/// behind a stalled Redis.
-pub const FLUSH_READ_PAUSE: Duration = Duration::from_millis(20);
+pub use sonic_daemon::engine::FLUSH_READ_PAUSE;
 /// Wait before asking again for a link dump the socket refused.
 pub const DUMP_RETRY_DELAY: Duration = Duration::from_millis(100);
 /// The `table` label of STATE_DB `PORT_TABLE` writes (APPL_DB's is
