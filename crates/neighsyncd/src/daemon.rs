@@ -382,6 +382,11 @@ impl NeighEffects {
             let mut s = lock(&session);
             s.appl = Some(appl);
             s.drop_subscriptions();
+            // The forwarder is a task of its own; this future is polled by
+            // the driver, which hands `Reconnected` to the core in the same
+            // poll, before the (current-thread) runtime can run the
+            // forwarder: no change of the new session overtakes the
+            // initial load it follows.
             s.tasks = vec![spawn_forwarder(sub, epoch, logger, tx)];
             Input::Reconnected {
                 epoch,
