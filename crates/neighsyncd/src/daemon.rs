@@ -5,7 +5,7 @@
 //! Start-up (`start`; docs/behavior.md b.1 with the fixes of f):
 //! 1. database_config.json (or the namespace's entry of
 //!    database_global.json); a missing or broken file is fatal and the
-//!    message names the file ([`DaemonError::Config`]).
+//!    message names the file ([`sonic_daemon::startup::DaemonError::Config`]).
 //! 2. Connect APPL_DB, CONFIG_DB and STATE_DB, retrying with backoff (each
 //!    retry is logged).
 //! 3. CONFIG_DB `LOGGER|neighsyncd`: `LOGLEVEL NOTICE` / `LOGOUTPUT SYSLOG`
@@ -90,7 +90,7 @@ pub struct Options {
 /// Errors: [`DaemonError`]; Redis outages after start-up are not errors.
 pub async fn run(opts: Options) -> Result<(), DaemonError> {
     tune_allocator();
-    let mut signals = Signals::install().map_err(|(name, e)| DaemonError::Signal(name, e))?;
+    let mut signals = Signals::install()?;
     let notifier = opts.ops.notifier.clone();
     let health = opts.ops.health.clone();
     let (mut core, mut effects, sock, sub) = tokio::select! {
@@ -111,8 +111,8 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
 /// The start-up sequence (module docs). Redis being down is not an error:
 /// each step retries with backoff and logs.
 ///
-/// Errors: [`DaemonError::Config`] (names the file),
-/// [`DaemonError::Redis`] for an error reply, [`DaemonError::Netlink`].
+/// Errors: [`DaemonError::Common`]: the database config (names the file),
+/// a Redis error reply, the netlink socket.
 async fn start(
     opts: &Options,
 ) -> Result<(NeighCore, NeighEffects, NetlinkSocket, MultiTableSubscriber), DaemonError> {
@@ -184,7 +184,7 @@ async fn start(
 /// Start-up step 7: the core, cold (APPL_DB's view seeds the writer) or
 /// warm (APPL_DB read into the reconcile cache).
 ///
-/// Errors: [`DaemonError::Redis`] for an error reply.
+/// Errors: [`DaemonError::Common`] for a Redis error reply.
 async fn initial_core(
     opts: &Options,
     setup: Setup,

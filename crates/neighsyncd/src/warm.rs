@@ -408,7 +408,7 @@ impl WarmCache {
     ///
     /// `writer` is expected as the daemon's is during the warm window:
     /// nothing desired, pending or in flight. Then the present keys are
-    /// staged in chunks of [`FINISH_CHUNK`] and each chunk is marked
+    /// staged in chunks of `FINISH_CHUNK` and each chunk is marked
     /// written at once ([`NeighWriter::take_batch`] +
     /// [`NeighWriter::complete`]), so no text copy of the table is made.
     /// Otherwise (defensive) the writer is resynced against a text view of

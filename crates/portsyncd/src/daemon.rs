@@ -198,7 +198,7 @@ async fn bring_down_old_interfaces(sync: &mut PortSync) {
 /// Errors: see [`DaemonError`]; Redis being unreachable is not an error
 /// (it is retried forever, with warnings).
 pub async fn run(opts: Options) -> Result<(), DaemonError> {
-    let mut signals = Signals::install().map_err(|(name, e)| DaemonError::Signal(name, e))?;
+    let mut signals = Signals::install()?;
     let notifier = opts.ops.notifier.clone();
     let health = opts.ops.health.clone();
     let Started {

@@ -32,6 +32,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::notify::{LoopTicker, Notifier};
+use crate::startup::DaemonError;
 use crate::Health;
 
 pub use swss::connector::Backoff;
@@ -151,12 +152,12 @@ pub struct Signals {
 impl Signals {
     /// Installs both handlers.
     ///
-    /// Errors: the handler that could not be installed (`"SIGTERM"` or
-    /// `"SIGINT"`) and the OS error.
-    pub fn install() -> Result<Self, (&'static str, std::io::Error)> {
+    /// Errors: [`DaemonError::Signal`] naming the handler that could not
+    /// be installed (`SIGTERM` or `SIGINT`), with the OS error.
+    pub fn install() -> Result<Self, DaemonError> {
         Ok(Signals {
-            term: signal(SignalKind::terminate()).map_err(|e| ("SIGTERM", e))?,
-            int: signal(SignalKind::interrupt()).map_err(|e| ("SIGINT", e))?,
+            term: signal(SignalKind::terminate()).map_err(|e| DaemonError::Signal("SIGTERM", e))?,
+            int: signal(SignalKind::interrupt()).map_err(|e| DaemonError::Signal("SIGINT", e))?,
         })
     }
 

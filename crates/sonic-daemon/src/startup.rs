@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
+use sonic_netlink::socket::SocketError;
 use swss::config::ConfigError;
 use swss::{DbConfig, DbConnector, SwssError};
 
@@ -91,6 +92,42 @@ pub enum StartupError {
         /// The error.
         source: SwssError,
     },
+}
+
+/// Why a daemon stops with a failure, for the reasons both daemons share
+/// (the binary exits 1, as the C++ exits with EXIT_FAILURE on any
+/// exception): its start-up steps, the netlink socket, the signal
+/// handlers. A daemon with reasons of its own wraps it.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// database_config.json / database_global.json missing or broken; the
+    /// message names the file and the defect.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A Redis error that a reconnect cannot fix (an error reply such as
+    /// `WRONGTYPE`, a non-numeric `restore_count`, ...) during start-up.
+    #[error("{context}: {source}")]
+    Redis {
+        /// The start-up step, e.g. `WarmStart check`.
+        context: &'static str,
+        /// The error.
+        source: SwssError,
+    },
+    /// The netlink socket could not be opened, asked for a dump, or read.
+    #[error(transparent)]
+    Netlink(#[from] SocketError),
+    /// A signal handler could not be installed.
+    #[error("cannot install the {0} handler: {1}")]
+    Signal(&'static str, std::io::Error),
+}
+
+impl From<StartupError> for DaemonError {
+    fn from(e: StartupError) -> Self {
+        match e {
+            StartupError::Config(e) => DaemonError::Config(e),
+            StartupError::Redis { context, source } => DaemonError::Redis { context, source },
+        }
+    }
 }
 
 /// Connection factories for CONFIG_DB, APPL_DB and STATE_DB.
