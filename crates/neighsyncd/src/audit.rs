@@ -33,12 +33,11 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use redis::aio::MultiplexedConnection;
-use sonic_daemon::audit::sort_drift;
+use sonic_daemon::audit::{redis_err, sort_drift, AuditError};
 use sonic_daemon::DbPaths;
 use sonic_netlink::link::LinkTable;
 use sonic_netlink::socket::{Dump, KernelMessage, NetlinkSocket, RcvBuf, Received, SocketError};
 use sonic_netlink::NeighborEvent;
-use swss::config::ConfigError;
 use swss::{DbConnector, FieldValues, ProducerStateTable, SwssError, Table};
 
 use crate::context::{ConfigTable, SyncContext};
@@ -53,38 +52,6 @@ pub use sonic_daemon::audit::{
 };
 
 // ===== errors =====
-
-/// Why an audit could not run (exit status [`EXIT_ERROR`]).
-#[derive(Debug, thiserror::Error)]
-pub enum AuditError {
-    /// database_config.json / database_global.json missing or broken.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// Redis unreachable (one connection attempt, no retry) or an error
-    /// reply; `context` names the step.
-    #[error("{context}: {source}")]
-    Redis {
-        /// The step, e.g. `reading APPL_DB NEIGH_TABLE`.
-        context: &'static str,
-        /// The error.
-        source: SwssError,
-    },
-    /// The netlink socket could not be opened, asked for a dump, or read.
-    #[error(transparent)]
-    Netlink(#[from] SocketError),
-    /// The kernel dump kept failing ([`DUMP_ATTEMPTS`] times).
-    #[error("kernel {what} dump failed {DUMP_ATTEMPTS} times (last errno {errno})")]
-    Dump {
-        /// `link` or `neighbor`.
-        what: &'static str,
-        /// Positive errno of the last failure (0 for an overrun).
-        errno: i32,
-    },
-}
-
-fn redis_err(context: &'static str) -> impl FnOnce(SwssError) -> AuditError {
-    move |source| AuditError::Redis { context, source }
-}
 
 // ===== comparison (pure) =====
 

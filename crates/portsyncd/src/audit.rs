@@ -30,14 +30,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 
-use sonic_daemon::audit::sort_drift;
+use sonic_daemon::audit::{redis_err, sort_drift, AuditError};
 use sonic_daemon::DbPaths;
 use sonic_netlink::link::{LinkEvent, LinkMsgType, IFF_RUNNING, IFF_UP};
 use sonic_netlink::socket::{
     Dump, KernelMessage, NetlinkSocket, RcvBuf, Received, SocketError, DEFAULT_RCVBUF_BYTES,
 };
-use swss::config::ConfigError;
-use swss::{DbConnector, FieldValues, SwssError, Table};
+use swss::{DbConnector, FieldValues, Table};
 
 use crate::sync::{
     handled, is_port_key, LinkState, APP_PORT_TABLE_NAME, STATE_FIELDS, STATE_PORT_TABLE_NAME,
@@ -53,33 +52,6 @@ pub use sonic_daemon::audit::{
 pub const STATE_FIELD: &str = "state";
 
 // ===== errors =====
-
-/// Why an audit could not run (exit status [`EXIT_ERROR`]).
-#[derive(Debug, thiserror::Error)]
-pub enum AuditError {
-    /// database_config.json / database_global.json missing or broken.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// Redis unreachable (one connection attempt, no retry) or an error
-    /// reply; `context` names the step.
-    #[error("{context}: {source}")]
-    Redis {
-        /// The step, e.g. `reading STATE_DB PORT_TABLE`.
-        context: &'static str,
-        /// The error.
-        source: SwssError,
-    },
-    /// The netlink socket could not be opened, asked for a dump, or read.
-    #[error(transparent)]
-    Netlink(#[from] SocketError),
-    /// The link dump kept failing ([`DUMP_ATTEMPTS`] times).
-    #[error("kernel link dump failed {DUMP_ATTEMPTS} times (last errno {0})")]
-    Dump(i32),
-}
-
-fn redis_err(context: &'static str) -> impl FnOnce(SwssError) -> AuditError {
-    move |source| AuditError::Redis { context, source }
-}
 
 // ===== comparison (pure) =====
 
@@ -225,7 +197,10 @@ pub async fn kernel_links() -> Result<Vec<LinkEvent>, AuditError> {
             }
         }
     }
-    Err(AuditError::Dump(last))
+    Err(AuditError::Dump {
+        what: "link",
+        errno: last,
+    })
 }
 
 /// Runs one audit: database config, APPL_DB `PORT_TABLE` keys, STATE_DB

@@ -224,6 +224,40 @@ fn fields_json(fvs: &FieldValues) -> serde_json::Value {
     )
 }
 
+/// Why an audit could not run (exit status [`EXIT_ERROR`]).
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// database_config.json / database_global.json missing or broken.
+    #[error(transparent)]
+    Config(#[from] swss::config::ConfigError),
+    /// Redis unreachable (one connection attempt, no retry) or an error
+    /// reply; `context` names the step.
+    #[error("{context}: {source}")]
+    Redis {
+        /// The step, e.g. `reading APPL_DB NEIGH_TABLE`.
+        context: &'static str,
+        /// The error.
+        source: swss::SwssError,
+    },
+    /// The netlink socket could not be opened, asked for a dump, or read.
+    #[error(transparent)]
+    Netlink(#[from] sonic_netlink::socket::SocketError),
+    /// The kernel dump kept failing ([`DUMP_ATTEMPTS`] times).
+    #[error("kernel {what} dump failed {DUMP_ATTEMPTS} times (last errno {errno})")]
+    Dump {
+        /// `link` or `neighbor`.
+        what: &'static str,
+        /// Positive errno of the last failure (0 for an overrun).
+        errno: i32,
+    },
+}
+
+/// `map_err` for a Redis step of an audit: [`AuditError::Redis`] with
+/// `context`.
+pub fn redis_err(context: &'static str) -> impl FnOnce(swss::SwssError) -> AuditError {
+    move |source| AuditError::Redis { context, source }
+}
+
 /// The `<daemon> audit` command: runs `audit` on a current-thread runtime,
 /// prints the report on stdout (text, or JSON with `--json`) or the error
 /// on stderr (and, with `--json`, `{"daemon":..,"error":..}` on stdout),
