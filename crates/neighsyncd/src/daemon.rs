@@ -5,7 +5,7 @@
 //! Start-up (`start`; docs/behavior.md b.1 with the fixes of f):
 //! 1. database_config.json (or the namespace's entry of
 //!    database_global.json); a missing or broken file is fatal and the
-//!    message names the file ([`sonic_daemon::startup::DaemonError::Config`]).
+//!    message names the file ([`sonic_daemon::startup::StartupError::Config`]).
 //! 2. Connect APPL_DB, CONFIG_DB and STATE_DB, retrying with backoff (each
 //!    retry is logged).
 //! 3. CONFIG_DB `LOGGER|neighsyncd`: `LOGLEVEL NOTICE` / `LOGOUTPUT SYSLOG`

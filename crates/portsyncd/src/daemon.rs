@@ -3,7 +3,7 @@
 //!
 //! Start-up, in the C++ order, before the engine runs:
 //! 1. database_config.json (or the namespace's entry of database_global.json);
-//!    a missing or broken file is fatal ([`DaemonError::Config`]).
+//!    a missing or broken file is fatal ([`sonic_daemon::startup::StartupError::Config`]).
 //! 2. Connect CONFIG_DB, APPL_DB and STATE_DB (retrying with backoff).
 //! 3. CONFIG_DB `LOGGER|portsyncd`: `LOGLEVEL NOTICE` / `LOGOUTPUT SYSLOG`
 //!    where missing (logger.cpp, docs/behavior.md a.2).
@@ -230,7 +230,7 @@ struct Started {
 /// The start-up sequence (module docs, steps 1-9). Redis being down is not
 /// an error: each step retries with backoff and logs.
 ///
-/// Errors: [`DaemonError::Config`] (names the file), [`DaemonError::Redis`]
+/// Errors: [`sonic_daemon::startup::StartupError::Config`] (names the file), [`sonic_daemon::startup::StartupError::Redis`]
 /// for an error reply, [`DaemonError::Netlink`].
 async fn start(opts: &Options) -> Result<Started, DaemonError> {
     let cfg = opts.db.load()?;
@@ -316,7 +316,7 @@ async fn start(opts: &Options) -> Result<Started, DaemonError> {
 /// Step 7: CONFIG_DB `PORT|*`, copied to APPL_DB `PORT_TABLE` with
 /// `PortConfigDone` on a cold start. Returns the configured port names.
 ///
-/// Errors: [`DaemonError::Redis`] for an error reply.
+/// Errors: [`sonic_daemon::startup::StartupError::Redis`] for an error reply.
 async fn copy_port_config(
     opts: &Options,
     dbs: &Dbs,

@@ -100,19 +100,11 @@ pub enum StartupError {
 /// handlers. A daemon with reasons of its own wraps it.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    /// database_config.json / database_global.json missing or broken; the
-    /// message names the file and the defect.
+    /// A start-up step: database_config.json / database_global.json
+    /// missing or broken (the message names the file and the defect), or a
+    /// Redis error reply that a reconnect cannot fix.
     #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// A Redis error that a reconnect cannot fix (an error reply such as
-    /// `WRONGTYPE`, a non-numeric `restore_count`, ...) during start-up.
-    #[error("{context}: {source}")]
-    Redis {
-        /// The start-up step, e.g. `WarmStart check`.
-        context: &'static str,
-        /// The error.
-        source: SwssError,
-    },
+    Startup(#[from] StartupError),
     /// The netlink socket could not be opened, asked for a dump, or read.
     #[error(transparent)]
     Netlink(#[from] SocketError),
@@ -121,12 +113,9 @@ pub enum DaemonError {
     Signal(&'static str, std::io::Error),
 }
 
-impl From<StartupError> for DaemonError {
-    fn from(e: StartupError) -> Self {
-        match e {
-            StartupError::Config(e) => DaemonError::Config(e),
-            StartupError::Redis { context, source } => DaemonError::Redis { context, source },
-        }
+impl From<ConfigError> for DaemonError {
+    fn from(e: ConfigError) -> Self {
+        DaemonError::Startup(StartupError::Config(e))
     }
 }
 
