@@ -4,19 +4,11 @@
 
 mod common;
 
-use common::{fv, hgetall, Env};
+use common::{bad, fv, hgetall, Env};
 use redis::Commands;
 use swss::consumer_view::read_consumer_view;
 use swss::warm_restart::{check_warm_start, get_warm_start_timer};
-use swss::{bad_entry, KeyOp, ProducerStateTable, SubscriberStateTable};
-
-/// The process-wide count of bad entries of `table` in `db`.
-fn bad(db: &str, table: &str) -> u64 {
-    bad_entry::counts()
-        .into_iter()
-        .find(|(d, t, _)| d == db && t == table)
-        .map_or(0, |(_, _, n)| n)
-}
+use swss::{KeyOp, ProducerStateTable, SubscriberStateTable};
 
 #[tokio::test]
 async fn table_reads_and_writes_skip_wrong_type_keys() {

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{fv, Env};
+use common::{calls, fv, Env};
 use redis::Commands;
 use swss::subscriber_state::SubscribeMode;
 use swss::{KeyOp, SubscriberStateTable, Table};
@@ -147,20 +147,6 @@ async fn a_closed_subscription_is_a_connection_error() {
         .expect("ends within 30 s")
         .unwrap_err();
     assert!(e.is_connection_error(), "{e}");
-}
-
-/// `INFO commandstats` calls of one command (0 when never called).
-fn calls(raw: &mut redis::Connection, cmd: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(raw)
-        .expect("INFO");
-    let prefix = format!("cmdstat_{cmd}:calls=");
-    info.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|rest| rest.split(',').next())
-        .map(|n| n.parse().expect("calls"))
-        .unwrap_or(0)
 }
 
 #[tokio::test]

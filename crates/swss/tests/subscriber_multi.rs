@@ -7,11 +7,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{fv, Env};
+use common::{bad, calls, fv, Env};
 use redis::Commands;
 use swss::{
-    bad_entry, KeyOp, MultiTableSubscriber, PatternScope, SubscribeMode, SubscriberStateTable,
-    SwssError,
+    KeyOp, MultiTableSubscriber, PatternScope, SubscribeMode, SubscriberStateTable, SwssError,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -41,28 +40,6 @@ fn numpat(raw: &mut redis::Connection) -> i64 {
         .arg("NUMPAT")
         .query(raw)
         .expect("PUBSUB NUMPAT")
-}
-
-/// `INFO commandstats` calls of one command (0 when never called).
-fn calls(raw: &mut redis::Connection, cmd: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(raw)
-        .expect("INFO");
-    let prefix = format!("cmdstat_{cmd}:calls=");
-    info.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|rest| rest.split(',').next())
-        .map(|n| n.parse().expect("calls"))
-        .unwrap_or(0)
-}
-
-/// The process-wide count of bad entries of `table` in `db`.
-fn bad(db: &str, table: &str) -> u64 {
-    bad_entry::counts()
-        .into_iter()
-        .find(|(d, t, _)| d == db && t == table)
-        .map_or(0, |(_, _, n)| n)
 }
 
 #[tokio::test]

@@ -101,3 +101,26 @@ impl ChannelCounter {
         }
     }
 }
+
+/// `INFO commandstats` calls of one command (0 when never called).
+pub fn calls(raw: &mut redis::Connection, cmd: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(raw)
+        .expect("INFO");
+    let prefix = format!("cmdstat_{cmd}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(',').next())
+        .map(|n| n.parse().expect("calls"))
+        .unwrap_or(0)
+}
+
+/// The process-wide count of bad entries of `table` in `db`
+/// (`swss::bad_entry`).
+pub fn bad(db: &str, table: &str) -> u64 {
+    swss::bad_entry::counts()
+        .into_iter()
+        .find(|(d, t, _)| d == db && t == table)
+        .map_or(0, |(_, _, n)| n)
+}
