@@ -679,21 +679,13 @@ pub fn port_init_done_op() -> (String, FieldValues) {
     )
 }
 
+/// Link events for the unit tests of the rules and of the core.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
+pub(crate) mod fixtures {
+    use sonic_netlink::{LinkEvent, LinkMsgType};
 
-    const AF_BRIDGE: u8 = 7;
-
-    impl PortSync {
-        /// [`PortSync::on_link`] as the list of actions (at most one).
-        fn link_actions(&mut self, ev: &LinkEvent) -> Vec<StateAction> {
-            self.on_link(ev).into_action().into_iter().collect()
-        }
-    }
-
-    fn new_link(name: &str, ifindex: u32, flags: u32, mtu: u32) -> LinkEvent {
+    /// RTM_NEWLINK of `name` with these flags and MTU (no master, no kind).
+    pub(crate) fn new_link(name: &str, ifindex: u32, flags: u32, mtu: u32) -> LinkEvent {
         LinkEvent {
             msg_type: LinkMsgType::New,
             family: 0,
@@ -706,11 +698,27 @@ mod tests {
         }
     }
 
-    fn del_link(name: &str, ifindex: u32) -> LinkEvent {
+    /// RTM_DELLINK of `name` (no master: the netdev itself is gone).
+    pub(crate) fn del_link(name: &str, ifindex: u32) -> LinkEvent {
         LinkEvent {
             msg_type: LinkMsgType::Del,
-            flags: 0,
             ..new_link(name, ifindex, 0, 9100)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{del_link, new_link};
+    use super::*;
+    use proptest::prelude::*;
+
+    const AF_BRIDGE: u8 = 7;
+
+    impl PortSync {
+        /// [`PortSync::on_link`] as the list of actions (at most one).
+        fn link_actions(&mut self, ev: &LinkEvent) -> Vec<StateAction> {
+            self.on_link(ev).into_action().into_iter().collect()
         }
     }
 

@@ -10,10 +10,11 @@ use sonic_daemon::metrics::{Metrics, ResyncCause};
 use sonic_daemon::Health;
 use sonic_netlink::link::{IFF_RUNNING, IFF_UP};
 use sonic_netlink::socket::{KernelMessage, Received, SocketError};
-use sonic_netlink::{LinkEvent, LinkMsgType};
+use sonic_netlink::LinkEvent;
 use swss::{KeyOp, SwssError};
 
 use super::*;
+use crate::sync::fixtures::{del_link, new_link};
 use crate::sync::{PortSync, SwitchType};
 use crate::writer::{PendingOp, StateBatch};
 
@@ -154,26 +155,6 @@ impl Sim {
 }
 
 // ===== inputs =====
-
-fn new_link(name: &str, ifindex: u32, flags: u32, mtu: u32) -> LinkEvent {
-    LinkEvent {
-        msg_type: LinkMsgType::New,
-        family: 0,
-        ifindex,
-        name: name.to_string(),
-        flags,
-        mtu: Some(mtu),
-        master: None,
-        kind: None,
-    }
-}
-
-fn del_link(name: &str, ifindex: u32) -> LinkEvent {
-    LinkEvent {
-        msg_type: LinkMsgType::Del,
-        ..new_link(name, ifindex, 0, 9100)
-    }
-}
 
 fn link(ev: LinkEvent) -> Received {
     Ok(KernelMessage::Link(ev))
