@@ -50,7 +50,9 @@ use tokio::task::JoinHandle;
 use crate::context::{ConfigTable, SyncContext};
 use crate::core::{Action, Epoch, Input, NeighCore, Setup};
 pub use crate::error::DaemonError;
-pub use crate::sync::{APP_NAME, APP_NEIGH_TABLE_NAME, APP_ROUTE_TABLE_NAME};
+pub use crate::sync::{
+    APP_NAME, APP_NEIGH_FAILED_TABLE_NAME, APP_NEIGH_TABLE_NAME, APP_ROUTE_TABLE_NAME,
+};
 use crate::warm;
 use crate::writer::Batch;
 
@@ -156,11 +158,26 @@ async fn start(
         evpn = ctx.evpn_nvo_exists(),
         "CONFIG_DB initial state loaded"
     );
+    let failed = ProducerStateTable::new(APP_NEIGH_FAILED_TABLE_NAME, dbs.appl.location());
+    let failed_keys = step(
+        "reading APPL_DB NEIGH_FAILED_TABLE",
+        &dbs,
+        &mut conns,
+        |mut c| {
+            let p = failed.clone();
+            async move { read_failed_keys(&mut c.appl, &p).await }
+        },
+    )
+    .await?;
+    if !failed_keys.is_empty() {
+        tracing::info!(keys = failed_keys.len(), "APPL_DB NEIGH_FAILED_TABLE read");
+    }
     let setup = Setup {
         ctx,
         metrics: opts.ops.metrics.clone(),
         health: opts.ops.health.clone(),
         audit_every: opts.audit_every,
+        failed: failed_keys,
     };
     let core = initial_core(opts, setup, &assist, &neigh, &dbs, &mut conns).await?;
     let sock = NetlinkSocket::open_with(&[RTNLGRP_LINK, RTNLGRP_NEIGH], opts.rcvbuf)?;
@@ -172,6 +189,7 @@ async fn start(
             tasks: Vec::new(),
         })),
         route: ProducerStateTable::new(APP_ROUTE_TABLE_NAME, dbs.appl.location()),
+        failed,
         neigh,
         dbs,
         assist,
@@ -295,23 +313,45 @@ pub async fn read_appl_view(
     swss::read_consumer_view(conn, producer, "APPL_DB").await
 }
 
-/// Sends one writer batch as one pipeline: NEIGH_TABLE batch DEL, then
-/// ROUTE_TABLE batch DEL, then NEIGH_TABLE batch SET (the scripts are
-/// shared, so one flush carries both tables).
-async fn flush_batch(
-    conn: Option<MultiplexedConnection>,
+/// The keys (`<ifname>:<ip>`) of APPL_DB `NEIGH_FAILED_TABLE` as nbrmgrd
+/// will see them once it has popped everything pending.
+///
+/// Errors: [`SwssError::Redis`], [`SwssError::UnexpectedReply`].
+pub async fn read_failed_keys(
+    conn: &mut MultiplexedConnection,
+    producer: &ProducerStateTable,
+) -> Result<Vec<String>, SwssError> {
+    let view = swss::read_consumer_view(conn, producer, "APPL_DB").await?;
+    Ok(view.iter().map(|(k, _)| k.to_owned()).collect())
+}
+
+/// The ProducerStateTables one flush writes to.
+#[derive(Clone)]
+struct Producers {
     neigh: ProducerStateTable,
     route: ProducerStateTable,
+    failed: ProducerStateTable,
+}
+
+/// Sends one batch as one pipeline: NEIGH_TABLE batch DEL, ROUTE_TABLE
+/// batch DEL, NEIGH_TABLE batch SET, then NEIGH_FAILED_TABLE batch DEL and
+/// batch SET (each table's batch is skipped when empty; the scripts are
+/// shared, so one flush carries every table).
+async fn flush_batch(
+    conn: Option<MultiplexedConnection>,
+    p: Producers,
     batch: &Batch,
 ) -> Result<(), SwssError> {
     let Some(mut conn) = conn else {
         return Err(SwssError::NotConnected);
     };
     let mut pipe = redis::pipe();
-    neigh.queue_batch_del(&mut pipe, &batch.neigh_dels);
-    route.queue_batch_del(&mut pipe, &batch.route_dels);
-    neigh.queue_batch_set(&mut pipe, &batch.neigh_sets);
-    neigh.flush(&mut conn, &pipe).await
+    p.neigh.queue_batch_del(&mut pipe, &batch.neigh_dels);
+    p.route.queue_batch_del(&mut pipe, &batch.route_dels);
+    p.neigh.queue_batch_set(&mut pipe, &batch.neigh_sets);
+    p.failed.queue_batch_del(&mut pipe, &batch.failed_dels);
+    p.failed.queue_batch_set(&mut pipe, &batch.failed_sets);
+    p.neigh.flush(&mut conn, &pipe).await
 }
 
 // ===== effects =====
@@ -337,6 +377,7 @@ pub struct NeighEffects {
     dbs: Dbs,
     neigh: ProducerStateTable,
     route: ProducerStateTable,
+    failed: ProducerStateTable,
     assist: AppRestartAssist,
     session: Arc<Mutex<Session>>,
     logger: SharedLogger,
@@ -365,17 +406,18 @@ impl NeighEffects {
         }
         lock(&self.session).appl = None;
         lock(&self.session).drop_subscriptions();
-        let (dbs, neigh, session, tx) = (
+        let (dbs, neigh, failed, session, tx) = (
             self.dbs.clone(),
             self.neigh.clone(),
+            self.failed.clone(),
             self.session.clone(),
             io.sender(),
         );
         let logger = self.logger.clone();
         io.spawn(async move {
-            let (appl, (sub, initial), view) =
+            let (appl, (sub, initial), view, failed_keys) =
                 engine::retry_forever("Redis reconnect incomplete", || {
-                    reconnect_once(&dbs, &neigh)
+                    reconnect_once(&dbs, &neigh, &failed)
                 })
                 .await;
             let config = split_initial(initial, &logger, false);
@@ -392,6 +434,7 @@ impl NeighEffects {
                 epoch,
                 config,
                 view,
+                failed: failed_keys,
             }
         });
     }
@@ -401,9 +444,14 @@ impl Effects<NeighCore> for NeighEffects {
     fn execute(&mut self, action: Action, io: &mut Io<Input>) {
         match action {
             Action::Flush { epoch, batch } => {
-                let (conn, neigh, route) = (self.appl(), self.neigh.clone(), self.route.clone());
+                let producers = Producers {
+                    neigh: self.neigh.clone(),
+                    route: self.route.clone(),
+                    failed: self.failed.clone(),
+                };
+                let conn = self.appl();
                 let task = io.spawn(async move {
-                    let result = flush_batch(conn, neigh, route, &batch).await;
+                    let result = flush_batch(conn, producers, &batch).await;
                     Input::Flushed {
                         epoch,
                         batch,
@@ -450,16 +498,19 @@ impl NeighEffects {
 }
 
 /// One reconnect attempt: APPL_DB connection, SCRIPT LOAD, CONFIG_DB
-/// subscriptions, APPL_DB view.
+/// subscriptions, APPL_DB's `NEIGH_TABLE` view and `NEIGH_FAILED_TABLE`
+/// keys.
 async fn reconnect_once(
     dbs: &Dbs,
     neigh: &ProducerStateTable,
-) -> Result<(MultiplexedConnection, Subscribed, ConsumerView), SwssError> {
+    failed: &ProducerStateTable,
+) -> Result<(MultiplexedConnection, Subscribed, ConsumerView, Vec<String>), SwssError> {
     let mut appl = dbs.appl.connect_retrying().await;
     neigh.load_scripts(&mut appl).await?;
     let sub = subscribe(&dbs.config).await?;
     let view = read_appl_view(&mut appl, neigh).await?;
-    Ok((appl, sub, view))
+    let failed_keys = read_failed_keys(&mut appl, failed).await?;
+    Ok((appl, sub, view, failed_keys))
 }
 
 /// The task feeding the subscription's changes into the core (`LOGGER`

@@ -27,6 +27,7 @@ pub mod context;
 pub mod core;
 pub mod daemon;
 pub mod error;
+pub mod failed;
 pub mod restore;
 pub mod sync;
 pub mod warm;

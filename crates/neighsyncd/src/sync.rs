@@ -24,6 +24,18 @@ pub const APP_NEIGH_TABLE_NAME: &str = "NEIGH_TABLE";
 /// APPL_DB table of the EVPN host-route deletes (b.2 step 18; keys
 /// `ROUTE_TABLE:<vrf>:<ip>`).
 pub const APP_ROUTE_TABLE_NAME: &str = "ROUTE_TABLE";
+/// APPL_DB table of the failed IPv6 neighbours of a dual-ToR, consumed by
+/// nbrmgrd (keys `NEIGH_FAILED_TABLE:<ifname>:<ip>`, one field `NULL` =
+/// `NULL`; sonic-swss PR 4849, `APP_NEIGH_FAILED_TABLE_NAME`; b.2 step 9a).
+pub const APP_NEIGH_FAILED_TABLE_NAME: &str = "NEIGH_FAILED_TABLE";
+/// The field/value of a `NEIGH_FAILED_TABLE` SET: `NULL` = `NULL` (swss's
+/// placeholder for a key without data; nbrmgrd reads only the key).
+pub const FAILED_FIELD: (&str, &str) = ("NULL", "NULL");
+/// The states whose RTM_NEWNEIGH clears a `NEIGH_FAILED_TABLE` key
+/// (`VALID_NEIGH_STATES` in neighsync.cpp): PERMANENT, NOARP, REACHABLE,
+/// PROBE, STALE, DELAY. INCOMPLETE and NONE leave it.
+pub const VALID_NEIGH_STATES: u16 =
+    nud::PERMANENT | nud::NOARP | nud::REACHABLE | nud::PROBE | nud::STALE | nud::DELAY;
 
 /// The MAC written for an unresolved neighbour on a dual-ToR (b.2 steps 12-13),
 /// which orchagent turns into a tunnel route (e.1).
@@ -398,6 +410,63 @@ pub fn decide_parts(
     }
 }
 
+// ===== NEIGH_FAILED_TABLE =====
+
+/// What an event means for APPL_DB `NEIGH_FAILED_TABLE` ([`decide_failed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailedOp {
+    /// SET `NEIGH_FAILED_TABLE:<ifname>:<ip>` `NULL=NULL`, also when the key
+    /// is already there: nbrmgrd acts on each pop (the neighbour goes to
+    /// INCOMPLETE and one Neighbor Solicitation is sent).
+    Publish,
+    /// DEL the key if it is there: the neighbour resolved or is gone.
+    Clear,
+    /// Leave the key as it is (INCOMPLETE, NONE): a failed neighbour that
+    /// nbrmgrd moved to INCOMPLETE stays listed while it resolves.
+    Keep,
+}
+
+/// The `NEIGH_FAILED_TABLE` rule of NeighSync::onMsg (sonic-swss PR 4849;
+/// docs/behavior.md b.2 step 9a), applied to one event, beside [`decide`]:
+/// `None` when the event does not concern the table.
+///
+/// Only on a dual-ToR and for IPv6, after the link-local filters (steps
+/// 6-8: an IPv6 link-local add on an interface without
+/// `ipv6_use_link_local_only`, or a multicast link-local address, is not
+/// considered) and before the EVPN PROBE and NOARP filters, whatever the
+/// warm-start state:
+/// * RTM_NEWNEIGH in exactly NUD_FAILED: [`FailedOp::Publish`];
+/// * RTM_DELNEIGH, or RTM_NEWNEIGH/RTM_GETNEIGH with a state in
+///   [`VALID_NEIGH_STATES`]: [`FailedOp::Clear`];
+/// * any other RTM_NEWNEIGH/RTM_GETNEIGH (INCOMPLETE, NONE, RTM_GETNEIGH in
+///   FAILED): [`FailedOp::Keep`].
+///
+/// An unknown interface gives `None` (N1: the C++ would use the decimal
+/// ifindex as the name).
+pub fn decide_failed(
+    ev: &NeighborEvent,
+    ifname: Option<&str>,
+    ctx: &SyncContext,
+) -> Option<FailedOp> {
+    let ifname = ifname?;
+    if !ctx.is_dual_tor() || !ev.dst.is_ipv6() {
+        return None;
+    }
+    let is_del = ev.msg_type == NeighMsgType::Del;
+    if address_filter(&ev.dst, ifname, is_del, true, ctx).is_some() {
+        return None;
+    }
+    Some(
+        if ev.msg_type == NeighMsgType::New && ev.state == nud::FAILED {
+            FailedOp::Publish
+        } else if is_del || ev.state & VALID_NEIGH_STATES != 0 {
+            FailedOp::Clear
+        } else {
+            FailedOp::Keep
+        },
+    )
+}
+
 /// Steps 6-8 of [`decide`]: IPv4 link-local on a dual-ToR, IPv6
 /// link-local (unless a delete, or the interface has
 /// `ipv6_use_link_local_only`), IPv6 link-local multicast.
@@ -517,6 +586,87 @@ mod tests {
 
     fn dropped(r: DropReason) -> Outcome {
         Outcome::Drop(r)
+    }
+
+    // ----- NEIGH_FAILED_TABLE (b.2 step 9a) -----
+
+    fn failed(e: &NeighborEvent, c: &SyncContext) -> Option<FailedOp> {
+        decide_failed(e, Some("Vlan1000"), c)
+    }
+
+    #[test]
+    fn failed_ipv6_on_dual_tor_is_published_and_valid_states_clear_it() {
+        let c = ctx(true, false);
+        let no_mac = |t, s| ev(t, "fc02:1000::2", None, s);
+        assert_eq!(
+            failed(&no_mac(NeighMsgType::New, nud::FAILED), &c),
+            Some(FailedOp::Publish)
+        );
+        for s in [
+            nud::REACHABLE,
+            nud::STALE,
+            nud::DELAY,
+            nud::PROBE,
+            nud::PERMANENT,
+            nud::NOARP,
+        ] {
+            assert_eq!(
+                failed(&new("fc02:1000::2", s), &c),
+                Some(FailedOp::Clear),
+                "state {s:#x}"
+            );
+        }
+        // A delete clears whatever its state, FAILED included.
+        assert_eq!(
+            failed(&no_mac(NeighMsgType::Del, nud::FAILED), &c),
+            Some(FailedOp::Clear)
+        );
+        // INCOMPLETE (nbrmgrd's own move) and NONE leave the key.
+        assert_eq!(
+            failed(&no_mac(NeighMsgType::New, nud::INCOMPLETE), &c),
+            Some(FailedOp::Keep)
+        );
+        assert_eq!(
+            failed(&no_mac(NeighMsgType::New, nud::NONE), &c),
+            Some(FailedOp::Keep)
+        );
+        // RTM_GETNEIGH in FAILED: upstream publishes on RTM_NEWNEIGH only.
+        assert_eq!(
+            failed(&no_mac(NeighMsgType::Get, nud::FAILED), &c),
+            Some(FailedOp::Keep)
+        );
+    }
+
+    #[test]
+    fn failed_table_is_dual_tor_ipv6_only_and_after_the_link_local_filters() {
+        let dual = ctx(true, false);
+        let fail6 = ev(NeighMsgType::New, "fc02:1000::2", None, nud::FAILED);
+        assert_eq!(failed(&fail6, &plain()), None, "not a dual-ToR");
+        let fail4 = ev(NeighMsgType::New, "192.168.0.2", None, nud::FAILED);
+        assert_eq!(failed(&fail4, &dual), None, "IPv4");
+        assert_eq!(
+            decide_failed(&fail6, None, &dual),
+            None,
+            "unknown interface"
+        );
+        // Link-local without ipv6_use_link_local_only: filtered before.
+        let ll = ev(NeighMsgType::New, "fe80::2", None, nud::FAILED);
+        assert_eq!(failed(&ll, &dual), None);
+        // ... but its delete passes the filter, as in the C++.
+        let ll_del = ev(NeighMsgType::Del, "fe80::2", None, nud::FAILED);
+        assert_eq!(failed(&ll_del, &dual), Some(FailedOp::Clear));
+        let mc = ev(NeighMsgType::New, "ff02::1", None, nud::FAILED);
+        assert_eq!(failed(&mc, &dual), None);
+        // Before the EVPN PROBE and NOARP filters: both still clear.
+        let evpn = ctx(true, true);
+        assert_eq!(
+            failed(&new("fc02:1000::2", nud::PROBE), &evpn),
+            Some(FailedOp::Clear)
+        );
+        assert_eq!(
+            failed(&new("fc02:1000::2", nud::NOARP), &dual),
+            Some(FailedOp::Clear)
+        );
     }
 
     // ----- keys and fields -----

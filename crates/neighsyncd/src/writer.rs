@@ -117,7 +117,10 @@ struct Dirty {
 /// 2. `ROUTE_TABLE` batched del of [`Batch::route_dels`] (EVPN VRF host
 ///    routes `<Vrf...>:<ip>`, b.2 step 18);
 /// 3. `NEIGH_TABLE` batched set of [`Batch::neigh_sets`] (fields `neigh` then
-///    `family`, b.2 step 16).
+///    `family`, b.2 step 16);
+/// 4. `NEIGH_FAILED_TABLE` batched del of [`Batch::failed_dels`], then
+///    batched set of [`Batch::failed_sets`] (filled by
+///    [`crate::failed::FailedTable::take_into`], b.2 step 9a).
 ///
 /// Then hand it back with [`NeighWriter::complete`] (every reply was nil) or
 /// [`NeighWriter::fail`] (anything else).
@@ -130,6 +133,10 @@ pub struct Batch {
     pub route_dels: Vec<String>,
     /// `NEIGH_TABLE` sets: key and `[("neigh", mac), ("family", family)]`.
     pub neigh_sets: Vec<(String, FieldValues)>,
+    /// `NEIGH_FAILED_TABLE` keys (`<ifname>:<ip>`) to delete.
+    pub failed_dels: Vec<String>,
+    /// `NEIGH_FAILED_TABLE` sets: key and `[("NULL", "NULL")]`.
+    pub failed_sets: Vec<(String, FieldValues)>,
     entries: Vec<Taken>,
 }
 
@@ -140,9 +147,25 @@ struct Taken {
 }
 
 impl Batch {
-    /// Number of keys in the batch (NEIGH_TABLE keys plus ROUTE_TABLE keys).
+    /// A batch with no `NEIGH_TABLE` or `ROUTE_TABLE` work, for
+    /// `NEIGH_FAILED_TABLE` operations alone (the writer ignores it in
+    /// [`NeighWriter::complete`] and [`NeighWriter::fail`]).
+    pub fn empty() -> Batch {
+        Batch {
+            id: u64::MAX,
+            neigh_dels: Vec::new(),
+            route_dels: Vec::new(),
+            neigh_sets: Vec::new(),
+            failed_dels: Vec::new(),
+            failed_sets: Vec::new(),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Number of keys in the batch (NEIGH_TABLE keys plus ROUTE_TABLE and
+    /// NEIGH_FAILED_TABLE keys).
     pub fn len(&self) -> usize {
-        self.entries.len() + self.route_dels.len()
+        self.entries.len() + self.route_dels.len() + self.failed_dels.len() + self.failed_sets.len()
     }
 
     /// True when the batch carries nothing (never returned by `take_batch`).
@@ -545,10 +568,7 @@ impl NeighWriter {
         let max_keys = max_keys.max(1);
         let mut batch = Batch {
             id: self.next_batch_id,
-            neigh_dels: Vec::new(),
-            route_dels: Vec::new(),
-            neigh_sets: Vec::new(),
-            entries: Vec::new(),
+            ..Batch::empty()
         };
         self.next_batch_id += 1;
         while batch.route_dels.len() < max_keys {

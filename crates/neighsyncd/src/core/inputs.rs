@@ -11,7 +11,7 @@ use swss::{ConsumerView, KeyOp, SwssError};
 use super::{log_flag_seen, Action, Epoch, NeighCore, Phase, Redis, WarmClock, FLUSH_ERROR_RETRY};
 use crate::context::{ConfigTable, SyncContext};
 use crate::error::DaemonError;
-use crate::sync::{APP_NEIGH_TABLE_NAME, APP_ROUTE_TABLE_NAME};
+use crate::sync::{APP_NEIGH_FAILED_TABLE_NAME, APP_NEIGH_TABLE_NAME, APP_ROUTE_TABLE_NAME};
 use crate::writer::Batch;
 
 // ===== impl NeighCore: Redis =====
@@ -36,6 +36,8 @@ impl NeighCore {
                 m.redis_ops(APP_NEIGH_TABLE_NAME, "del", batch.neigh_dels.len());
                 m.redis_ops(APP_ROUTE_TABLE_NAME, "del", batch.route_dels.len());
                 m.redis_ops(APP_NEIGH_TABLE_NAME, "set", batch.neigh_sets.len());
+                m.redis_ops(APP_NEIGH_FAILED_TABLE_NAME, "del", batch.failed_dels.len());
+                m.redis_ops(APP_NEIGH_FAILED_TABLE_NAME, "set", batch.failed_sets.len());
                 m.redis_batches.inc();
                 if let Some(t) = since {
                     m.observe_event_to_ack(now.saturating_duration_since(t));
@@ -52,6 +54,7 @@ impl NeighCore {
                     (a, b) => a.or(b),
                 };
                 let keys = batch.len();
+                self.failed.fail(&batch);
                 self.writer.fail(batch);
                 if e.is_connection_error() {
                     tracing::warn!(error = %e, keys, "Redis lost while writing; keeping the state in memory");
@@ -101,6 +104,7 @@ impl NeighCore {
         epoch: Epoch,
         config: Vec<(ConfigTable, Vec<KeyOp>)>,
         view: ConsumerView,
+        failed: Vec<String>,
         _now: Instant,
     ) {
         if epoch != self.epoch || self.redis == Redis::Up {
@@ -120,6 +124,14 @@ impl NeighCore {
             for op in &initial {
                 apply_cfg(&mut self.ctx, table, op);
             }
+        }
+        let f = self.failed.resync_from_appl(failed);
+        if f.added + f.removed > 0 {
+            tracing::info!(
+                added = f.added,
+                removed = f.removed,
+                "Redis reconnected; writing the difference to APPL_DB NEIGH_FAILED_TABLE"
+            );
         }
         if self.warm.as_ref().is_some_and(|w| w.cache.is_some()) {
             // The writer is empty until the reconcile: comparing APPL_DB

@@ -11,7 +11,7 @@ use sonic_netlink::socket::{Dump as DumpRequest, KernelMessage, Received};
 use sonic_netlink::{LinkEvent, NeighborEvent};
 
 use super::{Dump, DumpStage, NeighCore, Phase, AUDIT_GRACE};
-use crate::sync::{decide, decide_parts, neigh_key, Decision, NeighOp, Outcome};
+use crate::sync::{decide, decide_failed, decide_parts, neigh_key, Decision, NeighOp, Outcome};
 use crate::writer::Origin;
 
 // ===== impl NeighCore: kernel messages =====
@@ -53,6 +53,15 @@ impl NeighCore {
 
     fn on_neigh(&mut self, ev: &NeighborEvent, now: Instant) {
         let ifname = self.links.name(ev.ifindex);
+        // NEIGH_FAILED_TABLE first (b.2 step 9a), whatever the rules below
+        // and the warm-start state decide.
+        if let (Some(op), Some(name)) = (decide_failed(ev, ifname, &self.ctx), ifname) {
+            let key = neigh_key(name, &ev.dst);
+            if self.failed.apply(&key, op) {
+                tracing::debug!(key = %key, op = ?op, "NEIGH_FAILED_TABLE");
+                self.unacked_since.get_or_insert(now);
+            }
+        }
         let master = if self.ctx.evpn_nvo_exists() {
             self.links.master_name(ev.ifindex)
         } else {
@@ -147,6 +156,7 @@ impl NeighCore {
     /// DEL every key of interface `name`: in the warm cache while caching,
     /// else in the writer.
     fn remove_interface(&mut self, name: &str) -> usize {
+        self.failed.remove_interface(name);
         match self.warm.as_mut().and_then(|w| w.cache.as_mut()) {
             Some(cache) => cache.remove_interface(name),
             None => self.writer.remove_interface(name),
@@ -242,6 +252,7 @@ impl NeighCore {
         if let Some(d) = self.dump_mut() {
             d.stage = DumpStage::Neighbors;
         }
+        self.failed.begin_snapshot();
         match self.warm.as_mut().and_then(|w| w.cache.as_mut()) {
             Some(cache) => cache.begin_snapshot(),
             None => {
@@ -255,6 +266,15 @@ impl NeighCore {
 
     /// The neighbour dump is complete: sweep, then the phase's next step.
     fn neighbors_dumped(&mut self, now: Instant) {
+        let f = self.failed.end_snapshot();
+        if f.added + f.removed > 0 {
+            tracing::info!(
+                published = f.added,
+                deleted = f.removed,
+                total = self.failed.len(),
+                "kernel dump: NEIGH_FAILED_TABLE updated"
+            );
+        }
         if let Some(cache) = self.warm.as_mut().and_then(|w| w.cache.as_mut()) {
             let gone = cache.end_snapshot();
             tracing::info!(

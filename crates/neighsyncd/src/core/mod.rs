@@ -49,6 +49,7 @@ use swss::{ConsumerView, KeyOp, SwssError};
 
 use crate::context::{ConfigTable, SyncContext};
 use crate::error::DaemonError;
+use crate::failed::FailedTable;
 use crate::warm::WarmCache;
 use crate::writer::{Batch, NeighWriter};
 
@@ -117,6 +118,9 @@ pub enum Input {
         config: Vec<(ConfigTable, Vec<KeyOp>)>,
         /// APPL_DB `NEIGH_TABLE` as the consumer will see it.
         view: ConsumerView,
+        /// The keys (`<ifname>:<ip>`) of APPL_DB `NEIGH_FAILED_TABLE` as
+        /// nbrmgrd will see them.
+        failed: Vec<String>,
     },
     /// The result of an [`Action::ReadAuditView`].
     AuditView {
@@ -135,7 +139,8 @@ pub enum Input {
 #[derive(Debug)]
 pub enum Action {
     /// Write one batch as one pipeline (NEIGH_TABLE batch DEL, ROUTE_TABLE
-    /// batch DEL, NEIGH_TABLE batch SET); answer [`Input::Flushed`].
+    /// batch DEL, NEIGH_TABLE batch SET, NEIGH_FAILED_TABLE batch DEL and
+    /// SET); answer [`Input::Flushed`].
     Flush {
         /// The session.
         epoch: Epoch,
@@ -301,6 +306,9 @@ pub struct Setup {
     pub health: Health,
     /// Self-audit period; `None` disables it.
     pub audit_every: Option<Duration>,
+    /// The keys (`<ifname>:<ip>`) of APPL_DB `NEIGH_FAILED_TABLE` as
+    /// nbrmgrd will see them ([`FailedTable::seed`]).
+    pub failed: Vec<String>,
 }
 
 /// neighsyncd's core (module docs).
@@ -313,6 +321,8 @@ pub struct NeighCore {
     /// A link table being rebuilt by a link dump.
     fresh_links: Option<LinkTable>,
     writer: NeighWriter,
+    /// APPL_DB `NEIGH_FAILED_TABLE` (dual-ToR), written in every phase.
+    failed: FailedTable,
     warm: Option<WarmWindow>,
     flight: Option<Flight>,
     /// A resync asked for in a phase that cannot start one.
@@ -368,7 +378,8 @@ impl NeighEventCounters {
 // ===== impl NeighCore: set-up, flushing, READY =====
 
 impl NeighCore {
-    fn new(setup: Setup, phase: Phase, warm: Option<WarmWindow>, now: Instant) -> Self {
+    fn new(mut setup: Setup, phase: Phase, warm: Option<WarmWindow>, now: Instant) -> Self {
+        let setup_failed = std::mem::take(&mut setup.failed);
         let mut core = NeighCore {
             phase,
             redis: Redis::Up,
@@ -377,6 +388,7 @@ impl NeighCore {
             links: LinkTable::new(),
             fresh_links: Some(LinkTable::new()),
             writer: NeighWriter::new(),
+            failed: FailedTable::new(),
             warm,
             flight: None,
             resync_wanted: false,
@@ -397,6 +409,7 @@ impl NeighCore {
             metrics: setup.metrics,
             health: setup.health,
         };
+        core.failed.seed(setup_failed);
         core.steps
             .push_back(Step::Dump(sonic_netlink::socket::Dump::Links));
         core
@@ -465,6 +478,11 @@ impl NeighCore {
         &self.writer
     }
 
+    /// What is published in APPL_DB `NEIGH_FAILED_TABLE` (read-only).
+    pub fn failed(&self) -> &FailedTable {
+        &self.failed
+    }
+
     /// The CONFIG_DB facts.
     pub fn context(&self) -> &SyncContext {
         &self.ctx
@@ -485,31 +503,48 @@ impl NeighCore {
         self.steps.push_back(Step::Do(action));
     }
 
-    /// Whether the writer's batches may go out now.
+    /// Whether a batch may go out now: connected, nothing in flight, no
+    /// error reply waiting out its retry delay.
     fn may_flush(&self, now: Instant) -> bool {
-        let phase_allows = !matches!(
-            self.phase,
-            Phase::WarmCaching(_) | Phase::RestoreWait | Phase::Reconciling | Phase::AuditRead
-        );
-        phase_allows
-            && self.warm.is_none()
-            && self.redis == Redis::Up
+        self.redis == Redis::Up
             && self.flight.is_none()
             && !self.gave_up
             && self.flush_retry_at.is_none_or(|t| now >= t)
     }
 
-    /// Sends the writer's next batch when nothing is in flight.
+    /// Whether the writer's `NEIGH_TABLE` work may go out (not in the warm
+    /// phases, nor while the self-audit reads APPL_DB). `NEIGH_FAILED_TABLE`
+    /// work goes out in every phase, warm start included, as the C++'s.
+    fn may_flush_neigh(&self) -> bool {
+        let phase_allows = !matches!(
+            self.phase,
+            Phase::WarmCaching(_) | Phase::RestoreWait | Phase::Reconciling | Phase::AuditRead
+        );
+        phase_allows && self.warm.is_none()
+    }
+
+    /// Sends the next batch (the writer's, plus `NEIGH_FAILED_TABLE`
+    /// operations in the room left) when nothing is in flight.
     fn maybe_flush(&mut self, now: Instant) {
         if !self.may_flush(now) {
             return;
         }
-        let Some(batch) = self.writer.take_batch(FLUSH_MAX_KEYS) else {
+        let mut batch = if self.may_flush_neigh() {
+            self.writer.take_batch(FLUSH_MAX_KEYS)
+        } else {
+            None
+        };
+        if self.failed.has_pending() {
+            let b = batch.get_or_insert_with(Batch::empty);
+            let room = FLUSH_MAX_KEYS.saturating_sub(b.len());
+            self.failed.take_into(b, room);
+        }
+        let Some(batch) = batch.filter(|b| !b.is_empty()) else {
             return;
         };
         self.flush_retry_at = None;
         let since = self.unacked_since.take();
-        if self.writer.has_pending() {
+        if self.writer.has_pending() || self.failed.has_pending() {
             // What did not fit waits for the next batch.
             self.unacked_since = since;
         }
@@ -517,6 +552,8 @@ impl NeighCore {
             dels = batch.neigh_dels.len(),
             route_dels = batch.route_dels.len(),
             sets = batch.neigh_sets.len(),
+            failed_dels = batch.failed_dels.len(),
+            failed_sets = batch.failed_sets.len(),
             "flushing"
         );
         self.flight = Some(Flight {
@@ -538,6 +575,7 @@ impl NeighCore {
             && self.flight.is_none()
             && !self.writer.has_pending()
             && !self.writer.in_flight()
+            && !self.failed.has_pending()
         {
             self.ready = Ready::Sent;
             self.act(Action::ReleaseMemory);
@@ -657,7 +695,8 @@ impl engine::Core for NeighCore {
                 epoch,
                 config,
                 view,
-            } => self.on_reconnected(epoch, config, view, now),
+                failed,
+            } => self.on_reconnected(epoch, config, view, failed, now),
             Input::AuditView { epoch, result } => self.on_audit_view(epoch, result, now),
             Input::RestoreFlagSet => self.on_restore_flag(now),
             Input::ReconcileWritten(result) => self.on_reconciled(result, now),
@@ -758,9 +797,10 @@ impl engine::Core for NeighCore {
         // the driver), then what was staged behind it is flushed.
         let caching = self.warm.as_ref().is_some_and(|w| w.cache.is_some());
         let reconciling = self.warm.as_ref().is_some_and(|w| w.cache.is_none());
+        let pending = (self.writer.has_pending() && !caching) || self.failed.has_pending();
         self.flight.is_none()
             && !reconciling
-            && (!self.writer.has_pending() || self.redis != Redis::Up || caching || self.gave_up)
+            && (!pending || self.redis != Redis::Up || self.gave_up)
     }
 
     fn take_error(&mut self) -> Option<DaemonError> {

@@ -34,6 +34,7 @@ fn setup(audit_every: Option<Duration>) -> Setup {
         metrics,
         health,
         audit_every,
+        failed: Vec::new(),
     }
 }
 
@@ -355,6 +356,7 @@ fn redis_lost_during_a_flush_reconnects_and_writes_the_difference() {
         epoch: new_epoch,
         config: Vec::new(),
         view,
+        failed: Vec::new(),
     });
     let (_, batch) = take_flush(h.steps());
     let mut keys: Vec<_> = batch.neigh_sets.iter().map(|(k, _)| k.as_str()).collect();
@@ -699,6 +701,7 @@ fn a_reconcile_error_reply_resyncs_from_appl_db_then_sends_ready() {
         epoch,
         config: Vec::new(),
         view: ConsumerView::new(),
+        failed: Vec::new(),
     });
     let (written, steps) = h.pump();
     assert_eq!(written, ["Ethernet0:10.0.0.1"]);
