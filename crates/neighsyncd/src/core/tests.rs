@@ -736,3 +736,130 @@ fn sigterm_while_caching_stops_at_once() {
         "a warm window writes nothing before its reconcile"
     );
 }
+
+// ===== NEIGH_FAILED_TABLE =====
+
+fn failed6(ifindex: u32, ip: &str, dump: bool) -> Received {
+    Ok(KernelMessage::Neigh(NeighborEvent {
+        msg_type: NeighMsgType::New,
+        ifindex,
+        dst: ip.parse().expect("test address"),
+        lladdr: None,
+        state: nud::FAILED,
+        flags: 0,
+        dump,
+    }))
+}
+
+fn dual_tor_setup(published: &[&str]) -> Setup {
+    let mut s = setup(None);
+    let peer = vec![("address_ipv4".to_owned(), "10.1.0.33".to_owned())];
+    s.ctx
+        .apply(ConfigTable::PeerSwitch, "peer_tor", Some(&peer));
+    s.failed = published.iter().map(|k| (*k).to_owned()).collect();
+    s
+}
+
+#[test]
+fn failed_table_is_written_in_the_warm_window_while_neigh_table_waits() {
+    let start = Instant::now();
+    let core = NeighCore::warm(
+        dual_tor_setup(&["Ethernet0:fc00::7"]),
+        restored_cache(&[("Ethernet0:10.0.0.1", 1)]),
+        false,
+        Duration::from_secs(5),
+        Duration::from_secs(180),
+        start,
+    );
+    let mut h = Harness {
+        core,
+        start,
+        now: start,
+    };
+    h.steps();
+    h.kernel(vec![link("Ethernet0", 2), Ok(KernelMessage::DumpDone)]);
+    h.steps();
+    // The dump: fc00::9 failed; fc00::7 (published before the restart)
+    // is gone.
+    h.kernel(vec![
+        neigh(2, "10.0.0.1", 1, true),
+        failed6(2, "fc00::9", true),
+        Ok(KernelMessage::DumpDone),
+    ]);
+    assert_eq!(h.core.phase(), Phase::RestoreWait);
+    let (epoch, batch) = take_flush(h.steps());
+    assert!(batch.neigh_sets.is_empty() && batch.neigh_dels.is_empty());
+    assert_eq!(batch.failed_dels, ["Ethernet0:fc00::7"]);
+    let sets: Vec<_> = batch
+        .failed_sets
+        .iter()
+        .map(|(k, f)| (k.as_str(), f.clone()))
+        .collect();
+    assert_eq!(
+        sets,
+        [(
+            "Ethernet0:fc00::9",
+            vec![("NULL".to_owned(), "NULL".to_owned())]
+        )]
+    );
+    h.input(Input::Flushed {
+        epoch,
+        batch,
+        result: Ok(()),
+    });
+    // A later failure in the warm window goes out at once too; the
+    // NEIGH_TABLE zero-MAC op it also makes stays in the reconcile cache.
+    h.at(1000).kernel(vec![failed6(2, "fc00::a", false)]);
+    let (_, batch) = take_flush(h.steps());
+    assert_eq!(batch.failed_sets.len(), 1);
+    assert!(batch.neigh_sets.is_empty());
+    assert_eq!(
+        h.core.failed().keys(),
+        ["Ethernet0:fc00::9", "Ethernet0:fc00::a"]
+    );
+}
+
+#[test]
+fn a_failed_flush_of_failed_table_ops_is_retried_after_the_reconnect() {
+    let start = Instant::now();
+    let core = NeighCore::cold(dual_tor_setup(&[]), &ConsumerView::new(), start);
+    let mut h = Harness {
+        core,
+        start,
+        now: start,
+    };
+    h.cold_sync(&[]);
+    h.kernel(vec![failed6(2, "fc00::9", false)]);
+    let (epoch, batch) = take_flush(h.steps());
+    assert_eq!(batch.failed_sets.len(), 1);
+    assert_eq!(batch.neigh_sets.len(), 1, "the zero-MAC NEIGH_TABLE SET");
+    h.input(Input::Flushed {
+        epoch,
+        batch,
+        result: Err(lost()),
+    });
+    let new_epoch = h
+        .steps()
+        .into_iter()
+        .find_map(|s| match s {
+            Step::Do(Action::Reconnect { epoch }) => Some(epoch),
+            _ => None,
+        })
+        .expect("a reconnect");
+    // Redis came back empty.
+    h.input(Input::Reconnected {
+        epoch: new_epoch,
+        config: vec![(
+            ConfigTable::PeerSwitch,
+            vec![KeyOp::Set(
+                "peer_tor".into(),
+                vec![("address_ipv4".into(), "10.1.0.33".into())],
+            )],
+        )],
+        view: ConsumerView::new(),
+        failed: Vec::new(),
+    });
+    let (_, batch) = take_flush(h.steps());
+    assert_eq!(batch.failed_sets.len(), 1);
+    assert_eq!(batch.failed_sets[0].0, "Ethernet0:fc00::9");
+}
