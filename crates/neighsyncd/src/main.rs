@@ -9,6 +9,10 @@
 //! command line (clap). Redis being down is not fatal: the daemon retries
 //! and logs. `neighsyncd restore`: 0 when done (flag set, or nothing to do
 //! on a cold start), 1 on an error (flag not set).
+//!
+//! Logs: the daemon under the syslog tag `neighsyncd`, the restore under
+//! `restore_neighbor` (as restore_neighbors.py), `audit` on stderr
+//! (`--log-output` overrides each).
 
 use std::process::ExitCode;
 
@@ -17,12 +21,24 @@ use neighsyncd::cli::{Cli, Command};
 use neighsyncd::daemon::{self, Options, DEFAULT_NETLINK_RCVBUF};
 use neighsyncd::restore::{self, RestoreArgs};
 use sonic_daemon::startup;
+use sonic_daemon::LogOutput;
 use sonic_netlink::socket::RcvBuf;
+
+/// The syslog tag of `neighsyncd restore`: restore_neighbors.py's
+/// `SYSLOG_IDENTIFIER`, so its lines are found where the script's were.
+const RESTORE_IDENT: &str = "restore_neighbor";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (log, _) =
-        sonic_daemon::logging::init(daemon::APP_NAME, cli.ops.log_level, cli.ops.log_output);
+    // The daemon and the restore log where SONiC's do (syslog, or journald
+    // under systemd); `audit` is a command run from a shell: stderr unless
+    // --log-output says otherwise.
+    let (ident, auto) = match &cli.command {
+        Some(Command::Audit(_)) => (daemon::APP_NAME, Some(LogOutput::Stderr)),
+        Some(Command::Restore(_)) => (RESTORE_IDENT, None),
+        None | Some(Command::Run) => (daemon::APP_NAME, None),
+    };
+    let (log, _) = cli.ops.init_logging(ident, auto);
     if let Some(Command::Audit(args)) = &cli.command {
         return neighsyncd::audit::main(cli.db_paths(), args);
     }

@@ -595,15 +595,32 @@ async fn restore_passes(
                 .map(|(ifname, families)| restore_interface(ctx, ifname, families)),
         )
         .await;
+        let mut pass_restored = 0;
         for (ifname, outcome) in pending.keys().zip(outcomes) {
             let r = outcome?;
+            pass_restored += r.restored;
             if r.restored > 0 || r.failed > 0 {
                 let e = reports.entry(ifname.clone()).or_default();
                 e.restored += r.restored;
                 e.failed += r.failed;
             }
         }
+        let before = pending.len();
         pending.retain(|_, families| !families.is_empty());
+        if pass_restored > 0 || pending.len() < before {
+            tracing::info!(
+                pass = passes,
+                restored = pass_restored,
+                interfaces_left = pending.len(),
+                "restore pass done"
+            );
+        } else {
+            tracing::debug!(
+                pass = passes,
+                interfaces_left = pending.len(),
+                "restore pass done; no interface ready"
+            );
+        }
         if pending.is_empty() || start.elapsed() + args.pass_interval >= args.timeout {
             break;
         }
@@ -667,6 +684,13 @@ async fn restore_interface(
         .await
         {
             FamilyOutcome::Done(r) => {
+                tracing::info!(
+                    ifname,
+                    %family,
+                    restored = r.restored,
+                    failed = r.failed,
+                    "interface neighbors restored and probed"
+                );
                 report.restored += r.restored;
                 report.failed += r.failed;
                 families.remove(&family);
@@ -699,7 +723,7 @@ async fn restore_family(
         let mac_text = sonic_netlink::fmt::mac_to_string(mac);
         match kernel.add_stale(ifindex, *ip, mac).await {
             Ok(AddOutcome::Added) => {
-                tracing::info!(ifname, %ip, mac = %mac_text, "neighbor added as STALE")
+                tracing::debug!(ifname, %ip, mac = %mac_text, "neighbor added as STALE")
             }
             Ok(AddOutcome::Existed) => {
                 tracing::debug!(ifname, %ip, mac = %mac_text, "neighbor already in the kernel")

@@ -13,12 +13,19 @@ use clap::Parser;
 use portsyncd::cli::{Cli, Command};
 use portsyncd::daemon::{self, Options};
 use sonic_daemon::startup;
+use sonic_daemon::LogOutput;
 use sonic_netlink::socket::{RcvBuf, DEFAULT_RCVBUF_BYTES};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (log, _) =
-        sonic_daemon::logging::init(daemon::APP_NAME, cli.ops.log_level, cli.ops.log_output);
+    // The daemon logs where SONiC's do (syslog, or journald under
+    // systemd); `audit` is a command run from a shell: stderr unless
+    // --log-output says otherwise.
+    let auto = match &cli.command {
+        Some(Command::Audit(_)) => Some(LogOutput::Stderr),
+        _ => None,
+    };
+    let (log, _) = cli.ops.init_logging(daemon::APP_NAME, auto);
     if let Some(Command::Audit(args)) = &cli.command {
         return portsyncd::audit::main(cli.db_paths(), args);
     }

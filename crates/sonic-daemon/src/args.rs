@@ -35,7 +35,8 @@ impl DbArgs {
     }
 }
 
-/// `--log-level`, `--metrics-addr`, `--log-output`, `--audit-interval`.
+/// `--log-level`, `--metrics-addr`, `--log-output`, `--audit-interval`
+/// (and the hidden `--syslog-socket`).
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct OpsArgs {
     /// Log level: SONiC names EMERG, ALERT, CRIT, ERROR, WARN, NOTICE, INFO,
@@ -55,12 +56,23 @@ pub struct OpsArgs {
     #[arg(long, value_name = "ADDR", global = true)]
     pub metrics_addr: Option<SocketAddr>,
 
-    /// Where logs go: `stderr`, `journald` (native journal fields,
-    /// SYSLOG_IDENTIFIER = the daemon's name), or `auto`: journald when
-    /// stderr is already connected to the journal (systemd's
-    /// `JOURNAL_STREAM` matches stderr), stderr otherwise.
+    /// Where logs go: `syslog` (the local syslog socket, as SONiC's C++
+    /// daemons log: program tag = the daemon's name, facility user,
+    /// priority from the level), `journald` (native journal fields,
+    /// SYSLOG_IDENTIFIER = the daemon's name), `stderr`, `stdout`, or
+    /// `auto`: journald when stderr is already connected to the journal
+    /// (systemd's `JOURNAL_STREAM` matches stderr), else syslog when
+    /// /dev/log exists, else stderr. With `auto`, CONFIG_DB
+    /// `LOGGER|<daemon>` `LOGOUTPUT` (SYSLOG, STDOUT, STDERR) decides at
+    /// start; later changes of it apply in any case.
     #[arg(long, value_name = "OUTPUT", default_value = "auto", global = true)]
     pub log_output: LogOutput,
+
+    /// The syslog socket of `--log-output syslog` (and of `auto`'s
+    /// check). Hidden: for tests and chroots.
+    #[arg(long, value_name = "PATH", default_value = crate::logging::native_syslog::DEFAULT_SYSLOG_SOCKET,
+          hide = true, global = true)]
+    pub syslog_socket: PathBuf,
 
     /// Seconds between self-audits (the kernel and Redis compared, drift
     /// repaired and exported as `<daemon>_audit_drift`); 0 disables.
@@ -69,6 +81,24 @@ pub struct OpsArgs {
 }
 
 impl OpsArgs {
+    /// Installs the global logging subscriber with these options
+    /// ([`crate::logging::init_with_socket`]): `ident` is the daemon's name
+    /// (syslog tag, `LOGGER|<ident>` key); `output` overrides
+    /// `--log-output` when it is `auto` (e.g. a one-shot command that
+    /// should log to stderr unless told otherwise). Returns the live handle
+    /// and the output in use.
+    pub fn init_logging(
+        &self,
+        ident: &'static str,
+        auto: Option<LogOutput>,
+    ) -> (crate::logging::LogHandle, LogOutput) {
+        let output = match (self.log_output, auto) {
+            (LogOutput::Auto, Some(o)) => o,
+            (o, _) => o,
+        };
+        crate::logging::init_with_socket(ident, self.log_level, output, &self.syslog_socket)
+    }
+
     /// `--audit-interval` as a duration; `None` when 0 (disabled).
     pub fn audit_every(&self) -> Option<Duration> {
         (self.audit_interval > 0).then(|| Duration::from_secs(self.audit_interval))
@@ -92,6 +122,7 @@ mod tests {
         assert_eq!(t.ops.log_level, None);
         assert_eq!(t.ops.metrics_addr, None);
         assert_eq!(t.ops.log_output, LogOutput::Auto);
+        assert_eq!(t.ops.syslog_socket, PathBuf::from("/dev/log"));
         assert_eq!(t.ops.audit_every(), Some(Duration::from_secs(300)));
         let t = T::try_parse_from([
             "x",
@@ -103,14 +134,19 @@ mod tests {
             "0",
             "--log-level",
             "debug",
+            "--syslog-socket",
+            "/tmp/x/log.sock",
         ])
         .unwrap();
         assert_eq!(t.ops.log_level, Some(LogLevel(tracing::Level::DEBUG)));
         assert_eq!(t.ops.metrics_addr, Some("127.0.0.1:9101".parse().unwrap()));
         assert_eq!(t.ops.log_output, LogOutput::Journald);
         assert_eq!(t.ops.audit_every(), None);
+        assert_eq!(t.ops.syslog_socket, PathBuf::from("/tmp/x/log.sock"));
         assert!(T::try_parse_from(["x", "--metrics-addr", "nowhere"]).is_err());
-        assert!(T::try_parse_from(["x", "--log-output", "syslog"]).is_err());
+        let t = T::try_parse_from(["x", "--log-output", "syslog"]).unwrap();
+        assert_eq!(t.ops.log_output, LogOutput::Syslog);
+        assert!(T::try_parse_from(["x", "--log-output", "file"]).is_err());
         assert!(T::try_parse_from(["x", "--log-level", "LOUD"]).is_err());
     }
 

@@ -1,29 +1,40 @@
-//! Logging as a SONiC daemon: SONiC level names, tracing to stderr or
-//! journald, a level that can change at run time, and CONFIG_DB `LOGGER`.
+//! Logging as a SONiC daemon: SONiC level names, native syslog (or
+//! journald, stderr, stdout), a level and an output that change at run
+//! time, and CONFIG_DB `LOGGER`.
 //!
 //! * [`LogLevel`] parses SONiC's names (EMERG, ALERT, CRIT, ERROR, WARN,
 //!   NOTICE, INFO, DEBUG; what `swssloglevel -l` takes) onto tracing levels.
-//!   tracing has no NOTICE, so NOTICE and INFO both mean `INFO`.
+//!   tracing has no NOTICE, so NOTICE and INFO both mean `INFO`, which
+//!   reaches syslog at priority NOTICE ([`native_syslog::severity`]).
 //! * [`init`] installs the global subscriber: a reloadable level filter and
-//!   one output, stderr (plain text) or journald (`tracing-journald`,
-//!   `SYSLOG_IDENTIFIER` = the daemon's name). [`LogOutput::Auto`] picks
-//!   journald exactly when systemd connected stderr to the journal
-//!   (`JOURNAL_STREAM` names stderr's device and inode, as sd_journal docs
-//!   recommend); under supervisord (SONiC's swss container) it is stderr.
+//!   one switchable output ([`output::Outputs`]): native syslog like
+//!   swss::Logger's `vsyslog(3)` (ident = the daemon's name, facility user,
+//!   priority from the level; [`native_syslog`]), journald (`tracing-journald`,
+//!   `SYSLOG_IDENTIFIER` = the daemon's name), or plain text on stderr or
+//!   stdout. [`LogOutput::Auto`] picks journald exactly when systemd
+//!   connected stderr to the journal (`JOURNAL_STREAM` names stderr's device
+//!   and inode, as sd_journal docs recommend), else syslog when its socket
+//!   (`/dev/log`) exists (SONiC's swss container, where rsyslogd runs), else
+//!   stderr.
 //! * [`write_logger_defaults`] writes CONFIG_DB `LOGGER|<daemon>`
 //!   `LOGLEVEL NOTICE` / `LOGOUTPUT SYSLOG` where missing
 //!   (swss::Logger::linkToDbWithOutput).
 //! * [`LoggerFollower`] follows CONFIG_DB `LOGGER|<daemon>` `LOGLEVEL` and
-//!   applies each change to the live level (swss::Logger's settings thread).
-//!   The value already in CONFIG_DB at start is applied as the C++ does
-//!   (swss::Logger::linkToDbWithOutput), unless `--log-level` was given on
-//!   the command line ([`LogHandle::from_command_line`]): then the command
-//!   line decides the start level. A value changed later (also while Redis
-//!   was away) is always applied.
+//!   `LOGOUTPUT` and applies each change to the live level and output
+//!   (swss::Logger's settings thread). The values already in CONFIG_DB at
+//!   start are applied as the C++ does (swss::Logger::linkToDbWithOutput),
+//!   except one given on the command line (`--log-level`,
+//!   [`LogHandle::from_command_line`]; `--log-output` other than `auto`,
+//!   [`LogHandle::output_from_command_line`]): then the command line decides
+//!   at start. A value changed later (also while Redis was away) is always
+//!   applied.
 //! * [`LoggerSync`] is the same rules without a subscription of their own:
 //!   a daemon that follows other CONFIG_DB tables adds `LOGGER` to that
 //!   subscription ([`swss::MultiTableSubscriber`]) and feeds it the
 //!   `LOGGER` ops, saving Redis one `PSUBSCRIBE` pattern.
+
+pub mod native_syslog;
+pub mod output;
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -39,8 +50,8 @@ use tracing_subscriber::{reload, Registry};
 pub const CFG_LOGGER_TABLE_NAME: &str = "LOGGER";
 /// Field holding the level name (`NOTICE`, `DEBUG`, ...).
 pub const LOGLEVEL_FIELD: &str = "LOGLEVEL";
-/// Field holding the output (`SYSLOG`, `STDOUT`, `STDERR`); written as a
-/// default only, the output is chosen by `--log-output`.
+/// Field holding the output (`SYSLOG`, `STDOUT`, `STDERR`), followed as
+/// the level is ([`LoggerSync`]).
 pub const LOGOUTPUT_FIELD: &str = "LOGOUTPUT";
 /// Defaults written where missing (logger.cpp `linkToDbWithOutput`).
 pub const LOGGER_DEFAULTS: [(&str, &str); 2] =
@@ -171,17 +182,38 @@ impl LogLevel {
 /// Where logs go (`--log-output`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogOutput {
-    /// journald when stderr is connected to the journal, else stderr.
+    /// journald when stderr is connected to the journal, else syslog when
+    /// its socket exists, else stderr.
     Auto,
-    /// Plain text lines on stderr.
-    Stderr,
+    /// Native syslog on the local socket (`/dev/log`): ident = the
+    /// daemon's name, facility user, priority from the level, as
+    /// swss::Logger (see [`native_syslog`]).
+    Syslog,
     /// The systemd journal's native protocol.
     Journald,
+    /// Plain text lines on stderr.
+    Stderr,
+    /// Plain text lines on stdout.
+    Stdout,
+}
+
+impl LogOutput {
+    /// The `--log-output` spelling: `auto`, `syslog`, `journald`, `stderr`,
+    /// `stdout`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LogOutput::Auto => "auto",
+            LogOutput::Syslog => "syslog",
+            LogOutput::Journald => "journald",
+            LogOutput::Stderr => "stderr",
+            LogOutput::Stdout => "stdout",
+        }
+    }
 }
 
 /// Error for an unknown [`LogOutput`] name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown log output {0:?}; expected auto, stderr or journald")]
+#[error("unknown log output {0:?}; expected auto, syslog, journald, stderr or stdout")]
 pub struct UnknownLogOutput(pub String);
 
 impl FromStr for LogOutput {
@@ -190,9 +222,54 @@ impl FromStr for LogOutput {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "auto" => Ok(LogOutput::Auto),
-            "stderr" => Ok(LogOutput::Stderr),
+            "syslog" => Ok(LogOutput::Syslog),
             "journald" | "journal" => Ok(LogOutput::Journald),
+            "stderr" => Ok(LogOutput::Stderr),
+            "stdout" => Ok(LogOutput::Stdout),
             _ => Err(UnknownLogOutput(s.to_string())),
+        }
+    }
+}
+
+/// The outputs CONFIG_DB `LOGGER|<daemon>` `LOGOUTPUT` names
+/// (swss::Logger::outputStringMap): `SYSLOG`, `STDOUT`, `STDERR`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SonicOutput {
+    /// `SYSLOG`: the system log (syslog; journald under systemd's journal).
+    Syslog,
+    /// `STDOUT`.
+    Stdout,
+    /// `STDERR`.
+    Stderr,
+}
+
+impl SonicOutput {
+    /// The CONFIG_DB spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SonicOutput::Syslog => "SYSLOG",
+            SonicOutput::Stdout => "STDOUT",
+            SonicOutput::Stderr => "STDERR",
+        }
+    }
+}
+
+/// Error for an unknown `LOGOUTPUT` value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown log output {0:?}; expected one of SYSLOG, STDOUT, STDERR")]
+pub struct UnknownSonicOutput(pub String);
+
+impl FromStr for SonicOutput {
+    type Err = UnknownSonicOutput;
+
+    /// `SYSLOG`, `STDOUT`, `STDERR` (case-insensitive; the C++ takes the
+    /// upper-case spelling only).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "SYSLOG" => Ok(SonicOutput::Syslog),
+            "STDOUT" => Ok(SonicOutput::Stdout),
+            "STDERR" => Ok(SonicOutput::Stderr),
+            _ => Err(UnknownSonicOutput(s.to_string())),
         }
     }
 }
@@ -217,16 +294,18 @@ pub fn stderr_is_journal() -> bool {
     }
 }
 
-// ===== the live level =====
+// ===== the live level and output =====
 
-/// Changes the level of the subscriber installed by [`init`] at run time.
-/// Cheap to clone.
+/// Changes the level and the output of the subscriber installed by
+/// [`init`] at run time. Cheap to clone.
 #[derive(Clone)]
 pub struct LogHandle {
     daemon: &'static str,
     reload: reload::Handle<LevelFilter, Registry>,
     current: Arc<Mutex<LogLevel>>,
     from_command_line: bool,
+    output: Arc<output::Switch>,
+    output_from_command_line: bool,
 }
 
 impl std::fmt::Debug for LogHandle {
@@ -234,12 +313,13 @@ impl std::fmt::Debug for LogHandle {
         f.debug_struct("LogHandle")
             .field("daemon", &self.daemon)
             .field("level", &self.level())
+            .field("output", &self.output())
             .finish()
     }
 }
 
 impl LogHandle {
-    /// The daemon's name (the `LOGGER|<daemon>` key).
+    /// The daemon's name (the `LOGGER|<daemon>` key, the syslog ident).
     pub fn daemon(&self) -> &'static str {
         self.daemon
     }
@@ -249,6 +329,13 @@ impl LogHandle {
     /// (later changes are).
     pub fn from_command_line(&self) -> bool {
         self.from_command_line
+    }
+
+    /// True when the start output was given with `--log-output` (other
+    /// than `auto`): CONFIG_DB `LOGGER|<daemon>` `LOGOUTPUT` present at
+    /// start is then not applied (later changes are).
+    pub fn output_from_command_line(&self) -> bool {
+        self.output_from_command_line
     }
 
     /// The level in force.
@@ -272,36 +359,84 @@ impl LogHandle {
         }
         Ok(())
     }
+
+    /// The output in force (never [`LogOutput::Auto`]).
+    pub fn output(&self) -> LogOutput {
+        self.output.get()
+    }
+
+    /// What CONFIG_DB `LOGOUTPUT` `want` would switch to
+    /// ([`output::Switch::resolve`]): `SYSLOG` is the system log chosen at
+    /// start (journald under systemd's journal, else syslog; syslog only
+    /// where its socket exists when the start chose a text stream).
+    pub fn resolve_output(&self, want: SonicOutput) -> LogOutput {
+        self.output.resolve(want)
+    }
+
+    /// Makes `want` the output of every later event and returns the output
+    /// now in force ([`LogHandle::resolve_output`]).
+    pub fn set_output(&self, want: SonicOutput) -> LogOutput {
+        let to = self.output.resolve(want);
+        self.output.set(to);
+        to
+    }
 }
 
-/// Installs the global tracing subscriber for `daemon`: level `level`
-/// (`--log-level`; `None` when not given: [`LogLevel::DEFAULT`] until
-/// CONFIG_DB `LOGGER` is read, see [`LoggerFollower`]), changeable through
-/// the returned handle, and output `output`
-/// ([`LogOutput::Auto`] resolved by [`stderr_is_journal`]). When journald
-/// cannot be reached, stderr is used and a warning logged. Returns the
-/// handle and the output actually used ([`LogOutput::Stderr`] or
-/// [`LogOutput::Journald`]).
-///
-/// If a global subscriber is already installed (tests), it is kept; the
-/// handle then changes nothing visible.
+/// Installs the global tracing subscriber for `daemon` with the syslog
+/// socket at its default place ([`native_syslog::DEFAULT_SYSLOG_SOCKET`]);
+/// see [`init_with_socket`].
 pub fn init(
     daemon: &'static str,
     level: Option<LogLevel>,
     output: LogOutput,
 ) -> (LogHandle, LogOutput) {
+    init_with_socket(
+        daemon,
+        level,
+        output,
+        std::path::Path::new(native_syslog::DEFAULT_SYSLOG_SOCKET),
+    )
+}
+
+/// Installs the global tracing subscriber for `daemon` (also the syslog
+/// ident and journald `SYSLOG_IDENTIFIER`): level `level` (`--log-level`;
+/// `None` when not given: [`LogLevel::DEFAULT`] until CONFIG_DB `LOGGER` is
+/// read, see [`LoggerFollower`]), changeable through the returned handle,
+/// and output `output` (`--log-output`), also changeable through the
+/// handle. [`LogOutput::Auto`] is journald when [`stderr_is_journal`], else
+/// syslog when `syslog_socket` (`--syslog-socket`, normally `/dev/log`) is a
+/// socket, else stderr. When journald cannot be opened, stderr is used
+/// and a warning logged; when the syslog socket cannot be connected, the
+/// syslog output stays chosen and each line goes to stderr until it can be
+/// ([`native_syslog::SyslogWriter::write`]). Returns the handle and the
+/// output actually used (never `Auto`).
+///
+/// If a global subscriber is already installed (tests), it is kept; the
+/// handle then changes nothing visible.
+pub fn init_with_socket(
+    daemon: &'static str,
+    level: Option<LogLevel>,
+    output: LogOutput,
+    syslog_socket: &std::path::Path,
+) -> (LogHandle, LogOutput) {
     let from_command_line = level.is_some();
     let level = level.unwrap_or(LogLevel::DEFAULT);
     let (filter, reload) = reload::Layer::new(LevelFilter::from_level(level.0));
-    let want_journald = match output {
-        LogOutput::Auto => stderr_is_journal(),
-        LogOutput::Stderr => false,
-        LogOutput::Journald => true,
+    let want = match output {
+        LogOutput::Auto if stderr_is_journal() => LogOutput::Journald,
+        LogOutput::Auto if output::is_socket(syslog_socket) => LogOutput::Syslog,
+        LogOutput::Auto => LogOutput::Stderr,
+        other => other,
     };
+    // journald is opened whenever stderr is the journal (so that a later
+    // LOGOUTPUT SYSLOG can return to it) or when asked for.
     let mut journald_error = None;
-    let journald = if want_journald {
+    let journald = if want == LogOutput::Journald || stderr_is_journal() {
         match tracing_journald::layer() {
-            Ok(l) => Some(l.with_syslog_identifier(daemon.to_string())),
+            Ok(l) => Some(
+                l.with_syslog_identifier(daemon.to_string())
+                    .with_priority_mappings(journald_priorities()),
+            ),
             Err(e) => {
                 journald_error = Some(e);
                 None
@@ -310,22 +445,25 @@ pub fn init(
     } else {
         None
     };
-    let used = if journald.is_some() {
-        LogOutput::Journald
-    } else {
-        LogOutput::Stderr
+    let used = match want {
+        LogOutput::Journald if journald.is_none() => LogOutput::Stderr,
+        other => other,
     };
-    let registry = tracing_subscriber::registry().with(filter);
-    let installed = match journald {
-        Some(layer) => registry.with(layer).try_init(),
-        None => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(std::io::stderr)
-                    .with_ansi(false),
-            )
-            .try_init(),
+    let system = match used {
+        LogOutput::Journald | LogOutput::Syslog => Some(used),
+        _ if journald.is_some() => Some(LogOutput::Journald),
+        _ => None,
     };
+    let switch = Arc::new(output::Switch::new(used, system, syslog_socket));
+    let syslog = native_syslog::SyslogWriter::new(daemon, syslog_socket);
+    if used == LogOutput::Syslog {
+        // Opened now; when it fails, the first line reports it on stderr.
+        let _ = syslog.connect();
+    }
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(output::Outputs::new(switch.clone(), journald, syslog))
+        .try_init();
     if let Err(e) = installed {
         eprintln!("{daemon}: logging not initialised: {e}");
     }
@@ -337,8 +475,24 @@ pub fn init(
         reload,
         current: Arc::new(Mutex::new(level)),
         from_command_line,
+        output: switch,
+        output_from_command_line: output != LogOutput::Auto,
     };
     (handle, used)
+}
+
+/// journald priorities matching the syslog output's
+/// ([`native_syslog::severity`]): ERROR 3, WARN 4, INFO 5 (NOTICE), DEBUG
+/// and TRACE 7.
+fn journald_priorities() -> tracing_journald::PriorityMappings {
+    use tracing_journald::Priority;
+    tracing_journald::PriorityMappings {
+        error: Priority::Error,
+        warn: Priority::Warning,
+        info: Priority::Notice,
+        debug: Priority::Debug,
+        trace: Priority::Debug,
+    }
 }
 
 // ===== CONFIG_DB LOGGER =====
@@ -363,44 +517,54 @@ pub async fn write_logger_defaults(
     table.set(conn, daemon, &missing).await
 }
 
-/// What to do with one `LOGGER` change (pure, see [`LoggerFollower`]).
-///
-/// `last_seen` is the `LOGLEVEL` value last seen in CONFIG_DB (updated);
-/// `apply` is false for the initial load at start when `--log-level` was
-/// given (the command line wins there). Returns the level to
-/// apply, if any: a `Set` of `LOGGER|<daemon>` whose `LOGLEVEL` differs
-/// from `last_seen` and parses. Unknown names are logged and skipped.
-pub fn level_change(
+/// The new value of `field` in one `LOGGER` op (pure): a `Set` of
+/// `LOGGER|<daemon>` whose `field` (the last one, if repeated) differs
+/// from `last_seen`; `last_seen` is updated. `None` for other keys,
+/// deletions, an unchanged or absent field, and when `apply` is false (the
+/// value is still remembered).
+pub fn field_change(
     daemon: &str,
     op: &KeyOp,
+    field: &str,
     last_seen: &mut Option<String>,
     apply: bool,
-) -> Option<LogLevel> {
+) -> Option<String> {
     let KeyOp::Set(key, fvs) = op else {
         return None;
     };
     if key != daemon {
         return None;
     }
-    let value = fvs
-        .iter()
-        .rev()
-        .find(|(f, _)| f == LOGLEVEL_FIELD)?
-        .1
-        .clone();
+    let value = fvs.iter().rev().find(|(f, _)| f == field)?.1.clone();
     if last_seen.as_deref() == Some(value.as_str()) {
         return None;
     }
     *last_seen = Some(value.clone());
-    if !apply {
-        return None;
-    }
+    apply.then_some(value)
+}
+
+/// What to do with one `LOGGER` change's `LOGLEVEL` (pure, see
+/// [`LoggerFollower`]).
+///
+/// `last_seen` is the `LOGLEVEL` value last seen in CONFIG_DB (updated);
+/// `apply` is false for the initial load at start when `--log-level` was
+/// given (the command line wins there). Returns the level to
+/// apply, if any: a `Set` of `LOGGER|<daemon>` whose `LOGLEVEL` differs
+/// from `last_seen` and parses. Unknown names are reported as a bad
+/// CONFIG_DB entry (warning) and skipped.
+pub fn level_change(
+    daemon: &str,
+    op: &KeyOp,
+    last_seen: &mut Option<String>,
+    apply: bool,
+) -> Option<LogLevel> {
+    let value = field_change(daemon, op, LOGLEVEL_FIELD, last_seen, apply)?;
     match value.parse::<LogLevel>() {
         Ok(level) => Some(level),
         Err(e) => {
             swss::bad_entry::report(
                 "CONFIG_DB",
-                &format!("{CFG_LOGGER_TABLE_NAME}|{key}"),
+                &format!("{CFG_LOGGER_TABLE_NAME}|{daemon}"),
                 format_args!("LOGLEVEL ignored: {e}"),
             );
             None
@@ -408,17 +572,43 @@ pub fn level_change(
     }
 }
 
-/// Applies CONFIG_DB `LOGGER|<daemon>` `LOGLEVEL` changes to a [`LogHandle`]:
-/// the state [`LoggerFollower`] keeps, for a daemon that follows `LOGGER`
-/// on a CONFIG_DB subscription it shares with its other tables (a
-/// [`swss::MultiTableSubscriber`] with [`CFG_LOGGER_TABLE_NAME`] among its
-/// tables, one `PSUBSCRIBE` pattern for CONFIG_DB instead of one more per
-/// table). Feed it every op of table `LOGGER`, in order, with
+/// What to do with one `LOGGER` change's `LOGOUTPUT` (pure): as
+/// [`level_change`] for the output (`SYSLOG`, `STDOUT`, `STDERR`). An
+/// unknown value is reported as a bad CONFIG_DB entry (warning) and skipped,
+/// keeping the output in force (the C++ logs an error and falls back to
+/// `SYSLOG`).
+pub fn output_change(
+    daemon: &str,
+    op: &KeyOp,
+    last_seen: &mut Option<String>,
+    apply: bool,
+) -> Option<SonicOutput> {
+    let value = field_change(daemon, op, LOGOUTPUT_FIELD, last_seen, apply)?;
+    match value.parse::<SonicOutput>() {
+        Ok(o) => Some(o),
+        Err(e) => {
+            swss::bad_entry::report(
+                "CONFIG_DB",
+                &format!("{CFG_LOGGER_TABLE_NAME}|{daemon}"),
+                format_args!("LOGOUTPUT ignored: {e}"),
+            );
+            None
+        }
+    }
+}
+
+/// Applies CONFIG_DB `LOGGER|<daemon>` `LOGLEVEL` and `LOGOUTPUT` changes
+/// to a [`LogHandle`]: the state [`LoggerFollower`] keeps, for a daemon that
+/// follows `LOGGER` on a CONFIG_DB subscription it shares with its other
+/// tables (a [`swss::MultiTableSubscriber`] with [`CFG_LOGGER_TABLE_NAME`]
+/// among its tables, one `PSUBSCRIBE` pattern for CONFIG_DB instead of one
+/// more per table). Feed it every op of table `LOGGER`, in order, with
 /// [`LoggerSync::apply`]; ops of other keys are ignored.
 #[derive(Debug)]
 pub struct LoggerSync {
     handle: LogHandle,
     last_seen: Option<String>,
+    last_output: Option<String>,
 }
 
 impl LoggerSync {
@@ -428,6 +618,7 @@ impl LoggerSync {
         LoggerSync {
             handle,
             last_seen: None,
+            last_output: None,
         }
     }
 
@@ -437,23 +628,31 @@ impl LoggerSync {
     }
 
     /// Applies one op of CONFIG_DB table `LOGGER` (key without the
-    /// `LOGGER|` prefix, as a subscriber reports it) and returns the level
-    /// set, if any.
+    /// `LOGGER|` prefix, as a subscriber reports it): its `LOGLEVEL`, then
+    /// its `LOGOUTPUT`. Returns the level set, if any.
     ///
     /// `at_start` is true for the ops of the initial load of the daemon's
     /// first subscription (not of a subscription rebuilt after a lost
-    /// connection): those are applied only when the level did not come
-    /// from `--log-level` ([`LogHandle::from_command_line`]), as
-    /// swss::Logger::linkToDbWithOutput takes CONFIG_DB's level at start,
-    /// and silently when the level is already in force. Later ops
-    /// (including a rebuilt subscription's initial load) are applied
-    /// whenever `LOGLEVEL` differs from the value last seen
-    /// ([`level_change`]; an unknown name is reported as a bad entry and
-    /// skipped). A change is logged at INFO (from, to).
+    /// connection): those are applied only when the value did not come
+    /// from the command line ([`LogHandle::from_command_line`],
+    /// [`LogHandle::output_from_command_line`]), as
+    /// swss::Logger::linkToDbWithOutput takes CONFIG_DB's values at start,
+    /// and silently when already in force. Later ops (including a rebuilt
+    /// subscription's initial load) are applied whenever the field differs
+    /// from the value last seen ([`level_change`], [`output_change`]; an
+    /// unknown value is reported as a bad entry and skipped). A level
+    /// change is logged at NOTICE (from, to); an output change at NOTICE
+    /// on both the old output (where to look next) and the new one.
     ///
     /// Never fails: a level that cannot be set (the subscriber is gone,
     /// process exiting) is logged as a warning and `None` returned.
     pub fn apply(&mut self, op: &KeyOp, at_start: bool) -> Option<LogLevel> {
+        let level = self.apply_level(op, at_start);
+        self.apply_output(op, at_start);
+        level
+    }
+
+    fn apply_level(&mut self, op: &KeyOp, at_start: bool) -> Option<LogLevel> {
         let apply = !(at_start && self.handle.from_command_line());
         let level = level_change(self.handle.daemon(), op, &mut self.last_seen, apply)?;
         let old = self.handle.level();
@@ -475,13 +674,36 @@ impl LoggerSync {
             }
         }
     }
+
+    fn apply_output(&mut self, op: &KeyOp, at_start: bool) -> Option<LogOutput> {
+        let apply = !(at_start && self.handle.output_from_command_line());
+        let want = output_change(self.handle.daemon(), op, &mut self.last_output, apply)?;
+        let old = self.handle.output();
+        let to = self.handle.resolve_output(want);
+        if old == to {
+            return None;
+        }
+        tracing::info!(
+            to = to.as_str(),
+            logoutput = want.as_str(),
+            "log output changing (CONFIG_DB LOGGER LOGOUTPUT)"
+        );
+        self.handle.set_output(want);
+        tracing::info!(
+            from = old.as_str(),
+            logoutput = want.as_str(),
+            "log output changed (CONFIG_DB LOGGER LOGOUTPUT)"
+        );
+        Some(to)
+    }
 }
 
-/// Follows CONFIG_DB `LOGGER|<daemon>` `LOGLEVEL` and applies changes to a
-/// [`LogHandle`]: built by [`LoggerFollower::subscribe`] (the subscription
+/// Follows CONFIG_DB `LOGGER|<daemon>` `LOGLEVEL` and `LOGOUTPUT` and
+/// applies changes to a [`LogHandle`]: built by [`LoggerFollower::subscribe`] (the subscription
 /// exists on return), run by [`LoggerFollower::spawn`]. The value found by
-/// the first subscription's initial load is applied unless the level came
-/// from `--log-level` ([`LogHandle::from_command_line`]), as
+/// the first subscription's initial load is applied unless it came from the
+/// command line ([`LogHandle::from_command_line`],
+/// [`LogHandle::output_from_command_line`]), as
 /// swss::Logger::linkToDbWithOutput takes CONFIG_DB's level at start. A lost
 /// subscription is rebuilt with backoff (100 ms doubling, capped at 5 s);
 /// its initial load then applies a value changed meanwhile.
@@ -590,10 +812,28 @@ mod tests {
 
     #[test]
     fn log_output_names() {
-        assert_eq!("auto".parse(), Ok(LogOutput::Auto));
+        for o in [
+            LogOutput::Auto,
+            LogOutput::Syslog,
+            LogOutput::Journald,
+            LogOutput::Stderr,
+            LogOutput::Stdout,
+        ] {
+            assert_eq!(o.as_str().parse(), Ok(o));
+        }
         assert_eq!("STDERR".parse(), Ok(LogOutput::Stderr));
-        assert_eq!("journald".parse(), Ok(LogOutput::Journald));
-        assert!("syslog".parse::<LogOutput>().is_err());
+        assert_eq!("journal".parse(), Ok(LogOutput::Journald));
+        assert!("file".parse::<LogOutput>().is_err());
+        for o in [
+            SonicOutput::Syslog,
+            SonicOutput::Stdout,
+            SonicOutput::Stderr,
+        ] {
+            assert_eq!(o.as_str().parse(), Ok(o));
+        }
+        assert_eq!("syslog".parse(), Ok(SonicOutput::Syslog));
+        assert!("JOURNALD".parse::<SonicOutput>().is_err());
+        assert!("".parse::<SonicOutput>().is_err());
     }
 
     #[test]
@@ -607,11 +847,15 @@ mod tests {
     }
 
     fn set(key: &str, level: &str) -> KeyOp {
+        set2(key, level, "SYSLOG")
+    }
+
+    fn set2(key: &str, level: &str, output: &str) -> KeyOp {
         KeyOp::Set(
             key.into(),
             vec![
                 ("LOGLEVEL".into(), level.into()),
-                ("LOGOUTPUT".into(), "SYSLOG".into()),
+                ("LOGOUTPUT".into(), output.into()),
             ],
         )
     }
@@ -661,7 +905,8 @@ mod tests {
     }
 
     /// A handle on a reload layer kept alive by the caller (no global
-    /// subscriber needed), with the given start level and origin.
+    /// subscriber needed), with the given start level and origin; output
+    /// stderr (not from the command line), syslog meaning syslog.
     fn test_handle(
         daemon: &'static str,
         level: LogLevel,
@@ -673,8 +918,81 @@ mod tests {
             reload,
             current: Arc::new(Mutex::new(level)),
             from_command_line,
+            output: Arc::new(output::Switch::new(
+                LogOutput::Stderr,
+                Some(LogOutput::Syslog),
+                std::path::Path::new("/nonexistent/log.sock"),
+            )),
+            output_from_command_line: false,
         };
         (layer, handle)
+    }
+
+    #[test]
+    fn output_changes_follow_logoutput() {
+        let mut last = None;
+        // Initial load with --log-output given: remembered, not applied.
+        assert_eq!(
+            output_change("portsyncd", &set("portsyncd", "NOTICE"), &mut last, false),
+            None
+        );
+        assert_eq!(last.as_deref(), Some("SYSLOG"));
+        assert_eq!(
+            output_change(
+                "portsyncd",
+                &set2("portsyncd", "NOTICE", "STDOUT"),
+                &mut last,
+                true
+            ),
+            Some(SonicOutput::Stdout)
+        );
+        // Unknown: skipped, remembered.
+        assert_eq!(
+            output_change(
+                "portsyncd",
+                &set2("portsyncd", "NOTICE", "FILE"),
+                &mut last,
+                true
+            ),
+            None
+        );
+        assert_eq!(
+            output_change(
+                "portsyncd",
+                &set2("neighsyncd", "NOTICE", "STDERR"),
+                &mut last,
+                true
+            ),
+            None
+        );
+
+        let (_layer, handle) = test_handle("portsyncd", LogLevel::DEFAULT, false);
+        let mut sync = LoggerSync::new(handle.clone());
+        // At start, CONFIG_DB's SYSLOG applies (not from the command line).
+        assert_eq!(sync.apply(&set("portsyncd", "NOTICE"), true), None);
+        assert_eq!(handle.output(), LogOutput::Syslog);
+        // A level change alone leaves the output.
+        sync.apply(&set("portsyncd", "DEBUG"), false);
+        assert_eq!(handle.output(), LogOutput::Syslog);
+        assert_eq!(handle.level(), LogLevel(Level::DEBUG));
+        sync.apply(&set2("portsyncd", "DEBUG", "STDOUT"), false);
+        assert_eq!(handle.output(), LogOutput::Stdout);
+        assert_eq!(handle.level(), LogLevel(Level::DEBUG));
+        sync.apply(&set2("portsyncd", "DEBUG", "bogus"), false);
+        assert_eq!(handle.output(), LogOutput::Stdout);
+        sync.apply(&set2("portsyncd", "DEBUG", "STDERR"), false);
+        assert_eq!(handle.output(), LogOutput::Stderr);
+
+        // --log-output given: the start value is not applied, later ones are.
+        let (_layer2, mut handle2) = test_handle("portsyncd", LogLevel::DEFAULT, false);
+        handle2.output_from_command_line = true;
+        let mut sync2 = LoggerSync::new(handle2.clone());
+        sync2.apply(&set("portsyncd", "NOTICE"), true);
+        assert_eq!(handle2.output(), LogOutput::Stderr);
+        sync2.apply(&set2("portsyncd", "NOTICE", "STDOUT"), false);
+        assert_eq!(handle2.output(), LogOutput::Stdout);
+        sync2.apply(&set2("portsyncd", "NOTICE", "SYSLOG"), false);
+        assert_eq!(handle2.output(), LogOutput::Syslog);
     }
 
     #[test]

@@ -6,11 +6,12 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use sonic_daemon::metrics::{Outcome as EventOutcome, ResyncCause};
+use sonic_netlink::link::{IFF_RUNNING, IFF_UP};
 use sonic_netlink::socket::{KernelMessage, Received, SocketError};
 use sonic_netlink::{LinkEvent, LinkMsgType};
 
 use super::{Dump, Phase, PortCore, DUMP_RETRY_DELAY};
-use crate::sync::LinkOutcome;
+use crate::sync::{LinkOutcome, HANDLED_PREFIXES};
 
 impl PortCore {
     /// One wake-up's kernel messages, then the overrun (if any).
@@ -43,8 +44,21 @@ impl PortCore {
     /// One link message (a notification, a dump reply or a swept link):
     /// the bookkeeping of known links, then the rules.
     pub(super) fn apply_link(&mut self, now: Instant, ev: &LinkEvent) {
-        tracing::debug!(op = ev.msg_type.rtm_name(), ifname = %ev.name, ifindex = ev.ifindex,
-            flags = ev.flags, mtu = ?ev.mtu, master = ?ev.master, kind = ?ev.kind, "link message");
+        // NOTICE for Ethernet*/PortChannel* with the flags, as linksync.cpp
+        // (sonic-swss PR 3427: offline debugging); other netdevs at DEBUG.
+        macro_rules! link_message {
+            ($level:ident) => {
+                tracing::$level!(op = ev.msg_type.rtm_name(), ifname = %ev.name,
+                    ifindex = ev.ifindex, admin = ev.flags & IFF_UP != 0,
+                    oper = ev.flags & IFF_RUNNING != 0, flags = ev.flags, mtu = ?ev.mtu,
+                    master = ?ev.master, kind = ?ev.kind, "link message")
+            };
+        }
+        if HANDLED_PREFIXES.iter().any(|p| ev.name.starts_with(p)) {
+            link_message!(info);
+        } else {
+            link_message!(debug);
+        }
         self.observe(ev);
         let (outcome, reason) = match self.sync.on_link(ev) {
             LinkOutcome::Write(action) => {
