@@ -1,6 +1,7 @@
 //! portsyncd's command line (clap) and log-level names.
 //!
-//! `portsyncd [--db-config PATH] [--namespace NAME] [--log-level LEVEL]`.
+//! `portsyncd [--db-config PATH] [--namespace NAME] [--log-level LEVEL]
+//! [--port-config-count-follows-config]`.
 //! The C++ portsyncd takes no options besides `-h` (portsyncd.cpp main,
 //! docs/behavior.md d.1 step 1); the database config override is the one
 //! docs/behavior.md a.2 recommends. The options are global so that subcommands
@@ -34,6 +35,14 @@ pub struct Cli {
     /// 16 MiB, to provoke ENOBUFS.
     #[arg(long, value_name = "BYTES", hide = true, global = true)]
     pub netlink_rcvbuf: Option<usize>,
+
+    /// Keep APPL_DB PORT_TABLE:PortConfigDone `count` equal to the number of
+    /// CONFIG_DB PORT entries after start-up, so that a warm reboot after
+    /// dynamic port breakout passes orchagent's port count check
+    /// (sonic-swss issue 2989). Off: the count is written once, at a cold
+    /// start, as the C++ portsyncd does.
+    #[arg(long)]
+    pub port_config_count_follows_config: bool,
 
     /// `--log-level`, `--metrics-addr`, `--log-output`, `--audit-interval`
     /// (shared with the other daemon, see [`sonic_daemon::OpsArgs`]).
@@ -87,6 +96,8 @@ mod tests {
         assert_eq!(cli.db.namespace, None);
         // Not given: NOTICE until CONFIG_DB LOGGER says otherwise.
         assert_eq!(cli.ops.log_level, None);
+        // Off unless asked for: the count is the C++'s.
+        assert!(!cli.port_config_count_follows_config);
         assert_eq!(LogLevel::DEFAULT, LogLevel(Level::INFO));
         assert_eq!(
             cli.db_paths().db_global_config,
@@ -104,11 +115,22 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.db.db_config, PathBuf::from("/tmp/x/db.json"));
+        assert!(!cli.port_config_count_follows_config);
         assert_eq!(cli.db.namespace.as_deref(), Some("asic1"));
         assert_eq!(cli.ops.log_level, Some(LogLevel(Level::DEBUG)));
         assert_eq!(
             cli.db_paths().db_global_config,
             PathBuf::from("/tmp/x/database_global.json")
+        );
+    }
+
+    #[test]
+    fn port_config_count_follows_config_is_a_flag() {
+        let cli = Cli::try_parse_from(["portsyncd", "--port-config-count-follows-config"]).unwrap();
+        assert!(cli.port_config_count_follows_config);
+        assert!(
+            Cli::try_parse_from(["portsyncd", "--port-config-count-follows-config", "yes"])
+                .is_err()
         );
     }
 

@@ -25,6 +25,11 @@
 //!    C++ HGETALL per link message, docs/behavior.md f.15), by key existence
 //!    only. STATE_DB `PORT_TABLE` is followed for deletions only, so our own
 //!    writes cause no reads (docs/differences.md P9; [`effects::subscribe_all`]).
+//!    With `--port-config-count-follows-config`, CONFIG_DB `PORT` is
+//!    followed too (key presence): its initial load is compared with the
+//!    count written in step 7, and from then on APPL_DB
+//!    `PORT_TABLE:PortConfigDone count` follows the number of configured
+//!    ports ([`crate::sync::PortConfigCount`]).
 //!
 //! Then [`sonic_daemon::engine::Driver`] runs the I/O-free
 //! [`PortCore`] (link messages -> STATE_DB `PORT_TABLE|<name>`, PortInitDone
@@ -58,8 +63,8 @@ use crate::core::{PortCore, Setup};
 use crate::effects::{self, PortEffects, Subs};
 pub use crate::error::DaemonError;
 use crate::sync::{
-    port_config_ops, PortSync, SwitchType, APP_PORT_TABLE_NAME, CFG_DEVICE_METADATA_TABLE_NAME,
-    CFG_PORT_TABLE_NAME, DEVICE_METADATA_KEY, SWITCH_TYPE_FIELD,
+    port_config_ops, PortConfigCount, PortSync, SwitchType, APP_PORT_TABLE_NAME,
+    CFG_DEVICE_METADATA_TABLE_NAME, CFG_PORT_TABLE_NAME, DEVICE_METADATA_KEY, SWITCH_TYPE_FIELD,
 };
 
 /// The WarmStart application name and the CONFIG_DB `LOGGER|<name>` key.
@@ -90,6 +95,11 @@ pub struct Options {
     pub ops: Ops,
     /// Self-audit period (`--audit-interval`); `None` disables it.
     pub audit_every: Option<Duration>,
+    /// `--port-config-count-follows-config`: after start-up, keep APPL_DB
+    /// `PORT_TABLE:PortConfigDone count` equal to the number of CONFIG_DB
+    /// `PORT` keys (dynamic port breakout; [`crate::sync::PortConfigCount`]).
+    /// `false` (the default): written once at a cold start, as the C++.
+    pub port_config_count_follows_config: bool,
 }
 
 // ===== start-up steps =====
@@ -283,12 +293,23 @@ async fn start(opts: &Options) -> Result<Started, DaemonError> {
         bring_down_old_interfaces(&mut sync).await;
     }
 
-    let (subs, present) = step("PORT_TABLE subscriptions", &dbs, &mut conns, |_| {
+    let follow_config = opts.port_config_count_follows_config;
+    let (subs, loads) = step("PORT_TABLE subscriptions", &dbs, &mut conns, |_| {
         let dbs = dbs.clone();
-        async move { effects::subscribe_all(&dbs).await }
+        async move { effects::subscribe_all(&dbs, follow_config).await }
     })
     .await?;
-    for (key, has_admin) in present {
+    // Step 7's count: written on a cold start, assumed on a warm one.
+    let port_config_count = loads.config_ports.map(|names| {
+        let count = PortConfigCount::new(sync.port_config_done_count(), names);
+        tracing::info!(
+            ports = count.count(),
+            port_config_done_count = count.acked(),
+            "following CONFIG_DB PORT: PortConfigDone count follows the configured ports"
+        );
+        count
+    });
+    for (key, has_admin) in loads.present {
         // No link is known yet, so nothing is written here.
         let _ = sync.on_appl_port(&key, true, has_admin);
     }
@@ -303,11 +324,12 @@ async fn start(opts: &Options) -> Result<Started, DaemonError> {
         metrics: opts.ops.metrics.clone(),
         health: opts.ops.health.clone(),
         audit_every: opts.audit_every,
+        port_config_count,
     };
     let Conns { appl, state, .. } = conns;
     Ok(Started {
         core: PortCore::new(setup, Instant::now()),
-        effects: PortEffects::new(dbs, appl, state, producer),
+        effects: PortEffects::new(dbs, appl, state, producer, follow_config),
         sock,
         subs,
     })

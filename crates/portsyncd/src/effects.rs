@@ -1,7 +1,9 @@
 //! portsyncd's Redis glue for the engine: carries out the core's
-//! [`Action`]s (pipelines on STATE_DB `PORT_TABLE`, the PortInitDone
-//! producer write, read-backs, the reconnect) and feeds the APPL_DB /
-//! STATE_DB `PORT_TABLE` subscriptions to the core as [`Input`]s.
+//! [`Action`]s (pipelines on STATE_DB `PORT_TABLE`, the PortInitDone and
+//! PortConfigDone producer writes, read-backs, the reconnect) and feeds the
+//! APPL_DB / STATE_DB `PORT_TABLE` subscriptions (and, with
+//! `--port-config-count-follows-config`, CONFIG_DB `PORT`) to the core as
+//! [`Input`]s.
 //!
 //! Nothing here decides anything: every outcome goes back to
 //! [`crate::core::PortCore`] through [`Io::spawn`] / [`Io::sender`].
@@ -19,13 +21,14 @@ use tokio::task::JoinHandle;
 
 use crate::core::{Action, AuditReadout, Input, PortCore, ReadBack};
 use crate::sync::{
-    is_port_key, port_init_done_op, APP_PORT_TABLE_NAME, STATE_FIELDS, STATE_PORT_TABLE_NAME,
+    is_port_key, port_config_done_op, port_init_done_op, APP_PORT_TABLE_NAME, CFG_PORT_TABLE_NAME,
+    STATE_FIELDS, STATE_PORT_TABLE_NAME,
 };
 use crate::writer::StateBatch;
 
 // ===== subscriptions =====
 
-/// The two change feeds of the running daemon.
+/// The change feeds of the running daemon.
 pub struct Subs {
     /// APPL_DB `PORT_TABLE`, [`SubscribeMode::Presence`]: which ports
     /// orchagent has consumed.
@@ -34,6 +37,21 @@ pub struct Subs {
     /// matter (someone else removed an entry we skipped rewriting,
     /// [`crate::sync::PortSync::on_state_port_deleted`]).
     state: SubscriberStateTable,
+    /// CONFIG_DB `PORT`, [`SubscribeMode::Presence`], only with
+    /// `--port-config-count-follows-config`: which ports are configured
+    /// ([`crate::sync::PortConfigCount`]).
+    config: Option<SubscriberStateTable>,
+}
+
+/// What [`subscribe_all`] hands back besides the feeds: the initial loads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loads {
+    /// APPL_DB `PORT_TABLE`: port key -> the hash has `admin_status`
+    /// (`PortConfigDone` and `PortInitDone` left out).
+    pub present: BTreeMap<String, bool>,
+    /// CONFIG_DB `PORT` keys (port names, sorted), when followed; `None`
+    /// without `--port-config-count-follows-config`.
+    pub config_ports: Option<Vec<String>>,
 }
 
 /// Subscribes to APPL_DB `PORT_TABLE` and returns the subscriber with its
@@ -68,16 +86,42 @@ async fn subscribe_appl_ports(
     Ok((sub, present))
 }
 
+/// Subscribes to CONFIG_DB `PORT` in [`SubscribeMode::Presence`] and
+/// returns the subscriber with its initial load: the port names (`PORT|<name>`
+/// keys), sorted. Live changes then carry key existence only.
+///
+/// Errors: [`SwssError`] from connect, PSUBSCRIBE, SCAN or HGETALL.
+async fn subscribe_config_ports(
+    config: &swss::DbConnector,
+) -> Result<(SubscriberStateTable, Vec<String>), SwssError> {
+    let mut sub =
+        SubscriberStateTable::with_mode(config, CFG_PORT_TABLE_NAME, SubscribeMode::Presence)
+            .await?;
+    let mut names = std::collections::BTreeSet::new();
+    while sub.queued() > 0 {
+        match sub.next().await? {
+            KeyOp::Set(name, _) => {
+                names.insert(name);
+            }
+            KeyOp::Del(name) => {
+                names.remove(&name);
+            }
+        }
+    }
+    Ok((sub, names.into_iter().collect()))
+}
+
 /// Subscribes to APPL_DB `PORT_TABLE` (with its initial load: port key ->
 /// has `admin_status`, read in full for the pre-check, then followed by
 /// existence only) and to STATE_DB `PORT_TABLE` in
 /// [`SubscribeMode::Deletions`]: no initial load, and the keyspace events of
 /// our own HSETs (and of portsorch's fields) are dropped without a read, so
 /// a link change costs its one HSET and nothing more (docs/differences.md
-/// P9).
+/// P9). With `follow_config` (`--port-config-count-follows-config`), also
+/// to CONFIG_DB `PORT` by key presence, with its initial load.
 ///
 /// Errors: [`SwssError`] from connect, PSUBSCRIBE, SCAN or HGETALL.
-pub async fn subscribe_all(dbs: &Dbs) -> Result<(Subs, BTreeMap<String, bool>), SwssError> {
+pub async fn subscribe_all(dbs: &Dbs, follow_config: bool) -> Result<(Subs, Loads), SwssError> {
     let (appl, present) = subscribe_appl_ports(&dbs.appl).await?;
     let state = SubscriberStateTable::with_mode(
         &dbs.state,
@@ -85,7 +129,24 @@ pub async fn subscribe_all(dbs: &Dbs) -> Result<(Subs, BTreeMap<String, bool>), 
         SubscribeMode::Deletions,
     )
     .await?;
-    Ok((Subs { appl, state }, present))
+    let (config, config_ports) = if follow_config {
+        let (sub, names) = subscribe_config_ports(&dbs.config).await?;
+        (Some(sub), Some(names))
+    } else {
+        (None, None)
+    };
+    let loads = Loads {
+        present,
+        config_ports,
+    };
+    Ok((
+        Subs {
+            appl,
+            state,
+            config,
+        },
+        loads,
+    ))
 }
 
 /// Forwards a subscription's changes as the inputs `to_input` makes of
@@ -142,6 +203,12 @@ impl Session {
                 KeyOp::Set(..) => None,
             })),
         ];
+        if let Some(config) = subs.config {
+            self.tasks
+                .push(tokio::spawn(forward(config, tx.clone(), |op| {
+                    Some(Input::ConfigPort(op))
+                })));
+        }
     }
 }
 
@@ -155,19 +222,25 @@ struct Shared {
     dbs: Dbs,
     /// STATE_DB `PORT_TABLE` (keys `PORT_TABLE|<name>`).
     state_table: Table,
-    /// APPL_DB `PORT_TABLE` producer (PortInitDone).
+    /// APPL_DB `PORT_TABLE` producer (PortInitDone, PortConfigDone).
     producer: ProducerStateTable,
+    /// Follow CONFIG_DB `PORT` (`--port-config-count-follows-config`):
+    /// subscribe to it again on a reconnect.
+    follow_config: bool,
     /// Replaced by the reconnect task.
     session: Mutex<Session>,
 }
 
 impl PortEffects {
-    /// Effects on the start-up connections `appl` and `state` of `dbs`.
+    /// Effects on the start-up connections `appl` and `state` of `dbs`;
+    /// `follow_config`: a reconnect subscribes to CONFIG_DB `PORT` again
+    /// (`--port-config-count-follows-config`, as [`subscribe_all`]).
     pub fn new(
         dbs: Dbs,
         appl: MultiplexedConnection,
         state: MultiplexedConnection,
         producer: ProducerStateTable,
+        follow_config: bool,
     ) -> Self {
         let state_table =
             Table::new(STATE_PORT_TABLE_NAME, dbs.state.separator()).in_db("STATE_DB");
@@ -179,6 +252,7 @@ impl PortEffects {
             dbs,
             state_table,
             producer,
+            follow_config,
             session: Mutex::new(session),
         };
         PortEffects {
@@ -228,6 +302,15 @@ async fn perform(shared: Arc<Shared>, action: Action, tx: UnboundedSender<Input>
             .await;
             Input::InitDoneWritten(result)
         }
+        Action::WritePortConfigCount(count) => {
+            let result = async {
+                let (mut appl, _) = conns?;
+                let (key, fvs) = port_config_done_op(count);
+                shared.producer.set(&mut appl, &key, &fvs).await
+            }
+            .await;
+            Input::PortConfigCountWritten { count, result }
+        }
         Action::ReadStateForResync { id, names } => {
             let result = async {
                 let (_, mut state) = conns?;
@@ -248,15 +331,18 @@ async fn perform(shared: Arc<Shared>, action: Action, tx: UnboundedSender<Input>
         }
         Action::Reconnect => {
             *lock(&shared.session) = Session::default();
-            let (conns, subs, present) = retry_forever(
+            let (conns, subs, loads) = retry_forever(
                 "cannot reconnect to Redis and subscribe to PORT_TABLE",
-                || connect_and_subscribe(&shared.dbs),
+                || connect_and_subscribe(&shared.dbs, shared.follow_config),
             )
             .await;
             let mut session = lock(&shared.session);
             session.conns = Some(conns);
             session.follow(subs, &tx);
-            Input::Reconnected { present }
+            Input::Reconnected {
+                present: loads.present,
+                config_ports: loads.config_ports,
+            }
         }
     }
 }
@@ -277,23 +363,18 @@ fn not_connected() -> SwssError {
 }
 
 /// One reconnect attempt: APPL_DB and STATE_DB connections, then the
-/// subscriptions with the fresh APPL_DB load.
+/// subscriptions with the fresh APPL_DB load (and CONFIG_DB `PORT` load
+/// with `follow_config`).
 ///
 /// Errors: the first [`SwssError`] met.
 async fn connect_and_subscribe(
     dbs: &Dbs,
-) -> Result<
-    (
-        (MultiplexedConnection, MultiplexedConnection),
-        Subs,
-        BTreeMap<String, bool>,
-    ),
-    SwssError,
-> {
+    follow_config: bool,
+) -> Result<((MultiplexedConnection, MultiplexedConnection), Subs, Loads), SwssError> {
     let appl = dbs.appl.connect().await?;
     let state = dbs.state.connect().await?;
-    let (subs, present) = subscribe_all(dbs).await?;
-    Ok(((appl, state), subs, present))
+    let (subs, loads) = subscribe_all(dbs, follow_config).await?;
+    Ok(((appl, state), subs, loads))
 }
 
 // ===== pipelines =====

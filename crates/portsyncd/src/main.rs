@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         },
         ops: sonic_daemon::Ops::new(daemon::APP_NAME, Some(log)),
         audit_every: cli.ops.audit_every(),
+        port_config_count_follows_config: cli.port_config_count_follows_config,
     };
     let runtime = match startup::runtime(daemon::APP_NAME) {
         Ok(r) => r,

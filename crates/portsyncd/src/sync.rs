@@ -11,7 +11,9 @@
 //! and carries out the returned [`StateAction`]s on STATE_DB `PORT_TABLE|<name>`.
 //! It asks [`PortSync::take_port_init_done`] after each batch and then writes
 //! APPL_DB `PORT_TABLE:PortInitDone` ([`port_init_done_op`]).
-//! The CONFIG_DB `PORT|*` -> APPL_DB `PORT_TABLE` copy is [`port_config_ops`].
+//! The CONFIG_DB `PORT|*` -> APPL_DB `PORT_TABLE` copy is [`port_config_ops`];
+//! with `--port-config-count-follows-config`, [`PortConfigCount`] keeps its
+//! `PortConfigDone` `count` following the CONFIG_DB ports afterwards.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -660,14 +662,138 @@ pub fn port_config_ops(ports: &[(String, FieldValues)], warm: bool) -> Vec<(Stri
     }
     let distinct: HashSet<&str> = ports.iter().map(|(k, _)| k.as_str()).collect();
     let mut ops: Vec<(String, FieldValues)> = ports.to_vec();
-    ops.push((
-        PORT_CONFIG_DONE.to_string(),
-        vec![(
-            PORT_CONFIG_DONE_COUNT_FIELD.to_string(),
-            distinct.len().to_string(),
-        )],
-    ));
+    ops.push(port_config_done_op(distinct.len()));
     ops
+}
+
+/// The APPL_DB `PORT_TABLE` SET announcing PortConfigDone with `count`
+/// ports: `("PortConfigDone", [("count", "<count>")])`, the count in
+/// decimal, as portsyncd.cpp notifyPortConfigDone. Written by the cold-start
+/// copy ([`port_config_ops`]) and, with `--port-config-count-follows-config`,
+/// again whenever [`PortConfigCount`] says the number of CONFIG_DB ports
+/// changed.
+pub fn port_config_done_op(count: usize) -> (String, FieldValues) {
+    (
+        PORT_CONFIG_DONE.to_string(),
+        vec![(PORT_CONFIG_DONE_COUNT_FIELD.to_string(), count.to_string())],
+    )
+}
+
+// ===== PortConfigDone count after start-up (opt-in) =====
+
+/// `--port-config-count-follows-config`: keeps APPL_DB
+/// `PORT_TABLE:PortConfigDone` `count` equal to the number of CONFIG_DB
+/// `PORT|<name>` keys after start-up, with no I/O.
+///
+/// The C++ portsyncd writes `count` once, at a cold start
+/// (docs/behavior.md d.1 step 6). Dynamic port breakout later deletes and
+/// adds CONFIG_DB `PORT` entries (portmgrd carries them into APPL_DB
+/// `PORT_TABLE`), so the count no longer matches the port keys, and the next
+/// warm start's orchagent `PortsOrch::bake()`, which requires `count ==
+/// (number of PORT_TABLE:* keys) - 2` (docs/behavior.md e.2), rejects the
+/// table ("Invalid port table: portCount, expecting 32, got 35";
+/// sonic-swss issue 2989).
+///
+/// The count stays what a cold start would write now: the number of
+/// distinct CONFIG_DB `PORT` keys (never the APPL_DB keys, so bake()'s check
+/// still catches an APPL_DB port table that lost entries). The caller feeds
+/// CONFIG_DB `PORT` key presence ([`PortConfigCount::on_config_port`],
+/// [`PortConfigCount::reload`]), asks [`PortConfigCount::take_write`] for
+/// the count to write (through the `PORT_TABLE` ProducerStateTable, as
+/// [`port_config_done_op`]) and reports the outcome
+/// ([`PortConfigCount::write_done`] / [`PortConfigCount::write_failed`]).
+/// At most one write is in flight; changes meanwhile coalesce into the next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortConfigCount {
+    /// CONFIG_DB `PORT` keys (port names) known to exist.
+    ports: BTreeSet<String>,
+    /// The count APPL_DB holds as far as we know: the last acknowledged
+    /// write (in the producer's state hash; orchagent's pop copies it into
+    /// `PORT_TABLE:PortConfigDone`), or the start-up value.
+    acked: usize,
+    /// The count of the write in flight.
+    in_flight: Option<usize>,
+}
+
+impl PortConfigCount {
+    /// Starts following: `acked` is the `count` APPL_DB holds (the cold
+    /// start's own PortConfigDone; on a warm start, which writes none, the
+    /// count of the CONFIG_DB ports read at start-up, i.e. what the last
+    /// cold start or follower wrote if the configuration did not change
+    /// meanwhile, the same assumption the C++ makes); `ports` the CONFIG_DB
+    /// `PORT` keys now (duplicates count once). A difference is written at
+    /// once.
+    pub fn new(acked: usize, ports: impl IntoIterator<Item = String>) -> Self {
+        PortConfigCount {
+            ports: ports.into_iter().collect(),
+            acked,
+            in_flight: None,
+        }
+    }
+
+    /// CONFIG_DB `PORT|<name>` exists (`present`, any fields) or was
+    /// deleted. Returns true when the number of ports changed.
+    pub fn on_config_port(&mut self, name: &str, present: bool) -> bool {
+        if present {
+            self.ports.insert(name.to_string())
+        } else {
+            self.ports.remove(name)
+        }
+    }
+
+    /// Replaces the known keys with a fresh CONFIG_DB `PORT` load (after a
+    /// Redis reconnect).
+    pub fn reload(&mut self, ports: impl IntoIterator<Item = String>) {
+        self.ports = ports.into_iter().collect();
+    }
+
+    /// The number of CONFIG_DB ports, i.e. the count to hold in APPL_DB.
+    pub fn count(&self) -> usize {
+        self.ports.len()
+    }
+
+    /// The count APPL_DB holds as far as we know.
+    pub fn acked(&self) -> usize {
+        self.acked
+    }
+
+    /// True while a write is in flight.
+    pub fn in_flight(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// True when APPL_DB's count differs from the CONFIG_DB ports and no
+    /// write is in flight (a write is wanted).
+    pub fn wants_write(&self) -> bool {
+        self.in_flight.is_none() && self.count() != self.acked
+    }
+
+    /// The count to write now, if any ([`PortConfigCount::wants_write`]);
+    /// the write is then in flight until [`PortConfigCount::write_done`] or
+    /// [`PortConfigCount::write_failed`].
+    pub fn take_write(&mut self) -> Option<usize> {
+        if !self.wants_write() {
+            return None;
+        }
+        let count = self.count();
+        self.in_flight = Some(count);
+        Some(count)
+    }
+
+    /// The write in flight was acknowledged by Redis: APPL_DB holds its
+    /// count (pending for orchagent's pop until then; a later change is
+    /// written next). Ignored with no write in flight.
+    pub fn write_done(&mut self) {
+        if let Some(count) = self.in_flight.take() {
+            self.acked = count;
+        }
+    }
+
+    /// The write in flight failed: APPL_DB keeps what it had, and the count
+    /// is wanted again (the caller decides when to retry).
+    pub fn write_failed(&mut self) {
+        self.in_flight = None;
+    }
 }
 
 /// The APPL_DB `PORT_TABLE` SET announcing PortInitDone:
@@ -1278,6 +1404,81 @@ mod tests {
             port_init_done_op(),
             ("PortInitDone".to_string(), fv(&[("lanes", "0")]))
         );
+    }
+
+    #[test]
+    fn port_config_count_follows_the_config_ports() {
+        // Cold start wrote count=3 for these three; nothing to write.
+        let mut c = PortConfigCount::new(3, ports(&["Ethernet0", "Ethernet4", "Ethernet8"]));
+        assert_eq!((c.count(), c.acked()), (3, 3));
+        assert!(!c.wants_write());
+        assert_eq!(c.take_write(), None);
+        // A field change of an existing port is no change of the count.
+        assert!(!c.on_config_port("Ethernet0", true));
+        assert_eq!(c.take_write(), None);
+
+        // Breakout of Ethernet0 into four: DEL, then four SETs (Ethernet0
+        // again among them). Each change counts; one write in flight, the
+        // rest coalesce into the next.
+        assert!(c.on_config_port("Ethernet0", false));
+        assert_eq!(c.take_write(), Some(2));
+        assert!(c.in_flight());
+        for name in ["Ethernet0", "Ethernet1", "Ethernet2", "Ethernet3"] {
+            assert!(c.on_config_port(name, true));
+            assert_eq!(c.take_write(), None, "one write at a time");
+        }
+        assert!(!c.wants_write());
+        c.write_done();
+        assert_eq!(c.acked(), 2);
+        assert_eq!(c.take_write(), Some(6));
+        c.write_done();
+        assert_eq!((c.count(), c.acked()), (6, 6));
+        assert_eq!(c.take_write(), None);
+        c.write_done(); // nothing in flight: no effect
+        assert_eq!(c.acked(), 6);
+
+        // Back to 1x: three deletions, a failed write, wanted again.
+        for name in ["Ethernet1", "Ethernet2", "Ethernet3"] {
+            assert!(c.on_config_port(name, false));
+        }
+        assert!(!c.on_config_port("Ethernet1", false), "already gone");
+        assert_eq!(c.take_write(), Some(3));
+        c.write_failed();
+        assert_eq!(c.acked(), 6);
+        assert!(c.wants_write());
+        assert_eq!(c.take_write(), Some(3));
+        c.write_done();
+        assert_eq!(c.acked(), 3);
+
+        // A change undone before the write goes out writes nothing.
+        assert!(c.on_config_port("Ethernet12", true));
+        assert!(c.on_config_port("Ethernet12", false));
+        assert_eq!(c.take_write(), None);
+
+        // Reload (after a reconnect) replaces the keys.
+        c.reload(ports(&["Ethernet0", "Ethernet4"]));
+        assert_eq!(c.take_write(), Some(2));
+        assert_eq!(
+            port_config_done_op(2),
+            ("PortConfigDone".to_string(), fv(&[("count", "2")]))
+        );
+    }
+
+    #[test]
+    fn port_config_count_start_up_difference_is_written_at_once() {
+        // The CONFIG_DB load at subscription time already differs from the
+        // count the start-up copy wrote (a port added in between); the
+        // duplicate key counts once.
+        let mut c = PortConfigCount::new(
+            2,
+            ports(&["Ethernet0", "Ethernet4", "Ethernet8", "Ethernet0"]),
+        );
+        assert_eq!(c.count(), 3);
+        assert!(c.wants_write());
+        assert_eq!(c.take_write(), Some(3));
+        // An empty configuration is a count of 0, as the C++'s cold start.
+        let mut c = PortConfigCount::new(1, ports(&[]));
+        assert_eq!(c.take_write(), Some(0));
     }
 
     #[test]

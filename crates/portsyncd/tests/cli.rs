@@ -15,7 +15,12 @@ fn help_and_version() {
     let out = portsyncd(&["--help"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for opt in ["--db-config", "--namespace", "--log-level"] {
+    for opt in [
+        "--db-config",
+        "--namespace",
+        "--log-level",
+        "--port-config-count-follows-config",
+    ] {
         assert!(text.contains(opt), "--help lacks {opt}:\n{text}");
     }
     let out = portsyncd(&["--version"]);

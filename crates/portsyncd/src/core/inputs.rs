@@ -29,7 +29,14 @@ impl PortCore {
             Input::SubscriptionLost(e) => self.lost(now, &e),
             Input::Flushed { batch, result } => self.flushed(now, batch, result),
             Input::InitDoneWritten(result) => self.init_done_written(now, result),
-            Input::Reconnected { present } => self.reconnected(present),
+            Input::ConfigPort(op) => self.config_port_change(op),
+            Input::PortConfigCountWritten { count, result } => {
+                self.count_written(now, count, result)
+            }
+            Input::Reconnected {
+                present,
+                config_ports,
+            } => self.reconnected(present, config_ports),
             Input::ResyncRead { id, result } => self.resync_read(now, id, result),
             Input::AuditRead { id, result } => self.audit_read(now, id, result),
         }
@@ -130,11 +137,15 @@ impl PortCore {
     /// Redis is back (connected, subscribed, APPL_DB `present` loaded): the
     /// ports that vanished from APPL_DB meanwhile are forgotten, every
     /// port's state is staged again, and STATE_DB is read back before
-    /// anything is written ([`Redis::Restoring`]).
-    fn reconnected(&mut self, present: BTreeMap<String, bool>) {
+    /// anything is written ([`Redis::Restoring`]). With
+    /// `--port-config-count-follows-config`, `config_ports` (the fresh
+    /// CONFIG_DB `PORT` keys) replace the known ones, and a count that
+    /// differs from the last one written goes out once Redis is up.
+    fn reconnected(&mut self, present: BTreeMap<String, bool>, config_ports: Option<Vec<String>>) {
         if self.redis != Redis::Reconnecting {
             return;
         }
+        self.reload_config_ports(config_ports);
         tracing::info!("Redis is back: resyncing STATE_DB PORT_TABLE");
         self.metrics.redis_reconnects.inc();
         self.metrics.resync(ResyncCause::RedisReconnect);

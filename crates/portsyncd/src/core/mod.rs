@@ -30,7 +30,12 @@
 //!   known before that neither the dump nor a notification lists are
 //!   deleted (mark and sweep, [`Phase::Resyncing`]).
 //! * SIGTERM: what is pending is written, then [`Core::is_stopped`](engine::Core::is_stopped).
+//! * `--port-config-count-follows-config` (off by default): CONFIG_DB
+//!   `PORT` key changes keep APPL_DB `PORT_TABLE:PortConfigDone` `count`
+//!   equal to the number of configured ports after start-up
+//!   ([`PortConfigCount`], [`Action::WritePortConfigCount`]; `count.rs`).
 
+mod count;
 mod inputs;
 mod kernel;
 #[cfg(test)]
@@ -46,7 +51,7 @@ use sonic_netlink::socket::{Received, SocketError};
 use swss::{KeyOp, SwssError};
 
 use crate::error::DaemonError;
-use crate::sync::PortSync;
+use crate::sync::{PortConfigCount, PortSync};
 use crate::writer::{StateBatch, StateWriter};
 
 /// How often the ports still holding back PortInitDone are logged (warning).
@@ -96,12 +101,26 @@ pub enum Input {
     },
     /// The result of [`Action::WritePortInitDone`].
     InitDoneWritten(Result<(), SwssError>),
+    /// One change of CONFIG_DB `PORT` (a `Presence` subscription, followed
+    /// only with `--port-config-count-follows-config`): `Set(name, _)` the
+    /// key `PORT|<name>` exists, `Del(name)` it is gone.
+    ConfigPort(KeyOp),
+    /// The result of [`Action::WritePortConfigCount`] for `count`.
+    PortConfigCountWritten {
+        /// The count that was written.
+        count: usize,
+        /// The producer write's outcome.
+        result: Result<(), SwssError>,
+    },
     /// The result of [`Action::Reconnect`]: connected again and subscribed
     /// again; `present` is the fresh APPL_DB `PORT_TABLE` load (port key ->
     /// the hash has `admin_status`, markers left out).
     Reconnected {
         /// The load.
         present: BTreeMap<String, bool>,
+        /// The fresh CONFIG_DB `PORT` keys (port names), when they are
+        /// followed (`--port-config-count-follows-config`); `None` otherwise.
+        config_ports: Option<Vec<String>>,
     },
     /// The result of an [`Action::ReadStateForResync`].
     ResyncRead {
@@ -128,6 +147,12 @@ pub enum Action {
     /// Write APPL_DB `PORT_TABLE:PortInitDone lanes=0` through the
     /// ProducerStateTable; answer [`Input::InitDoneWritten`].
     WritePortInitDone,
+    /// Write APPL_DB `PORT_TABLE:PortConfigDone count=<n>` (decimal)
+    /// through the ProducerStateTable, as the cold start does
+    /// ([`crate::sync::port_config_done_op`]); answer
+    /// [`Input::PortConfigCountWritten`]. Only with
+    /// `--port-config-count-follows-config`.
+    WritePortConfigCount(usize),
     /// Read back `HMGET PORT_TABLE|<name>` of the four fields for `names`;
     /// answer [`Input::ResyncRead`].
     ReadStateForResync {
@@ -266,6 +291,10 @@ pub struct Setup {
     pub health: Health,
     /// Self-audit period; `None` disables it.
     pub audit_every: Option<Duration>,
+    /// `--port-config-count-follows-config`: the CONFIG_DB `PORT` keys
+    /// (subscription's initial load) and the count APPL_DB holds; `None`
+    /// when off (the count is then only the cold start's, as the C++).
+    pub port_config_count: Option<PortConfigCount>,
 }
 
 /// portsyncd's core (module docs).
@@ -301,6 +330,14 @@ pub struct PortCore {
     ready_sent: bool,
     /// Ports with a STATE_DB entry written by us.
     state_entries: HashSet<String>,
+    /// `--port-config-count-follows-config` (`None`: off).
+    config_count: Option<PortConfigCount>,
+    /// No PortConfigDone count write before this instant (after an error
+    /// reply).
+    count_retry_at: Option<Instant>,
+    count_backoff: Backoff,
+    /// The session the PortConfigDone count write in flight was sent on.
+    count_session: u64,
     overruns: u64,
     steps: VecDeque<Step<Action>>,
     metrics: Metrics,
@@ -338,6 +375,10 @@ impl PortCore {
             dumped: false,
             ready_sent: false,
             state_entries: HashSet::new(),
+            config_count: setup.port_config_count,
+            count_retry_at: None,
+            count_backoff: Backoff::new(),
+            count_session: 0,
             overruns: 0,
             steps: VecDeque::new(),
             metrics: setup.metrics,
@@ -373,6 +414,12 @@ impl PortCore {
     /// The pending and in-flight STATE_DB writes.
     pub fn writer(&self) -> &StateWriter {
         &self.writer
+    }
+
+    /// The PortConfigDone count follower (`None` without
+    /// `--port-config-count-follows-config`).
+    pub fn port_config_count(&self) -> Option<&PortConfigCount> {
+        self.config_count.as_ref()
     }
 
     fn read_id(&mut self) -> u64 {
@@ -541,6 +588,9 @@ impl PortCore {
         if matches!(self.init_done, InitDone::RetryAt(t) if t <= now) {
             self.init_done = InitDone::Due;
         }
+        if self.count_retry_at.is_some_and(|t| t <= now) {
+            self.count_retry_at = None;
+        }
         if let Audit::Waiting { at } = self.audit {
             if at <= now {
                 self.audit_timer(now);
@@ -601,6 +651,7 @@ impl engine::Core for PortCore {
         let next = self
             .next_dump()
             .or_else(|| self.next_init_done().map(Step::Do))
+            .or_else(|| self.next_count_write().map(Step::Do))
             .or_else(|| self.next_flush(now).map(Step::Do))
             .or_else(|| self.next_read(now).map(Step::Do))
             .or_else(|| self.steps.pop_front())
@@ -629,6 +680,7 @@ impl engine::Core for PortCore {
             hold,
             self.flush_retry_at,
             init,
+            self.count_retry_at,
             audit,
             self.dump_retry_at(),
         ]
@@ -644,6 +696,7 @@ impl engine::Core for PortCore {
         self.phase == Phase::ShuttingDown
             && self.writer.is_idle()
             && !matches!(self.init_done, InitDone::Due | InitDone::Writing)
+            && !self.count_write_pending()
             && !matches!(self.audit, Audit::Reading { .. })
     }
 

@@ -15,7 +15,7 @@ use swss::{KeyOp, SwssError};
 
 use super::*;
 use crate::sync::fixtures::{del_link, new_link};
-use crate::sync::{PortSync, SwitchType};
+use crate::sync::{PortConfigCount, PortSync, SwitchType};
 use crate::writer::{PendingOp, StateBatch};
 
 const UP_RUNNING: u32 = IFF_UP | IFF_RUNNING;
@@ -33,6 +33,17 @@ impl Sim {
     /// A cold switch configured with `config`, of which `appl` are in
     /// APPL_DB (initial load), at t0; the start-up dump is in flight.
     fn new(config: &[&str], appl: &[&str], audit_every: Option<Duration>) -> Sim {
+        Sim::with_count(config, appl, audit_every, None)
+    }
+
+    /// As [`Sim::new`], with `--port-config-count-follows-config`'s
+    /// follower (`None`: the option is off).
+    fn with_count(
+        config: &[&str],
+        appl: &[&str],
+        audit_every: Option<Duration>,
+        port_config_count: Option<PortConfigCount>,
+    ) -> Sim {
         let mut sync = PortSync::new(
             config.iter().map(|s| s.to_string()),
             SwitchType::Switch,
@@ -48,6 +59,7 @@ impl Sim {
             health: Health::new(&metrics),
             metrics: metrics.clone(),
             audit_every,
+            port_config_count,
         };
         let t0 = Instant::now();
         Sim {
@@ -570,6 +582,7 @@ fn redis_lost_during_flush_keeps_batch_and_writes_only_differences() {
     assert!(sim.steps().is_empty());
     sim.input(Input::Reconnected {
         present: present(&["Ethernet0", "Ethernet4"]),
+        config_ports: None,
     });
     assert_eq!(sim.core.redis(), Redis::Restoring { read: None });
     let steps = sim.steps();
@@ -709,6 +722,7 @@ fn port_init_done_decided_while_redis_away_is_written_after_reconnect() {
     assert_eq!(sim.core.init_done(), InitDone::Due);
     sim.input(Input::Reconnected {
         present: present(&["Ethernet0", "Ethernet4"]),
+        config_ports: None,
     });
     let steps = sim.steps();
     let [Step::Do(Action::ReadStateForResync { id, names: read })] = steps.as_slice() else {
@@ -743,6 +757,7 @@ fn port_init_done_decided_while_redis_away_is_written_after_reconnect() {
     );
     sim.input(Input::Reconnected {
         present: present(&["Ethernet0", "Ethernet4"]),
+        config_ports: None,
     });
     // The flush of the first session is still in flight: the read waits.
     assert!(sim.steps().is_empty());
@@ -786,6 +801,7 @@ fn appl_port_deleted_and_added_during_resyncs() {
     sim.steps();
     sim.input(Input::Reconnected {
         present: present(&["Ethernet4", "Ethernet8"]),
+        config_ports: None,
     });
     let steps = sim.steps();
     let [Step::Do(Action::ReadStateForResync { id, names: read })] = steps.as_slice() else {
@@ -824,6 +840,7 @@ fn stale_results_are_ignored() {
     let mut sim = Sim::live(&["Ethernet0"], &["Ethernet0"], &["Ethernet0"]);
     sim.input(Input::Reconnected {
         present: present(&["Ethernet0"]),
+        config_ports: None,
     });
     assert_eq!(sim.core.redis(), Redis::Up, "no reconnect was asked for");
     sim.input(Input::ResyncRead {
@@ -905,6 +922,7 @@ fn sigterm_while_redis_away_does_not_stop_with_writes_pending() {
     );
     sim.input(Input::Reconnected {
         present: present(&["Ethernet0"]),
+        config_ports: None,
     });
     let steps = sim.steps();
     let [Step::Do(Action::ReadStateForResync { id, .. })] = steps.as_slice() else {
@@ -1095,6 +1113,7 @@ fn a_connection_error_of_the_old_session_after_a_reconnect_is_not_a_new_loss() {
     sim.steps();
     sim.input(Input::Reconnected {
         present: present(&["Ethernet0"]),
+        config_ports: None,
     });
     assert_eq!(sim.core.redis(), Redis::Restoring { read: None });
     assert!(sim.steps().is_empty(), "the read waits for the old flight");
@@ -1116,4 +1135,253 @@ fn a_connection_error_of_the_old_session_after_a_reconnect_is_not_a_new_loss() {
             .any(|s| matches!(s, Step::Do(Action::ReadStateForResync { .. }))),
         "the restore goes on: {steps:?}"
     );
+}
+
+// ===== --port-config-count-follows-config =====
+
+/// CONFIG_DB `PORT` keys as the subscription reports them.
+fn config_set(name: &str) -> Input {
+    Input::ConfigPort(KeyOp::Set(name.to_string(), Vec::new()))
+}
+
+fn config_del(name: &str) -> Input {
+    Input::ConfigPort(KeyOp::Del(name.to_string()))
+}
+
+fn names_of(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// The count writes among `steps`.
+fn count_writes(steps: &[Step<Action>]) -> Vec<usize> {
+    steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Do(Action::WritePortConfigCount(n)) => Some(*n),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Live, following the count: three configured ports, all consumed and
+/// seen, PortConfigDone count=3 written by the cold start.
+fn counting() -> Sim {
+    let ports = ["Ethernet0", "Ethernet4", "Ethernet8"];
+    let mut sim = Sim::with_count(
+        &ports,
+        &ports,
+        None,
+        Some(PortConfigCount::new(3, names_of(&ports))),
+    );
+    let mut msgs: Vec<Received> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, n)| link(new_link(n, 10 + i as u32, UP_RUNNING, 9100)))
+        .collect();
+    msgs.push(done());
+    sim.kernel(msgs, false);
+    for step in sim.steps() {
+        match step {
+            Step::Do(Action::FlushState(b)) => sim.ack(b),
+            Step::Do(Action::WritePortInitDone) => sim.input(Input::InitDoneWritten(Ok(()))),
+            other => panic!("unexpected at start-up: {other:?}"),
+        }
+    }
+    assert!(matches!(sim.steps().as_slice(), [Step::Ready(_)]));
+    sim
+}
+
+#[test]
+fn breakout_and_back_keep_port_config_done_count_one_write_at_a_time() {
+    let mut sim = counting();
+    // A field change of a configured port is not a count change.
+    sim.input(config_set("Ethernet0"));
+    assert!(sim.steps().is_empty());
+
+    // 1x100G -> 4x25G: DEL PORT|Ethernet0, then four SETs.
+    sim.input(config_del("Ethernet0"));
+    assert_eq!(count_writes(&sim.steps()), [2]);
+    for name in ["Ethernet0", "Ethernet1", "Ethernet2", "Ethernet3"] {
+        sim.input(config_set(name));
+    }
+    assert!(sim.steps().is_empty(), "one write in flight at a time");
+    sim.input(Input::PortConfigCountWritten {
+        count: 2,
+        result: Ok(()),
+    });
+    assert_eq!(count_writes(&sim.steps()), [6], "the changes coalesce");
+    sim.input(Input::PortConfigCountWritten {
+        count: 6,
+        result: Ok(()),
+    });
+    assert!(sim.steps().is_empty());
+    let c = sim.core.port_config_count().expect("following");
+    assert_eq!((c.count(), c.acked()), (6, 6));
+
+    // Back to 1x: three DELs, one write.
+    for name in ["Ethernet1", "Ethernet2", "Ethernet3"] {
+        sim.input(config_del(name));
+    }
+    assert_eq!(count_writes(&sim.steps()), [3]);
+    sim.input(Input::PortConfigCountWritten {
+        count: 3,
+        result: Ok(()),
+    });
+    assert!(sim.steps().is_empty());
+    // Nothing else was touched: PortInitDone once, STATE_DB unchanged.
+    assert_eq!(sim.core.init_done(), InitDone::Written);
+    assert!(sim.core.writer().is_idle());
+}
+
+#[test]
+fn without_the_option_config_changes_write_nothing() {
+    let mut sim = Sim::live(&["Ethernet0"], &["Ethernet0"], &["Ethernet0"]);
+    assert!(sim.core.port_config_count().is_none());
+    sim.input(config_del("Ethernet0"));
+    sim.input(config_set("Ethernet1"));
+    sim.input(Input::PortConfigCountWritten {
+        count: 1,
+        result: Ok(()),
+    });
+    assert!(sim.steps().is_empty());
+}
+
+#[test]
+fn start_up_difference_is_written_at_once() {
+    // Step 7 wrote count=1; a port was added before the subscription.
+    let mut sim = Sim::with_count(
+        &["Ethernet0"],
+        &[],
+        None,
+        Some(PortConfigCount::new(
+            1,
+            names_of(&["Ethernet0", "Ethernet4"]),
+        )),
+    );
+    assert_eq!(count_writes(&sim.steps()), [2]);
+}
+
+#[test]
+fn count_write_error_reply_is_retried_after_a_delay() {
+    let mut sim = counting();
+    sim.input(config_set("Ethernet12"));
+    assert_eq!(count_writes(&sim.steps()), [4]);
+    sim.input(Input::PortConfigCountWritten {
+        count: 4,
+        result: Err(reply_error()),
+    });
+    assert_eq!(sim.core.redis(), Redis::Up, "an error reply is no loss");
+    assert!(sim.steps().is_empty(), "not at once");
+    let at = sim.fire();
+    assert_eq!(sim.since_t0(at), Duration::from_millis(100));
+    assert_eq!(count_writes(&sim.steps()), [4]);
+    sim.input(Input::PortConfigCountWritten {
+        count: 4,
+        result: Err(reply_error()),
+    });
+    let before = sim.now;
+    let at = sim.fire();
+    assert_eq!(at - before, Duration::from_millis(200), "the delay grows");
+    // Meanwhile the port went away again: nothing left to write.
+    sim.input(config_del("Ethernet12"));
+    assert!(sim.steps().is_empty());
+    assert_eq!(sim.metrics.redis_write_errors.get(), 2);
+}
+
+#[test]
+fn count_write_lost_with_redis_is_decided_again_after_the_reconnect() {
+    let mut sim = counting();
+    sim.input(config_set("Ethernet12"));
+    assert_eq!(count_writes(&sim.steps()), [4]);
+    sim.input(Input::PortConfigCountWritten {
+        count: 4,
+        result: Err(lost_error()),
+    });
+    assert_eq!(sim.core.redis(), Redis::Reconnecting);
+    let steps = sim.steps();
+    assert!(
+        matches!(steps.last(), Some(Step::Do(Action::Reconnect))),
+        "{steps:?}"
+    );
+    // Changes while away are not written.
+    sim.input(config_set("Ethernet16"));
+    assert!(count_writes(&sim.steps()).is_empty());
+    // The fresh CONFIG_DB load decides: 5 ports.
+    sim.input(Input::Reconnected {
+        present: present(&["Ethernet0", "Ethernet4", "Ethernet8"]),
+        config_ports: Some(names_of(&[
+            "Ethernet0",
+            "Ethernet4",
+            "Ethernet8",
+            "Ethernet12",
+            "Ethernet20",
+        ])),
+    });
+    // STATE_DB is read back first; the count goes out once Redis is up.
+    let steps = sim.steps();
+    assert!(count_writes(&steps).is_empty(), "{steps:?}");
+    let [Step::Do(Action::ReadStateForResync { id, .. })] = steps.as_slice() else {
+        panic!("{steps:?}");
+    };
+    sim.input(Input::ResyncRead {
+        id: *id,
+        result: Ok(["Ethernet0", "Ethernet4", "Ethernet8"]
+            .iter()
+            .map(|n| (n.to_string(), values("up", "up", "9100")))
+            .collect()),
+    });
+    assert_eq!(count_writes(&sim.steps()), [5]);
+    sim.input(Input::PortConfigCountWritten {
+        count: 5,
+        result: Ok(()),
+    });
+    assert!(sim.steps().is_empty());
+}
+
+#[test]
+fn a_count_write_of_the_old_session_failing_after_a_reconnect_is_not_a_new_loss() {
+    let mut sim = counting();
+    sim.input(config_set("Ethernet12"));
+    assert_eq!(count_writes(&sim.steps()), [4]);
+    sim.input(Input::SubscriptionLost(lost_error()));
+    sim.steps();
+    sim.input(Input::Reconnected {
+        present: present(&["Ethernet0", "Ethernet4", "Ethernet8"]),
+        config_ports: Some(names_of(&[
+            "Ethernet0",
+            "Ethernet4",
+            "Ethernet8",
+            "Ethernet12",
+        ])),
+    });
+    sim.input(Input::PortConfigCountWritten {
+        count: 4,
+        result: Err(lost_error()),
+    });
+    let steps = sim.steps();
+    assert!(
+        !steps
+            .iter()
+            .any(|s| matches!(s, Step::Do(Action::Reconnect))),
+        "{steps:?}"
+    );
+    assert_ne!(sim.core.redis(), Redis::Reconnecting);
+}
+
+#[test]
+fn sigterm_waits_for_a_wanted_count_write() {
+    let mut sim = counting();
+    sim.input(config_del("Ethernet8"));
+    sim.core.begin_shutdown(sim.now);
+    assert!(
+        !sim.core.is_stopped(),
+        "a breakout just before a warm reboot"
+    );
+    assert_eq!(count_writes(&sim.steps()), [2]);
+    assert!(!sim.core.is_stopped(), "in flight");
+    sim.input(Input::PortConfigCountWritten {
+        count: 2,
+        result: Ok(()),
+    });
+    assert!(sim.core.is_stopped());
 }
