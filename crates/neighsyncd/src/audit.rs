@@ -40,7 +40,7 @@ use sonic_netlink::socket::{Dump, KernelMessage, NetlinkSocket, RcvBuf, Received
 use sonic_netlink::NeighborEvent;
 use swss::{DbConnector, FieldValues, ProducerStateTable, SwssError, Table};
 
-use crate::context::{ConfigTable, SyncContext};
+use crate::context::{ConfigTable, SyncContext, SyncOptions};
 use crate::daemon::{read_appl_view, DEFAULT_NETLINK_RCVBUF};
 use crate::sync::APP_NEIGH_TABLE_NAME;
 use crate::sync::{decide, NeighOp, Outcome};
@@ -219,17 +219,18 @@ async fn dump(
     }
 }
 
-/// Loads the [`SyncContext`] from CONFIG_DB: every key of `PEER_SWITCH`,
-/// `VXLAN_EVPN_NVO`, `INTERFACE`, `PORTCHANNEL_INTERFACE` and
-/// `VLAN_INTERFACE` with its fields, as the daemon's subscriptions' initial
-/// load.
+/// Loads the [`SyncContext`] with the opt-in rules of `options` from
+/// CONFIG_DB: every key of `PEER_SWITCH`, `VXLAN_EVPN_NVO`, `INTERFACE`,
+/// `PORTCHANNEL_INTERFACE`, `VLAN_INTERFACE` and `VLAN_SUB_INTERFACE` with
+/// its fields, as the daemon's subscriptions' initial load.
 ///
 /// Errors: [`SwssError::Redis`].
 pub async fn read_context(
     conn: &mut MultiplexedConnection,
     separator: char,
+    options: SyncOptions,
 ) -> Result<SyncContext, SwssError> {
-    let mut ctx = SyncContext::new();
+    let mut ctx = SyncContext::with_options(options);
     for table in ConfigTable::ALL {
         let t = Table::new(table.name(), separator).in_db("CONFIG_DB");
         let keys = t.keys(conn).await?;
@@ -244,8 +245,10 @@ pub async fn read_context(
 /// Redis connection is tried once, with swss's connect timeout), kernel
 /// snapshot, [`compare`].
 ///
+/// `options`: the daemon's opt-in rules (the same flags as the daemon).
+///
 /// Errors: [`AuditError`] (config, Redis, netlink).
-pub async fn audit(paths: &DbPaths) -> Result<AuditReport, AuditError> {
+pub async fn audit(paths: &DbPaths, options: SyncOptions) -> Result<AuditReport, AuditError> {
     let cfg = paths.load()?;
     let config_db = DbConnector::new(cfg.location("CONFIG_DB")?)
         .map_err(redis_err("preparing the CONFIG_DB client"))?;
@@ -255,7 +258,7 @@ pub async fn audit(paths: &DbPaths) -> Result<AuditReport, AuditError> {
         .connect()
         .await
         .map_err(redis_err("connecting to CONFIG_DB"))?;
-    let ctx = read_context(&mut config, config_db.separator())
+    let ctx = read_context(&mut config, config_db.separator(), options)
         .await
         .map_err(redis_err("reading CONFIG_DB"))?;
     let mut appl = appl_db
@@ -282,8 +285,12 @@ pub async fn audit(paths: &DbPaths) -> Result<AuditReport, AuditError> {
 /// runtime, prints the report (text or JSON) on stdout or the error on
 /// stderr, and returns the exit status (0 consistent, 1 drift, 2 error), as
 /// [`sonic_daemon::audit::main`].
-pub fn main(paths: DbPaths, args: &AuditArgs) -> ExitCode {
-    sonic_daemon::audit::main("neighsyncd", args, async move { audit(&paths).await })
+pub fn main(paths: DbPaths, options: SyncOptions, args: &AuditArgs) -> ExitCode {
+    sonic_daemon::audit::main(
+        "neighsyncd",
+        args,
+        async move { audit(&paths, options).await },
+    )
 }
 
 #[cfg(test)]

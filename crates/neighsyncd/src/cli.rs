@@ -50,6 +50,21 @@ pub struct Cli {
           default_value = "180", value_parser = parse_seconds)]
     pub restore_flag_timeout: Duration,
 
+    /// Write only neighbours of router interfaces: interfaces with an entry
+    /// in CONFIG_DB INTERFACE, PORTCHANNEL_INTERFACE, VLAN_INTERFACE or
+    /// VLAN_SUB_INTERFACE. Neighbours on other interfaces (docker0, eth1,
+    /// bridge-midplane, ...) are never programmed by orchagent and would stay
+    /// pending in it. Off by default (the C++ writes every interface).
+    #[arg(long, global = true)]
+    pub router_interfaces_only: bool,
+
+    /// Honour `ipv6_use_link_local_only` on VLAN sub-interfaces
+    /// (CONFIG_DB VLAN_SUB_INTERFACE|<name>): their IPv6 link-local
+    /// neighbours are written when it is `enable`. Off by default (the C++
+    /// never writes them).
+    #[arg(long, global = true)]
+    pub sub_interface_link_local: bool,
+
     /// What to do; the daemon runs when no command is given.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -77,6 +92,14 @@ impl Cli {
     /// both live in `/var/run/redis/sonic-db/`).
     pub fn db_paths(&self) -> sonic_daemon::DbPaths {
         self.db.paths()
+    }
+
+    /// The opt-in sync rules the flags ask for (all off by default).
+    pub fn sync_options(&self) -> crate::context::SyncOptions {
+        crate::context::SyncOptions {
+            router_interfaces_only: self.router_interfaces_only,
+            sub_interface_link_local: self.sub_interface_link_local,
+        }
     }
 }
 
@@ -107,6 +130,7 @@ mod tests {
         assert_eq!(cli.ops.log_level, None);
         assert_eq!(LogLevel::DEFAULT, LogLevel(Level::INFO));
         assert_eq!(cli.command, None);
+        assert_eq!(cli.sync_options(), crate::context::SyncOptions::default());
         assert_eq!(
             cli.db_paths().db_global_config,
             PathBuf::from("/var/run/redis/sonic-db/database_global.json")

@@ -8,7 +8,7 @@
 //! (from a `SubscriberStateTable` per table, a.7), and the pure rules in
 //! [`crate::sync`] read the cached answers without I/O.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use swss::FieldValues;
 
@@ -35,21 +35,26 @@ pub enum ConfigTable {
     PortchannelInterface,
     /// `VLAN_INTERFACE`: `ipv6_use_link_local_only` for `Vlan*` names.
     VlanInterface,
+    /// `VLAN_SUB_INTERFACE` (`Ethernet0.10`, `Po1.10`): read only for the
+    /// opt-in [`SyncOptions`].
+    VlanSubInterface,
 }
 
 impl ConfigTable {
     /// Every table, in declaration order: the set the wiring subscribes to.
-    pub const ALL: [ConfigTable; 5] = [
+    pub const ALL: [ConfigTable; 6] = [
         ConfigTable::PeerSwitch,
         ConfigTable::VxlanEvpnNvo,
         ConfigTable::Interface,
         ConfigTable::PortchannelInterface,
         ConfigTable::VlanInterface,
+        ConfigTable::VlanSubInterface,
     ];
 
     /// The CONFIG_DB table name (schema.h `CFG_*_TABLE_NAME`, docs/behavior.md a.8):
     /// `PEER_SWITCH`, `VXLAN_EVPN_NVO`, `INTERFACE`, `PORTCHANNEL_INTERFACE`,
-    /// `VLAN_INTERFACE`. Keys are `<name>|<key>` in CONFIG_DB.
+    /// `VLAN_INTERFACE`, `VLAN_SUB_INTERFACE`. Keys are `<name>|<key>` in
+    /// CONFIG_DB.
     pub const fn name(self) -> &'static str {
         match self {
             ConfigTable::PeerSwitch => "PEER_SWITCH",
@@ -57,6 +62,7 @@ impl ConfigTable {
             ConfigTable::Interface => "INTERFACE",
             ConfigTable::PortchannelInterface => "PORTCHANNEL_INTERFACE",
             ConfigTable::VlanInterface => "VLAN_INTERFACE",
+            ConfigTable::VlanSubInterface => "VLAN_SUB_INTERFACE",
         }
     }
 
@@ -65,6 +71,30 @@ impl ConfigTable {
     pub fn from_name(name: &str) -> Option<ConfigTable> {
         ConfigTable::ALL.into_iter().find(|t| t.name() == name)
     }
+}
+
+// ===== SyncOptions =====
+
+/// Opt-in rules that no C++ neighsyncd has, asked for by SONiC users. All
+/// off by default, so that what is written stays the C++'s
+/// (docs/differences.md N18, N19).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncOptions {
+    /// `--router-interfaces-only`: neighbours are written only on router
+    /// interfaces, those with at least one key (`<ifname>` or
+    /// `<ifname>|<prefix>`) in CONFIG_DB `INTERFACE`,
+    /// `PORTCHANNEL_INTERFACE`, `VLAN_INTERFACE` or `VLAN_SUB_INTERFACE`.
+    /// orchagent programs no other interface, so their neighbours (docker0,
+    /// eth1, bridge-midplane, ...) stay pending in its NeighOrch and block
+    /// warm reboot's RESTARTCHECK (sonic-swss issues 1268, 3330;
+    /// sonic-buildimage 19316).
+    pub router_interfaces_only: bool,
+    /// `--sub-interface-link-local`: `ipv6_use_link_local_only` is also
+    /// honoured on VLAN sub-interfaces (names with a `.`), read from
+    /// `VLAN_SUB_INTERFACE|<ifname>` (sonic-swss issue 4708). The C++ looks
+    /// a sub-interface up in the table of its parent's prefix, where it never
+    /// is, so their IPv6 link-local neighbours are always dropped.
+    pub sub_interface_link_local: bool,
 }
 
 // ===== SyncContext =====
@@ -79,21 +109,49 @@ impl ConfigTable {
 ///   (`INTERFACE|Ethernet0`, not the address key `INTERFACE|Ethernet0|10.0.0.1/31`)
 ///   has `ipv6_use_link_local_only` == `enable` (b.2 step 7).
 ///
+/// With the opt-in [`SyncOptions`], also:
+///
+/// * `router_interfaces_only`: the interface names with at least one key in
+///   `INTERFACE`, `PORTCHANNEL_INTERFACE`, `VLAN_INTERFACE` or
+///   `VLAN_SUB_INTERFACE`;
+/// * `sub_interface_link_local`: the `VLAN_SUB_INTERFACE` names with
+///   `ipv6_use_link_local_only` == `enable`.
+///
 /// It starts empty (not dual-ToR, no EVPN, no link-local interface) and is
 /// kept current by [`SyncContext::apply`]; it does no I/O itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncContext {
+    options: SyncOptions,
     peer_switches: HashSet<String>,
     evpn_nvos: HashSet<String>,
     link_local_interface: HashSet<String>,
     link_local_portchannel: HashSet<String>,
     link_local_vlan: HashSet<String>,
+    link_local_sub: HashSet<String>,
+    /// `router_interfaces_only`: the keys of each interface table...
+    router_keys: HashSet<(ConfigTable, String)>,
+    /// ... and how many of them each interface name has.
+    router_names: HashMap<String, usize>,
 }
 
 impl SyncContext {
-    /// An empty context: not dual-ToR, no EVPN NVO, link-local mode off everywhere.
+    /// An empty context: not dual-ToR, no EVPN NVO, link-local mode off
+    /// everywhere, no opt-in rule.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty context with the opt-in rules of `options`.
+    pub fn with_options(options: SyncOptions) -> Self {
+        SyncContext {
+            options,
+            ..Self::default()
+        }
+    }
+
+    /// The opt-in rules in force.
+    pub fn options(&self) -> SyncOptions {
+        self.options
     }
 
     /// Apply one CONFIG_DB change of `table`.
@@ -111,17 +169,27 @@ impl SyncContext {
     /// key containing `|` (an `<ifname>|<prefix>` address key) is ignored.
     ///
     /// Returns `true` when a fact the rules read changed: dual-ToR or EVPN mode
-    /// flipped, or link-local mode changed for one interface. Adding a second
-    /// NVO key, for example, returns `false`.
+    /// flipped, or link-local mode changed for one interface, or (with
+    /// `router_interfaces_only`) an interface became or stopped being a
+    /// router interface. Adding a second NVO key, for example, returns
+    /// `false`; so does any `VLAN_SUB_INTERFACE` change when no opt-in rule
+    /// reads it.
     pub fn apply(&mut self, table: ConfigTable, key: &str, fvs: Option<&FieldValues>) -> bool {
         match table {
             ConfigTable::PeerSwitch => presence_apply(&mut self.peer_switches, key, fvs.is_some()),
             ConfigTable::VxlanEvpnNvo => presence_apply(&mut self.evpn_nvos, key, fvs.is_some()),
             ConfigTable::Interface
             | ConfigTable::PortchannelInterface
-            | ConfigTable::VlanInterface => {
+            | ConfigTable::VlanInterface
+            | ConfigTable::VlanSubInterface => {
+                let router = self.options.router_interfaces_only
+                    && self.apply_router_key(table, key, fvs.is_some());
                 if key.contains('|') {
-                    return false;
+                    return router;
+                }
+                if table == ConfigTable::VlanSubInterface && !self.options.sub_interface_link_local
+                {
+                    return router;
                 }
                 let enabled = fvs.is_some_and(|fvs| {
                     fvs.iter()
@@ -129,11 +197,43 @@ impl SyncContext {
                         .is_some_and(|(_, v)| v == LINK_LOCAL_ENABLE)
                 });
                 let set = self.link_local_set_mut(table);
-                if enabled {
+                let link_local = if enabled {
                     set.insert(key.to_owned())
                 } else {
                     set.remove(key)
+                };
+                router || link_local
+            }
+        }
+    }
+
+    /// `router_interfaces_only`: records `key` of `table` as present or
+    /// gone; true when its interface name (the key up to the first `|`)
+    /// became or stopped being a router interface.
+    fn apply_router_key(&mut self, table: ConfigTable, key: &str, present: bool) -> bool {
+        let name = key.split('|').next().unwrap_or(key);
+        let entry = (table, key.to_owned());
+        if present {
+            if !self.router_keys.insert(entry) {
+                return false;
+            }
+            let n = self.router_names.entry(name.to_owned()).or_insert(0);
+            *n += 1;
+            *n == 1
+        } else {
+            if !self.router_keys.remove(&entry) {
+                return false;
+            }
+            match self.router_names.get_mut(name) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    false
                 }
+                Some(_) => {
+                    self.router_names.remove(name);
+                    true
+                }
+                None => false,
             }
         }
     }
@@ -146,8 +246,27 @@ impl SyncContext {
             ConfigTable::VxlanEvpnNvo => self.evpn_nvos.clear(),
             ConfigTable::Interface
             | ConfigTable::PortchannelInterface
-            | ConfigTable::VlanInterface => self.link_local_set_mut(table).clear(),
+            | ConfigTable::VlanInterface
+            | ConfigTable::VlanSubInterface => {
+                self.link_local_set_mut(table).clear();
+                let gone: Vec<String> = self
+                    .router_keys
+                    .iter()
+                    .filter(|(t, _)| *t == table)
+                    .map(|(_, k)| k.clone())
+                    .collect();
+                for key in gone {
+                    self.apply_router_key(table, &key, false);
+                }
+            }
         }
+    }
+
+    /// Whether neighbours of `ifname` are written: always, unless
+    /// `router_interfaces_only` is on and `ifname` has no key in the
+    /// CONFIG_DB interface tables ([`SyncOptions::router_interfaces_only`]).
+    pub fn writes_interface(&self, ifname: &str) -> bool {
+        !self.options.router_interfaces_only || self.router_names.contains_key(ifname)
     }
 
     /// Dual-ToR: at least one `PEER_SWITCH` key exists (b.2 step 0, without
@@ -167,9 +286,12 @@ impl SyncContext {
     /// is looked up in `VLAN_INTERFACE`, else `PortChannel` in
     /// `PORTCHANNEL_INTERFACE`, else `Ethernet` in `INTERFACE`; any other name
     /// is `false`. Prefix tests are case-sensitive and the lookup uses the
-    /// whole name.
+    /// whole name. With [`SyncOptions::sub_interface_link_local`] a name
+    /// containing `.` is looked up in `VLAN_SUB_INTERFACE` instead.
     pub fn link_local_enabled(&self, ifname: &str) -> bool {
-        let set = if ifname.starts_with("Vlan") {
+        let set = if self.options.sub_interface_link_local && ifname.contains('.') {
+            &self.link_local_sub
+        } else if ifname.starts_with("Vlan") {
             &self.link_local_vlan
         } else if ifname.starts_with("PortChannel") {
             &self.link_local_portchannel
@@ -185,6 +307,7 @@ impl SyncContext {
         match table {
             ConfigTable::VlanInterface => &mut self.link_local_vlan,
             ConfigTable::PortchannelInterface => &mut self.link_local_portchannel,
+            ConfigTable::VlanSubInterface => &mut self.link_local_sub,
             // Only called with interface tables; INTERFACE is the fallback.
             _ => &mut self.link_local_interface,
         }
@@ -227,7 +350,8 @@ mod tests {
                 "VXLAN_EVPN_NVO",
                 "INTERFACE",
                 "PORTCHANNEL_INTERFACE",
-                "VLAN_INTERFACE"
+                "VLAN_INTERFACE",
+                "VLAN_SUB_INTERFACE"
             ]
         );
     }
@@ -341,6 +465,77 @@ mod tests {
         // Deleting an address key leaves the interface key's setting alone.
         assert!(!ctx.apply(ConfigTable::Interface, "Ethernet0|fe80::1/64", None));
         assert!(ctx.link_local_enabled("Ethernet0"));
+    }
+
+    #[test]
+    fn router_interfaces_follow_every_interface_table_when_opted_in() {
+        let any = fv(&[("NULL", "NULL")]);
+        // Off (the C++): every interface is written, no table change matters.
+        let mut off = SyncContext::new();
+        assert!(!off.apply(ConfigTable::Interface, "Ethernet0", Some(&any)));
+        assert!(off.writes_interface("docker0"));
+
+        let mut ctx = SyncContext::with_options(SyncOptions {
+            router_interfaces_only: true,
+            ..SyncOptions::default()
+        });
+        assert!(!ctx.writes_interface("Ethernet0"));
+        assert!(!ctx.writes_interface("docker0"));
+        // An address key alone makes a router interface (intfmgrd needs no
+        // interface key for a plain routed port).
+        assert!(ctx.apply(ConfigTable::Interface, "Ethernet0|10.0.0.0/31", Some(&any)));
+        assert!(ctx.writes_interface("Ethernet0"));
+        assert!(!ctx.apply(ConfigTable::Interface, "Ethernet0", Some(&any)));
+        assert!(!ctx.apply(ConfigTable::Interface, "Ethernet0|10.0.0.0/31", None));
+        assert!(ctx.writes_interface("Ethernet0"));
+        assert!(ctx.apply(ConfigTable::Interface, "Ethernet0", None));
+        assert!(!ctx.writes_interface("Ethernet0"));
+        // Every interface table counts, VLAN_SUB_INTERFACE included.
+        for (table, name) in [
+            (ConfigTable::VlanInterface, "Vlan1000"),
+            (ConfigTable::PortchannelInterface, "PortChannel0001"),
+            (ConfigTable::VlanSubInterface, "Ethernet8.10"),
+        ] {
+            assert!(ctx.apply(table, name, Some(&any)), "{name}");
+            assert!(ctx.writes_interface(name));
+        }
+        ctx.reset_table(ConfigTable::VlanSubInterface);
+        assert!(!ctx.writes_interface("Ethernet8.10"));
+        assert!(ctx.writes_interface("Vlan1000"));
+        // PEER_SWITCH and the like are not interface tables.
+        assert!(ctx.apply(ConfigTable::PeerSwitch, "docker0", Some(&any)));
+        assert!(!ctx.writes_interface("docker0"));
+    }
+
+    #[test]
+    fn sub_interface_link_local_is_read_from_vlan_sub_interface_when_opted_in() {
+        // Off (the C++): Ethernet0.10 is looked up in INTERFACE, never there.
+        let mut off = SyncContext::new();
+        assert!(!off.apply(
+            ConfigTable::VlanSubInterface,
+            "Ethernet0.10",
+            Some(&ll_on())
+        ));
+        assert!(!off.link_local_enabled("Ethernet0.10"));
+
+        let mut ctx = SyncContext::with_options(SyncOptions {
+            sub_interface_link_local: true,
+            ..SyncOptions::default()
+        });
+        assert!(ctx.apply(
+            ConfigTable::VlanSubInterface,
+            "Ethernet0.10",
+            Some(&ll_on())
+        ));
+        assert!(ctx.apply(ConfigTable::VlanSubInterface, "Po1.20", Some(&ll_on())));
+        assert!(ctx.link_local_enabled("Ethernet0.10"));
+        assert!(ctx.link_local_enabled("Po1.20"));
+        // The parent's own setting is not the sub-interface's.
+        assert!(ctx.apply(ConfigTable::Interface, "Ethernet4", Some(&ll_on())));
+        assert!(!ctx.link_local_enabled("Ethernet4.10"));
+        assert!(ctx.link_local_enabled("Ethernet4"));
+        assert!(ctx.apply(ConfigTable::VlanSubInterface, "Ethernet0.10", None));
+        assert!(!ctx.link_local_enabled("Ethernet0.10"));
     }
 
     #[test]

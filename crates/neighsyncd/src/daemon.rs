@@ -47,7 +47,7 @@ use swss::{
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::context::{ConfigTable, SyncContext};
+use crate::context::{ConfigTable, SyncContext, SyncOptions};
 use crate::core::{Action, Epoch, Input, NeighCore, Setup};
 pub use crate::error::DaemonError;
 pub use crate::sync::{
@@ -83,6 +83,9 @@ pub struct Options {
     pub ops: Ops,
     /// Self-audit period (`--audit-interval`); `None` disables it.
     pub audit_every: Option<Duration>,
+    /// The opt-in sync rules (`--router-interfaces-only`,
+    /// `--sub-interface-link-local`); all off by default.
+    pub sync: SyncOptions,
 }
 
 /// Runs neighsyncd until SIGTERM/SIGINT: `start`, then the [`Driver`].
@@ -147,7 +150,7 @@ async fn start(
         subscribe(&dbs.config)
     })
     .await?;
-    let mut ctx = SyncContext::new();
+    let mut ctx = SyncContext::with_options(opts.sync);
     for (table, ops) in split_initial(initial, &logger, true) {
         for op in &ops {
             crate::core::apply_cfg(&mut ctx, table, op);
@@ -156,6 +159,8 @@ async fn start(
     tracing::info!(
         dual_tor = ctx.is_dual_tor(),
         evpn = ctx.evpn_nvo_exists(),
+        router_interfaces_only = opts.sync.router_interfaces_only,
+        sub_interface_link_local = opts.sync.sub_interface_link_local,
         "CONFIG_DB initial state loaded"
     );
     let failed = ProducerStateTable::new(APP_NEIGH_FAILED_TABLE_NAME, dbs.appl.location());
@@ -245,10 +250,10 @@ async fn initial_core(
 
 // ===== Redis steps =====
 
-/// CONFIG_DB `LOGGER` and the five tables the rules read
+/// CONFIG_DB `LOGGER` and the six tables the rules read
 /// ([`ConfigTable::ALL`]), on one pubsub connection with one pattern
 /// (`__keyspace@<id>__:*`; Redis matches every keyspace notification of
-/// every database against every pattern, so one pattern instead of six is
+/// every database against every pattern, so one pattern instead of seven is
 /// cheaper for the whole switch, docs/differences.md S10). Returns the
 /// subscriber and its initial content (table name, op).
 ///

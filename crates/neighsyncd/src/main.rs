@@ -40,7 +40,7 @@ fn main() -> ExitCode {
     };
     let (log, _) = cli.ops.init_logging(ident, auto);
     if let Some(Command::Audit(args)) = &cli.command {
-        return neighsyncd::audit::main(cli.db_paths(), args);
+        return neighsyncd::audit::main(cli.db_paths(), cli.sync_options(), args);
     }
     let opts = Options {
         db: cli.db_paths(),
@@ -51,6 +51,7 @@ fn main() -> ExitCode {
         restore_wait: cli.restore_flag_timeout,
         ops: sonic_daemon::Ops::new(daemon::APP_NAME, Some(log)),
         audit_every: cli.ops.audit_every(),
+        sync: cli.sync_options(),
     };
     let runtime = match startup::runtime(daemon::APP_NAME) {
         Ok(r) => r,

@@ -187,6 +187,11 @@ pub enum DropReason {
     /// The ifindex has no known name. The C++ writes the decimal ifindex as
     /// the name (b.2 step 3); we drop instead (deliberate deviation, b.5/f.6).
     UnknownInterface,
+    /// `--router-interfaces-only`: the interface has no key in CONFIG_DB
+    /// `INTERFACE`, `PORTCHANNEL_INTERFACE`, `VLAN_INTERFACE` or
+    /// `VLAN_SUB_INTERFACE`, adds and deletes (step 3a; opt-in, not in the
+    /// C++).
+    NotRouterInterface,
     /// IPv4 169.254.0.0/16 on a dual-ToR, adds and deletes (step 6).
     LinkLocalDualTor,
     /// IPv6 fe80::/10 add on an interface without
@@ -207,8 +212,9 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in rule order (e.g. to pre-register metric labels).
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::UnknownInterface,
+        DropReason::NotRouterInterface,
         DropReason::LinkLocalDualTor,
         DropReason::Ipv6LinkLocal,
         DropReason::Ipv6MulticastLinkLocal,
@@ -219,12 +225,14 @@ impl DropReason {
     ];
 
     /// A stable snake_case label (used as a Prometheus label value):
-    /// `unknown_interface`, `link_local_dual_tor`, `ipv6_link_local`,
+    /// `unknown_interface`, `not_router_interface`, `link_local_dual_tor`,
+    /// `ipv6_link_local`,
     /// `ipv6_multicast_link_local`, `evpn_probe`, `noarp`, `no_mac`,
     /// `broadcast_mac`.
     pub const fn as_str(self) -> &'static str {
         match self {
             DropReason::UnknownInterface => "unknown_interface",
+            DropReason::NotRouterInterface => "not_router_interface",
             DropReason::LinkLocalDualTor => "link_local_dual_tor",
             DropReason::Ipv6LinkLocal => "ipv6_link_local",
             DropReason::Ipv6MulticastLinkLocal => "ipv6_multicast_link_local",
@@ -253,6 +261,9 @@ impl DropReason {
 /// 2. (step 3) unknown interface → [`DropReason::UnknownInterface`].
 ///    **Deliberate deviation**: the C++ writes the decimal ifindex as the
 ///    interface name (`57:10.0.0.2`), which orchagent retries forever (f.6).
+///    (step 3a, opt-in `--router-interfaces-only`) an interface that is not
+///    a router interface ([`SyncContext::writes_interface`]) →
+///    [`DropReason::NotRouterInterface`], deletes too.
 /// 3. (step 6) IPv4 169.254.0.0/16 on a dual-ToR → drop, deletes too.
 /// 4. (step 7) IPv6 fe80::/10, not RTM_DELNEIGH, link-local mode off on the
 ///    interface → drop. Deletes always pass.
@@ -350,6 +361,10 @@ pub fn decide_parts(
     let Some(ifname) = ifname else {
         return Decision::Drop(DropReason::UnknownInterface);
     };
+    // Step 3a (opt-in).
+    if !ctx.writes_interface(ifname) {
+        return Decision::Drop(DropReason::NotRouterInterface);
+    }
 
     // Steps 6-8.
     if let Some(reason) = address_filter(&ev.dst, ifname, is_del, dual_tor, ctx) {
@@ -442,14 +457,15 @@ pub enum FailedOp {
 ///   FAILED): [`FailedOp::Keep`].
 ///
 /// An unknown interface gives `None` (N1: the C++ would use the decimal
-/// ifindex as the name).
+/// ifindex as the name), and so does, with the opt-in
+/// `--router-interfaces-only`, an interface that is not a router interface.
 pub fn decide_failed(
     ev: &NeighborEvent,
     ifname: Option<&str>,
     ctx: &SyncContext,
 ) -> Option<FailedOp> {
     let ifname = ifname?;
-    if !ctx.is_dual_tor() || !ev.dst.is_ipv6() {
+    if !ctx.is_dual_tor() || !ev.dst.is_ipv6() || !ctx.writes_interface(ifname) {
         return None;
     }
     let is_del = ev.msg_type == NeighMsgType::Del;
@@ -669,6 +685,37 @@ mod tests {
         );
     }
 
+    // ----- opt-in rules -----
+
+    #[test]
+    fn router_interfaces_only_drops_other_interfaces_adds_and_deletes() {
+        use crate::context::SyncOptions;
+        let mut c = SyncContext::with_options(SyncOptions {
+            router_interfaces_only: true,
+            ..SyncOptions::default()
+        });
+        c.apply(ConfigTable::PeerSwitch, "peer", Some(&fv(&[("k", "v")])));
+        c.apply(
+            ConfigTable::Interface,
+            "Ethernet8|10.0.0.0/31",
+            Some(&Vec::new()),
+        );
+        let reach = new("10.0.0.2", nud::REACHABLE);
+        assert_eq!(on(&reach, &c), set("Ethernet8:10.0.0.2", MAC, Family::IPv4));
+        let on_docker = |e: &NeighborEvent| decide(e, Some("docker0"), None, &c);
+        assert_eq!(on_docker(&reach), dropped(DropReason::NotRouterInterface));
+        assert_eq!(
+            on_docker(&del("10.0.0.2", nud::REACHABLE)),
+            dropped(DropReason::NotRouterInterface)
+        );
+        let failed6 = ev(NeighMsgType::New, "fc02::2", None, nud::FAILED);
+        assert_eq!(decide_failed(&failed6, Some("docker0"), &c), None);
+        assert_eq!(
+            decide_failed(&failed6, Some("Ethernet8"), &c),
+            Some(FailedOp::Publish)
+        );
+    }
+
     // ----- keys and fields -----
 
     #[test]
@@ -753,6 +800,7 @@ mod tests {
             labels,
             [
                 "unknown_interface",
+                "not_router_interface",
                 "link_local_dual_tor",
                 "ipv6_link_local",
                 "ipv6_multicast_link_local",
