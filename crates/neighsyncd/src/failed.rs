@@ -164,9 +164,18 @@ impl FailedTable {
         !self.pending.is_empty()
     }
 
-    /// Number of keys published once everything pending is sent.
+    /// Number of keys published once everything pending is sent (cost:
+    /// the pending operations, not the table).
     pub fn len(&self) -> usize {
-        self.present_keys().count()
+        let (mut added, mut removed) = (0, 0);
+        for (key, set) in &self.pending {
+            match (*set, self.published.contains(key)) {
+                (true, false) => added += 1,
+                (false, true) => removed += 1,
+                _ => {}
+            }
+        }
+        self.published.len() + added - removed
     }
 
     /// True when nothing is published or pending publication.

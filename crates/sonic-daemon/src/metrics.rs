@@ -18,12 +18,13 @@
 //! | `audit_runs_total`                 | counter   |                          |
 //! | `redis_up`, `netlink_up`           | gauge     |                          |
 //! | `port_init_done`, `ports_pending`  | gauge     | (portsyncd only)         |
+//! | `failed_neighbors`                 | gauge     | (neighsyncd only)        |
 //! | `bad_db_entries_total`             | counter   | `db`, `table`            |
 //!
 //! Label values: `type` = `RTM_NEWNEIGH` | `RTM_DELNEIGH` | `RTM_NEWLINK` |
 //! `RTM_DELLINK` (empty for a malformed message of unknown type);
 //! `outcome` = [`Outcome`]; `reason` = the daemon's drop-reason label or
-//! `""`; `table` = `NEIGH_TABLE` | `ROUTE_TABLE` | `PORT_TABLE` |
+//! `""`; `table` = `NEIGH_TABLE` | `ROUTE_TABLE` | `NEIGH_FAILED_TABLE` | `PORT_TABLE` |
 //! `STATE_PORT_TABLE`; `op` = `set` | `del`; `cause` = [`ResyncCause`];
 //! `state` = [`WARM_STATES`]; `db` = `CONFIG_DB` | `STATE_DB` | `APPL_DB`
 //! and `table` (of `bad_db_entries_total`) = the table of a Redis entry that
@@ -112,7 +113,7 @@ impl ResyncCause {
 pub const NEIGHSYNCD_EVENT_TYPES: [&str; 4] =
     ["RTM_NEWNEIGH", "RTM_DELNEIGH", "RTM_NEWLINK", "RTM_DELLINK"];
 /// The `table` label values neighsyncd writes (APPL_DB; pre-registered at 0).
-pub const NEIGHSYNCD_TABLES: [&str; 2] = ["NEIGH_TABLE", "ROUTE_TABLE"];
+pub const NEIGHSYNCD_TABLES: [&str; 3] = ["NEIGH_TABLE", "ROUTE_TABLE", "NEIGH_FAILED_TABLE"];
 /// The `type` label values portsyncd counts (pre-registered at 0).
 pub const PORTSYNCD_EVENT_TYPES: [&str; 2] = ["RTM_NEWLINK", "RTM_DELLINK"];
 /// The `table` label values portsyncd writes: APPL_DB `PORT_TABLE` and
@@ -178,6 +179,10 @@ pub struct Metrics {
     /// `portsyncd_ports_pending`: ports holding back PortInitDone
     /// (registered for portsyncd only).
     pub ports_pending: Gauge,
+    /// `neighsyncd_failed_neighbors`: keys published in APPL_DB
+    /// `NEIGH_FAILED_TABLE` (dual-ToR failed IPv6 neighbours for nbrmgrd;
+    /// registered for neighsyncd only).
+    pub failed_neighbors: Gauge,
     /// `<d>_bad_db_entries_total{db,table}`: Redis entries skipped as
     /// unusable; brought up to date from [`swss::bad_entry::counts`] at
     /// each [`Metrics::encode`].
@@ -221,6 +226,7 @@ impl Metrics {
             netlink_up: Gauge::default(),
             port_init_done: Gauge::default(),
             ports_pending: Gauge::default(),
+            failed_neighbors: Gauge::default(),
             bad_db_entries: Family::default(),
         };
         r.register(
@@ -287,6 +293,13 @@ impl Metrics {
             "1 while the netlink socket works",
             m.netlink_up.clone(),
         );
+        if daemon == "neighsyncd" {
+            r.register(
+                "failed_neighbors",
+                "Keys published in APPL_DB NEIGH_FAILED_TABLE (dual-ToR failed IPv6 neighbors for nbrmgrd)",
+                m.failed_neighbors.clone(),
+            );
+        }
         if daemon == "portsyncd" {
             r.register(
                 "port_init_done",

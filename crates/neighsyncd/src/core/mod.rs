@@ -753,6 +753,7 @@ impl engine::Core for NeighCore {
             self.maybe_flush(now);
             self.maybe_ready();
             self.metrics.entries.set(self.writer.desired_len() as i64);
+            self.metrics.failed_neighbors.set(self.failed.len() as i64);
         }
         self.steps.pop_front()
     }
