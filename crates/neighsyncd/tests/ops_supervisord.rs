@@ -3,19 +3,23 @@
 //! startup` plugin, as in the swss container: the three files are used as
 //! shipped, with only the binary and database_config.json paths pointed at
 //! this test's build and private redis-server. supervisord runs in a DUT
-//! network namespace; its syslog (`stdout_syslog`/`stderr_syslog`) goes to
-//! `/dev/log`, which the test replaces, in supervisord's private mount
-//! namespace, by a socket it reads.
+//! network namespace with a private `/dev` (an overlay), where a real
+//! rsyslogd (Debian `rsyslog`), run by supervisord as the container's
+//! `[program:rsyslogd]`, listens on `/dev/log` and writes every line with its
+//! severity and program tag to a file the test reads
+//! (`crates/sonic-daemon/tests/rsyslog/mod.rs`).
 //!
-//! The rest of the swss container is stood in for: `rsyslogd` (portsyncd
-//! waits for `rsyslogd:running`) is a `sleep`, and `swssconfig` (neighsyncd
-//! and restore_neighbors wait for `swssconfig:exited`) is a `sleep 1` (it
-//! loads the switch's JSON config, then exits), started once portsyncd runs
-//! (in SONiC it waits for orchagent, which waits for portsyncd).
+//! The rest of the swss container is stood in for: `swssconfig`
+//! (neighsyncd and restore_neighbors wait for `swssconfig:exited`) is a
+//! `sleep 1` (it loads the switch's JSON config, then exits), started once
+//! portsyncd runs (in SONiC it waits for orchagent, which waits for
+//! portsyncd); portsyncd waits for `rsyslogd:running` as upstream.
 //!
 //! Checked as an operator would see it: restore_neighbors runs once and
 //! exits 0 (cold start), both daemons reach RUNNING, their log lines reach
-//! syslog tagged with the program name, a neighbour added meanwhile lands in
+//! rsyslog under their own program tags (`portsyncd`, `neighsyncd`,
+//! `restore_neighbor`) with the priority of their level and never through
+//! supervisord's relay, no line at ERR, a neighbour added meanwhile lands in
 //! APPL_DB and portsyncd's port in APPL_DB/STATE_DB, `/healthz` answers on
 //! the entries' `--metrics-addr`, and `supervisorctl stop` ends each daemon
 //! with exit status 0 after its pending writes are flushed.
@@ -24,10 +28,10 @@
 
 mod common;
 mod ops_common;
+#[path = "../../sonic-daemon/tests/rsyslog/mod.rs"]
+mod rsyslog;
 
-use std::os::unix::net::UnixDatagram;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{wait_pending_set, DEADLINE};
@@ -40,54 +44,22 @@ use testbed::redis_server::RedisServer;
 const DEFAULT_DB_CONFIG: &str = "/var/run/redis/sonic-db/database_config.json";
 const PROGRAMS: [&str; 3] = ["portsyncd", "neighsyncd", "restore_neighbors"];
 
-/// Syslog datagrams received on the socket standing in for `/dev/log`.
+/// The file the supervised rsyslogd writes (see `rsyslog/mod.rs`).
 #[derive(Clone)]
 struct Syslog {
-    lines: Arc<Mutex<Vec<String>>>,
+    out: PathBuf,
 }
 
 impl Syslog {
-    fn listen(path: &Path) -> Syslog {
-        let sock = UnixDatagram::bind(path).unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let l = lines.clone();
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; 65536];
-            while let Ok(n) = sock.recv(&mut buf) {
-                l.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
-            }
-        });
-        Syslog { lines }
-    }
-
     fn all(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
+        rsyslog::dump(&self.out)
     }
 
-    /// Waits for a datagram from supervisord for `program` containing
-    /// `text` (supervisord logs `<program> <line>` under its own ident).
-    fn wait_for(&self, program: &str, text: &str) -> String {
-        let start = Instant::now();
-        loop {
-            let found = self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|l| l.contains(&format!("supervisord: {program} ")) && l.contains(text))
-                .cloned();
-            if let Some(l) = found {
-                return l;
-            }
-            assert!(
-                start.elapsed() < DEADLINE * 2,
-                "no syslog line from {program} with {text:?}; syslog:\n{}",
-                self.all()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    /// Waits for a line tagged `program` containing `text`.
+    fn wait_for(&self, program: &str, text: &str) -> rsyslog::Line {
+        rsyslog::wait_for(&self.out, DEADLINE * 2, |l| {
+            l.program == program && l.msg.contains(text)
+        })
     }
 }
 
@@ -210,7 +182,15 @@ fn deploy_supervisord_entries_run_under_real_supervisord() {
         .tempdir()
         .unwrap();
     let t = dir.path();
-    let syslog = Syslog::listen(&t.join("syslog.sock"));
+    let syslog = Syslog {
+        out: t.join("syslog.txt"),
+    };
+    // The container's rsyslogd: /dev/log in supervisord's private /dev.
+    std::fs::write(
+        t.join("rsyslog.conf"),
+        rsyslog::config(Path::new("/dev/log"), &syslog.out, t),
+    )
+    .unwrap();
     std::fs::create_dir(t.join("conf.d")).unwrap();
     for name in PROGRAMS {
         std::fs::write(
@@ -252,10 +232,12 @@ events=PROCESS_STATE
 buffer_size=1024
 
 [program:rsyslogd]
-command=/bin/sleep infinity
+command=/usr/sbin/rsyslogd -n -iNONE -f {td}/rsyslog.conf
 priority=2
 autostart=false
 autorestart=false
+stdout_logfile={td}/rsyslogd.out
+stderr_logfile={td}/rsyslogd.out
 dependent_startup=true
 
 [program:swssconfig]
@@ -275,7 +257,8 @@ files = {td}/conf.d/*.conf
     )
     .unwrap();
     // Inside `ip netns exec` (its own mount namespace): /dev overlaid so that
-    // /dev/log can be the test's socket; then supervisord in the foreground.
+    // the supervised rsyslogd can create /dev/log there; then supervisord in
+    // the foreground.
     std::fs::create_dir(t.join("dev-upper")).unwrap();
     std::fs::create_dir(t.join("dev-work")).unwrap();
     let script = t.join("run.sh");
@@ -285,8 +268,7 @@ files = {td}/conf.d/*.conf
             "set -e
 mount --make-rprivate /
 mount -t overlay overlay -o lowerdir=/dev,upperdir={td}/dev-upper,workdir={td}/dev-work /dev
-touch /dev/log
-mount --bind {td}/syslog.sock /dev/log
+rm -f /dev/log
 exec supervisord -n -c {td}/supervisord.conf
 "
         ),
@@ -327,14 +309,17 @@ exec supervisord -n -c {td}/supervisord.conf
         "restore ran more than once: {l}"
     );
 
-    // Their log lines reach syslog under supervisord's ident, tagged with
-    // the program name (what SONiC's /var/log/syslog shows).
-    syslog.wait_for(
-        "restore_neighbors",
+    // Their log lines reach rsyslog under their own program tags, at the
+    // priority of their level (what SONiC's /var/log/syslog shows).
+    let skipped = syslog.wait_for(
+        "restore_neighbor",
         "restore skipped: warm restart not enabled",
     );
-    syslog.wait_for("portsyncd", "started; following link events");
-    syslog.wait_for("neighsyncd", common::READY);
+    assert_eq!(skipped.severity, "notice", "{skipped}");
+    let started = syslog.wait_for("portsyncd", "started; following link events");
+    assert_eq!(started.severity, "notice", "{started}");
+    let ready = syslog.wait_for("neighsyncd", common::READY);
+    assert_eq!(ready.severity, "notice", "{ready}");
 
     // The entries' --metrics-addr: /healthz answers 200 on both.
     for addr in ["127.0.0.1:9101", "127.0.0.1:9102"] {
@@ -415,6 +400,32 @@ exec supervisord -n -c {td}/supervisord.conf
     }
     syslog.wait_for("neighsyncd", "flushing and exiting");
     syslog.wait_for("portsyncd", "SIGTERM: exiting");
+    // Each daemon's lines under its tag (no PID), facility user, none at
+    // ERR; and none relayed by supervisord from stdout/stderr (the native
+    // output has them all).
+    let lines = rsyslog::read(&syslog.out);
+    for program in ["portsyncd", "neighsyncd", "restore_neighbor"] {
+        let mine: Vec<&rsyslog::Line> = lines.iter().filter(|l| l.program == program).collect();
+        assert!(!mine.is_empty(), "no {program} lines:\n{}", syslog.all());
+        for l in mine {
+            assert_eq!(l.tag, format!("{program}:"), "{l}");
+            assert_eq!(l.facility, "user", "{l}");
+            assert!(
+                !["emerg", "alert", "crit", "err"].contains(&l.severity.as_str()),
+                "{l}\n{}",
+                syslog.all()
+            );
+        }
+    }
+    for program in PROGRAMS {
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.program == "supervisord" && l.msg.starts_with(&format!("{program} "))),
+            "{program} output relayed by supervisord:\n{}",
+            syslog.all()
+        );
+    }
 
     let out = supervisorctl(&conf, &["shutdown"]);
     assert!(out.contains("Shut down"), "{out}");
