@@ -35,8 +35,7 @@ impl DbArgs {
     }
 }
 
-/// `--log-level`, `--metrics-addr`, `--log-output`, `--audit-interval`
-/// (and the hidden `--syslog-socket`).
+/// `--log-level`, `--metrics-addr`, `--log-output`, `--audit-interval`.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct OpsArgs {
     /// Log level: SONiC names EMERG, ALERT, CRIT, ERROR, WARN, NOTICE, INFO,
@@ -176,6 +175,26 @@ mod tests {
             crate::http::HEADER_TIMEOUT.as_secs()
         );
         assert!(help.contains(&limits), "{help}");
+    }
+
+    /// `--log-output` names every output and what `auto` picks; the
+    /// socket override stays out of `--help`.
+    #[test]
+    fn log_output_help_and_the_hidden_socket() {
+        use clap::CommandFactory;
+        let help = T::command().render_long_help().to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        for word in [
+            "`syslog`",
+            "`journald`",
+            "`stderr`",
+            "`stdout`",
+            "/dev/log",
+            "LOGOUTPUT",
+        ] {
+            assert!(help.contains(word), "{word}: {help}");
+        }
+        assert!(!help.contains("--syslog-socket"), "{help}");
     }
 
     #[derive(Debug, Parser)]

@@ -2,9 +2,11 @@
 //! portsyncd): what an operator needs to run them like SONiC daemons.
 //!
 //! * [`logging`]: SONiC log-level names (EMERG ... DEBUG) on tracing levels,
-//!   tracing to stderr or journald, a live level (reload handle) that follows
-//!   CONFIG_DB `LOGGER|<daemon>` `LOGLEVEL` (what `swssloglevel` sets), and
-//!   the default `LOGGER` entry written at start (logger.cpp).
+//!   native syslog as swss::Logger (tag = daemon, priority from the level),
+//!   journald, stderr or stdout, a live level and output that follow
+//!   CONFIG_DB `LOGGER|<daemon>` `LOGLEVEL` (what `swssloglevel` sets) and
+//!   `LOGOUTPUT`, and the default `LOGGER` entry written at start
+//!   (logger.cpp).
 //! * [`metrics`]: the Prometheus metric families of both daemons
 //!   (prometheus-client, names prefixed with the daemon's name).
 //! * [`health`]: netlink / Redis / last-write health behind `/healthz`.
@@ -40,7 +42,7 @@ use swss::{DbConnector, SwssError};
 
 pub use args::{DbArgs, OpsArgs};
 pub use health::Health;
-pub use logging::{LogHandle, LogLevel, LogOutput, UnknownLogLevel};
+pub use logging::{LogHandle, LogLevel, LogOutput, SonicOutput, UnknownLogLevel};
 pub use metrics::Metrics;
 pub use notify::{LoopTicker, Notifier};
 pub use startup::DbPaths;
@@ -50,7 +52,7 @@ pub use startup::DbPaths;
 #[derive(Debug, Clone)]
 pub struct Ops {
     /// Daemon name (`neighsyncd`, `portsyncd`): metric prefix, `LOGGER` key,
-    /// journald `SYSLOG_IDENTIFIER`.
+    /// syslog tag and journald `SYSLOG_IDENTIFIER`.
     pub daemon: &'static str,
     /// The metric families.
     pub metrics: Metrics,
@@ -117,9 +119,10 @@ impl Ops {
 
     /// Writes the default CONFIG_DB `LOGGER|<daemon>` fields where missing
     /// ([`logging::write_logger_defaults`]), then subscribes to CONFIG_DB
-    /// `LOGGER` and spawns the task applying `LOGLEVEL` changes to the live
-    /// level ([`logging::LoggerFollower`]). The subscription exists when
-    /// this returns, so no change made afterwards is missed. Without a
+    /// `LOGGER` and spawns the task applying `LOGLEVEL` and `LOGOUTPUT`
+    /// changes to the live level and output ([`logging::LoggerFollower`]).
+    /// The subscription exists when this returns, so no change made
+    /// afterwards is missed. Without a
     /// [`LogHandle`] only the defaults are written.
     ///
     /// Errors: [`SwssError`] from Redis (the caller retries connection
