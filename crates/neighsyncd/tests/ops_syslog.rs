@@ -1,7 +1,8 @@
 //! The daemons' logs as SONiC reads them: the real binaries log to a real,
 //! private rsyslogd (`crates/sonic-daemon/tests/rsyslog/mod.rs`: imuxsock
-//! on a temp socket, given with the hidden `--syslog-socket`; `--log-output`
-//! is left at `auto`, which picks syslog because the socket exists), and
+//! on a temp socket, given with the hidden `--syslog-socket`, and
+//! `--log-output syslog`: `auto` keeps stderr when it is a file, as here;
+//! ops_supervisord.rs runs `auto` under supervisord's pipe), and
 //! each line is checked as loganalyzer and operators' filters see it:
 //! program tag (`neighsyncd`, `portsyncd`, `restore_neighbor`, no PID),
 //! facility user, severity from the level.
@@ -48,13 +49,16 @@ fn private_rsyslogd() -> (tempfile::TempDir, Rsyslogd) {
     (dir, rs)
 }
 
-/// `bin --db-config <redis> --syslog-socket <rs> extra...` in `ns`.
+/// `bin --db-config <redis> --log-output syslog --syslog-socket <rs>
+/// extra...` in `ns`.
 fn start(bin: &Path, ns: &NetNs, redis: &RedisServer, rs: &Rsyslogd, extra: &[&str]) -> Daemon {
     let cfg = redis.db_config_path().to_str().unwrap().to_owned();
     let sock = rs.socket.to_str().unwrap().to_owned();
     let mut args = vec![
         "--db-config",
         cfg.as_str(),
+        "--log-output",
+        "syslog",
         "--syslog-socket",
         sock.as_str(),
     ];
@@ -370,6 +374,8 @@ fn portsyncd_link_changes_at_notice_and_fatal_errors_at_err() {
             &[
                 "--db-config",
                 "/nonexistent/database_config.json",
+                "--log-output",
+                "syslog",
                 "--syslog-socket",
                 &sock,
             ],

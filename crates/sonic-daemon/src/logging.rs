@@ -14,8 +14,9 @@
 //!   stdout. [`LogOutput::Auto`] picks journald exactly when systemd
 //!   connected stderr to the journal (`JOURNAL_STREAM` names stderr's device
 //!   and inode, as sd_journal docs recommend), else syslog when its socket
-//!   (`/dev/log`) exists (SONiC's swss container, where rsyslogd runs), else
-//!   stderr.
+//!   (`/dev/log`) exists and stderr is not a terminal or a file (SONiC's
+//!   swss container: rsyslogd runs, supervisord gives a pipe), else stderr
+//!   ([`auto_output`]).
 //! * [`write_logger_defaults`] writes CONFIG_DB `LOGGER|<daemon>`
 //!   `LOGLEVEL NOTICE` / `LOGOUTPUT SYSLOG` where missing
 //!   (swss::Logger::linkToDbWithOutput).
@@ -183,7 +184,8 @@ impl LogLevel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogOutput {
     /// journald when stderr is connected to the journal, else syslog when
-    /// its socket exists, else stderr.
+    /// its socket exists and stderr is not a terminal or a regular file,
+    /// else stderr ([`auto_output`]).
     Auto,
     /// Native syslog on the local socket (`/dev/log`): ident = the
     /// daemon's name, facility user, priority from the level, as
@@ -403,9 +405,10 @@ pub fn init(
 /// `None` when not given: [`LogLevel::DEFAULT`] until CONFIG_DB `LOGGER` is
 /// read, see [`LoggerFollower`]), changeable through the returned handle,
 /// and output `output` (`--log-output`), also changeable through the
-/// handle. [`LogOutput::Auto`] is journald when [`stderr_is_journal`], else
-/// syslog when `syslog_socket` (`--syslog-socket`, normally `/dev/log`) is a
-/// socket, else stderr. When journald cannot be opened, stderr is used
+/// handle. [`LogOutput::Auto`] is [`auto_output`]: journald when
+/// [`stderr_is_journal`], else syslog when `syslog_socket`
+/// (`--syslog-socket`, normally `/dev/log`) is a socket and stderr is not
+/// watched ([`stderr_is_watched`]), else stderr. When journald cannot be opened, stderr is used
 /// and a warning logged; when the syslog socket cannot be connected, the
 /// syslog output stays chosen and each line goes to stderr until it can be
 /// ([`native_syslog::SyslogWriter::write`]). Returns the handle and the
@@ -423,9 +426,11 @@ pub fn init_with_socket(
     let level = level.unwrap_or(LogLevel::DEFAULT);
     let (filter, reload) = reload::Layer::new(LevelFilter::from_level(level.0));
     let want = match output {
-        LogOutput::Auto if stderr_is_journal() => LogOutput::Journald,
-        LogOutput::Auto if output::is_socket(syslog_socket) => LogOutput::Syslog,
-        LogOutput::Auto => LogOutput::Stderr,
+        LogOutput::Auto => auto_output(
+            stderr_is_journal(),
+            output::is_socket(syslog_socket),
+            stderr_is_watched(),
+        ),
         other => other,
     };
     // journald is opened whenever stderr is the journal (so that a later
@@ -479,6 +484,35 @@ pub fn init_with_socket(
         output_from_command_line: output != LogOutput::Auto,
     };
     (handle, used)
+}
+
+/// What [`LogOutput::Auto`] picks: journald when stderr is the journal;
+/// else syslog when its socket exists and stderr is not `watched` (a
+/// terminal or a regular file, where someone reads stderr: a shell, a test
+/// harness, a redirect); else stderr. Supervisord (SONiC's swss container)
+/// and docker give a pipe, so the daemons log natively there.
+pub fn auto_output(stderr_journal: bool, syslog_socket: bool, watched: bool) -> LogOutput {
+    if stderr_journal {
+        LogOutput::Journald
+    } else if syslog_socket && !watched {
+        LogOutput::Syslog
+    } else {
+        LogOutput::Stderr
+    }
+}
+
+/// True when stderr is a terminal or a regular file (see [`auto_output`]).
+pub fn stderr_is_watched() -> bool {
+    use nix::sys::stat::SFlag;
+    use std::io::IsTerminal;
+    let stderr = std::io::stderr();
+    if stderr.is_terminal() {
+        return true;
+    }
+    match nix::sys::stat::fstat(&stderr) {
+        Ok(st) => SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG,
+        Err(_) => false,
+    }
 }
 
 /// journald priorities matching the syslog output's
@@ -637,7 +671,9 @@ impl LoggerSync {
     /// from the command line ([`LogHandle::from_command_line`],
     /// [`LogHandle::output_from_command_line`]), as
     /// swss::Logger::linkToDbWithOutput takes CONFIG_DB's values at start,
-    /// and silently when already in force. Later ops (including a rebuilt
+    /// and silently when already in force; `LOGOUTPUT SYSLOG` at start keeps
+    /// the output `--log-output auto` chose (the system log, unless stderr
+    /// is watched or there is no syslog socket). Later ops (including a rebuilt
     /// subscription's initial load) are applied whenever the field differs
     /// from the value last seen ([`level_change`], [`output_change`]; an
     /// unknown value is reported as a bad entry and skipped). A level
@@ -678,6 +714,12 @@ impl LoggerSync {
     fn apply_output(&mut self, op: &KeyOp, at_start: bool) -> Option<LogOutput> {
         let apply = !(at_start && self.handle.output_from_command_line());
         let want = output_change(self.handle.daemon(), op, &mut self.last_output, apply)?;
+        if at_start && want == SonicOutput::Syslog {
+            // The default (written by us where missing): the output `auto`
+            // chose is the system log wherever one applies; where it chose
+            // stderr, someone reads stderr (or there is no syslog).
+            return None;
+        }
         let old = self.handle.output();
         let to = self.handle.resolve_output(want);
         if old == to {
@@ -837,6 +879,18 @@ mod tests {
     }
 
     #[test]
+    fn auto_is_the_journal_then_syslog_unless_stderr_is_watched() {
+        assert_eq!(auto_output(true, true, true), LogOutput::Journald);
+        assert_eq!(auto_output(true, false, false), LogOutput::Journald);
+        // supervisord / docker: a pipe.
+        assert_eq!(auto_output(false, true, false), LogOutput::Syslog);
+        // A shell or a test harness reading stderr.
+        assert_eq!(auto_output(false, true, true), LogOutput::Stderr);
+        // No syslog daemon.
+        assert_eq!(auto_output(false, false, false), LogOutput::Stderr);
+    }
+
+    #[test]
     fn journal_stream_must_name_stderr() {
         // The test's stderr is not the journal whatever JOURNAL_STREAM says
         // (0:0 is never a real file).
@@ -968,8 +1022,16 @@ mod tests {
 
         let (_layer, handle) = test_handle("portsyncd", LogLevel::DEFAULT, false);
         let mut sync = LoggerSync::new(handle.clone());
-        // At start, CONFIG_DB's SYSLOG applies (not from the command line).
+        // At start, CONFIG_DB's SYSLOG keeps auto's choice (stderr here);
+        // STDOUT at start applies.
         assert_eq!(sync.apply(&set("portsyncd", "NOTICE"), true), None);
+        assert_eq!(handle.output(), LogOutput::Stderr);
+        let (_l, h) = test_handle("portsyncd", LogLevel::DEFAULT, false);
+        LoggerSync::new(h.clone()).apply(&set2("portsyncd", "NOTICE", "STDOUT"), true);
+        assert_eq!(h.output(), LogOutput::Stdout);
+        // Live, SYSLOG switches to the system log.
+        sync.apply(&set2("portsyncd", "NOTICE", "STDERR"), false);
+        sync.apply(&set("portsyncd", "NOTICE"), false);
         assert_eq!(handle.output(), LogOutput::Syslog);
         // A level change alone leaves the output.
         sync.apply(&set("portsyncd", "DEBUG"), false);
