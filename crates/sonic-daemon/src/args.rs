@@ -61,9 +61,10 @@ pub struct OpsArgs {
     /// SYSLOG_IDENTIFIER = the daemon's name), `stderr`, `stdout`, or
     /// `auto`: journald when stderr is already connected to the journal
     /// (systemd's `JOURNAL_STREAM` matches stderr), else syslog when
-    /// /dev/log exists, else stderr. With `auto`, CONFIG_DB
-    /// `LOGGER|<daemon>` `LOGOUTPUT` (SYSLOG, STDOUT, STDERR) decides at
-    /// start; later changes of it apply in any case.
+    /// /dev/log exists and stderr is not a terminal or a regular file (a
+    /// pipe, as under supervisord), else stderr. With `auto`, CONFIG_DB
+    /// `LOGGER|<daemon>` `LOGOUTPUT` STDOUT or STDERR applies at start (SYSLOG
+    /// keeps auto's choice); later changes of it apply in any case.
     #[arg(long, value_name = "OUTPUT", default_value = "auto", global = true)]
     pub log_output: LogOutput,
 
