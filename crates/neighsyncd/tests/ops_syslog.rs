@@ -15,8 +15,8 @@
 //! * A system warm reboot (restore with per-interface summaries at NOTICE,
 //!   per-neighbour lines only at DEBUG) and a docker warm restart: no ERR.
 //! * portsyncd: each Ethernet* link change at NOTICE with its flags (as
-//!   linksync.cpp), other netdevs not at NOTICE; a fatal configuration error
-//!   of either daemon at ERR.
+//!   linksync.cpp), other netdevs not at NOTICE; a Redis restart and SIGTERM
+//!   without ERR; a fatal configuration error of either daemon at ERR.
 
 #![allow(clippy::unwrap_used)]
 
@@ -313,7 +313,7 @@ fn warm_reboot_restore_and_warm_restart_log_summaries_and_no_errors() {
 #[test]
 fn portsyncd_link_changes_at_notice_and_fatal_errors_at_err() {
     let (_dir, rs) = private_rsyslogd();
-    let redis = RedisServer::start().unwrap();
+    let mut redis = RedisServer::start().unwrap();
     let ns = NetNs::new("psyslog").unwrap();
     let () = redis
         .conn(CONFIG_DB)
@@ -358,6 +358,10 @@ fn portsyncd_link_changes_at_notice_and_fatal_errors_at_err() {
         "{}",
         rs.dump()
     );
+    // Redis restarts: warnings while it is away, no error.
+    redis.restart().unwrap();
+    let back = rs.wait_for("portsyncd", "Redis is back");
+    assert_eq!(back.severity, "notice", "{back}");
     assert!(d.sigterm().unwrap().success(), "{}", d.log());
     rs.wait_for("portsyncd", "SIGTERM: exiting");
     assert_tagged_and_no_err(&rs, "portsyncd");
