@@ -20,6 +20,9 @@ command -v ping >/dev/null || need+=(iputils-ping)
 # run the real tools and fail without them: supervisord with SONiC's
 # dependent-startup plugin, promtool, systemd-analyze, dpkg, cargo-deb.
 command -v supervisord >/dev/null || need+=(supervisor)
+# The logging tests (sonic-daemon syslog_rsyslogd, neighsyncd ops_syslog,
+# ops_supervisord) run a private rsyslogd.
+command -v rsyslogd >/dev/null || need+=(rsyslog)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v strip >/dev/null || need+=(binutils)

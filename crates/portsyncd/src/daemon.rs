@@ -186,14 +186,24 @@ async fn bring_down_old_interfaces(sync: &mut PortSync) {
         }
     };
     let task = tokio::spawn(connection);
+    let total = old.len();
+    let mut down = 0usize;
     for (index, name) in old {
         let msg = rtnetlink::LinkUnspec::new_with_index(index).down().build();
         match handle.link().set(msg).execute().await {
-            Ok(()) => tracing::info!(ifname = %name, ifindex = index, "old interface brought down"),
+            Ok(()) => {
+                down += 1;
+                tracing::debug!(ifname = %name, ifindex = index, "old interface brought down");
+            }
             Err(e) => tracing::warn!(ifname = %name, ifindex = index, error = %e,
                 "cannot bring old interface down"),
         }
     }
+    tracing::info!(
+        down,
+        of = total,
+        "cold start: old Ethernet interfaces brought down"
+    );
     drop(handle);
     task.abort();
 }

@@ -50,12 +50,21 @@ pub enum SwssError {
     InvalidArgument(String),
 }
 
+/// Error replies that mean "Redis cannot serve right now, ask again": `LOADING`
+/// (the dump is still being loaded after a restart), `BUSY` (a script runs
+/// past its time limit), `MASTERDOWN` (a replica lost its master). They are
+/// handled as a lost connection (reconnect with backoff, log at warning),
+/// not as a fault of the request.
+pub const TRANSIENT_REPLIES: [&str; 3] = ["LOADING", "BUSY", "MASTERDOWN"];
+
 impl SwssError {
     /// True when the error means the connection to Redis is gone or unusable
-    /// (refused, reset, EOF, timed out, subscription closed): the caller
-    /// should reconnect (see `DbConnector::connect_retrying`) and resync.
-    /// False for errors that a new connection would not fix (bad config,
-    /// error replies such as `WRONGTYPE`, unexpected replies).
+    /// (refused, reset, EOF, timed out, subscription closed) or Redis is not
+    /// serving yet ([`TRANSIENT_REPLIES`]: still loading its dump, busy with
+    /// a script, a replica without its master): the caller should reconnect
+    /// (see `DbConnector::connect_retrying`) and resync. False for errors
+    /// that a new connection would not fix (bad config, error replies such
+    /// as `WRONGTYPE`, unexpected replies).
     pub fn is_connection_error(&self) -> bool {
         match self {
             SwssError::Redis(e) => {
@@ -64,6 +73,7 @@ impl SwssError {
                     || e.is_connection_refusal()
                     || e.is_timeout()
                     || e.is_unrecoverable_error()
+                    || matches!(e.code(), Some(code) if TRANSIENT_REPLIES.contains(&code))
             }
             SwssError::SubscriptionClosed(_) | SwssError::NotConnected => true,
             SwssError::Config(_)

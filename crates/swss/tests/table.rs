@@ -121,3 +121,44 @@ async fn keys_follows_the_scan_cursor_over_many_keys() {
     assert_eq!(keys.len(), 3000);
     assert!(keys.iter().all(|k| k.starts_with("Ethernet")));
 }
+
+/// A Redis busy with a long script answers `BUSY`: not a fault of the
+/// request, so it counts as a connection problem (reconnect with backoff,
+/// resync), as `LOADING` after a restart and `MASTERDOWN` do.
+#[tokio::test]
+async fn busy_redis_is_a_connection_error_not_a_bad_request() {
+    let env = Env::start();
+    let mut raw = env.raw(6);
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("busy-reply-threshold")
+        .arg("50")
+        .query(&mut raw)
+        .unwrap();
+    let mut conn = env.connector("STATE_DB").connect().await.unwrap();
+    let mut script_conn = env.raw(6);
+    let spinner = std::thread::spawn(move || {
+        // Runs until SCRIPT KILL; its own error reply is expected.
+        let _: redis::RedisResult<()> = redis::cmd("EVAL")
+            .arg("while true do end")
+            .arg(0)
+            .query(&mut script_conn);
+    });
+    let t = Table::new("PORT_TABLE", '|');
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let err = loop {
+        match t.get(&mut conn, "Ethernet0").await {
+            Err(e) => break e,
+            Ok(_) => {
+                assert!(std::time::Instant::now() < deadline, "Redis never got busy");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert!(err.to_string().contains("BUSY"), "{err}");
+    assert!(err.is_connection_error(), "{err}");
+    assert!(!err.is_wrong_type());
+    let _: redis::RedisResult<()> = redis::cmd("SCRIPT").arg("KILL").query(&mut raw);
+    spinner.join().unwrap();
+    assert_eq!(t.get(&mut conn, "Ethernet0").await.unwrap(), None);
+}

@@ -11,7 +11,9 @@ use sonic_netlink::socket::{Dump as DumpRequest, KernelMessage, Received};
 use sonic_netlink::{LinkEvent, NeighborEvent};
 
 use super::{Dump, DumpStage, NeighCore, Phase, AUDIT_GRACE};
-use crate::sync::{decide, decide_failed, decide_parts, neigh_key, Decision, NeighOp, Outcome};
+use crate::sync::{
+    decide, decide_failed, decide_parts, neigh_key, Decision, DropReason, NeighOp, Outcome,
+};
 use crate::writer::Origin;
 
 // ===== impl NeighCore: kernel messages =====
@@ -70,8 +72,15 @@ impl NeighCore {
         let is_del = ev.msg_type == NeighMsgType::Del;
         let written = match (decide_parts(ev, ifname, master, &self.ctx), ifname) {
             (Decision::Drop(reason), _) => {
-                tracing::debug!(ifindex = ev.ifindex, ifname = ifname.unwrap_or(""), ip = %ev.dst,
-                    state = ev.state, reason = reason.as_str(), "neighbor dropped");
+                // The C++ logs "Mac address is 'none' for ADD op" at NOTICE,
+                // its other filters at INFO (DEBUG here: our INFO is NOTICE).
+                if reason == DropReason::NoMac {
+                    tracing::info!(ifindex = ev.ifindex, ifname = ifname.unwrap_or(""), ip = %ev.dst,
+                        state = ev.state, reason = reason.as_str(), "neighbor dropped");
+                } else {
+                    tracing::debug!(ifindex = ev.ifindex, ifname = ifname.unwrap_or(""), ip = %ev.dst,
+                        state = ev.state, reason = reason.as_str(), "neighbor dropped");
+                }
                 let msg_type = if is_del {
                     "RTM_DELNEIGH"
                 } else {
@@ -96,7 +105,8 @@ impl NeighCore {
                 };
                 tracing::debug!(op = if set.is_some() { "SET" } else { "DEL" },
                     key = %format_args!("{name}:{}", sonic_netlink::fmt::ip_to_string(&ev.dst)),
-                    mac = ?set.map(|(m, _)| sonic_netlink::fmt::mac_to_string(&m)), "neighbor");
+                    mac = %set.map(|(m, _)| sonic_netlink::fmt::mac_to_string(&m)).unwrap_or_default(),
+                    "neighbor");
                 let origin = if ev.dump {
                     Origin::Dump
                 } else {
