@@ -33,9 +33,11 @@
 //! * Interfaces are handled concurrently within a pass. The one-time settle
 //!   wait (the script's `sleep(3 * 5)` the first time a `Vlan*` /
 //!   `PortChannel*` interface passes its check) delays only those interfaces.
-//! * The script sends the ARP without a sender IP (scapy fills it from its
-//!   routing table); here the sender IP is the interface's first IPv4
-//!   address, as docs/behavior.md c.4 describes.
+//! * The probes are the script's (since sonic-swss PR 1158): an ARP who-has
+//!   from the interface's MAC and first IPv4 address (`psrc`), an ICMPv6
+//!   Neighbor Solicitation from its first IPv6 address (docs/behavior.md
+//!   c.4); only the way they are sent differs (an AF_PACKET socket, not
+//!   scapy).
 
 use std::collections::BTreeMap;
 use std::fmt;
