@@ -81,7 +81,9 @@ pub trait Core {
     /// One result of background work.
     fn handle_input(&mut self, now: Instant, input: Self::Input);
     /// Called when [`Core::poll_timeout`] has passed (possibly late, never
-    /// early). Must move the deadline it reported, or the driver spins.
+    /// early). Must move the deadline it reported, or the driver spins:
+    /// both cores keep their deadlines in a [`crate::timer::TimerTable`],
+    /// whose `expire` stops what it hands out.
     fn handle_timeout(&mut self, now: Instant);
     /// SIGTERM / SIGINT: write what is pending, then report
     /// [`Core::is_stopped`]. The driver stops reading the kernel.

@@ -19,6 +19,8 @@
 //!   connections with retry, start-up steps, runtime and exit status.
 //! * [`engine`]: the one driver of both daemons around their I/O-free
 //!   cores (netlink reads, signals, watchdog, bounded shutdown, backoff).
+//! * [`timer`]: a core's deadlines in one table by name (`poll_timeout`
+//!   is its minimum, `handle_timeout` stops and dispatches what expired).
 //! * [`audit`]: the `audit` report (missing / stale / different), its text
 //!   and JSON output and exit codes.
 //!
@@ -35,6 +37,7 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod startup;
+pub mod timer;
 
 use std::net::SocketAddr;
 

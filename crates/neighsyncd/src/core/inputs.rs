@@ -8,7 +8,9 @@ use sonic_daemon::engine::Step;
 use sonic_daemon::metrics::ResyncCause;
 use swss::{ConsumerView, KeyOp, SwssError};
 
-use super::{log_flag_seen, Action, Epoch, NeighCore, Phase, Redis, WarmClock, FLUSH_ERROR_RETRY};
+use super::{
+    log_flag_seen, Action, Epoch, NeighCore, Phase, Redis, Timer, WarmClock, FLUSH_ERROR_RETRY,
+};
 use crate::context::{ConfigTable, SyncContext};
 use crate::error::DaemonError;
 use crate::sync::{APP_NEIGH_FAILED_TABLE_NAME, APP_NEIGH_TABLE_NAME, APP_ROUTE_TABLE_NAME};
@@ -29,7 +31,7 @@ impl NeighCore {
             // everything.
             return;
         }
-        let since = self.flight.take().and_then(|f| f.since);
+        let since = self.end_flight().and_then(|f| f.since);
         let m = &self.metrics;
         match result {
             Ok(()) => {
@@ -64,7 +66,7 @@ impl NeighCore {
                     self.gave_up = true;
                 } else {
                     tracing::error!(error = %e, keys, "APPL_DB write failed; retrying");
-                    self.flush_retry_at = Some(now + FLUSH_ERROR_RETRY);
+                    self.timers.set(Timer::FlushRetry, now + FLUSH_ERROR_RETRY);
                 }
             }
         }
@@ -78,7 +80,8 @@ impl NeighCore {
             return;
         }
         self.redis = Redis::Reconnecting;
-        self.flight = None;
+        self.end_flight();
+        self.timers.stop(Timer::AuditGrace);
         self.epoch += 1;
         match self.phase {
             Phase::AuditRead | Phase::AuditGrace { .. } => {
@@ -229,32 +232,36 @@ impl NeighCore {
         let Some(w) = self.warm.as_mut() else { return };
         if let WarmClock::WaitFlag { since, .. } = w.clock {
             log_flag_seen(now.saturating_duration_since(since), w.timer);
-            w.clock = WarmClock::Timer { at: now + w.timer };
+            w.clock = WarmClock::Timer;
+            let at = now + w.timer;
+            self.timers.stop(Timer::RestoreFlagLimit);
+            self.timers.set(Timer::Reconcile, at);
         }
     }
 
-    /// The warm clock's deadlines: the restore-flag limit (fatal) and the
-    /// reconcile timer.
-    pub(super) fn warm_timeout(&mut self, now: Instant) {
+    /// [`Timer::RestoreFlagLimit`]: the restore flag never came (fatal).
+    pub(super) fn restore_flag_limit(&mut self) {
         let Some(w) = self.warm.as_mut() else { return };
-        match w.clock {
-            WarmClock::WaitFlag { since, limit_at } if now >= limit_at => {
-                let limit = limit_at - since;
-                tracing::error!(
-                    limit_secs = limit.as_secs_f64(),
-                    "warm start: NEIGH_RESTORE_TABLE|Flags restored=true was not set in time \
-                     (did `neighsyncd restore` run?); exiting"
-                );
-                self.error = Some(DaemonError::RestoreTimeout(limit));
-                w.clock = WarmClock::Due;
-                w.cache = None;
-            }
-            WarmClock::Timer { at } if now >= at => {
-                tracing::info!("warm start: reconcile timer fired");
-                w.clock = WarmClock::Due;
-                self.try_reconcile();
-            }
-            _ => {}
+        let WarmClock::WaitFlag { limit, .. } = w.clock else {
+            return;
+        };
+        tracing::error!(
+            limit_secs = limit.as_secs_f64(),
+            "warm start: NEIGH_RESTORE_TABLE|Flags restored=true was not set in time \
+             (did `neighsyncd restore` run?); exiting"
+        );
+        self.error = Some(DaemonError::RestoreTimeout(limit));
+        w.clock = WarmClock::Due;
+        w.cache = None;
+    }
+
+    /// [`Timer::Reconcile`]: reconcile once the cache is complete.
+    pub(super) fn reconcile_timer_fired(&mut self) {
+        let Some(w) = self.warm.as_mut() else { return };
+        if w.clock == WarmClock::Timer {
+            tracing::info!("warm start: reconcile timer fired");
+            w.clock = WarmClock::Due;
+            self.try_reconcile();
         }
     }
 

@@ -10,7 +10,7 @@ use sonic_netlink::neigh::{NeighMsgType, AF_BRIDGE};
 use sonic_netlink::socket::{Dump as DumpRequest, KernelMessage, Received};
 use sonic_netlink::{LinkEvent, NeighborEvent};
 
-use super::{Dump, DumpStage, NeighCore, Phase, AUDIT_GRACE};
+use super::{Dump, DumpStage, NeighCore, Phase, Timer, AUDIT_GRACE};
 use crate::sync::{
     decide, decide_failed, decide_parts, neigh_key, Decision, DropReason, NeighOp, Outcome,
 };
@@ -201,10 +201,13 @@ impl NeighCore {
             },
             Phase::Live => Phase::Resyncing(Dump::links()),
             Phase::RestoreWait => Phase::WarmCaching(Dump::links()),
-            Phase::AuditGrace { appl_drift, .. } => Phase::AuditDump {
-                dump: Dump::links(),
-                appl_drift,
-            },
+            Phase::AuditGrace { appl_drift } => {
+                self.timers.stop(Timer::AuditGrace);
+                Phase::AuditDump {
+                    dump: Dump::links(),
+                    appl_drift,
+                }
+            }
             Phase::Reconciling | Phase::AuditRead => {
                 self.resync_wanted = true;
                 return;
@@ -248,7 +251,7 @@ impl NeighCore {
         match d.stage {
             DumpStage::Links => self.links_dumped(),
             DumpStage::Neighbors => self.neighbors_dumped(now),
-            DumpStage::RetryAt(_) => {}
+            DumpStage::Retry => {}
         }
     }
 
@@ -313,10 +316,8 @@ impl NeighCore {
             }
             Phase::AuditDump { appl_drift, .. } => {
                 // Counted once late notifications had their chance.
-                self.phase = Phase::AuditGrace {
-                    appl_drift,
-                    until: now + AUDIT_GRACE,
-                };
+                self.phase = Phase::AuditGrace { appl_drift };
+                self.timers.set(Timer::AuditGrace, now + AUDIT_GRACE);
             }
             _ => {
                 tracing::warn!(

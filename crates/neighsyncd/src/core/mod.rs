@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 
 use sonic_daemon::engine::{self, Step};
 use sonic_daemon::metrics::{Metrics, Outcome as EventOutcome};
+use sonic_daemon::timer::{TimerName, TimerTable};
 use sonic_daemon::Health;
 use sonic_netlink::link::LinkTable;
 use sonic_netlink::socket::{Received, SocketError};
@@ -204,12 +205,11 @@ pub enum Phase {
         appl_drift: usize,
     },
     /// Self-audit: the dump is done; the changes it showed wait
-    /// [`AUDIT_GRACE`] for their notification before counting as drift.
+    /// [`AUDIT_GRACE`] ([`Timer::AuditGrace`]) for their notification
+    /// before counting as drift.
     AuditGrace {
         /// Keys APPL_DB had wrong.
         appl_drift: usize,
-        /// When the kernel drift is counted.
-        until: Instant,
     },
     /// SIGTERM: writing what is pending, nothing read any more.
     ShuttingDown,
@@ -231,8 +231,9 @@ pub enum DumpStage {
     Links,
     /// `RTM_GETNEIGH`; its entries are marked as listed (mark and sweep).
     Neighbors,
-    /// The socket refused the request: asked again at this instant.
-    RetryAt(Instant),
+    /// The socket refused the request: asked again when
+    /// [`Timer::DumpRetry`] fires.
+    Retry,
 }
 
 impl Dump {
@@ -256,12 +257,56 @@ pub enum Redis {
 /// A flush in flight.
 #[derive(Debug, Clone, Copy)]
 struct Flight {
-    /// When it was sent.
-    sent_at: Instant,
     /// Receive time of the oldest kernel event in it.
     since: Option<Instant>,
-    /// Still holding live kernel events back ([`FLUSH_READ_PAUSE`]).
+    /// Still holding live kernel events back (until [`Timer::FlushHold`],
+    /// [`FLUSH_READ_PAUSE`] after it was sent).
     holds_reads: bool,
+}
+
+// ===== timers =====
+
+/// The core's deadlines, one [`TimerTable`] entry each: `poll_timeout` is
+/// the earliest, `handle_timeout` acts on each that expired by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// A flush failed with an error reply: none before this
+    /// ([`FLUSH_ERROR_RETRY`]).
+    FlushRetry,
+    /// Storm read spacing: no kernel read before this
+    /// ([`READ_COALESCE_MIN`]..[`READ_COALESCE_MAX`]).
+    ReadResume,
+    /// The flush in flight stops holding live kernel reads back
+    /// ([`FLUSH_READ_PAUSE`] after it was sent).
+    FlushHold,
+    /// The next self-audit is due (every `--audit-interval`).
+    Audit,
+    /// A netlink dump request the socket refused is sent again
+    /// ([`FLUSH_ERROR_RETRY`] later).
+    DumpRetry,
+    /// The self-audit's grace for late notifications ends
+    /// ([`AUDIT_GRACE`]).
+    AuditGrace,
+    /// Warm start: the restore flag did not come in time (fatal).
+    RestoreFlagLimit,
+    /// Warm start: the reconcile timer (`neighsyncd_timer`) fires.
+    Reconcile,
+}
+
+impl TimerName for Timer {
+    const ALL: &'static [Timer] = &[
+        Timer::FlushRetry,
+        Timer::ReadResume,
+        Timer::FlushHold,
+        Timer::Audit,
+        Timer::DumpRetry,
+        Timer::AuditGrace,
+        Timer::RestoreFlagLimit,
+        Timer::Reconcile,
+    ];
+    fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// The warm-start window: the reconcile cache and its clock.
@@ -276,10 +321,11 @@ struct WarmWindow {
 /// The warm window's clock (docs/behavior.md c.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum WarmClock {
-    /// Waiting for the restore flag until `limit_at` (then fatal).
-    WaitFlag { since: Instant, limit_at: Instant },
-    /// The flag is set; the reconcile timer fires at `at`.
-    Timer { at: Instant },
+    /// Waiting for the restore flag since `since`, at most `limit`
+    /// ([`Timer::RestoreFlagLimit`], then fatal).
+    WaitFlag { since: Instant, limit: Duration },
+    /// The flag is set; waiting for [`Timer::Reconcile`].
+    Timer,
     /// The timer fired: reconcile once no dump is in flight.
     Due,
 }
@@ -327,17 +373,13 @@ pub struct NeighCore {
     flight: Option<Flight>,
     /// A resync asked for in a phase that cannot start one.
     resync_wanted: bool,
-    /// No flush before this instant (after an error reply).
-    flush_retry_at: Option<Instant>,
-    /// No kernel read before this instant (storm spacing).
-    read_resume_at: Option<Instant>,
+    /// Every deadline ([`Timer`]).
+    timers: TimerTable<Timer>,
     /// The current storm read spacing (zero when calm).
     read_window: Duration,
     /// Receive time of the oldest staged kernel event not yet in a batch.
     unacked_since: Option<Instant>,
     audit_every: Option<Duration>,
-    /// When the next self-audit is due.
-    audit_next: Option<Instant>,
     /// A self-audit is due (starts once nothing is written or dumped).
     audit_due: bool,
     ready: Ready,
@@ -392,12 +434,10 @@ impl NeighCore {
             warm,
             flight: None,
             resync_wanted: false,
-            flush_retry_at: None,
-            read_resume_at: None,
+            timers: TimerTable::new(),
             read_window: Duration::ZERO,
             unacked_since: None,
             audit_every: setup.audit_every,
-            audit_next: setup.audit_every.map(|every| now + every),
             audit_due: false,
             ready: Ready::NotYet,
             reconcile_counts: (0, 0),
@@ -410,6 +450,9 @@ impl NeighCore {
             health: setup.health,
         };
         core.failed.seed(setup_failed);
+        if let Some(every) = core.audit_every {
+            core.timers.set(Timer::Audit, now + every);
+        }
         core.steps
             .push_back(Step::Dump(sonic_netlink::socket::Dump::Links));
         core
@@ -444,11 +487,11 @@ impl NeighCore {
         );
         let clock = if flag_set {
             log_flag_seen(Duration::ZERO, timer);
-            WarmClock::Timer { at: now + timer }
+            WarmClock::Timer
         } else {
             WarmClock::WaitFlag {
                 since: now,
-                limit_at: now + restore_wait,
+                limit: restore_wait,
             }
         };
         let window = WarmWindow {
@@ -457,6 +500,11 @@ impl NeighCore {
             timer,
         };
         let mut core = NeighCore::new(setup, Phase::WarmCaching(Dump::links()), Some(window), now);
+        if flag_set {
+            core.timers.set(Timer::Reconcile, now + timer);
+        } else {
+            core.timers.set(Timer::RestoreFlagLimit, now + restore_wait);
+        }
         if !flag_set {
             core.act(Action::WatchRestoreFlag);
         }
@@ -499,6 +547,12 @@ impl NeighCore {
         tracing::info!(overruns = self.overruns, "neighsyncd stopped");
     }
 
+    /// The flush in flight is over (answered, or its session lost).
+    fn end_flight(&mut self) -> Option<Flight> {
+        self.timers.stop(Timer::FlushHold);
+        self.flight.take()
+    }
+
     fn act(&mut self, action: Action) {
         self.steps.push_back(Step::Do(action));
     }
@@ -509,7 +563,7 @@ impl NeighCore {
         self.redis == Redis::Up
             && self.flight.is_none()
             && !self.gave_up
-            && self.flush_retry_at.is_none_or(|t| now >= t)
+            && self.timers.get(Timer::FlushRetry).is_none_or(|t| now >= t)
     }
 
     /// Whether the writer's `NEIGH_TABLE` work may go out (not in the warm
@@ -542,7 +596,7 @@ impl NeighCore {
         let Some(batch) = batch.filter(|b| !b.is_empty()) else {
             return;
         };
-        self.flush_retry_at = None;
+        self.timers.stop(Timer::FlushRetry);
         let since = self.unacked_since.take();
         if self.writer.has_pending() || self.failed.has_pending() {
             // What did not fit waits for the next batch.
@@ -557,10 +611,10 @@ impl NeighCore {
             "flushing"
         );
         self.flight = Some(Flight {
-            sent_at: now,
             since,
             holds_reads: true,
         });
+        self.timers.set(Timer::FlushHold, now + FLUSH_READ_PAUSE);
         self.act(Action::Flush {
             epoch: self.epoch,
             batch,
@@ -622,7 +676,11 @@ impl NeighCore {
         } else {
             Duration::ZERO
         };
-        self.read_resume_at = (!self.read_window.is_zero()).then_some(now + self.read_window);
+        if self.read_window.is_zero() {
+            self.timers.stop(Timer::ReadResume);
+        } else {
+            self.timers.set(Timer::ReadResume, now + self.read_window);
+        }
     }
 
     /// Whether a neighbour dump is being read.
@@ -678,7 +736,8 @@ impl engine::Core for NeighCore {
 
     fn handle_dump_request_failed(&mut self, now: Instant, _error: SocketError) {
         if let Some(d) = self.dump_mut() {
-            d.stage = DumpStage::RetryAt(now + FLUSH_ERROR_RETRY);
+            d.stage = DumpStage::Retry;
+            self.timers.set(Timer::DumpRetry, now + FLUSH_ERROR_RETRY);
         }
     }
 
@@ -704,34 +763,35 @@ impl engine::Core for NeighCore {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        if self.flush_retry_at.is_some_and(|t| now >= t) {
-            self.flush_retry_at = None;
-        }
-        if self.read_resume_at.is_some_and(|t| now >= t) {
-            self.read_resume_at = None;
-        }
-        if let Some(f) = self.flight.as_mut() {
-            if now >= f.sent_at + FLUSH_READ_PAUSE {
-                f.holds_reads = false;
+        for timer in self.timers.expire(now) {
+            match timer {
+                // Their deadlines are only ever compared with `now`.
+                Timer::FlushRetry | Timer::ReadResume => {}
+                Timer::FlushHold => {
+                    if let Some(f) = self.flight.as_mut() {
+                        f.holds_reads = false;
+                    }
+                }
+                Timer::Audit => {
+                    self.audit_due = true;
+                    if let Some(every) = self.audit_every {
+                        self.timers.set(Timer::Audit, now + every);
+                    }
+                }
+                Timer::DumpRetry => {
+                    if self.dump_mut().is_some_and(|d| d.stage == DumpStage::Retry) {
+                        self.start_dump();
+                    }
+                }
+                Timer::AuditGrace => {
+                    if let Phase::AuditGrace { appl_drift } = self.phase {
+                        self.audit_finished(appl_drift);
+                    }
+                }
+                Timer::RestoreFlagLimit => self.restore_flag_limit(),
+                Timer::Reconcile => self.reconcile_timer_fired(),
             }
         }
-        if let (Some(at), Some(every)) = (self.audit_next, self.audit_every) {
-            if now >= at {
-                self.audit_due = true;
-                self.audit_next = Some(now + every);
-            }
-        }
-        if let Some(DumpStage::RetryAt(at)) = self.dump_mut().map(|d| d.stage) {
-            if now >= at {
-                self.start_dump();
-            }
-        }
-        if let Phase::AuditGrace { appl_drift, until } = self.phase {
-            if now >= until {
-                self.audit_finished(appl_drift);
-            }
-        }
-        self.warm_timeout(now);
     }
 
     fn begin_shutdown(&mut self, _now: Instant) {
@@ -741,10 +801,12 @@ impl engine::Core for NeighCore {
             "flushing and exiting"
         );
         self.phase = Phase::ShuttingDown;
-        self.flush_retry_at = None;
-        self.read_resume_at = None;
+        self.timers.stop(Timer::FlushRetry);
+        self.timers.stop(Timer::ReadResume);
+        self.timers.stop(Timer::Audit);
+        self.timers.stop(Timer::AuditGrace);
+        self.timers.stop(Timer::DumpRetry);
         self.audit_due = false;
-        self.audit_next = None;
     }
 
     fn poll_action(&mut self, now: Instant) -> Option<Step<Action>> {
@@ -759,28 +821,7 @@ impl engine::Core for NeighCore {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        let mut t = engine::earliest(self.flush_retry_at, self.read_resume_at);
-        if let Some(f) = self.flight.filter(|f| f.holds_reads) {
-            t = engine::earliest(t, Some(f.sent_at + FLUSH_READ_PAUSE));
-        }
-        t = engine::earliest(t, self.audit_next);
-        match self.phase {
-            Phase::AuditGrace { until, .. } => t = engine::earliest(t, Some(until)),
-            Phase::ColdSync(d)
-            | Phase::WarmCaching(d)
-            | Phase::Resyncing(d)
-            | Phase::AuditDump { dump: d, .. } => {
-                if let DumpStage::RetryAt(at) = d.stage {
-                    t = engine::earliest(t, Some(at));
-                }
-            }
-            _ => {}
-        }
-        match self.warm.as_ref().map(|w| w.clock) {
-            Some(WarmClock::WaitFlag { limit_at, .. }) => engine::earliest(t, Some(limit_at)),
-            Some(WarmClock::Timer { at }) => engine::earliest(t, Some(at)),
-            _ => t,
-        }
+        self.timers.next()
     }
 
     fn reads_kernel(&self, now: Instant) -> bool {
@@ -789,7 +830,7 @@ impl engine::Core for NeighCore {
         }
         let flush_allows = self.flight.is_none_or(|f| !f.holds_reads)
             || (self.dumping_neighbors() && self.writer.pending_len() < DUMP_BACKLOG_KEYS);
-        flush_allows && self.read_resume_at.is_none_or(|t| now >= t)
+        flush_allows && self.timers.get(Timer::ReadResume).is_none_or(|t| now >= t)
     }
 
     fn is_stopped(&self) -> bool {

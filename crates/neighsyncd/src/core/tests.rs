@@ -70,11 +70,16 @@ impl Harness {
         }
     }
 
-    /// Moves the clock to `ms` after the start and fires the timer if due.
+    /// Moves the clock to `ms` after the start and fires the timer if due,
+    /// as the driver does; the deadline it reported must then have moved
+    /// past `now` (else the driver would spin).
     fn at(&mut self, ms: u64) -> &mut Self {
         self.now = self.start + Duration::from_millis(ms);
         if self.core.poll_timeout().is_some_and(|t| t <= self.now) {
             self.core.handle_timeout(self.now);
+            if let Some(t) = self.core.poll_timeout() {
+                assert!(t > self.now, "expired deadline reported again: {t:?}");
+            }
         }
         self
     }

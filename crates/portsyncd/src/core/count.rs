@@ -16,13 +16,13 @@ use std::time::Instant;
 
 use swss::{KeyOp, SwssError};
 
-use super::{Action, PortCore, Redis};
+use super::{Action, PortCore, Redis, Timer};
 use crate::sync::APP_PORT_TABLE_NAME;
 
 impl PortCore {
     /// The count write, if one is wanted and may go out now.
     pub(super) fn next_count_write(&mut self) -> Option<Action> {
-        if self.redis != Redis::Up || self.count_retry_at.is_some() {
+        if self.redis != Redis::Up || self.timers.is_set(Timer::CountRetry) {
             return None;
         }
         let count = self.config_count.as_mut()?.take_write()?;
@@ -87,7 +87,7 @@ impl PortCore {
                     tracing::error!(error = %e, count, retry_in_ms = delay.as_millis() as u64,
                         "cannot write PortConfigDone count; retrying");
                     self.health.write_failed(&e);
-                    self.count_retry_at = Some(now + delay);
+                    self.timers.set(Timer::CountRetry, now + delay);
                 }
             }
         }
@@ -96,8 +96,8 @@ impl PortCore {
     /// A count write is in flight, or wanted and not waiting for a retry
     /// delay (SIGTERM waits for it).
     pub(super) fn count_write_pending(&self) -> bool {
-        self.config_count
-            .as_ref()
-            .is_some_and(|c| c.in_flight() || (c.wants_write() && self.count_retry_at.is_none()))
+        self.config_count.as_ref().is_some_and(|c| {
+            c.in_flight() || (c.wants_write() && !self.timers.is_set(Timer::CountRetry))
+        })
     }
 }

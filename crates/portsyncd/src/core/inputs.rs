@@ -9,7 +9,7 @@ use sonic_daemon::metrics::ResyncCause;
 use swss::{KeyOp, SwssError};
 
 use super::{
-    Action, Audit, AuditReadout, InitDone, Input, PortCore, ReadBack, Redis,
+    Action, Audit, AuditReadout, InitDone, Input, PortCore, ReadBack, Redis, Timer,
     STATE_PORT_TABLE_METRIC,
 };
 use crate::sync::{is_port_key, StateAction, APP_PORT_TABLE_NAME};
@@ -64,6 +64,7 @@ impl PortCore {
     /// or kept for after the reconnect when Redis was lost.
     fn flushed(&mut self, now: Instant, batch: StateBatch, result: Result<(), SwssError>) {
         let flight = self.flight.take();
+        self.timers.stop(Timer::FlushHold);
         match result {
             Ok(()) => {
                 let m = &self.metrics;
@@ -99,7 +100,7 @@ impl PortCore {
                     tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64,
                         "STATE_DB PORT_TABLE write failed; retrying");
                     self.health.write_failed(&e);
-                    self.flush_retry_at = Some(now + delay);
+                    self.timers.set(Timer::FlushRetry, now + delay);
                 }
             }
         }
@@ -128,7 +129,8 @@ impl PortCore {
                     tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64,
                         "cannot write PortInitDone; retrying");
                     self.health.write_failed(&e);
-                    self.init_done = InitDone::RetryAt(now + delay);
+                    self.init_done = InitDone::Retry;
+                    self.timers.set(Timer::InitDoneRetry, now + delay);
                 }
             }
         }

@@ -10,7 +10,7 @@ use sonic_netlink::link::{IFF_RUNNING, IFF_UP};
 use sonic_netlink::socket::{KernelMessage, Received, SocketError};
 use sonic_netlink::{LinkEvent, LinkMsgType};
 
-use super::{Dump, Phase, PortCore, DUMP_RETRY_DELAY};
+use super::{Dump, Phase, PortCore, Timer, DUMP_RETRY_DELAY};
 use crate::sync::{LinkOutcome, HANDLED_PREFIXES};
 
 impl PortCore {
@@ -218,7 +218,8 @@ impl PortCore {
             "link dump request refused");
         if let Phase::StartupDump(d) | Phase::Resyncing { dump: d, .. } = &mut self.phase {
             if matches!(d, Dump::InFlight { .. }) {
-                *d = Dump::RetryAt(now + DUMP_RETRY_DELAY);
+                *d = Dump::Retry;
+                self.timers.set(Timer::DumpRetry, now + DUMP_RETRY_DELAY);
             }
         }
     }

@@ -46,6 +46,7 @@ use std::time::{Duration, Instant};
 
 use sonic_daemon::engine::{self, Backoff, Step};
 use sonic_daemon::metrics::{Metrics, ResyncCause};
+use sonic_daemon::timer::{TimerName, TimerTable};
 use sonic_daemon::Health;
 use sonic_netlink::socket::{Received, SocketError};
 use swss::{KeyOp, SwssError};
@@ -208,8 +209,9 @@ pub enum Phase {
 pub enum Dump {
     /// To be requested.
     Wanted,
-    /// The socket refused the request: asked again at this instant.
-    RetryAt(Instant),
+    /// The socket refused the request: wanted again when
+    /// [`Timer::DumpRetry`] fires.
+    Retry,
     /// Requested; its replies are being read.
     InFlight {
         /// Another resync was asked for meanwhile (and why): a fresh dump
@@ -242,8 +244,9 @@ pub enum InitDone {
     Due,
     /// [`Action::WritePortInitDone`] in flight.
     Writing,
-    /// The write got an error reply: tried again at this instant.
-    RetryAt(Instant),
+    /// The write got an error reply: due again when
+    /// [`Timer::InitDoneRetry`] fires.
+    Retry,
     /// Written.
     Written,
 }
@@ -253,11 +256,8 @@ pub enum InitDone {
 pub enum Audit {
     /// No `--audit-interval`.
     Off,
-    /// The next one starts at this instant.
-    Waiting {
-        /// When.
-        at: Instant,
-    },
+    /// The next one starts when [`Timer::Audit`] fires.
+    Waiting,
     /// Starts once Redis is up and no flush is in flight.
     Due,
     /// [`Action::ReadStateForAudit`] in flight (writes wait).
@@ -272,12 +272,51 @@ pub enum Audit {
 struct Flight {
     /// The Redis session it was sent on ([`PortCore`]'s `session`).
     session: u64,
-    /// When it was sent.
-    sent_at: Instant,
     /// Receive time of the oldest kernel event in it.
     since: Option<Instant>,
-    /// Still holding kernel reads back ([`FLUSH_READ_PAUSE`]).
+    /// Still holding kernel reads back (until [`Timer::FlushHold`],
+    /// [`FLUSH_READ_PAUSE`] after it was sent).
     holds_reads: bool,
+}
+
+// ===== timers =====
+
+/// The core's deadlines, one [`TimerTable`] entry each: `poll_timeout` is
+/// the earliest, `handle_timeout` acts on each that expired by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// The next "PortInitDone still held back" warning
+    /// ([`INIT_DONE_WARN_INTERVAL`]).
+    InitDoneWarn,
+    /// The flush in flight stops holding kernel reads back
+    /// ([`FLUSH_READ_PAUSE`] after it was sent).
+    FlushHold,
+    /// A flush got an error reply: none before this (backoff).
+    FlushRetry,
+    /// The PortInitDone write got an error reply: tried again (backoff).
+    InitDoneRetry,
+    /// The PortConfigDone count write got an error reply: none before
+    /// this (backoff).
+    CountRetry,
+    /// The next self-audit (every `--audit-interval`).
+    Audit,
+    /// A link dump request the socket refused is wanted again.
+    DumpRetry,
+}
+
+impl TimerName for Timer {
+    const ALL: &'static [Timer] = &[
+        Timer::InitDoneWarn,
+        Timer::FlushHold,
+        Timer::FlushRetry,
+        Timer::InitDoneRetry,
+        Timer::CountRetry,
+        Timer::Audit,
+        Timer::DumpRetry,
+    ];
+    fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// How the core is set up at start-up.
@@ -310,14 +349,12 @@ pub struct PortCore {
     /// at the end of a resync dump).
     known: HashMap<String, u32>,
     flight: Option<Flight>,
-    /// No flush before this instant (after an error reply).
-    flush_retry_at: Option<Instant>,
+    /// Every deadline ([`Timer`]).
+    timers: TimerTable<Timer>,
     flush_backoff: Backoff,
     init_backoff: Backoff,
     /// Receive time of the oldest staged kernel event not yet in a batch.
     unacked_since: Option<Instant>,
-    /// Next "PortInitDone still held back" warning.
-    warn_at: Option<Instant>,
     next_read_id: u64,
     /// The Redis session: incremented when Redis is lost, so that a
     /// connection error of work sent on an older session (reported after
@@ -332,9 +369,6 @@ pub struct PortCore {
     state_entries: HashSet<String>,
     /// `--port-config-count-follows-config` (`None`: off).
     config_count: Option<PortConfigCount>,
-    /// No PortConfigDone count write before this instant (after an error
-    /// reply).
-    count_retry_at: Option<Instant>,
     count_backoff: Backoff,
     /// The session the PortConfigDone count write in flight was sent on.
     count_session: u64,
@@ -351,12 +385,17 @@ impl PortCore {
     /// (requested by the glue before the port config was read), Redis is
     /// up.
     pub fn new(setup: Setup, now: Instant) -> Self {
+        let mut timers = TimerTable::new();
+        timers.set(Timer::InitDoneWarn, now + INIT_DONE_WARN_INTERVAL);
+        if let Some(every) = setup.audit_every {
+            timers.set(Timer::Audit, now + every);
+        }
         PortCore {
             phase: Phase::StartupDump(Dump::InFlight { again: None }),
             redis: Redis::Up,
             init_done: InitDone::Waiting,
             audit: match setup.audit_every {
-                Some(every) => Audit::Waiting { at: now + every },
+                Some(_) => Audit::Waiting,
                 None => Audit::Off,
             },
             audit_every: setup.audit_every,
@@ -364,11 +403,10 @@ impl PortCore {
             writer: StateWriter::new(),
             known: HashMap::new(),
             flight: None,
-            flush_retry_at: None,
+            timers,
             flush_backoff: Backoff::new(),
             init_backoff: Backoff::new(),
             unacked_since: None,
-            warn_at: Some(now + INIT_DONE_WARN_INTERVAL),
             next_read_id: 0,
             session: 0,
             init_session: 0,
@@ -376,7 +414,6 @@ impl PortCore {
             ready_sent: false,
             state_entries: HashSet::new(),
             config_count: setup.port_config_count,
-            count_retry_at: None,
             count_backoff: Backoff::new(),
             count_session: 0,
             overruns: 0,
@@ -433,7 +470,7 @@ impl PortCore {
     fn may_flush(&self) -> bool {
         self.redis == Redis::Up
             && !matches!(self.audit, Audit::Reading { .. })
-            && self.flush_retry_at.is_none()
+            && !self.timers.is_set(Timer::FlushRetry)
     }
 
     /// The next flush, if one may start.
@@ -444,10 +481,10 @@ impl PortCore {
         let batch = self.writer.take_batch()?;
         self.flight = Some(Flight {
             session: self.session,
-            sent_at: now,
             since: self.unacked_since.take(),
             holds_reads: true,
         });
+        self.timers.set(Timer::FlushHold, now + FLUSH_READ_PAUSE);
         Some(Action::FlushState(batch))
     }
 
@@ -456,7 +493,7 @@ impl PortCore {
         if self.init_done == InitDone::Waiting && self.sync.take_port_init_done() {
             tracing::info!("all configured ports seen: PortInitDone");
             self.init_done = InitDone::Due;
-            self.warn_at = None;
+            self.timers.stop(Timer::InitDoneWarn);
         }
         if self.init_done == InitDone::Due && self.redis == Redis::Up {
             self.init_done = InitDone::Writing;
@@ -546,8 +583,14 @@ impl PortCore {
     /// the daemon is stopping).
     fn schedule_audit(&mut self, now: Instant) {
         self.audit = match self.audit_every {
-            Some(every) if self.phase != Phase::ShuttingDown => Audit::Waiting { at: now + every },
-            _ => Audit::Off,
+            Some(every) if self.phase != Phase::ShuttingDown => {
+                self.timers.set(Timer::Audit, now + every);
+                Audit::Waiting
+            }
+            _ => {
+                self.timers.stop(Timer::Audit);
+                Audit::Off
+            }
         };
     }
 
@@ -559,48 +602,48 @@ impl PortCore {
             .set(self.sync.pending_count() as i64);
     }
 
-    /// The deadline of the phase's dump retry, if any.
-    fn dump_retry_at(&self) -> Option<Instant> {
-        match &self.phase {
-            Phase::StartupDump(Dump::RetryAt(t))
-            | Phase::Resyncing {
-                dump: Dump::RetryAt(t),
-                ..
-            } => Some(*t),
-            _ => None,
+    fn on_timeout(&mut self, now: Instant) {
+        for timer in self.timers.expire(now) {
+            match timer {
+                Timer::InitDoneWarn => {
+                    tracing::warn!(pending = ?self.sync.pending_ports(),
+                        "PortInitDone still held back by ports whose host interface was not seen");
+                    self.timers
+                        .set(Timer::InitDoneWarn, now + INIT_DONE_WARN_INTERVAL);
+                }
+                Timer::FlushHold => {
+                    if let Some(f) = self.flight.as_mut() {
+                        f.holds_reads = false;
+                    }
+                }
+                // Writes only check that it is not armed.
+                Timer::FlushRetry | Timer::CountRetry => {}
+                Timer::InitDoneRetry => {
+                    if self.init_done == InitDone::Retry {
+                        self.init_done = InitDone::Due;
+                    }
+                }
+                Timer::Audit => {
+                    if self.audit == Audit::Waiting {
+                        self.audit_timer(now);
+                    }
+                }
+                Timer::DumpRetry => {
+                    if let Phase::StartupDump(d) | Phase::Resyncing { dump: d, .. } =
+                        &mut self.phase
+                    {
+                        if *d == Dump::Retry {
+                            *d = Dump::Wanted;
+                        }
+                    }
+                }
+            }
         }
     }
 
-    fn on_timeout(&mut self, now: Instant) {
-        if self.warn_at.is_some_and(|t| t <= now) {
-            tracing::warn!(pending = ?self.sync.pending_ports(),
-                "PortInitDone still held back by ports whose host interface was not seen");
-            self.warn_at = Some(now + INIT_DONE_WARN_INTERVAL);
-        }
-        if let Some(f) = self.flight.as_mut() {
-            if f.holds_reads && f.sent_at + FLUSH_READ_PAUSE <= now {
-                f.holds_reads = false;
-            }
-        }
-        if self.flush_retry_at.is_some_and(|t| t <= now) {
-            self.flush_retry_at = None;
-        }
-        if matches!(self.init_done, InitDone::RetryAt(t) if t <= now) {
-            self.init_done = InitDone::Due;
-        }
-        if self.count_retry_at.is_some_and(|t| t <= now) {
-            self.count_retry_at = None;
-        }
-        if let Audit::Waiting { at } = self.audit {
-            if at <= now {
-                self.audit_timer(now);
-            }
-        }
-        if let Phase::StartupDump(d) | Phase::Resyncing { dump: d, .. } = &mut self.phase {
-            if matches!(*d, Dump::RetryAt(t) if t <= now) {
-                *d = Dump::Wanted;
-            }
-        }
+    /// The deadline of `timer`, if armed (for tests and logs).
+    pub fn timer(&self, timer: Timer) -> Option<Instant> {
+        self.timers.get(timer)
     }
 
     /// The audit period has passed: due, or skipped while Redis is away or
@@ -641,6 +684,7 @@ impl engine::Core for PortCore {
         self.phase = Phase::ShuttingDown;
         if !matches!(self.audit, Audit::Reading { .. }) {
             self.audit = Audit::Off;
+            self.timers.stop(Timer::Audit);
         }
     }
 
@@ -663,29 +707,7 @@ impl engine::Core for PortCore {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        let hold = self
-            .flight
-            .filter(|f| f.holds_reads)
-            .map(|f| f.sent_at + FLUSH_READ_PAUSE);
-        let init = match self.init_done {
-            InitDone::RetryAt(t) => Some(t),
-            _ => None,
-        };
-        let audit = match self.audit {
-            Audit::Waiting { at } => Some(at),
-            _ => None,
-        };
-        [
-            self.warn_at,
-            hold,
-            self.flush_retry_at,
-            init,
-            self.count_retry_at,
-            audit,
-            self.dump_retry_at(),
-        ]
-        .into_iter()
-        .fold(None, engine::earliest)
+        self.timers.next()
     }
 
     fn reads_kernel(&self, _now: Instant) -> bool {
