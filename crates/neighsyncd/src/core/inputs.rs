@@ -9,7 +9,8 @@ use sonic_daemon::metrics::ResyncCause;
 use swss::{ConsumerView, KeyOp, SwssError};
 
 use super::{
-    log_flag_seen, Action, Epoch, NeighCore, Phase, Redis, Timer, WarmClock, FLUSH_ERROR_RETRY,
+    log_flag_seen, Action, Epoch, NeighCore, Phase, Redis, Stopping, Timer, Warm, WarmClock,
+    FLUSH_ERROR_RETRY,
 };
 use crate::context::{ConfigTable, SyncContext};
 use crate::error::DaemonError;
@@ -61,9 +62,9 @@ impl NeighCore {
                 if e.is_connection_error() {
                     tracing::warn!(error = %e, keys, "Redis lost while writing; keeping the state in memory");
                     self.redis_lost(&e);
-                } else if self.phase == Phase::ShuttingDown {
+                } else if self.stopping.is_some() {
                     tracing::error!(error = %e, keys, "APPL_DB write failed while stopping");
-                    self.gave_up = true;
+                    self.stopping = Some(Stopping::GaveUp);
                 } else {
                     tracing::error!(error = %e, keys, "APPL_DB write failed; retrying");
                     self.timers.set(Timer::FlushRetry, now + FLUSH_ERROR_RETRY);
@@ -84,7 +85,7 @@ impl NeighCore {
         self.timers.stop(Timer::AuditGrace);
         self.epoch += 1;
         match self.phase {
-            Phase::AuditRead | Phase::AuditGrace { .. } => {
+            Phase::AuditRead { .. } | Phase::AuditGrace { .. } => {
                 self.writer.take_suspects();
                 self.enter(Phase::Live);
             }
@@ -94,7 +95,7 @@ impl NeighCore {
             }
             _ => {}
         }
-        if self.phase == Phase::ShuttingDown {
+        if self.stopping.is_some() {
             return;
         }
         self.steps
@@ -136,7 +137,7 @@ impl NeighCore {
                 "Redis reconnected; writing the difference to APPL_DB NEIGH_FAILED_TABLE"
             );
         }
-        if self.warm.as_ref().is_some_and(|w| w.cache.is_some()) {
+        if matches!(self.warm, Some(Warm::Caching { .. })) {
             // The writer is empty until the reconcile: comparing APPL_DB
             // with it would delete everything.
             tracing::info!("Redis reconnected during the warm start; still caching");
@@ -191,7 +192,7 @@ impl NeighCore {
         result: Result<ConsumerView, SwssError>,
         _now: Instant,
     ) {
-        if epoch != self.epoch || self.phase != Phase::AuditRead {
+        if epoch != self.epoch || !matches!(self.phase, Phase::AuditRead { .. }) {
             return;
         }
         match result {
@@ -206,7 +207,6 @@ impl NeighCore {
                         "audit: APPL_DB NEIGH_TABLE differs from the kernel; repairing"
                     );
                 }
-                self.resync_wanted = false;
                 self.phase = Phase::AuditDump {
                     dump: super::Dump::links(),
                     appl_drift,
@@ -229,11 +229,13 @@ impl NeighCore {
 
 impl NeighCore {
     pub(super) fn on_restore_flag(&mut self, now: Instant) {
-        let Some(w) = self.warm.as_mut() else { return };
-        if let WarmClock::WaitFlag { since, .. } = w.clock {
-            log_flag_seen(now.saturating_duration_since(since), w.timer);
-            w.clock = WarmClock::Timer;
-            let at = now + w.timer;
+        let Some(Warm::Caching { clock, timer, .. }) = self.warm.as_mut() else {
+            return;
+        };
+        if let WarmClock::WaitFlag { since, .. } = *clock {
+            log_flag_seen(now.saturating_duration_since(since), *timer);
+            *clock = WarmClock::Timer;
+            let at = now + *timer;
             self.timers.stop(Timer::RestoreFlagLimit);
             self.timers.set(Timer::Reconcile, at);
         }
@@ -241,8 +243,11 @@ impl NeighCore {
 
     /// [`Timer::RestoreFlagLimit`]: the restore flag never came (fatal).
     pub(super) fn restore_flag_limit(&mut self) {
-        let Some(w) = self.warm.as_mut() else { return };
-        let WarmClock::WaitFlag { limit, .. } = w.clock else {
+        let Some(Warm::Caching {
+            clock: WarmClock::WaitFlag { limit, .. },
+            ..
+        }) = self.warm
+        else {
             return;
         };
         tracing::error!(
@@ -251,32 +256,38 @@ impl NeighCore {
              (did `neighsyncd restore` run?); exiting"
         );
         self.error = Some(DaemonError::RestoreTimeout(limit));
-        w.clock = WarmClock::Due;
-        w.cache = None;
+        self.warm = None;
     }
 
     /// [`Timer::Reconcile`]: reconcile once the cache is complete.
     pub(super) fn reconcile_timer_fired(&mut self) {
-        let Some(w) = self.warm.as_mut() else { return };
-        if w.clock == WarmClock::Timer {
-            tracing::info!("warm start: reconcile timer fired");
-            w.clock = WarmClock::Due;
-            self.try_reconcile();
+        if let Some(Warm::Caching { clock, .. }) = self.warm.as_mut() {
+            if *clock == WarmClock::Timer {
+                tracing::info!("warm start: reconcile timer fired");
+                *clock = WarmClock::Due;
+                self.try_reconcile();
+            }
         }
     }
 
     /// Reconcile once the timer fired and the cache holds a complete dump
     /// ([`Phase::RestoreWait`]): the cache gives the ops to write and hands
-    /// the writer the table APPL_DB holds once they are written.
+    /// the writer the table APPL_DB holds once they are written. Not while
+    /// stopping (the warm window then ends with the process).
     pub(super) fn try_reconcile(&mut self) {
-        if self.phase != Phase::RestoreWait {
+        if self.phase != Phase::RestoreWait || self.stopping.is_some() {
             return;
         }
-        let Some(w) = self.warm.as_mut() else { return };
-        if w.clock != WarmClock::Due {
+        let Some(Warm::Caching {
+            clock: WarmClock::Due,
+            ..
+        }) = self.warm
+        else {
             return;
-        }
-        let Some(cache) = w.cache.take() else { return };
+        };
+        let Some(Warm::Caching { cache, .. }) = self.warm.take() else {
+            return;
+        };
         let restored = cache.restored();
         let ops = cache.finish(&mut self.writer);
         tracing::info!(
@@ -286,8 +297,13 @@ impl NeighCore {
             kernel = self.writer.desired_len(),
             "warm start: reconciling"
         );
-        self.reconcile_counts = (ops.sets.len(), ops.dels.len());
-        self.phase = Phase::Reconciling;
+        self.warm = Some(Warm::Reconciling {
+            sets: ops.sets.len(),
+            dels: ops.dels.len(),
+        });
+        self.phase = Phase::Reconciling {
+            resync_wanted: false,
+        };
         self.act(Action::WriteReconcile(ops));
     }
 
@@ -296,11 +312,10 @@ impl NeighCore {
     /// resync from it as after a lost connection. Either way the writer
     /// takes over and READY=1 follows once it has written what is pending.
     pub(super) fn on_reconciled(&mut self, result: Result<(), SwssError>, _now: Instant) {
-        if self.warm.as_ref().is_none_or(|w| w.cache.is_some()) {
+        let Some(Warm::Reconciling { sets, dels }) = self.warm else {
             return;
-        }
+        };
         self.warm = None;
-        let (sets, dels) = self.reconcile_counts;
         match result {
             Ok(()) => {
                 tracing::info!(
@@ -317,7 +332,7 @@ impl NeighCore {
             }
         }
         self.request_ready();
-        if self.phase == Phase::Reconciling {
+        if matches!(self.phase, Phase::Reconciling { .. }) {
             self.enter(Phase::Live);
         }
     }

@@ -10,10 +10,11 @@ use sonic_netlink::neigh::{NeighMsgType, AF_BRIDGE};
 use sonic_netlink::socket::{Dump as DumpRequest, KernelMessage, Received};
 use sonic_netlink::{LinkEvent, NeighborEvent};
 
-use super::{Dump, DumpStage, NeighCore, Phase, Timer, AUDIT_GRACE};
+use super::{Dump, DumpStage, NeighCore, Phase, Timer, Warm, AUDIT_GRACE};
 use crate::sync::{
     decide, decide_failed, decide_parts, neigh_key, Decision, DropReason, NeighOp, Outcome,
 };
+use crate::warm::WarmCache;
 use crate::writer::Origin;
 
 // ===== impl NeighCore: kernel messages =====
@@ -50,7 +51,15 @@ impl NeighCore {
 
     /// Whether decided ops go to the warm reconcile cache.
     fn caching(&self) -> bool {
-        self.warm.as_ref().is_some_and(|w| w.cache.is_some())
+        matches!(self.warm, Some(Warm::Caching { .. }))
+    }
+
+    /// The reconcile cache, while caching.
+    pub(super) fn warm_cache(&mut self) -> Option<&mut WarmCache> {
+        match self.warm.as_mut() {
+            Some(Warm::Caching { cache, .. }) => Some(cache),
+            _ => None,
+        }
     }
 
     fn on_neigh(&mut self, ev: &NeighborEvent, now: Instant) {
@@ -133,7 +142,7 @@ impl NeighCore {
     /// cache while caching, else the writer. Returns whether something
     /// will be written because of it (while caching: always).
     fn dispatch(&mut self, op: NeighOp, route_del: Option<String>) -> bool {
-        if let Some(cache) = self.warm.as_mut().and_then(|w| w.cache.as_mut()) {
+        if let Some(cache) = self.warm_cache() {
             tracing::debug!(key = %op.key(), delete = matches!(op, NeighOp::Del { .. }),
                 "warm start: operation cached");
             cache.insert(op);
@@ -167,7 +176,7 @@ impl NeighCore {
     /// else in the writer.
     fn remove_interface(&mut self, name: &str) -> usize {
         self.failed.remove_interface(name);
-        match self.warm.as_mut().and_then(|w| w.cache.as_mut()) {
+        match self.warm_cache() {
             Some(cache) => cache.remove_interface(name),
             None => self.writer.remove_interface(name),
         }
@@ -191,6 +200,9 @@ impl NeighCore {
     /// Dump the kernel again: now, after the dump in flight, or once the
     /// phase allows it.
     pub(super) fn request_resync(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
         self.phase = match self.phase {
             Phase::ColdSync(d) => Phase::ColdSync(again(d)),
             Phase::WarmCaching(d) => Phase::WarmCaching(again(d)),
@@ -208,11 +220,12 @@ impl NeighCore {
                     appl_drift,
                 }
             }
-            Phase::Reconciling | Phase::AuditRead => {
-                self.resync_wanted = true;
-                return;
-            }
-            Phase::ShuttingDown => return,
+            Phase::Reconciling { .. } => Phase::Reconciling {
+                resync_wanted: true,
+            },
+            Phase::AuditRead { .. } => Phase::AuditRead {
+                resync_wanted: true,
+            },
         };
         if self
             .dump_mut()
@@ -231,11 +244,19 @@ impl NeighCore {
         self.steps.push_back(Step::Dump(DumpRequest::Links));
     }
 
-    /// Enter `phase`; from [`Phase::Live`] a resync asked for meanwhile
-    /// starts at once.
+    /// Enter `phase`; entering [`Phase::Live`] from a phase where a resync
+    /// was asked for meanwhile starts it at once.
     pub(super) fn enter(&mut self, phase: Phase) {
+        let wanted = matches!(
+            self.phase,
+            Phase::Reconciling {
+                resync_wanted: true
+            } | Phase::AuditRead {
+                resync_wanted: true
+            }
+        );
         self.phase = phase;
-        if phase == Phase::Live && std::mem::take(&mut self.resync_wanted) {
+        if phase == Phase::Live && wanted {
             self.request_resync();
         }
     }
@@ -266,7 +287,7 @@ impl NeighCore {
             d.stage = DumpStage::Neighbors;
         }
         self.failed.begin_snapshot();
-        match self.warm.as_mut().and_then(|w| w.cache.as_mut()) {
+        match self.warm_cache() {
             Some(cache) => cache.begin_snapshot(),
             None => {
                 self.writer.begin_snapshot();
@@ -288,7 +309,7 @@ impl NeighCore {
                 "kernel dump: NEIGH_FAILED_TABLE updated"
             );
         }
-        if let Some(cache) = self.warm.as_mut().and_then(|w| w.cache.as_mut()) {
+        if let Some(cache) = self.warm_cache() {
             let gone = cache.end_snapshot();
             tracing::info!(
                 absent = gone,

@@ -175,7 +175,8 @@ pub enum Action {
 // ===== states =====
 
 /// Where the daemon is in its life. Flushes run in every phase except
-/// the warm ones and [`Phase::AuditRead`].
+/// the warm ones and [`Phase::AuditRead`]. SIGTERM does not change it
+/// (the core's `stopping` state is apart from it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// Cold start: the kernel is dumped into the writer, which was seeded
@@ -189,14 +190,20 @@ pub enum Phase {
     RestoreWait,
     /// Warm start: the reconcile write is in flight; decided ops go to the
     /// writer, whose flushes wait for it.
-    Reconciling,
+    Reconciling {
+        /// A resync was asked for meanwhile: it starts once live.
+        resync_wanted: bool,
+    },
     /// Following the kernel's notifications.
     Live,
     /// The kernel is dumped again into the writer (mark and sweep) after
     /// ENOBUFS, a rename or a CONFIG_DB fact change.
     Resyncing(Dump),
     /// Self-audit: APPL_DB is being read (flushes wait).
-    AuditRead,
+    AuditRead {
+        /// A resync was asked for meanwhile: the audit's own dump does it.
+        resync_wanted: bool,
+    },
     /// Self-audit: APPL_DB's drift is repaired; the kernel is dumped again.
     AuditDump {
         /// The dump.
@@ -211,8 +218,27 @@ pub enum Phase {
         /// Keys APPL_DB had wrong.
         appl_drift: usize,
     },
-    /// SIGTERM: writing what is pending, nothing read any more.
-    ShuttingDown,
+}
+
+/// SIGTERM / SIGINT ([`engine::Core::begin_shutdown`]): nothing is read
+/// any more, what is pending is written, then the core stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopping {
+    /// Writing what is pending.
+    Flushing,
+    /// A flush failed with an error reply: nothing more is tried.
+    GaveUp,
+}
+
+/// The periodic self-audit's schedule (the audit itself is a [`Phase`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuditClock {
+    /// No `--audit-interval` (or stopping).
+    Off,
+    /// [`Timer::Audit`] is armed.
+    Waiting,
+    /// Due: starts once live, connected and nothing is in flight.
+    Due,
 }
 
 /// A kernel dump in flight: links first, then neighbours.
@@ -309,13 +335,26 @@ impl TimerName for Timer {
     }
 }
 
-/// The warm-start window: the reconcile cache and its clock.
-struct WarmWindow {
-    /// `None` once handed to the reconcile.
-    cache: Option<WarmCache>,
-    clock: WarmClock,
-    /// The reconcile timer (`WARM_RESTART|swss neighsyncd_timer`).
-    timer: Duration,
+/// The warm-start window (docs/behavior.md c.2, c.3): caching, then the
+/// reconcile write. Gone once reconciled.
+enum Warm {
+    /// Decided ops go to the reconcile cache; nothing is written to
+    /// `NEIGH_TABLE`.
+    Caching {
+        /// The reconcile cache.
+        cache: WarmCache,
+        /// Restore flag and reconcile timer.
+        clock: WarmClock,
+        /// The reconcile timer (`WARM_RESTART|swss neighsyncd_timer`).
+        timer: Duration,
+    },
+    /// The reconcile write is in flight (these many SETs and DELs).
+    Reconciling {
+        /// SETs written.
+        sets: usize,
+        /// DELs written.
+        dels: usize,
+    },
 }
 
 /// The warm window's clock (docs/behavior.md c.3).
@@ -369,10 +408,10 @@ pub struct NeighCore {
     writer: NeighWriter,
     /// APPL_DB `NEIGH_FAILED_TABLE` (dual-ToR), written in every phase.
     failed: FailedTable,
-    warm: Option<WarmWindow>,
+    warm: Option<Warm>,
     flight: Option<Flight>,
-    /// A resync asked for in a phase that cannot start one.
-    resync_wanted: bool,
+    /// SIGTERM came ([`Stopping`]).
+    stopping: Option<Stopping>,
     /// Every deadline ([`Timer`]).
     timers: TimerTable<Timer>,
     /// The current storm read spacing (zero when calm).
@@ -380,13 +419,8 @@ pub struct NeighCore {
     /// Receive time of the oldest staged kernel event not yet in a batch.
     unacked_since: Option<Instant>,
     audit_every: Option<Duration>,
-    /// A self-audit is due (starts once nothing is written or dumped).
-    audit_due: bool,
+    audit: AuditClock,
     ready: Ready,
-    /// SETs and DELs of the warm reconcile write in flight.
-    reconcile_counts: (usize, usize),
-    /// Shutdown: a flush failed with an error reply; stop trying.
-    gave_up: bool,
     overruns: u64,
     error: Option<DaemonError>,
     steps: VecDeque<Step<Action>>,
@@ -420,7 +454,7 @@ impl NeighEventCounters {
 // ===== impl NeighCore: set-up, flushing, READY =====
 
 impl NeighCore {
-    fn new(mut setup: Setup, phase: Phase, warm: Option<WarmWindow>, now: Instant) -> Self {
+    fn new(mut setup: Setup, phase: Phase, warm: Option<Warm>, now: Instant) -> Self {
         let setup_failed = std::mem::take(&mut setup.failed);
         let mut core = NeighCore {
             phase,
@@ -433,15 +467,13 @@ impl NeighCore {
             failed: FailedTable::new(),
             warm,
             flight: None,
-            resync_wanted: false,
+            stopping: None,
             timers: TimerTable::new(),
             read_window: Duration::ZERO,
             unacked_since: None,
             audit_every: setup.audit_every,
-            audit_due: false,
+            audit: AuditClock::Off,
             ready: Ready::NotYet,
-            reconcile_counts: (0, 0),
-            gave_up: false,
             overruns: 0,
             error: None,
             steps: VecDeque::new(),
@@ -452,6 +484,7 @@ impl NeighCore {
         core.failed.seed(setup_failed);
         if let Some(every) = core.audit_every {
             core.timers.set(Timer::Audit, now + every);
+            core.audit = AuditClock::Waiting;
         }
         core.steps
             .push_back(Step::Dump(sonic_netlink::socket::Dump::Links));
@@ -494,8 +527,8 @@ impl NeighCore {
                 limit: restore_wait,
             }
         };
-        let window = WarmWindow {
-            cache: Some(cache),
+        let window = Warm::Caching {
+            cache,
             clock,
             timer,
         };
@@ -562,7 +595,7 @@ impl NeighCore {
     fn may_flush(&self, now: Instant) -> bool {
         self.redis == Redis::Up
             && self.flight.is_none()
-            && !self.gave_up
+            && self.stopping != Some(Stopping::GaveUp)
             && self.timers.get(Timer::FlushRetry).is_none_or(|t| now >= t)
     }
 
@@ -572,7 +605,10 @@ impl NeighCore {
     fn may_flush_neigh(&self) -> bool {
         let phase_allows = !matches!(
             self.phase,
-            Phase::WarmCaching(_) | Phase::RestoreWait | Phase::Reconciling | Phase::AuditRead
+            Phase::WarmCaching(_)
+                | Phase::RestoreWait
+                | Phase::Reconciling { .. }
+                | Phase::AuditRead { .. }
         );
         phase_allows && self.warm.is_none()
     }
@@ -650,13 +686,15 @@ impl NeighCore {
     /// Starts a due self-audit when live, connected and nothing is in
     /// flight: APPL_DB is read (flushes wait meanwhile).
     fn maybe_start_audit(&mut self) {
-        if self.audit_due
+        if self.audit == AuditClock::Due
             && self.phase == Phase::Live
             && self.redis == Redis::Up
             && self.flight.is_none()
         {
-            self.audit_due = false;
-            self.phase = Phase::AuditRead;
+            self.audit = AuditClock::Waiting;
+            self.phase = Phase::AuditRead {
+                resync_wanted: false,
+            };
             self.act(Action::ReadAuditView { epoch: self.epoch });
         }
     }
@@ -773,8 +811,8 @@ impl engine::Core for NeighCore {
                     }
                 }
                 Timer::Audit => {
-                    self.audit_due = true;
                     if let Some(every) = self.audit_every {
+                        self.audit = AuditClock::Due;
                         self.timers.set(Timer::Audit, now + every);
                     }
                 }
@@ -800,13 +838,28 @@ impl engine::Core for NeighCore {
             in_flight = self.flight.is_some(),
             "flushing and exiting"
         );
-        self.phase = Phase::ShuttingDown;
-        self.timers.stop(Timer::FlushRetry);
-        self.timers.stop(Timer::ReadResume);
-        self.timers.stop(Timer::Audit);
-        self.timers.stop(Timer::AuditGrace);
-        self.timers.stop(Timer::DumpRetry);
-        self.audit_due = false;
+        self.stopping = Some(Stopping::Flushing);
+        // An audit in progress is dropped (its APPL_DB read is ignored);
+        // a dump in progress is never finished (nothing is read).
+        match self.phase {
+            Phase::AuditRead { .. } | Phase::AuditGrace { .. } => self.phase = Phase::Live,
+            Phase::AuditDump { .. } => {
+                self.writer.take_suspects();
+                self.phase = Phase::Live;
+            }
+            _ => {}
+        }
+        for timer in [
+            Timer::FlushRetry,
+            Timer::ReadResume,
+            Timer::Audit,
+            Timer::AuditGrace,
+            Timer::DumpRetry,
+            Timer::Reconcile,
+        ] {
+            self.timers.stop(timer);
+        }
+        self.audit = AuditClock::Off;
     }
 
     fn poll_action(&mut self, now: Instant) -> Option<Step<Action>> {
@@ -825,7 +878,7 @@ impl engine::Core for NeighCore {
     }
 
     fn reads_kernel(&self, now: Instant) -> bool {
-        if self.phase == Phase::ShuttingDown {
+        if self.stopping.is_some() {
             return false;
         }
         let flush_allows = self.flight.is_none_or(|f| !f.holds_reads)
@@ -834,15 +887,19 @@ impl engine::Core for NeighCore {
     }
 
     fn is_stopped(&self) -> bool {
-        // A warm window still caching has written nothing and writes
-        // nothing; a reconcile write in flight is waited for (bounded by
-        // the driver), then what was staged behind it is flushed.
-        let caching = self.warm.as_ref().is_some_and(|w| w.cache.is_some());
-        let reconciling = self.warm.as_ref().is_some_and(|w| w.cache.is_none());
+        // A warm window still caching has written nothing to NEIGH_TABLE
+        // and writes nothing there; a reconcile write in flight is waited
+        // for (bounded by the driver), then what was staged behind it is
+        // flushed.
+        let (caching, reconciling) = match self.warm {
+            Some(Warm::Caching { .. }) => (true, false),
+            Some(Warm::Reconciling { .. }) => (false, true),
+            None => (false, false),
+        };
         let pending = (self.writer.has_pending() && !caching) || self.failed.has_pending();
         self.flight.is_none()
             && !reconciling
-            && (!pending || self.redis != Redis::Up || self.gave_up)
+            && (!pending || self.redis != Redis::Up || self.stopping == Some(Stopping::GaveUp))
     }
 
     fn take_error(&mut self) -> Option<DaemonError> {

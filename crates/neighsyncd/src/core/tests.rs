@@ -525,7 +525,7 @@ fn warm_start_caches_waits_for_flag_and_timer_then_reconciles() {
     h.at(6999);
     assert_eq!(h.core.phase(), Phase::RestoreWait);
     h.at(7000);
-    assert_eq!(h.core.phase(), Phase::Reconciling);
+    assert!(matches!(h.core.phase(), Phase::Reconciling { .. }));
     let ops = h
         .steps()
         .into_iter()
@@ -584,7 +584,7 @@ fn an_overrun_while_waiting_for_the_timer_dumps_into_the_cache_again() {
         neigh(2, "10.0.0.1", 1, true),
         Ok(KernelMessage::DumpDone),
     ]);
-    assert_eq!(h.core.phase(), Phase::Reconciling);
+    assert!(matches!(h.core.phase(), Phase::Reconciling { .. }));
 }
 
 // ===== self-audit =====
@@ -603,7 +603,7 @@ fn audit_reads_appl_db_repairs_drift_and_checks_the_kernel() {
             _ => None,
         })
         .expect("the audit read");
-    assert_eq!(h.core.phase(), Phase::AuditRead);
+    assert!(matches!(h.core.phase(), Phase::AuditRead { .. }));
     // Flushes wait during the read.
     h.kernel(vec![neigh(2, "10.0.0.2", 2, false)]);
     assert_eq!(flushes(&h.steps()), 0);
@@ -683,7 +683,7 @@ fn warm_until_reconciling() -> Harness {
         Ok(KernelMessage::DumpDone),
     ]);
     h.at(5000);
-    assert_eq!(h.core.phase(), Phase::Reconciling);
+    assert!(matches!(h.core.phase(), Phase::Reconciling { .. }));
     h.steps();
     h
 }
@@ -867,4 +867,60 @@ fn a_failed_flush_of_failed_table_ops_is_retried_after_the_reconnect() {
     let (_, batch) = take_flush(h.steps());
     assert_eq!(batch.failed_sets.len(), 1);
     assert_eq!(batch.failed_sets[0].0, "Ethernet0:fc00::9");
+}
+
+// ===== stopping and deferred resyncs =====
+
+#[test]
+fn sigterm_during_the_audit_read_drops_the_audit_and_writes_what_is_pending() {
+    let mut h = Harness::cold_with(ConsumerView::new(), Some(Duration::from_secs(10)));
+    h.cold_sync(&[]);
+    h.at(10_000);
+    let steps = h.steps();
+    assert!(steps
+        .iter()
+        .any(|s| matches!(s, Step::Do(Action::ReadAuditView { .. }))));
+    assert!(matches!(h.core.phase(), Phase::AuditRead { .. }));
+    h.kernel(vec![neigh(2, "10.0.0.1", 1, false)]);
+    assert_eq!(flushes(&h.steps()), 0, "flushes wait for the audit read");
+    h.core.begin_shutdown(h.now);
+    assert_eq!(h.core.phase(), Phase::Live, "the audit is dropped");
+    let (epoch, batch) = take_flush(h.steps());
+    assert_eq!(batch.neigh_sets[0].0, "Ethernet0:10.0.0.1");
+    // The audit's read still answers: ignored, no dump while stopping.
+    h.input(Input::AuditView {
+        epoch,
+        result: Ok(ConsumerView::new()),
+    });
+    assert!(h.steps().is_empty());
+    h.input(Input::Flushed {
+        epoch,
+        batch,
+        result: Ok(()),
+    });
+    assert!(h.core.is_stopped());
+    assert_eq!(h.core.poll_timeout(), None, "no timer left once stopping");
+}
+
+#[test]
+fn a_resync_asked_for_during_the_reconcile_write_starts_once_reconciled() {
+    let mut h = warm_until_reconciling();
+    let peer = vec![("address_ipv4".to_owned(), "10.1.0.33".to_owned())];
+    h.input(Input::Config {
+        epoch: 0,
+        change: Ok((ConfigTable::PeerSwitch, KeyOp::Set("peer_tor".into(), peer))),
+    });
+    assert_eq!(
+        h.core.phase(),
+        Phase::Reconciling {
+            resync_wanted: true
+        }
+    );
+    assert!(h.steps().is_empty(), "no dump during the reconcile write");
+    h.input(Input::ReconcileWritten(Ok(())));
+    assert!(matches!(h.core.phase(), Phase::Resyncing(_)));
+    assert!(matches!(
+        h.steps().as_slice(),
+        [Step::Dump(DumpRequest::Links), ..]
+    ));
 }
