@@ -285,8 +285,9 @@ pub struct PortSync {
     old_ifindexes: HashMap<u32, String>,
     /// Last state seen per netdev name (removed on DELLINK).
     links: HashMap<String, LinkState>,
-    /// Last state written to STATE_DB per name.
-    written: HashMap<String, LinkState>,
+    /// Last state staged for STATE_DB per name (handed to the writer,
+    /// which may still be writing it).
+    staged: HashMap<String, LinkState>,
     /// True until [`PortSync::finish_initial_load`] or the first link message.
     initial_load: bool,
     /// PortInitDone already handed out.
@@ -318,7 +319,7 @@ impl PortSync {
             appl_present: HashSet::new(),
             old_ifindexes: HashMap::new(),
             links: HashMap::new(),
-            written: HashMap::new(),
+            staged: HashMap::new(),
             initial_load: true,
             init_done_taken: false,
         }
@@ -406,7 +407,7 @@ impl PortSync {
     ) -> Vec<StateAction> {
         if !present {
             self.appl_present.remove(name);
-            self.written.remove(name);
+            self.staged.remove(name);
             return Vec::new();
         }
         self.appl_present.insert(name.to_string());
@@ -456,7 +457,7 @@ impl PortSync {
         match ev.msg_type {
             LinkMsgType::Del => {
                 self.links.remove(name);
-                self.written.remove(name);
+                self.staged.remove(name);
                 LinkOutcome::Write(StateAction::DelPortState {
                     name: name.to_string(),
                 })
@@ -511,7 +512,7 @@ impl PortSync {
     /// netdev is known, sorted by name. For after STATE_DB was lost or
     /// flushed (e.g. a Redis restart): STATE_DB then equals the kernel again.
     pub fn rewrite_all(&mut self) -> Vec<StateAction> {
-        self.written.clear();
+        self.staged.clear();
         let mut names: Vec<String> = self
             .links
             .keys()
@@ -534,7 +535,7 @@ impl PortSync {
     /// restores it when the port is in APPL_DB and its netdev is known, so
     /// the skipped duplicates of f.15 never leave STATE_DB without the entry.
     pub fn on_state_port_deleted(&mut self, name: &str) -> Vec<StateAction> {
-        self.written.remove(name);
+        self.staged.remove(name);
         match self.links.get(name).copied() {
             Some(state) if self.appl_present.contains(name) => {
                 self.write_if_changed(name, state).into_iter().collect()
@@ -619,8 +620,9 @@ impl PortSync {
         true
     }
 
-    /// Whether [`PortSync::take_port_init_done`] already returned true.
-    pub fn port_init_done_sent(&self) -> bool {
+    /// Whether [`PortSync::take_port_init_done`] already returned true
+    /// (PortInitDone was handed out; the core writes it).
+    pub fn port_init_done_taken(&self) -> bool {
         self.init_done_taken
     }
 
@@ -636,10 +638,10 @@ impl PortSync {
     }
 
     fn write_if_changed(&mut self, name: &str, state: LinkState) -> Option<StateAction> {
-        if self.written.get(name) == Some(&state) {
+        if self.staged.get(name) == Some(&state) {
             return None;
         }
-        self.written.insert(name.to_string(), state);
+        self.staged.insert(name.to_string(), state);
         Some(StateAction::SetPortState {
             name: name.to_string(),
             fields: state.fields(),
@@ -1306,7 +1308,7 @@ mod tests {
         assert_eq!(ps.pending_ports(), ports(&["Ethernet4"]));
         ps.link_actions(&new_link("Ethernet4", 11, UP_RUNNING, 9100));
         assert!(ps.take_port_init_done());
-        assert!(ps.port_init_done_sent());
+        assert!(ps.port_init_done_taken());
         assert!(!ps.take_port_init_done());
         ps.link_actions(&del_link("Ethernet4", 11));
         ps.link_actions(&new_link("Ethernet4", 12, UP_RUNNING, 9100));

@@ -111,11 +111,11 @@ pub trait Effects<C: Core> {
 
 // ===== the driver's side =====
 
-/// What [`Effects::execute`] may use: the netlink socket and the way back
-/// to the core.
+/// What [`Effects::execute`] may use: the way back to the core (the
+/// driver keeps the netlink socket).
 pub struct Io<I> {
-    /// The daemon's netlink socket (for requests such as link changes).
-    pub sock: NetlinkSocket,
+    /// The daemon's netlink socket, read and asked for dumps by the driver.
+    sock: NetlinkSocket,
     tx: mpsc::UnboundedSender<I>,
     /// Work in progress, polled by the driver itself (no task hop between
     /// a Redis reply and the core).

@@ -1,5 +1,6 @@
 //! AppRestartAssist: the warm-restart reconcile engine (docs/behavior.md c.2), as
-//! swss::AppRestartAssist in sonic-swss-common's warmRestartAssist.cpp.
+//! swss::AppRestartAssist in sonic-swss's `warmrestart/warmRestartAssist.cpp`
+//! (sonic-swss, not sonic-swss-common: the daemons link it from there).
 //!
 //! The engine is pure: [`ReconcileCache`] takes what APPL_DB held before the
 //! restart ([`ReconcileCache::restore`]) and every operation the daemon
@@ -14,7 +15,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::aio::ConnectionLike;
-use redis::Pipeline;
 
 use crate::producer_state::{ProducerStateTable, MAX_KEYS_PER_SCRIPT};
 use crate::table::{cut_fields, glob_escape, parse_scan_reply, value_to_pairs, Table};
@@ -427,15 +427,6 @@ impl AppRestartAssist {
             }
             cursor = next;
         }
-    }
-
-    /// Queue `reconcile()`'s writes on `pipe`: one batched DEL of
-    /// [`ReconcileOps::dels`] (STALE and DELETE), then one batched SET of
-    /// [`ReconcileOps::sets`] (NEW). SAME keys are absent from `ops`.
-    /// Deviation (f.4): the C++ sends one round trip per entry.
-    pub fn queue_reconcile(producer: &ProducerStateTable, pipe: &mut Pipeline, ops: &ReconcileOps) {
-        producer.queue_batch_del(pipe, &ops.dels);
-        producer.queue_batch_set(pipe, &ops.sets);
     }
 
     /// Sends `reconcile()`'s writes in pipelines of at most

@@ -208,7 +208,7 @@ impl NeighCore {
                     );
                 }
                 self.phase = Phase::AuditDump {
-                    dump: super::Dump::links(),
+                    dump: super::KernelDump::links(),
                     appl_drift,
                 };
                 self.start_dump();

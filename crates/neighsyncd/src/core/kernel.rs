@@ -10,7 +10,7 @@ use sonic_netlink::neigh::{NeighMsgType, AF_BRIDGE};
 use sonic_netlink::socket::{Dump as DumpRequest, KernelMessage, Received};
 use sonic_netlink::{LinkEvent, NeighborEvent};
 
-use super::{Dump, DumpStage, NeighCore, Phase, Timer, Warm, AUDIT_GRACE};
+use super::{DumpStage, KernelDump, NeighCore, Phase, Timer, Warm, AUDIT_GRACE};
 use crate::sync::{
     decide, decide_failed, decide_parts, neigh_key, Decision, DropReason, NeighOp, Outcome,
 };
@@ -211,12 +211,12 @@ impl NeighCore {
                 dump: again(dump),
                 appl_drift,
             },
-            Phase::Live => Phase::Resyncing(Dump::links()),
-            Phase::RestoreWait => Phase::WarmCaching(Dump::links()),
+            Phase::Live => Phase::Resyncing(KernelDump::links()),
+            Phase::RestoreWait => Phase::WarmCaching(KernelDump::links()),
             Phase::AuditGrace { appl_drift } => {
                 self.timers.stop(Timer::AuditGrace);
                 Phase::AuditDump {
-                    dump: Dump::links(),
+                    dump: KernelDump::links(),
                     appl_drift,
                 }
             }
@@ -238,7 +238,7 @@ impl NeighCore {
     /// Sends the link dump request of the current phase's dump.
     pub(super) fn start_dump(&mut self) {
         if let Some(d) = self.dump_mut() {
-            *d = Dump::links();
+            *d = KernelDump::links();
         }
         self.fresh_links = Some(LinkTable::new());
         self.steps.push_back(Step::Dump(DumpRequest::Links));
@@ -375,6 +375,6 @@ impl NeighCore {
     }
 }
 
-fn again(d: Dump) -> Dump {
-    Dump { again: true, ..d }
+fn again(d: KernelDump) -> KernelDump {
+    KernelDump { again: true, ..d }
 }

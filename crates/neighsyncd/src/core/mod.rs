@@ -81,8 +81,10 @@ pub const READ_COALESCE_MAX: Duration = Duration::from_millis(4);
 /// ([`NeighWriter::track_suspects`]).
 pub const AUDIT_GRACE: Duration = Duration::from_millis(500);
 /// Wait before retrying a flush that failed with an error reply (not a
-/// lost connection), and before re-requesting a dump the socket refused.
+/// lost connection).
 pub const FLUSH_ERROR_RETRY: Duration = Duration::from_secs(1);
+/// Wait before re-sending a netlink dump request the socket refused.
+pub const DUMP_RETRY: Duration = Duration::from_secs(1);
 
 // ===== inputs and actions =====
 
@@ -181,10 +183,10 @@ pub enum Action {
 pub enum Phase {
     /// Cold start: the kernel is dumped into the writer, which was seeded
     /// with APPL_DB ([`NeighWriter::begin_cold`]); READY once written.
-    ColdSync(Dump),
+    ColdSync(KernelDump),
     /// Warm start: the kernel is dumped into the reconcile cache; nothing
     /// is written.
-    WarmCaching(Dump),
+    WarmCaching(KernelDump),
     /// Warm start: the cache holds the kernel's table; waiting for the
     /// restore flag, then for the reconcile timer.
     RestoreWait,
@@ -198,7 +200,7 @@ pub enum Phase {
     Live,
     /// The kernel is dumped again into the writer (mark and sweep) after
     /// ENOBUFS, a rename or a CONFIG_DB fact change.
-    Resyncing(Dump),
+    Resyncing(KernelDump),
     /// Self-audit: APPL_DB is being read (flushes wait).
     AuditRead {
         /// A resync was asked for meanwhile: the audit's own dump does it.
@@ -207,7 +209,7 @@ pub enum Phase {
     /// Self-audit: APPL_DB's drift is repaired; the kernel is dumped again.
     AuditDump {
         /// The dump.
-        dump: Dump,
+        dump: KernelDump,
         /// Keys APPL_DB had wrong.
         appl_drift: usize,
     },
@@ -243,14 +245,14 @@ enum AuditClock {
 
 /// A kernel dump in flight: links first, then neighbours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dump {
+pub struct KernelDump {
     /// Which part.
     pub stage: DumpStage,
     /// Another dump is needed when this one ends (a new request came in).
     pub again: bool,
 }
 
-/// The part of a [`Dump`] in flight.
+/// The part of a [`KernelDump`] in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DumpStage {
     /// `RTM_GETLINK`; a neighbour dump follows.
@@ -262,9 +264,9 @@ pub enum DumpStage {
     Retry,
 }
 
-impl Dump {
-    fn links() -> Dump {
-        Dump {
+impl KernelDump {
+    fn links() -> KernelDump {
+        KernelDump {
             stage: DumpStage::Links,
             again: false,
         }
@@ -308,7 +310,7 @@ pub enum Timer {
     /// The next self-audit is due (every `--audit-interval`).
     Audit,
     /// A netlink dump request the socket refused is sent again
-    /// ([`FLUSH_ERROR_RETRY`] later).
+    /// ([`DUMP_RETRY`] later).
     DumpRetry,
     /// The self-audit's grace for late notifications ends
     /// ([`AUDIT_GRACE`]).
@@ -496,7 +498,7 @@ impl NeighCore {
     /// Redis session is epoch 0.
     pub fn cold(setup: Setup, view: &ConsumerView, now: Instant) -> Self {
         setup.metrics.set_warm_restart_state("disabled");
-        let mut core = NeighCore::new(setup, Phase::ColdSync(Dump::links()), None, now);
+        let mut core = NeighCore::new(setup, Phase::ColdSync(KernelDump::links()), None, now);
         core.writer.begin_cold(view);
         core
     }
@@ -532,7 +534,12 @@ impl NeighCore {
             clock,
             timer,
         };
-        let mut core = NeighCore::new(setup, Phase::WarmCaching(Dump::links()), Some(window), now);
+        let mut core = NeighCore::new(
+            setup,
+            Phase::WarmCaching(KernelDump::links()),
+            Some(window),
+            now,
+        );
         if flag_set {
             core.timers.set(Timer::Reconcile, now + timer);
         } else {
@@ -733,7 +740,7 @@ impl NeighCore {
     }
 
     /// The dump of the current phase, if one is in flight.
-    fn dump_mut(&mut self) -> Option<&mut Dump> {
+    fn dump_mut(&mut self) -> Option<&mut KernelDump> {
         match &mut self.phase {
             Phase::ColdSync(d)
             | Phase::WarmCaching(d)
@@ -775,7 +782,7 @@ impl engine::Core for NeighCore {
     fn handle_dump_request_failed(&mut self, now: Instant, _error: SocketError) {
         if let Some(d) = self.dump_mut() {
             d.stage = DumpStage::Retry;
-            self.timers.set(Timer::DumpRetry, now + FLUSH_ERROR_RETRY);
+            self.timers.set(Timer::DumpRetry, now + DUMP_RETRY);
         }
     }
 

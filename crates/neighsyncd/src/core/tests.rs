@@ -400,7 +400,7 @@ fn a_refused_dump_request_is_retried_after_a_second() {
         source: std::io::Error::from_raw_os_error(nix::libc::ENOBUFS),
     };
     h.core.handle_dump_request_failed(h.now, err);
-    assert_eq!(h.core.poll_timeout(), Some(h.now + FLUSH_ERROR_RETRY));
+    assert_eq!(h.core.poll_timeout(), Some(h.now + DUMP_RETRY));
     h.at(500);
     assert!(h.steps().is_empty());
     h.at(1000);

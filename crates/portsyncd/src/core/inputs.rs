@@ -139,7 +139,7 @@ impl PortCore {
     /// Redis is back (connected, subscribed, APPL_DB `present` loaded): the
     /// ports that vanished from APPL_DB meanwhile are forgotten, every
     /// port's state is staged again, and STATE_DB is read back before
-    /// anything is written ([`Redis::Restoring`]). With
+    /// anything is written ([`Redis::ReadingBack`]). With
     /// `--port-config-count-follows-config`, `config_ports` (the fresh
     /// CONFIG_DB `PORT` keys) replace the known ones, and a count that
     /// differs from the last one written goes out once Redis is up.
@@ -157,13 +157,13 @@ impl PortCore {
         for action in self.sync.rewrite_all() {
             self.writer.push(action);
         }
-        self.redis = Redis::Restoring { read: None };
+        self.redis = Redis::ReadingBack { read: None };
     }
 
     /// STATE_DB as read back after a reconnect: the pending HSETs it
     /// already holds are dropped, the rest is written.
     fn resync_read(&mut self, now: Instant, id: u64, result: Result<ReadBack, SwssError>) {
-        if self.redis != (Redis::Restoring { read: Some(id) }) {
+        if self.redis != (Redis::ReadingBack { read: Some(id) }) {
             return;
         }
         match result {

@@ -10,7 +10,7 @@ use sonic_netlink::link::{IFF_RUNNING, IFF_UP};
 use sonic_netlink::socket::{KernelMessage, Received, SocketError};
 use sonic_netlink::{LinkEvent, LinkMsgType};
 
-use super::{Dump, Phase, PortCore, Timer, DUMP_RETRY_DELAY};
+use super::{LinkDump, Phase, PortCore, Timer, DUMP_RETRY_DELAY};
 use crate::sync::{LinkOutcome, HANDLED_PREFIXES};
 
 impl PortCore {
@@ -96,9 +96,9 @@ impl PortCore {
     /// one; a dump not yet sent starts over with nothing marked.
     pub(super) fn resync(&mut self, why: ResyncCause) {
         match &mut self.phase {
-            Phase::StartupDump(Dump::InFlight { again })
+            Phase::StartupDump(LinkDump::InFlight { again })
             | Phase::Resyncing {
-                dump: Dump::InFlight { again },
+                dump: LinkDump::InFlight { again },
                 ..
             } => *again = Some(why),
             Phase::StartupDump(dump) | Phase::Resyncing { dump, .. } => {
@@ -112,7 +112,7 @@ impl PortCore {
             Phase::Live => {
                 self.phase = Phase::Resyncing {
                     why,
-                    dump: Dump::Wanted,
+                    dump: LinkDump::Wanted,
                     seen: HashSet::new(),
                 }
             }
@@ -126,9 +126,9 @@ impl PortCore {
     fn dump_done(&mut self, now: Instant) {
         let phase = std::mem::replace(&mut self.phase, Phase::Live);
         match phase {
-            Phase::StartupDump(Dump::InFlight { again: Some(why) })
+            Phase::StartupDump(LinkDump::InFlight { again: Some(why) })
             | Phase::Resyncing {
-                dump: Dump::InFlight { again: Some(why) },
+                dump: LinkDump::InFlight { again: Some(why) },
                 ..
             } => {
                 // Every link the kernel had was listed (READY may go out);
@@ -136,13 +136,13 @@ impl PortCore {
                 self.dumped = true;
                 self.phase = Phase::Resyncing {
                     why,
-                    dump: Dump::Wanted,
+                    dump: LinkDump::Wanted,
                     seen: HashSet::new(),
                 };
             }
-            Phase::StartupDump(Dump::InFlight { again: None }) => self.dumped = true,
+            Phase::StartupDump(LinkDump::InFlight { again: None }) => self.dumped = true,
             Phase::Resyncing {
-                dump: Dump::InFlight { again: None },
+                dump: LinkDump::InFlight { again: None },
                 seen,
                 ..
             } => {
@@ -186,25 +186,25 @@ impl PortCore {
     fn dump_failed(&mut self, errno: i32) {
         tracing::warn!(errno, "link dump failed or was interrupted; dumping again");
         match &mut self.phase {
-            Phase::StartupDump(Dump::InFlight { again: None }) => {
-                self.phase = Phase::StartupDump(Dump::Wanted);
+            Phase::StartupDump(LinkDump::InFlight { again: None }) => {
+                self.phase = Phase::StartupDump(LinkDump::Wanted);
             }
-            Phase::StartupDump(Dump::InFlight { again: Some(why) }) => {
+            Phase::StartupDump(LinkDump::InFlight { again: Some(why) }) => {
                 self.phase = Phase::Resyncing {
                     why: *why,
-                    dump: Dump::Wanted,
+                    dump: LinkDump::Wanted,
                     seen: HashSet::new(),
                 };
             }
             Phase::Resyncing {
                 why,
-                dump: dump @ Dump::InFlight { .. },
+                dump: dump @ LinkDump::InFlight { .. },
                 seen,
             } => {
-                if let Dump::InFlight { again: Some(again) } = *dump {
+                if let LinkDump::InFlight { again: Some(again) } = *dump {
                     *why = again;
                 }
-                *dump = Dump::Wanted;
+                *dump = LinkDump::Wanted;
                 seen.clear();
             }
             _ => {}
@@ -217,8 +217,8 @@ impl PortCore {
         tracing::warn!(error = %error, retry_in_ms = DUMP_RETRY_DELAY.as_millis() as u64,
             "link dump request refused");
         if let Phase::StartupDump(d) | Phase::Resyncing { dump: d, .. } = &mut self.phase {
-            if matches!(d, Dump::InFlight { .. }) {
-                *d = Dump::Retry;
+            if matches!(d, LinkDump::InFlight { .. }) {
+                *d = LinkDump::Retry;
                 self.timers.set(Timer::DumpRetry, now + DUMP_RETRY_DELAY);
             }
         }

@@ -186,7 +186,7 @@ pub enum Action {
 pub enum Phase {
     /// The start-up link dump (requested before the config was read) is
     /// being read; READY=1 goes out once it ended and was written.
-    StartupDump(Dump),
+    StartupDump(LinkDump),
     /// Following the kernel's link notifications.
     Live,
     /// The links are dumped again to repair lost events: known links
@@ -196,7 +196,7 @@ pub enum Phase {
         /// Why (ENOBUFS, or the self-audit).
         why: ResyncCause,
         /// The dump.
-        dump: Dump,
+        dump: LinkDump,
         /// Links announced by RTM_NEWLINK since the resync began.
         seen: HashSet<String>,
     },
@@ -206,7 +206,7 @@ pub enum Phase {
 
 /// The link dump of a [`Phase`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dump {
+pub enum LinkDump {
     /// To be requested.
     Wanted,
     /// The socket refused the request: wanted again when
@@ -229,7 +229,7 @@ pub enum Redis {
     Reconnecting,
     /// Connected again; STATE_DB is read back (request `read`, once no
     /// flush is in flight) so only the difference is written. Writes wait.
-    Restoring {
+    ReadingBack {
         /// The id of the [`Action::ReadStateForResync`] in flight.
         read: Option<u64>,
     },
@@ -391,7 +391,7 @@ impl PortCore {
             timers.set(Timer::Audit, now + every);
         }
         PortCore {
-            phase: Phase::StartupDump(Dump::InFlight { again: None }),
+            phase: Phase::StartupDump(LinkDump::InFlight { again: None }),
             redis: Redis::Up,
             init_done: InitDone::Waiting,
             audit: match setup.audit_every {
@@ -509,14 +509,14 @@ impl PortCore {
         if self.writer.in_flight() {
             return None;
         }
-        if self.redis == (Redis::Restoring { read: None }) {
+        if self.redis == (Redis::ReadingBack { read: None }) {
             let names = self.writer.plain_sets();
             if names.is_empty() {
                 self.redis_up();
                 return None;
             }
             let id = self.read_id();
-            self.redis = Redis::Restoring { read: Some(id) };
+            self.redis = Redis::ReadingBack { read: Some(id) };
             return Some(Action::ReadStateForResync { id, names });
         }
         if self.audit == Audit::Due && self.redis == Redis::Up {
@@ -548,10 +548,10 @@ impl PortCore {
             Phase::StartupDump(d) | Phase::Resyncing { dump: d, .. } => d,
             Phase::Live | Phase::ShuttingDown => return None,
         };
-        if *dump != Dump::Wanted {
+        if *dump != LinkDump::Wanted {
             return None;
         }
-        *dump = Dump::InFlight { again: None };
+        *dump = LinkDump::InFlight { again: None };
         Some(Step::Dump(sonic_netlink::socket::Dump::Links))
     }
 
@@ -632,8 +632,8 @@ impl PortCore {
                     if let Phase::StartupDump(d) | Phase::Resyncing { dump: d, .. } =
                         &mut self.phase
                     {
-                        if *d == Dump::Retry {
-                            *d = Dump::Wanted;
+                        if *d == LinkDump::Retry {
+                            *d = LinkDump::Wanted;
                         }
                     }
                 }

@@ -258,7 +258,7 @@ fn startup_dump_writes_then_ready_and_port_init_done() {
     assert!(sim.steps().is_empty(), "nothing to do before the dump");
     assert!(matches!(
         sim.core.phase(),
-        Phase::StartupDump(Dump::InFlight { again: None })
+        Phase::StartupDump(LinkDump::InFlight { again: None })
     ));
     sim.kernel(
         vec![
@@ -416,7 +416,7 @@ fn overrun_mid_startup_dump_redumps_and_sweeps() {
     );
     assert!(matches!(
         sim.core.phase(),
-        Phase::StartupDump(Dump::InFlight {
+        Phase::StartupDump(LinkDump::InFlight {
             again: Some(ResyncCause::NetlinkOverrun)
         })
     ));
@@ -428,7 +428,7 @@ fn overrun_mid_startup_dump_redumps_and_sweeps() {
         sim.core.phase(),
         Phase::Resyncing {
             why: ResyncCause::NetlinkOverrun,
-            dump: Dump::Wanted,
+            dump: LinkDump::Wanted,
             ..
         }
     ));
@@ -471,7 +471,7 @@ fn overrun_while_live_keeps_links_announced_during_the_dump() {
     assert!(matches!(
         sim.core.phase(),
         Phase::Resyncing {
-            dump: Dump::Wanted,
+            dump: LinkDump::Wanted,
             ..
         }
     ));
@@ -534,7 +534,7 @@ fn dump_failure_and_refused_request_are_retried() {
     assert!(matches!(
         sim.core.phase(),
         Phase::Resyncing {
-            dump: Dump::Wanted,
+            dump: LinkDump::Wanted,
             ..
         }
     ));
@@ -589,7 +589,7 @@ fn redis_lost_during_flush_keeps_batch_and_writes_only_differences() {
         present: present(&["Ethernet0", "Ethernet4"]),
         config_ports: None,
     });
-    assert_eq!(sim.core.redis(), Redis::Restoring { read: None });
+    assert_eq!(sim.core.redis(), Redis::ReadingBack { read: None });
     let steps = sim.steps();
     let [Step::Do(Action::ReadStateForResync { id, names: read })] = steps.as_slice() else {
         panic!("{steps:?}");
@@ -1119,7 +1119,7 @@ fn a_connection_error_of_the_old_session_after_a_reconnect_is_not_a_new_loss() {
         present: present(&["Ethernet0"]),
         config_ports: None,
     });
-    assert_eq!(sim.core.redis(), Redis::Restoring { read: None });
+    assert_eq!(sim.core.redis(), Redis::ReadingBack { read: None });
     assert!(sim.steps().is_empty(), "the read waits for the old flight");
     // The old session's flush now fails (its connection was dropped).
     sim.input(Input::Flushed {
