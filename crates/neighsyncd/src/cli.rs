@@ -59,7 +59,7 @@ pub struct Cli {
     pub router_interfaces_only: bool,
 
     /// Honour `ipv6_use_link_local_only` on VLAN sub-interfaces
-    /// (CONFIG_DB VLAN_SUB_INTERFACE|<name>): their IPv6 link-local
+    /// (CONFIG_DB `VLAN_SUB_INTERFACE|<name>`): their IPv6 link-local
     /// neighbours are written when it is `enable`. Off by default (the C++
     /// never writes them).
     #[arg(long, global = true)]
