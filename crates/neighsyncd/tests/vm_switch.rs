@@ -186,8 +186,15 @@ struct Vm {
 
 impl Vm {
     fn start(before_start: impl FnOnce(&RedisServer, &SwitchTopology)) -> Vm {
+        Vm::start_on(SwitchTopology::new().unwrap(), before_start)
+    }
+
+    /// As [`Vm::start`], on `topo` (e.g. [`SwitchTopology::vlan_only`]).
+    fn start_on(
+        topo: SwitchTopology,
+        before_start: impl FnOnce(&RedisServer, &SwitchTopology),
+    ) -> Vm {
         let redis = RedisServer::start().unwrap();
-        let topo = SwitchTopology::new().unwrap();
         before_start(&redis, &topo);
         let mut daemon = start_daemon(topo.dut(), &redis, &[]);
         daemon.wait_for_log(READY, DEADLINE).unwrap();
@@ -1112,7 +1119,9 @@ fn resolve_on_server(topo: &SwitchTopology, ip: &str) {
 #[test]
 #[ignore = "needs 8021q/bonding/vrf: run in the VM tier (scripts/test-vm.sh)"]
 fn dual_tor_vlan_failed_table_repeat_resolve_ipv4_and_vlan_delete() {
-    let mut vm = Vm::start(|redis, _| make_dual_tor(redis));
+    let mut vm = Vm::start_on(SwitchTopology::vlan_only().unwrap(), |redis, _| {
+        make_dual_tor(redis)
+    });
     let mut appl = vm.appl();
     drain(&vm.redis, "NEIGH_TABLE");
     assert!(drain(&vm.redis, FAILED_TABLE).is_empty());
@@ -1232,7 +1241,7 @@ fn dual_tor_vlan_failed_table_repeat_resolve_ipv4_and_vlan_delete() {
 #[ignore = "needs 8021q/bonding/vrf: run in the VM tier (scripts/test-vm.sh)"]
 fn dual_tor_vlan_failed_table_written_in_the_warm_window() {
     let redis = RedisServer::start().unwrap();
-    let topo = SwitchTopology::new().unwrap();
+    let topo = SwitchTopology::vlan_only().unwrap();
     make_dual_tor(&redis);
     let mut config = redis.conn(CONFIG_DB).unwrap();
     let () = config
