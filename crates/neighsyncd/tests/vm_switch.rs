@@ -1,11 +1,12 @@
 //! neighsyncd on SONiC's real link types, on a real kernel: a Vlan SVI on a
 //! VLAN-aware `Bridge`, a bond `PortChannel`, an 802.1Q sub-interface, a
-//! VRF master, EVPN, dual-ToR and a warm restart across all of them
-//! (docs/behavior.md b.2, b.3, c). Every link is built with `ip link` (see
+//! VRF master, EVPN, dual-ToR (with its `NEIGH_FAILED_TABLE` for nbrmgrd)
+//! and a warm restart across all of them (docs/behavior.md b.2, b.3, c).
+//! Every link is built with `ip link` (see
 //! `testbed::switch::SwitchTopology`), neighbours are learned by ping or
 //! added with `ip neigh`, each test has its own redis-server, and results
-//! are checked through a ConsumerStateTable (orchagent's pops) and the raw
-//! ProducerStateTable keys.
+//! are checked through a ConsumerStateTable (orchagent's or nbrmgrd's pops)
+//! and the raw ProducerStateTable keys.
 //!
 //! The build machines' kernel has no 8021q/bonding/vrf, so these tests are
 //! `#[ignore]`d on the host and run in the VM tier: `scripts/test-vm.sh`
@@ -185,8 +186,15 @@ struct Vm {
 
 impl Vm {
     fn start(before_start: impl FnOnce(&RedisServer, &SwitchTopology)) -> Vm {
+        Vm::start_on(SwitchTopology::new().unwrap(), before_start)
+    }
+
+    /// As [`Vm::start`], on `topo` (e.g. [`SwitchTopology::vlan_only`]).
+    fn start_on(
+        topo: SwitchTopology,
+        before_start: impl FnOnce(&RedisServer, &SwitchTopology),
+    ) -> Vm {
         let redis = RedisServer::start().unwrap();
-        let topo = SwitchTopology::new().unwrap();
         before_start(&redis, &topo);
         let mut daemon = start_daemon(topo.dut(), &redis, &[]);
         daemon.wait_for_log(READY, DEADLINE).unwrap();
@@ -975,5 +983,335 @@ fn warm_restart_across_switch_topology_writes_exactly_the_changes() {
         })
         .collect();
     assert_eq!(popped, want, "exactly the changes are written");
+    assert!(daemon.sigterm().unwrap().success());
+}
+
+// ===== NEIGH_FAILED_TABLE (dual-ToR) =====
+
+/// APPL_DB table of the failed IPv6 neighbours of a dual-ToR, for nbrmgrd
+/// (sonic-swss PR 4849; docs/behavior.md b.2 step 9a).
+const FAILED_TABLE: &str = "NEIGH_FAILED_TABLE";
+
+/// The log line of an RTM_DELLINK that deleted a known interface.
+const LINK_DELETED: &str = "interface deleted; its neighbors are deleted";
+
+/// The one field of a `NEIGH_FAILED_TABLE` SET.
+fn null() -> Vec<(String, String)> {
+    vec![("NULL".to_owned(), "NULL".to_owned())]
+}
+
+/// CONFIG_DB `PEER_SWITCH|peer_tor`: the switch is a dual-ToR.
+fn make_dual_tor(redis: &RedisServer) {
+    let mut c = redis.conn(CONFIG_DB).unwrap();
+    let () = c
+        .hset("PEER_SWITCH|peer_tor", "address_ipv4", "10.1.0.33")
+        .unwrap();
+}
+
+/// Pops `NEIGH_FAILED_TABLE` as nbrmgrd's Consumer does until the latest
+/// op of every key of `want` is its op; returns every op popped meanwhile,
+/// per key, in order.
+fn pop_failed_until(
+    redis: &RedisServer,
+    want: &[(&str, Op)],
+) -> BTreeMap<String, Vec<KeyOpFieldValues>> {
+    let mut seen: BTreeMap<String, Vec<KeyOpFieldValues>> = BTreeMap::new();
+    wait_for(&format!("{FAILED_TABLE} pops {want:?}"), || {
+        for (key, ops) in drain(redis, FAILED_TABLE) {
+            seen.entry(key).or_default().extend(ops);
+        }
+        want.iter()
+            .all(|(k, op)| seen.get(*k).and_then(|ops| ops.last()).map(|o| o.op) == Some(*op))
+            .then_some(())
+    });
+    seen
+}
+
+/// The ops of `popped`, per key, with each SET checked to be `NULL=NULL`.
+fn failed_ops(popped: &BTreeMap<String, Vec<KeyOpFieldValues>>) -> BTreeMap<&str, Vec<Op>> {
+    popped
+        .iter()
+        .map(|(key, ops)| {
+            for o in ops.iter().filter(|o| o.op == Op::Set) {
+                assert_eq!(o.fvs, null(), "{key}: {ops:?}");
+            }
+            (key.as_str(), ops.iter().map(|o| o.op).collect())
+        })
+        .collect()
+}
+
+/// The keys of the consumed table (`NEIGH_FAILED_TABLE:<key>` hashes as
+/// nbrmgrd left them), each checked to hold `NULL=NULL`.
+fn consumed_failed(appl: &mut redis::Connection) -> BTreeSet<String> {
+    let keys: Vec<String> = appl.keys(format!("{FAILED_TABLE}:*")).unwrap();
+    keys.into_iter()
+        .map(|k| {
+            let fvs: Vec<(String, String)> = appl.hgetall(&k).unwrap();
+            assert_eq!(fvs, null(), "{k}");
+            k[FAILED_TABLE.len() + 1..].to_owned()
+        })
+        .collect()
+}
+
+/// Nothing pending in `NEIGH_FAILED_TABLE` (KEY_SET and DEL_SET empty).
+fn assert_failed_idle(appl: &mut redis::Connection) {
+    let keys: BTreeSet<String> = appl.smembers(format!("{FAILED_TABLE}_KEY_SET")).unwrap();
+    let dels: BTreeSet<String> = appl.smembers(format!("{FAILED_TABLE}_DEL_SET")).unwrap();
+    assert!(
+        keys.is_empty() && dels.is_empty(),
+        "{FAILED_TABLE} pending: {keys:?} {dels:?}"
+    );
+}
+
+/// The kernel's NUD state of `ip` on `ifname` in the DUT (`FAILED`, ...).
+fn nud_state(topo: &SwitchTopology, ifname: &str, ip: &str) -> Option<String> {
+    let out = topo
+        .dut()
+        .ip(&["neigh", "show", ip, "dev", ifname])
+        .unwrap();
+    out.split_whitespace().last().map(str::to_owned)
+}
+
+/// Real failed resolutions on Vlan1000: one unanswered ping to each of
+/// `ips` (concurrently), then the kernel's own probes (3 x 1 s) end each
+/// in NUD_FAILED; returns once the kernel shows every one FAILED.
+fn fail_resolutions(topo: &SwitchTopology, ips: &[&str]) {
+    std::thread::scope(|s| {
+        for ip in ips {
+            s.spawn(|| topo.ping_unanswered(VLAN, ip).unwrap());
+        }
+    });
+    for ip in ips {
+        wait_for(&format!("{ip} FAILED in the kernel"), || {
+            (nud_state(topo, VLAN, ip).as_deref() == Some("FAILED")).then_some(())
+        });
+    }
+}
+
+/// The server behind Ethernet0 (the Vlan1000 member port) takes `ip`, and
+/// the DUT pings it: a real Neighbor Solicitation answered by a real
+/// Neighbor Advertisement resolves the neighbour (REACHABLE).
+fn resolve_on_server(topo: &SwitchTopology, ip: &str) {
+    let seg = SwitchTopology::segment(VLAN).unwrap();
+    topo.peer(VLAN)
+        .unwrap()
+        .ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{ip}/64"),
+            "dev",
+            seg.peer_if,
+            "nodad",
+        ])
+        .unwrap();
+    topo.ping(VLAN, ip).unwrap();
+}
+
+/// Dual-ToR (a real CONFIG_DB `PEER_SWITCH`) on Vlan1000, the SVI of the
+/// VLAN-aware Bridge with Ethernet0 as member: real failed IPv6
+/// resolutions are published to `NEIGH_FAILED_TABLE` as `Vlan1000:<ip>`
+/// `NULL=NULL` for an nbrmgrd-like consumer; each new failure sends the SET
+/// again (the kernel's INCOMPLETE retry in between keeps the key); a real
+/// NA resolving the neighbour sends one DEL; an IPv4 failure is never
+/// published (NEIGH_TABLE gets its zero MAC); deleting the Vlan DELs the
+/// published keys.
+#[test]
+#[ignore = "needs 8021q/bonding/vrf: run in the VM tier (scripts/test-vm.sh)"]
+fn dual_tor_vlan_failed_table_repeat_resolve_ipv4_and_vlan_delete() {
+    let mut vm = Vm::start_on(SwitchTopology::vlan_only().unwrap(), |redis, _| {
+        make_dual_tor(redis)
+    });
+    let mut appl = vm.appl();
+    drain(&vm.redis, "NEIGH_TABLE");
+    assert!(drain(&vm.redis, FAILED_TABLE).is_empty());
+    let zero = "00:00:00:00:00:00";
+    let (ip, ip98, ip97, ip4) = (
+        "fc02:1000::99",
+        "fc02:1000::98",
+        "fc02:1000::97",
+        "192.168.0.99",
+    );
+    let (key, key98, key97, key4) = (
+        "Vlan1000:fc02:1000::99",
+        "Vlan1000:fc02:1000::98",
+        "Vlan1000:fc02:1000::97",
+        "Vlan1000:192.168.0.99",
+    );
+
+    // 1. Real failed resolutions on the Vlan: each IPv6 one is published
+    // NULL=NULL under the SVI's name; the IPv4 one is not (NEIGH_TABLE
+    // writes both with the zero MAC).
+    fail_resolutions(&vm.topo, &[ip, ip98, ip97, ip4]);
+    let popped = pop_failed_until(
+        &vm.redis,
+        &[(key, Op::Set), (key98, Op::Set), (key97, Op::Set)],
+    );
+    let ops = failed_ops(&popped);
+    assert_eq!(
+        ops.keys().copied().collect::<Vec<_>>(),
+        [key97, key98, key],
+        "{popped:?}"
+    );
+    pop_until(
+        &vm.redis,
+        &[
+            (key, set(zero, "IPv6")),
+            (key98, set(zero, "IPv6")),
+            (key97, set(zero, "IPv6")),
+            (key4, set(zero, "IPv4")),
+        ],
+    );
+    // Every failure above was decided before the marker.
+    vm.barrier(VLAN, "192.168.0.60", "02:00:00:00:00:60");
+    assert_failed_idle(&mut appl);
+    assert!(drain(&vm.redis, FAILED_TABLE).is_empty());
+    assert_eq!(
+        consumed_failed(&mut appl),
+        [key97, key98, key].map(String::from).into()
+    );
+
+    // 2. Traffic to it again: the kernel retries (INCOMPLETE: the key is
+    // kept, nothing written) and fails again: a new SET, popped again.
+    vm.topo.ping_unanswered(VLAN, ip).unwrap();
+    let popped = pop_failed_until(&vm.redis, &[(key, Op::Set)]);
+    let ops = failed_ops(&popped);
+    assert_eq!(ops.keys().copied().collect::<Vec<_>>(), [key], "{popped:?}");
+    assert!(ops[key].iter().all(|o| *o == Op::Set), "{popped:?}");
+    assert_eq!(nud_state(&vm.topo, VLAN, ip).as_deref(), Some("FAILED"));
+
+    // 3. The server behind Ethernet0 takes the address and answers: the
+    // neighbour is REACHABLE, one DEL, and NEIGH_TABLE gets its MAC.
+    resolve_on_server(&vm.topo, ip);
+    let popped = pop_failed_until(&vm.redis, &[(key, Op::Del)]);
+    assert_eq!(
+        failed_ops(&popped),
+        BTreeMap::from([(key, vec![Op::Del])]),
+        "{popped:?}"
+    );
+    let mac = vm.topo.peer_mac(VLAN).unwrap();
+    pop_until(&vm.redis, &[(key, set(&mac, "IPv6"))]);
+    assert_eq!(
+        consumed_failed(&mut appl),
+        [key97, key98].map(String::from).into()
+    );
+
+    // 4. The Vlan goes (RTM_DELNEIGH for each neighbour, then
+    // RTM_DELLINK): one DEL per published key; NEIGH_TABLE loses every
+    // Vlan1000 neighbour.
+    vm.ip(&["link", "del", "dev", VLAN]);
+    let popped = pop_failed_until(&vm.redis, &[(key98, Op::Del), (key97, Op::Del)]);
+    assert_eq!(
+        failed_ops(&popped),
+        BTreeMap::from([(key97, vec![Op::Del]), (key98, vec![Op::Del])]),
+        "{popped:?}"
+    );
+    assert!(consumed_failed(&mut appl).is_empty());
+    // The DELs came from the RTM_DELNEIGHs; the RTM_DELLINK after them
+    // found nothing left to delete.
+    let log = vm
+        .daemon
+        .wait_for_log(&format!("{LINK_DELETED} ifname={VLAN}"), DEADLINE)
+        .unwrap();
+    let link_deleted = log.find(LINK_DELETED).unwrap();
+    for k in [key97, key98] {
+        let clear = log
+            .find(&format!("{FAILED_TABLE} key={k} op=Clear"))
+            .unwrap_or_else(|| panic!("no Clear of {k} logged:\n{log}"));
+        assert!(
+            clear < link_deleted,
+            "{k} cleared after the RTM_DELLINK:\n{log}"
+        );
+    }
+    wait_for("no Vlan1000 neighbour left in NEIGH_TABLE", || {
+        drain(&vm.redis, "NEIGH_TABLE");
+        appl_neighbors(&vm.redis, VLAN).is_empty().then_some(())
+    });
+    assert_failed_idle(&mut appl);
+}
+
+/// Warm restart on a dual-ToR Vlan: `NEIGH_FAILED_TABLE` is written in the
+/// warm window, while NEIGH_TABLE waits for the restore flag. The warm
+/// start's kernel dump publishes the neighbour that is still FAILED again;
+/// a neighbour failing in the window is published and a published one
+/// resolving is DELeted, both popped before the reconcile, which then
+/// writes exactly the NEIGH_TABLE difference (the zero MAC of the new
+/// failure, the MAC of the resolved one).
+#[test]
+#[ignore = "needs 8021q/bonding/vrf: run in the VM tier (scripts/test-vm.sh)"]
+fn dual_tor_vlan_failed_table_written_in_the_warm_window() {
+    let redis = RedisServer::start().unwrap();
+    let topo = SwitchTopology::vlan_only().unwrap();
+    make_dual_tor(&redis);
+    let mut config = redis.conn(CONFIG_DB).unwrap();
+    let () = config
+        .hset("WARM_RESTART|swss", "neighsyncd_timer", 1)
+        .unwrap();
+    let mut appl = redis.conn(0).unwrap();
+    let zero = "00:00:00:00:00:00";
+    let (ip97, ip96) = ("fc02:1000::97", "fc02:1000::96");
+    let (key97, key96) = ("Vlan1000:fc02:1000::97", "Vlan1000:fc02:1000::96");
+
+    // Cold run: a failed neighbour, published and consumed.
+    let mut daemon = start_daemon(topo.dut(), &redis, &[]);
+    daemon.wait_for_log(READY, DEADLINE).unwrap();
+    fail_resolutions(&topo, &[ip97]);
+    pop_failed_until(&redis, &[(key97, Op::Set)]);
+    pop_until(&redis, &[(key97, set(zero, "IPv6"))]);
+    assert!(daemon.sigterm().unwrap().success());
+
+    // Warm restart: the dump publishes the still-FAILED neighbour again.
+    let mut state = redis.conn(STATE_DB).unwrap();
+    let () = state
+        .hset("WARM_RESTART_ENABLE_TABLE|swss", "enable", "true")
+        .unwrap();
+    let _: i64 = state.del("NEIGH_RESTORE_TABLE|Flags").unwrap();
+    let mut daemon = start_daemon(topo.dut(), &redis, &[]);
+    daemon.wait_for_log(WAITING, DEADLINE).unwrap();
+    daemon
+        .wait_for_log("warm start: kernel dump cached", DEADLINE)
+        .unwrap();
+    let popped = pop_failed_until(&redis, &[(key97, Op::Set)]);
+    assert_eq!(
+        failed_ops(&popped),
+        BTreeMap::from([(key97, vec![Op::Set])])
+    );
+
+    // In the warm window: ::96 fails, ::97 resolves (the server behind
+    // Ethernet0 answers). Both reach NEIGH_FAILED_TABLE now; NEIGH_TABLE
+    // is not written.
+    fail_resolutions(&topo, &[ip96]);
+    resolve_on_server(&topo, ip97);
+    let popped = pop_failed_until(&redis, &[(key96, Op::Set), (key97, Op::Del)]);
+    assert_eq!(
+        failed_ops(&popped),
+        BTreeMap::from([(key96, vec![Op::Set]), (key97, vec![Op::Del])]),
+        "{popped:?}"
+    );
+    assert_eq!(consumed_failed(&mut appl), [key96.to_owned()].into());
+    assert_eq!(warm_state(&redis).as_deref(), Some("restored"));
+    let key_set: BTreeSet<String> = appl.smembers("NEIGH_TABLE_KEY_SET").unwrap();
+    assert!(
+        key_set.is_empty(),
+        "NEIGH_TABLE written in the warm window: {key_set:?}"
+    );
+
+    // Restored: the reconcile writes exactly the NEIGH_TABLE difference,
+    // and nothing more to NEIGH_FAILED_TABLE.
+    let () = state
+        .hset("NEIGH_RESTORE_TABLE|Flags", "restored", "true")
+        .unwrap();
+    wait_for("WARM_RESTART_TABLE|neighsyncd state reconciled", || {
+        (warm_state(&redis).as_deref() == Some("reconciled")).then_some(())
+    });
+    let mac = topo.peer_mac(VLAN).unwrap();
+    let popped = pop_until(
+        &redis,
+        &[(key96, set(zero, "IPv6")), (key97, set(&mac, "IPv6"))],
+    );
+    assert_eq!(popped.len(), 2, "exactly the changes: {popped:?}");
+    assert!(drain(&redis, FAILED_TABLE).is_empty());
+    assert_failed_idle(&mut appl);
+    assert_eq!(consumed_failed(&mut appl), [key96.to_owned()].into());
     assert!(daemon.sigterm().unwrap().success());
 }
