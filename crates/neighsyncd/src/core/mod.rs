@@ -33,6 +33,11 @@
 mod inputs;
 pub use inputs::apply_cfg;
 mod kernel;
+mod types;
+pub use types::{
+    Action, DumpStage, Epoch, Input, KernelDump, Phase, Redis, Setup, Stopping, Timer,
+};
+use types::{AuditClock, Flight, NeighEventCounters, Ready, Warm, WarmClock};
 #[cfg(test)]
 mod tests;
 
@@ -40,15 +45,14 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use sonic_daemon::engine::{self, Step};
-use sonic_daemon::metrics::{Metrics, Outcome as EventOutcome};
-use sonic_daemon::timer::{TimerName, TimerTable};
+use sonic_daemon::metrics::Metrics;
+use sonic_daemon::timer::TimerTable;
 use sonic_daemon::Health;
 use sonic_netlink::link::LinkTable;
 use sonic_netlink::socket::{Received, SocketError};
-use swss::restart_assist::ReconcileOps;
-use swss::{ConsumerView, KeyOp, SwssError};
+use swss::ConsumerView;
 
-use crate::context::{ConfigTable, SyncContext};
+use crate::context::SyncContext;
 use crate::error::DaemonError;
 use crate::failed::FailedTable;
 use crate::warm::WarmCache;
@@ -86,318 +90,6 @@ pub const FLUSH_ERROR_RETRY: Duration = Duration::from_secs(1);
 /// Wait before re-sending a netlink dump request the socket refused.
 pub const DUMP_RETRY: Duration = Duration::from_secs(1);
 
-// ===== inputs and actions =====
-
-/// Which Redis session a request or result belongs to: it changes when
-/// Redis is lost, so results of the old session are recognised.
-pub type Epoch = u64;
-
-/// Results of work done for the core, and CONFIG_DB changes.
-#[derive(Debug)]
-pub enum Input {
-    /// One CONFIG_DB change of a subscribed table, or the loss of the
-    /// subscription.
-    Config {
-        /// The session whose subscription saw it.
-        epoch: Epoch,
-        /// The table and the change.
-        change: Result<(ConfigTable, KeyOp), SwssError>,
-    },
-    /// The result of an [`Action::Flush`].
-    Flushed {
-        /// The session it was sent on.
-        epoch: Epoch,
-        /// The batch, handed back.
-        batch: Batch,
-        /// The outcome.
-        result: Result<(), SwssError>,
-    },
-    /// The result of an [`Action::Reconnect`]: scripts loaded, CONFIG_DB
-    /// subscribed again (their initial content here) and APPL_DB's view.
-    Reconnected {
-        /// The new session.
-        epoch: Epoch,
-        /// The initial content of every subscribed table.
-        config: Vec<(ConfigTable, Vec<KeyOp>)>,
-        /// APPL_DB `NEIGH_TABLE` as the consumer will see it.
-        view: ConsumerView,
-        /// The keys (`<ifname>:<ip>`) of APPL_DB `NEIGH_FAILED_TABLE` as
-        /// nbrmgrd will see them.
-        failed: Vec<String>,
-    },
-    /// The result of an [`Action::ReadAuditView`].
-    AuditView {
-        /// The session it was read on.
-        epoch: Epoch,
-        /// The view, or why it could not be read.
-        result: Result<ConsumerView, SwssError>,
-    },
-    /// STATE_DB `NEIGH_RESTORE_TABLE|Flags restored=true` is set.
-    RestoreFlagSet,
-    /// The warm reconcile write ([`Action::WriteReconcile`]) ended.
-    ReconcileWritten(Result<(), SwssError>),
-}
-
-/// Redis work the core asks for ([`Step::Do`]).
-#[derive(Debug)]
-pub enum Action {
-    /// Write one batch as one pipeline (NEIGH_TABLE batch DEL, ROUTE_TABLE
-    /// batch DEL, NEIGH_TABLE batch SET, NEIGH_FAILED_TABLE batch DEL and
-    /// SET); answer [`Input::Flushed`].
-    Flush {
-        /// The session.
-        epoch: Epoch,
-        /// What to write.
-        batch: Batch,
-    },
-    /// Read APPL_DB `NEIGH_TABLE` as the consumer will see it; answer
-    /// [`Input::AuditView`].
-    ReadAuditView {
-        /// The session.
-        epoch: Epoch,
-    },
-    /// Redis was lost: drop the connection and the subscriptions, then
-    /// reconnect with backoff until it all works; answer
-    /// [`Input::Reconnected`] with this epoch.
-    Reconnect {
-        /// The new session.
-        epoch: Epoch,
-    },
-    /// Warm start: follow STATE_DB `NEIGH_RESTORE_TABLE|Flags`; answer
-    /// [`Input::RestoreFlagSet`] once `restored` is `true`.
-    WatchRestoreFlag,
-    /// Warm start: write the reconcile (DELs, then SETs, retried across a
-    /// lost connection), then state `reconciled`; answer
-    /// [`Input::ReconcileWritten`].
-    WriteReconcile(ReconcileOps),
-    /// Give free heap memory back to the kernel (after the start-up sync).
-    ReleaseMemory,
-}
-
-// ===== states =====
-
-/// Where the daemon is in its life. Flushes run in every phase except
-/// the warm ones and [`Phase::AuditRead`]. SIGTERM does not change it
-/// (the core's `stopping` state is apart from it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Cold start: the kernel is dumped into the writer, which was seeded
-    /// with APPL_DB ([`NeighWriter::begin_cold`]); READY once written.
-    ColdSync(KernelDump),
-    /// Warm start: the kernel is dumped into the reconcile cache; nothing
-    /// is written.
-    WarmCaching(KernelDump),
-    /// Warm start: the cache holds the kernel's table; waiting for the
-    /// restore flag, then for the reconcile timer.
-    RestoreWait,
-    /// Warm start: the reconcile write is in flight; decided ops go to the
-    /// writer, whose flushes wait for it.
-    Reconciling {
-        /// A resync was asked for meanwhile: it starts once live.
-        resync_wanted: bool,
-    },
-    /// Following the kernel's notifications.
-    Live,
-    /// The kernel is dumped again into the writer (mark and sweep) after
-    /// ENOBUFS, a rename or a CONFIG_DB fact change.
-    Resyncing(KernelDump),
-    /// Self-audit: APPL_DB is being read (flushes wait).
-    AuditRead {
-        /// A resync was asked for meanwhile: the audit's own dump does it.
-        resync_wanted: bool,
-    },
-    /// Self-audit: APPL_DB's drift is repaired; the kernel is dumped again.
-    AuditDump {
-        /// The dump.
-        dump: KernelDump,
-        /// Keys APPL_DB had wrong.
-        appl_drift: usize,
-    },
-    /// Self-audit: the dump is done; the changes it showed wait
-    /// [`AUDIT_GRACE`] ([`Timer::AuditGrace`]) for their notification
-    /// before counting as drift.
-    AuditGrace {
-        /// Keys APPL_DB had wrong.
-        appl_drift: usize,
-    },
-}
-
-/// SIGTERM / SIGINT ([`engine::Core::begin_shutdown`]): nothing is read
-/// any more, what is pending is written, then the core stops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stopping {
-    /// Writing what is pending.
-    Flushing,
-    /// A flush failed with an error reply: nothing more is tried.
-    GaveUp,
-}
-
-/// The periodic self-audit's schedule (the audit itself is a [`Phase`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AuditClock {
-    /// No `--audit-interval` (or stopping).
-    Off,
-    /// [`Timer::Audit`] is armed.
-    Waiting,
-    /// Due: starts once live, connected and nothing is in flight.
-    Due,
-}
-
-/// A kernel dump in flight: links first, then neighbours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KernelDump {
-    /// Which part.
-    pub stage: DumpStage,
-    /// Another dump is needed when this one ends (a new request came in).
-    pub again: bool,
-}
-
-/// The part of a [`KernelDump`] in flight.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DumpStage {
-    /// `RTM_GETLINK`; a neighbour dump follows.
-    Links,
-    /// `RTM_GETNEIGH`; its entries are marked as listed (mark and sweep).
-    Neighbors,
-    /// The socket refused the request: asked again when
-    /// [`Timer::DumpRetry`] fires.
-    Retry,
-}
-
-impl KernelDump {
-    fn links() -> KernelDump {
-        KernelDump {
-            stage: DumpStage::Links,
-            again: false,
-        }
-    }
-}
-
-/// The Redis session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Redis {
-    /// Connected; writes go out.
-    Up,
-    /// Lost; [`Action::Reconnect`] is running.
-    Reconnecting,
-}
-
-/// A flush in flight.
-#[derive(Debug, Clone, Copy)]
-struct Flight {
-    /// Receive time of the oldest kernel event in it.
-    since: Option<Instant>,
-    /// Still holding live kernel events back (until [`Timer::FlushHold`],
-    /// [`FLUSH_READ_PAUSE`] after it was sent).
-    holds_reads: bool,
-}
-
-// ===== timers =====
-
-/// The core's deadlines, one [`TimerTable`] entry each: `poll_timeout` is
-/// the earliest, `handle_timeout` acts on each that expired by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Timer {
-    /// A flush failed with an error reply: none before this
-    /// ([`FLUSH_ERROR_RETRY`]).
-    FlushRetry,
-    /// Storm read spacing: no kernel read before this
-    /// ([`READ_COALESCE_MIN`]..[`READ_COALESCE_MAX`]).
-    ReadResume,
-    /// The flush in flight stops holding live kernel reads back
-    /// ([`FLUSH_READ_PAUSE`] after it was sent).
-    FlushHold,
-    /// The next self-audit is due (every `--audit-interval`).
-    Audit,
-    /// A netlink dump request the socket refused is sent again
-    /// ([`DUMP_RETRY`] later).
-    DumpRetry,
-    /// The self-audit's grace for late notifications ends
-    /// ([`AUDIT_GRACE`]).
-    AuditGrace,
-    /// Warm start: the restore flag did not come in time (fatal).
-    RestoreFlagLimit,
-    /// Warm start: the reconcile timer (`neighsyncd_timer`) fires.
-    Reconcile,
-}
-
-impl TimerName for Timer {
-    const ALL: &'static [Timer] = &[
-        Timer::FlushRetry,
-        Timer::ReadResume,
-        Timer::FlushHold,
-        Timer::Audit,
-        Timer::DumpRetry,
-        Timer::AuditGrace,
-        Timer::RestoreFlagLimit,
-        Timer::Reconcile,
-    ];
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// The warm-start window (docs/behavior.md c.2, c.3): caching, then the
-/// reconcile write. Gone once reconciled.
-enum Warm {
-    /// Decided ops go to the reconcile cache; nothing is written to
-    /// `NEIGH_TABLE`.
-    Caching {
-        /// The reconcile cache.
-        cache: WarmCache,
-        /// Restore flag and reconcile timer.
-        clock: WarmClock,
-        /// The reconcile timer (`WARM_RESTART|swss neighsyncd_timer`).
-        timer: Duration,
-    },
-    /// The reconcile write is in flight (these many SETs and DELs).
-    Reconciling {
-        /// SETs written.
-        sets: usize,
-        /// DELs written.
-        dels: usize,
-    },
-}
-
-/// The warm window's clock (docs/behavior.md c.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum WarmClock {
-    /// Waiting for the restore flag since `since`, at most `limit`
-    /// ([`Timer::RestoreFlagLimit`], then fatal).
-    WaitFlag { since: Instant, limit: Duration },
-    /// The flag is set; waiting for [`Timer::Reconcile`].
-    Timer,
-    /// The timer fired: reconcile once no dump is in flight.
-    Due,
-}
-
-/// READY=1 (systemd notify).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ready {
-    /// The start-up sync is not done.
-    NotYet,
-    /// Sent once nothing is pending or in flight.
-    OnceWritten,
-    /// Sent.
-    Sent,
-}
-
-/// How the core is set up at start-up ([`NeighCore::cold`],
-/// [`NeighCore::warm`]).
-pub struct Setup {
-    /// CONFIG_DB facts, initial load applied.
-    pub ctx: SyncContext,
-    /// Metric families.
-    pub metrics: Metrics,
-    /// `/healthz` state.
-    pub health: Health,
-    /// Self-audit period; `None` disables it.
-    pub audit_every: Option<Duration>,
-    /// The keys (`<ifname>:<ip>`) of APPL_DB `NEIGH_FAILED_TABLE` as
-    /// nbrmgrd will see them ([`FailedTable::seed`]).
-    pub failed: Vec<String>,
-}
-
 /// neighsyncd's core (module docs).
 pub struct NeighCore {
     phase: Phase,
@@ -429,28 +121,6 @@ pub struct NeighCore {
     metrics: Metrics,
     health: Health,
     neigh_events: NeighEventCounters,
-}
-
-/// The `kernel_events_total` counters a neighbour event that passes the
-/// rules increments: `[RTM_NEWNEIGH, RTM_DELNEIGH]` x
-/// `[written, unchanged]`, reason `""`; resolved once.
-struct NeighEventCounters([[sonic_daemon::metrics::Counter; 2]; 2]);
-
-impl NeighEventCounters {
-    fn new(m: &Metrics) -> Self {
-        let pair = |t| {
-            [
-                m.kernel_event_counter(t, EventOutcome::Written, ""),
-                m.kernel_event_counter(t, EventOutcome::Unchanged, ""),
-            ]
-        };
-        NeighEventCounters([pair("RTM_NEWNEIGH"), pair("RTM_DELNEIGH")])
-    }
-
-    /// Counts one event (`del`: RTM_DELNEIGH, else RTM_NEWNEIGH).
-    fn count(&self, del: bool, written: bool) {
-        self.0[usize::from(del)][usize::from(!written)].inc();
-    }
 }
 
 // ===== impl NeighCore: set-up, flushing, READY =====

@@ -11,10 +11,10 @@ use sonic_daemon::Health;
 use sonic_netlink::neigh::{nud, NeighMsgType};
 use sonic_netlink::socket::{Dump as DumpRequest, KernelMessage, Received};
 use sonic_netlink::{LinkEvent, LinkMsgType, NeighborEvent};
-use swss::{ConsumerView, SwssError};
+use swss::{ConsumerView, KeyOp, SwssError};
 
 use super::*;
-use crate::context::SyncContext;
+use crate::context::{ConfigTable, SyncContext};
 use crate::warm::WarmCache;
 
 // ===== the harness =====
