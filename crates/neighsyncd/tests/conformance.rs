@@ -26,7 +26,7 @@ use neighsyncd::core::{apply_cfg, Action, Epoch, Input, NeighCore, Setup, Timer}
 use neighsyncd::daemon::{write_batch, Producers};
 use neighsyncd::warm::{WarmCache, DEFAULT_RESTORE_WAIT};
 use neighsyncd::writer::Batch;
-use sonic_daemon::conformance::kernel::{number, Links};
+use sonic_daemon::conformance::kernel::{number, Links, Socket};
 use sonic_daemon::conformance::redis::{Conn, Db, Fault};
 use sonic_daemon::conformance::{
     block_on, describe_outcomes, format_fvs, format_ms, kernel_event_counts, parse_duration,
@@ -38,7 +38,7 @@ use sonic_daemon::sim::Sim;
 use sonic_daemon::timer::TimerName;
 use sonic_daemon::Health;
 use sonic_netlink::neigh::{nud, NTF_EXT_LEARNED};
-use sonic_netlink::socket::{Dump, KernelMessage, Received};
+use sonic_netlink::socket::{Dump, KernelMessage};
 use sonic_netlink::{NeighMsgType, NeighborEvent};
 use swss::restart_assist::{AppRestartAssist, ReconcileOps, WRITE_CHUNK};
 use swss::warm_restart::{parse_warm_start_timer, set_warm_start_state, WarmStartState};
@@ -281,19 +281,16 @@ struct World {
     sim: Option<Sim<NeighCore>>,
     metrics: Metrics,
     kernel: Kernel,
-    /// Notifications and dump replies not read yet, with their text.
-    socket: VecDeque<(KernelMessage, String)>,
-    /// Notifications the current line queued (a read of exactly these is
-    /// not shown: the echo shows them).
-    fresh: usize,
-    overrun: bool,
+    /// Notifications and dump replies not read yet.
+    socket: Socket,
     appl: Db,
     state: Db,
     config: Db,
     producers: Producers,
     up: bool,
     hold: bool,
-    fail_next: Option<Fault>,
+    /// Met by the next requests, in order.
+    fail_next: VecDeque<Fault>,
     work: VecDeque<Work>,
     /// The session whose CONFIG_DB subscription is alive.
     epoch: Epoch,
@@ -313,9 +310,7 @@ impl World {
             sim: None,
             metrics: Metrics::new("neighsyncd"),
             kernel: Kernel::default(),
-            socket: VecDeque::new(),
-            fresh: 0,
-            overrun: false,
+            socket: Socket::new(),
             appl: Db::new(),
             state: Db::new(),
             config: Db::new(),
@@ -326,7 +321,7 @@ impl World {
             },
             up: true,
             hold: false,
-            fail_next: None,
+            fail_next: VecDeque::new(),
             work: VecDeque::new(),
             epoch: 0,
             subscribed: true,
@@ -350,21 +345,20 @@ impl World {
     // ----- directives -----
 
     fn directive(&mut self, line: &Line) -> Result<(), String> {
+        self.socket.begin_line();
         let mut w = Words::new(&line.directive)?;
         let Some(first) = w.peek().map(str::to_string) else {
             return Ok(());
         };
         match first.as_str() {
-            s if s.starts_with("RTM_") => self.kernel_message(&mut w, true),
+            s if s.starts_with("RTM_") => self.kernel_message(&mut w, true, &line.directive),
             "lost" => {
                 w.next();
-                self.kernel_message(&mut w, false)
+                self.kernel_message(&mut w, false, "")
             }
             "ENOBUFS" => {
                 w.next();
-                w.end()?;
-                self.overrun = true;
-                Ok(())
+                self.enobufs(&mut w)
             }
             "option" => {
                 w.next();
@@ -435,15 +429,36 @@ impl World {
         }
     }
 
-    fn kernel_message(&mut self, w: &mut Words, notify: bool) -> Result<(), String> {
+    fn kernel_message(&mut self, w: &mut Words, notify: bool, line: &str) -> Result<(), String> {
         let msg = self.kernel.parse(w)?;
         w.end()?;
         let text = self.kernel.render(&msg);
         self.kernel.apply(&msg);
         if notify && self.started() {
-            self.socket.push_back((msg, text));
-            self.fresh += 1;
+            let echoed = text == line;
+            self.socket.notify(msg, text, echoed);
         }
+        Ok(())
+    }
+
+    /// `ENOBUFS` (now) or `ENOBUFS during RTM_GETLINK|RTM_GETNEIGH` (right
+    /// after the replies of the next such dump).
+    fn enobufs(&mut self, w: &mut Words) -> Result<(), String> {
+        if w.eat("during") {
+            let dump = match w.expect("RTM_GETLINK or RTM_GETNEIGH")?.as_str() {
+                "RTM_GETLINK" => Dump::Links,
+                "RTM_GETNEIGH" => Dump::Neighbors,
+                other => return Err(format!("ENOBUFS during {other:?}: expected RTM_GETLINK or RTM_GETNEIGH")),
+            };
+            w.end()?;
+            self.socket.overrun_after(dump);
+            return Ok(());
+        }
+        w.end()?;
+        if !self.started() {
+            return Err("ENOBUFS before start: write `ENOBUFS during RTM_GETNEIGH`".to_string());
+        }
+        self.socket.overrun();
         Ok(())
     }
 
@@ -615,7 +630,7 @@ impl World {
             "hold" => self.hold = true,
             "release" => self.hold = false,
             "fail-next" => {
-                self.fail_next = Some(match w.expect("error or lost")?.as_str() {
+                self.fail_next.push_back(match w.expect("error or lost")?.as_str() {
                     "error" => Fault::ErrorReply(w.expect("the error text")?),
                     "lost" => Fault::Lost,
                     other => return Err(format!("fail-next {other:?}: expected error or lost")),
@@ -662,28 +677,21 @@ impl World {
     /// The core reads the socket when it wants to (one read takes
     /// everything waiting).
     fn read(&mut self) -> Result<bool, String> {
-        if self.shutting_down || (self.socket.is_empty() && !self.overrun) {
+        if self.shutting_down || self.socket.is_empty() {
             return Ok(false);
         }
         let sim = self.sim()?;
         if !sim.core.reads_kernel(sim.now) {
             return Ok(false);
         }
-        let overrun = std::mem::take(&mut self.overrun);
-        let batch: Vec<(KernelMessage, String)> = self.socket.drain(..).collect();
-        let quiet = batch.len() == 1 && self.fresh == 1 && !overrun;
-        self.fresh = 0;
-        if !quiet {
-            for (_, text) in &batch {
-                self.t.out(format!("netlink read: {text}"));
-            }
-            if overrun {
-                self.t.out("netlink read: ENOBUFS (notifications were lost)");
-            }
+        let Some(read) = self.socket.read() else {
+            return Ok(false);
+        };
+        for line in &read.shown {
+            self.t.out(line);
         }
         let before = kernel_event_counts(&self.metrics.encode());
-        let msgs: Vec<Received> = batch.into_iter().map(|(m, _)| Ok(m)).collect();
-        self.sim()?.handle_kernel(msgs, overrun);
+        self.sim()?.handle_kernel(read.msgs, read.overrun);
         let after = kernel_event_counts(&self.metrics.encode());
         if let Some(o) = describe_outcomes(&before, &after) {
             self.t.out(format!("outcome: {o}"));
@@ -699,10 +707,16 @@ impl World {
                     Dump::Neighbors => "RTM_GETNEIGH",
                 };
                 self.t.out(format!("netlink: dump request {name}"));
-                for msg in self.kernel.dump(what) {
-                    let text = self.kernel.render(&msg);
-                    self.socket.push_back((msg, text));
-                }
+                let replies = self
+                    .kernel
+                    .dump(what)
+                    .into_iter()
+                    .map(|m| {
+                        let text = self.kernel.render(&m);
+                        (m, text)
+                    })
+                    .collect();
+                self.socket.dump_replies(what, replies);
             }
             Step::Ready(status) => self
                 .t
@@ -770,7 +784,7 @@ impl World {
         match work {
             Work::Flush { epoch, batch } => {
                 let result = if self.up {
-                    let fault = self.fail_next.take();
+                    let fault = self.fail_next.pop_front();
                     let result = self.on_appl(fault, |conn, p| {
                         block_on(write_batch(conn, p, &batch))
                     });
@@ -836,7 +850,7 @@ impl World {
             Work::Reconcile(ops) => {
                 let mut done = 0;
                 let result = loop {
-                    let fault = self.fail_next.take();
+                    let fault = self.fail_next.pop_front();
                     let r = self.on_appl(fault, |conn, p| {
                         block_on(AppRestartAssist::write_reconcile_from(
                             conn,
@@ -907,9 +921,11 @@ impl World {
         if self.consumers_hold {
             return;
         }
+        // In the order the flush writes them (each consumer pops its own
+        // table; no order holds between tables, a.5).
         let tables = [
-            ("orchagent", self.producers.neigh.clone()),
             ("orchagent", self.producers.route.clone()),
+            ("orchagent", self.producers.neigh.clone()),
             ("nbrmgrd", self.producers.failed.clone()),
         ];
         for (consumer, p) in tables {

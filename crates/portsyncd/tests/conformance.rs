@@ -28,7 +28,7 @@ use portsyncd::sync::{
     PortSync, SwitchType, STATE_FIELDS,
 };
 use portsyncd::writer::StateBatch;
-use sonic_daemon::conformance::kernel::Links;
+use sonic_daemon::conformance::kernel::{Links, Socket};
 use sonic_daemon::conformance::redis::{Conn, Db, Fault, Popped};
 use sonic_daemon::conformance::{
     block_on, describe_outcomes, format_fvs, format_ms, kernel_event_counts, parse_duration,
@@ -39,7 +39,7 @@ use sonic_daemon::metrics::Metrics;
 use sonic_daemon::sim::Sim;
 use sonic_daemon::timer::TimerName;
 use sonic_daemon::Health;
-use sonic_netlink::socket::{Dump, KernelMessage, Received};
+use sonic_netlink::socket::{Dump, KernelMessage};
 use swss::{FieldValues, KeyOp, ProducerStateTable, SwssError, Table};
 
 const ROOT: &str = concat!(
@@ -95,12 +95,8 @@ struct World {
     sim: Option<Sim<PortCore>>,
     metrics: Metrics,
     links: Links,
-    /// Notifications and dump replies not read yet, with their text.
-    socket: VecDeque<(KernelMessage, String)>,
-    /// Notifications the current line queued (a read of exactly these is
-    /// not shown: the echo shows them).
-    fresh: usize,
-    overrun: bool,
+    /// Notifications and dump replies not read yet.
+    socket: Socket,
     appl: Db,
     state: Db,
     config: Db,
@@ -108,7 +104,8 @@ struct World {
     state_table: Table,
     up: bool,
     hold: bool,
-    fail_next: Option<Fault>,
+    /// Met by the next requests, in order.
+    fail_next: VecDeque<Fault>,
     work: VecDeque<Work>,
     /// The subscriptions (APPL_DB and STATE_DB `PORT_TABLE`, CONFIG_DB
     /// `PORT`) are alive.
@@ -127,9 +124,7 @@ impl World {
             sim: None,
             metrics: Metrics::new("portsyncd"),
             links: Links::new(),
-            socket: VecDeque::new(),
-            fresh: 0,
-            overrun: false,
+            socket: Socket::new(),
             appl: Db::new(),
             state: Db::new(),
             config: Db::new(),
@@ -137,7 +132,7 @@ impl World {
             state_table: Table::new("PORT_TABLE", '|').in_db("STATE_DB"),
             up: true,
             hold: false,
-            fail_next: None,
+            fail_next: VecDeque::new(),
             work: VecDeque::new(),
             subscribed: true,
             consumers_hold: false,
@@ -159,6 +154,7 @@ impl World {
     // ----- directives -----
 
     fn directive(&mut self, line: &Line) -> Result<(), String> {
+        self.socket.begin_line();
         let mut w = Words::new(&line.directive)?;
         let Some(first) = w.next() else {
             return Ok(());
@@ -169,8 +165,8 @@ impl World {
                 let text = self.links.render(&ev);
                 self.links.apply(&ev);
                 if self.started() {
-                    self.socket.push_back((KernelMessage::Link(ev), text));
-                    self.fresh += 1;
+                    let echoed = text == line.directive;
+                    self.socket.notify(KernelMessage::Link(ev), text, echoed);
                 }
                 Ok(())
             }
@@ -181,8 +177,20 @@ impl World {
                 Ok(())
             }
             "ENOBUFS" => {
+                if w.eat("during") {
+                    let what = w.expect("RTM_GETLINK")?;
+                    if what != "RTM_GETLINK" {
+                        return Err(format!("ENOBUFS during {what:?}: expected RTM_GETLINK"));
+                    }
+                    w.end()?;
+                    self.socket.overrun_after(Dump::Links);
+                    return Ok(());
+                }
                 w.end()?;
-                self.overrun = true;
+                if !self.started() {
+                    return Err("ENOBUFS before start: write `ENOBUFS during RTM_GETLINK`".to_string());
+                }
+                self.socket.overrun();
                 Ok(())
             }
             "option" => self.option(&mut w),
@@ -365,7 +373,6 @@ impl World {
                 block_on(p.flush(conn, &pipe))
             });
             result.map_err(|e| format!("start-up copy failed: {e}"))?;
-            self.pop_all()?;
         }
         let mut sync = PortSync::new(ports.iter().map(|(k, _)| k.clone()), switch_type, warm);
         // Step 8: old Ethernet netdevs go down and are ignored from now on.
@@ -382,7 +389,7 @@ impl World {
                     ));
                     if let Some(ev) = self.links.set_down(ifindex) {
                         let text = self.links.render(&ev);
-                        self.socket.push_back((KernelMessage::Link(ev), text));
+                        self.socket.notify(KernelMessage::Link(ev), text, false);
                     }
                 }
             }
@@ -422,7 +429,9 @@ impl World {
         };
         let now = Instant::now();
         self.sim = Some(Sim::from_core(PortCore::new(setup, now), now));
-        Ok(())
+        // orchagent consumes the copy once portsyncd has subscribed (an
+        // earlier consumer shows as APPL_DB content before `start`).
+        self.pop_all()
     }
 
     /// APPL_DB `PORT_TABLE` ports and whether each has `admin_status` (the
@@ -440,12 +449,17 @@ impl World {
     }
 
     fn queue_dump(&mut self) {
-        for ev in self.links.dump() {
-            let text = format!("{} (dump)", self.links.render(&ev));
-            self.socket.push_back((KernelMessage::Link(ev), text));
-        }
-        self.socket
-            .push_back((KernelMessage::DumpDone, "DONE (end of the dump)".to_string()));
+        let mut replies: Vec<(KernelMessage, String)> = self
+            .links
+            .dump()
+            .into_iter()
+            .map(|ev| {
+                let text = format!("{} (dump)", self.links.render(&ev));
+                (KernelMessage::Link(ev), text)
+            })
+            .collect();
+        replies.push((KernelMessage::DumpDone, "DONE (end of the dump)".to_string()));
+        self.socket.dump_replies(Dump::Links, replies);
     }
 
     fn redis(&mut self, w: &mut Words) -> Result<(), String> {
@@ -466,7 +480,7 @@ impl World {
             "hold" => self.hold = true,
             "release" => self.hold = false,
             "fail-next" => {
-                self.fail_next = Some(match w.expect("error or lost")?.as_str() {
+                self.fail_next.push_back(match w.expect("error or lost")?.as_str() {
                     "error" => Fault::ErrorReply(w.expect("the error text")?),
                     "lost" => Fault::Lost,
                     other => return Err(format!("fail-next {other:?}: expected error or lost")),
@@ -508,28 +522,21 @@ impl World {
     }
 
     fn read(&mut self) -> Result<bool, String> {
-        if self.shutting_down || (self.socket.is_empty() && !self.overrun) {
+        if self.shutting_down || self.socket.is_empty() {
             return Ok(false);
         }
         let sim = self.sim()?;
         if !sim.core.reads_kernel(sim.now) {
             return Ok(false);
         }
-        let overrun = std::mem::take(&mut self.overrun);
-        let batch: Vec<(KernelMessage, String)> = self.socket.drain(..).collect();
-        let quiet = batch.len() == 1 && self.fresh == 1 && !overrun;
-        self.fresh = 0;
-        if !quiet {
-            for (_, text) in &batch {
-                self.t.out(format!("netlink read: {text}"));
-            }
-            if overrun {
-                self.t.out("netlink read: ENOBUFS (notifications were lost)");
-            }
+        let Some(read) = self.socket.read() else {
+            return Ok(false);
+        };
+        for line in &read.shown {
+            self.t.out(line);
         }
         let before = kernel_event_counts(&self.metrics.encode());
-        let msgs: Vec<Received> = batch.into_iter().map(|(m, _)| Ok(m)).collect();
-        self.sim()?.handle_kernel(msgs, overrun);
+        self.sim()?.handle_kernel(read.msgs, read.overrun);
         let after = kernel_event_counts(&self.metrics.encode());
         if let Some(o) = describe_outcomes(&before, &after) {
             self.t.out(format!("outcome: {o}"));
@@ -563,7 +570,14 @@ impl World {
                     }
                 };
                 if self.hold && !matches!(work, Work::Reconnect) {
-                    self.t.out("Redis holds the reply to the next request");
+                    let what = match &work {
+                        Work::Flush(b) => format!("STATE_DB write of {}", plural(b.ops.len(), "port")),
+                        Work::InitDone => "PortInitDone write".to_string(),
+                        Work::Count(_) => "PortConfigDone count write".to_string(),
+                        Work::ResyncRead { .. } | Work::AuditRead { .. } => "STATE_DB read".to_string(),
+                        Work::Reconnect => "reconnect".to_string(),
+                    };
+                    self.t.out(format!("Redis holds the reply to the {what}"));
                 }
                 self.work.push_back(work);
             }
@@ -582,7 +596,7 @@ impl World {
             return Ok(false);
         };
         let fault = if self.up {
-            self.fail_next.take()
+            self.fail_next.pop_front()
         } else {
             Some(Fault::Lost)
         };

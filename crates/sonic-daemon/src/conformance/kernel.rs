@@ -13,10 +13,11 @@
 //! it an AF_BRIDGE message (a bridge port's notification), which changes
 //! only the port's master in the table.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use sonic_netlink::link::{IFF_RUNNING, IFF_UP};
 use sonic_netlink::neigh::AF_BRIDGE;
+use sonic_netlink::socket::{Dump, KernelMessage, Received};
 use sonic_netlink::{LinkEvent, LinkMsgType};
 
 use super::Words;
@@ -211,6 +212,136 @@ impl Links {
             s.push_str(" bridge");
         }
         s
+    }
+}
+
+// ===== the socket =====
+
+/// The netlink socket's receive buffer: notifications and dump replies
+/// waiting for the core to read them, and where ENOBUFS hits.
+///
+/// The core reads when it wants ([`crate::engine::Core::reads_kernel`]);
+/// one read takes everything waiting, up to and including an overrun
+/// (ENOBUFS is reported after the messages read before it, as
+/// `NetlinkSocket::recv` does).
+#[derive(Debug, Default)]
+pub struct Socket {
+    queue: VecDeque<Entry>,
+    /// Overruns to report right after the replies of the next dump of
+    /// that kind.
+    armed: Vec<Dump>,
+    /// The text of a notification the current input line queued as the
+    /// echo shows it: a read of exactly that one is not shown again.
+    fresh: Option<String>,
+}
+
+#[derive(Debug)]
+enum Entry {
+    Msg(KernelMessage, String),
+    Overrun,
+}
+
+/// One read ([`Socket::read`]).
+#[derive(Debug)]
+pub struct Read {
+    /// The messages, for [`crate::engine::Core::handle_kernel`].
+    pub msgs: Vec<Received>,
+    /// ENOBUFS after them.
+    pub overrun: bool,
+    /// Transcript lines (`netlink read: ...`); empty when the read is
+    /// exactly the notification the current line echoes.
+    pub shown: Vec<String>,
+}
+
+impl Socket {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A new input line begins: only a read during the line that queued a
+    /// notification goes unshown.
+    pub fn begin_line(&mut self) {
+        self.fresh = None;
+    }
+
+    /// A notification, `text` as the transcript shows it; `echoed`: the
+    /// input line reads exactly so.
+    pub fn notify(&mut self, msg: KernelMessage, text: String, echoed: bool) {
+        self.fresh = (self.queue.is_empty() && echoed).then(|| text.clone());
+        self.queue.push_back(Entry::Msg(msg, text));
+    }
+
+    /// ENOBUFS now: notifications were lost after what is queued.
+    pub fn overrun(&mut self) {
+        self.queue.push_back(Entry::Overrun);
+    }
+
+    /// ENOBUFS right after the replies of the next `dump`.
+    pub fn overrun_after(&mut self, dump: Dump) {
+        self.armed.push(dump);
+    }
+
+    /// The replies of a `dump` request, with an overrun after them if one
+    /// was armed for it.
+    pub fn dump_replies(&mut self, dump: Dump, replies: Vec<(KernelMessage, String)>) {
+        for (msg, text) in replies {
+            self.queue.push_back(Entry::Msg(msg, text));
+        }
+        if let Some(i) = self.armed.iter().position(|d| *d == dump) {
+            self.armed.remove(i);
+            self.queue.push_back(Entry::Overrun);
+        }
+    }
+
+    /// Whether anything waits.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// How many messages wait.
+    pub fn len(&self) -> usize {
+        self.queue
+            .iter()
+            .filter(|e| matches!(e, Entry::Msg(..)))
+            .count()
+    }
+
+    /// One read: everything waiting up to and including the first
+    /// overrun; `None` when nothing waits.
+    pub fn read(&mut self) -> Option<Read> {
+        if self.queue.is_empty() {
+            return None;
+        }
+        let mut texts = Vec::new();
+        let mut msgs = Vec::new();
+        let mut overrun = false;
+        while let Some(entry) = self.queue.pop_front() {
+            match entry {
+                Entry::Msg(m, t) => {
+                    msgs.push(Ok(m));
+                    texts.push(t);
+                }
+                Entry::Overrun => {
+                    overrun = true;
+                    break;
+                }
+            }
+        }
+        let fresh = self.fresh.take();
+        let quiet = !overrun && texts.len() == 1 && fresh.as_deref() == Some(texts[0].as_str());
+        let mut shown = Vec::new();
+        if !quiet {
+            shown.extend(texts.into_iter().map(|t| format!("netlink read: {t}")));
+            if overrun {
+                shown.push("netlink read: ENOBUFS (notifications were lost)".to_string());
+            }
+        }
+        Some(Read {
+            msgs,
+            overrun,
+            shown,
+        })
     }
 }
 

@@ -200,7 +200,8 @@ pub fn run_all<F>(root: &Path, run: F)
 where
     F: Fn(&Scenario) -> Result<String, ScriptError>,
 {
-    let all = match scenarios(root) {
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let all = match scenarios(&root) {
         Ok(all) => all,
         Err(e) => panic!("{e}"),
     };
