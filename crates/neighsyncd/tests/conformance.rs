@@ -62,9 +62,7 @@ fn run(scenario: &Scenario) -> Result<String, ScriptError> {
         if line.directive.is_empty() {
             continue;
         }
-        world
-            .directive(line)
-            .map_err(|e| scenario.error(line, e))?;
+        world.directive(line).map_err(|e| scenario.error(line, e))?;
         world.settle().map_err(|e| scenario.error(line, e))?;
     }
     world.finish().map_err(|e| ScriptError {
@@ -123,7 +121,9 @@ impl Kernel {
     fn parse(&self, words: &mut Words) -> Result<KernelMessage, String> {
         let kind = words.expect("a message type")?;
         match kind.as_str() {
-            "RTM_NEWLINK" | "RTM_DELLINK" => Ok(KernelMessage::Link(self.links.parse(&kind, words)?)),
+            "RTM_NEWLINK" | "RTM_DELLINK" => {
+                Ok(KernelMessage::Link(self.links.parse(&kind, words)?))
+            }
             "RTM_NEWNEIGH" | "RTM_DELNEIGH" => self.parse_neigh(&kind, words),
             other => Err(format!("unknown kernel message {other:?}")),
         }
@@ -183,7 +183,8 @@ impl Kernel {
     fn apply(&mut self, msg: &KernelMessage) {
         match msg {
             KernelMessage::Link(ev) => {
-                if self.links.apply(ev).is_some() {
+                let removed = self.links.apply(ev);
+                if removed.is_some() {
                     self.neighs.retain(|(i, _), _| *i != ev.ifindex);
                 }
             }
@@ -239,7 +240,12 @@ impl Kernel {
     /// The replies to a dump request.
     fn dump(&self, what: Dump) -> Vec<KernelMessage> {
         let mut out: Vec<KernelMessage> = match what {
-            Dump::Links => self.links.dump().into_iter().map(KernelMessage::Link).collect(),
+            Dump::Links => self
+                .links
+                .dump()
+                .into_iter()
+                .map(KernelMessage::Link)
+                .collect(),
             Dump::Neighbors => self
                 .neighs
                 .iter()
@@ -448,7 +454,11 @@ impl World {
             let dump = match w.expect("RTM_GETLINK or RTM_GETNEIGH")?.as_str() {
                 "RTM_GETLINK" => Dump::Links,
                 "RTM_GETNEIGH" => Dump::Neighbors,
-                other => return Err(format!("ENOBUFS during {other:?}: expected RTM_GETLINK or RTM_GETNEIGH")),
+                other => {
+                    return Err(format!(
+                        "ENOBUFS during {other:?}: expected RTM_GETLINK or RTM_GETNEIGH"
+                    ))
+                }
             };
             w.end()?;
             self.socket.overrun_after(dump);
@@ -630,11 +640,14 @@ impl World {
             "hold" => self.hold = true,
             "release" => self.hold = false,
             "fail-next" => {
-                self.fail_next.push_back(match w.expect("error or lost")?.as_str() {
-                    "error" => Fault::ErrorReply(w.expect("the error text")?),
-                    "lost" => Fault::Lost,
-                    other => return Err(format!("fail-next {other:?}: expected error or lost")),
-                });
+                self.fail_next
+                    .push_back(match w.expect("error or lost")?.as_str() {
+                        "error" => Fault::ErrorReply(w.expect("the error text")?),
+                        "lost" => Fault::Lost,
+                        other => {
+                            return Err(format!("fail-next {other:?}: expected error or lost"))
+                        }
+                    });
             }
             other => return Err(format!("unknown Redis directive {other:?}")),
         }
@@ -659,7 +672,8 @@ impl World {
             moved |= self.answer()?;
             moved |= self.read()?;
             if let Some(e) = self.sim()?.core.take_error() {
-                self.t.out(format!("neighsyncd: fatal: {e} (exits with status 1)"));
+                self.t
+                    .out(format!("neighsyncd: fatal: {e} (exits with status 1)"));
                 self.shutting_down = true;
                 self.stopped_shown = true;
             }
@@ -785,9 +799,8 @@ impl World {
             Work::Flush { epoch, batch } => {
                 let result = if self.up {
                     let fault = self.fail_next.pop_front();
-                    let result = self.on_appl(fault, |conn, p| {
-                        block_on(write_batch(conn, p, &batch))
-                    });
+                    let result =
+                        self.on_appl(fault, |conn, p| block_on(write_batch(conn, p, &batch)));
                     if result.is_ok() {
                         self.pop_all();
                     }
@@ -1014,7 +1027,6 @@ impl World {
         Ok(())
     }
 }
-
 
 fn sorted_keys(view: &swss::ConsumerView) -> Vec<String> {
     let mut keys: Vec<String> = view.iter().map(|(k, _)| k.to_string()).collect();

@@ -60,9 +60,7 @@ fn run(scenario: &Scenario) -> Result<String, ScriptError> {
         if line.directive.is_empty() {
             continue;
         }
-        world
-            .directive(line)
-            .map_err(|e| scenario.error(line, e))?;
+        world.directive(line).map_err(|e| scenario.error(line, e))?;
         world.settle().map_err(|e| scenario.error(line, e))?;
     }
     world.finish().map_err(|e| ScriptError {
@@ -79,7 +77,10 @@ enum Work {
     Flush(StateBatch),
     InitDone,
     Count(usize),
-    ResyncRead { id: u64, names: Vec<String> },
+    ResyncRead {
+        id: u64,
+        names: Vec<String>,
+    },
     AuditRead {
         id: u64,
         names: Vec<String>,
@@ -188,7 +189,9 @@ impl World {
                 }
                 w.end()?;
                 if !self.started() {
-                    return Err("ENOBUFS before start: write `ENOBUFS during RTM_GETLINK`".to_string());
+                    return Err(
+                        "ENOBUFS before start: write `ENOBUFS during RTM_GETLINK`".to_string()
+                    );
                 }
                 self.socket.overrun();
                 Ok(())
@@ -458,7 +461,10 @@ impl World {
                 (KernelMessage::Link(ev), text)
             })
             .collect();
-        replies.push((KernelMessage::DumpDone, "DONE (end of the dump)".to_string()));
+        replies.push((
+            KernelMessage::DumpDone,
+            "DONE (end of the dump)".to_string(),
+        ));
         self.socket.dump_replies(Dump::Links, replies);
     }
 
@@ -480,11 +486,14 @@ impl World {
             "hold" => self.hold = true,
             "release" => self.hold = false,
             "fail-next" => {
-                self.fail_next.push_back(match w.expect("error or lost")?.as_str() {
-                    "error" => Fault::ErrorReply(w.expect("the error text")?),
-                    "lost" => Fault::Lost,
-                    other => return Err(format!("fail-next {other:?}: expected error or lost")),
-                });
+                self.fail_next
+                    .push_back(match w.expect("error or lost")?.as_str() {
+                        "error" => Fault::ErrorReply(w.expect("the error text")?),
+                        "lost" => Fault::Lost,
+                        other => {
+                            return Err(format!("fail-next {other:?}: expected error or lost"))
+                        }
+                    });
             }
             other => return Err(format!("unknown Redis directive {other:?}")),
         }
@@ -506,7 +515,8 @@ impl World {
             moved |= self.answer()?;
             moved |= self.read()?;
             if let Some(e) = self.sim()?.core.take_error() {
-                self.t.out(format!("portsyncd: fatal: {e} (exits with status 1)"));
+                self.t
+                    .out(format!("portsyncd: fatal: {e} (exits with status 1)"));
                 self.shutting_down = true;
                 self.stopped_shown = true;
             }
@@ -571,10 +581,14 @@ impl World {
                 };
                 if self.hold && !matches!(work, Work::Reconnect) {
                     let what = match &work {
-                        Work::Flush(b) => format!("STATE_DB write of {}", plural(b.ops.len(), "port")),
+                        Work::Flush(b) => {
+                            format!("STATE_DB write of {}", plural(b.ops.len(), "port"))
+                        }
                         Work::InitDone => "PortInitDone write".to_string(),
                         Work::Count(_) => "PortConfigDone count write".to_string(),
-                        Work::ResyncRead { .. } | Work::AuditRead { .. } => "STATE_DB read".to_string(),
+                        Work::ResyncRead { .. } | Work::AuditRead { .. } => {
+                            "STATE_DB read".to_string()
+                        }
                         Work::Reconnect => "reconnect".to_string(),
                     };
                     self.t.out(format!("Redis holds the reply to the {what}"));
@@ -611,8 +625,9 @@ impl World {
                     .map(|(name, _)| name.clone())
                     .collect();
                 let table = self.state_table.clone();
-                let result =
-                    self.on_db(Which::State, fault, |conn| block_on(write_batch(conn, &table, &batch)));
+                let result = self.on_db(Which::State, fault, |conn| {
+                    block_on(write_batch(conn, &table, &batch))
+                });
                 let ok = result.is_ok();
                 self.sim()?.input(Input::Flushed { batch, result });
                 if ok && self.subscribed {
@@ -626,9 +641,8 @@ impl World {
             Work::InitDone => {
                 let p = self.producer.clone();
                 let (key, fvs) = port_init_done_op();
-                let result = self.on_db(Which::Appl, fault, |conn| {
-                    block_on(p.set(conn, &key, &fvs))
-                });
+                let result =
+                    self.on_db(Which::Appl, fault, |conn| block_on(p.set(conn, &key, &fvs)));
                 let ok = result.is_ok();
                 self.sim()?.input(Input::InitDoneWritten(result));
                 if ok {
@@ -638,9 +652,8 @@ impl World {
             Work::Count(count) => {
                 let p = self.producer.clone();
                 let (key, fvs) = port_config_done_op(count);
-                let result = self.on_db(Which::Appl, fault, |conn| {
-                    block_on(p.set(conn, &key, &fvs))
-                });
+                let result =
+                    self.on_db(Which::Appl, fault, |conn| block_on(p.set(conn, &key, &fvs)));
                 let ok = result.is_ok();
                 self.sim()?
                     .input(Input::PortConfigCountWritten { count, result });
@@ -654,19 +667,18 @@ impl World {
             }
             Work::AuditRead { id, names, gone } => {
                 let result = self.read_fields(&names, fault.is_some()).map(|fields| {
-                    let exists = gone
-                        .iter()
-                        .map(|name| {
-                            let key = self.state_table.full_key(name);
-                            self.t
-                                .out(format!("STATE_DB: HEXISTS {key} netdev_oper_status"));
-                            let has = self
-                                .state
-                                .hash(&key)
-                                .is_some_and(|h| h.iter().any(|(f, _)| f == "netdev_oper_status"));
-                            (name.clone(), has)
-                        })
-                        .collect();
+                    let exists =
+                        gone.iter()
+                            .map(|name| {
+                                let key = self.state_table.full_key(name);
+                                self.t
+                                    .out(format!("STATE_DB: HEXISTS {key} netdev_oper_status"));
+                                let has = self.state.hash(&key).is_some_and(|h| {
+                                    h.iter().any(|(f, _)| f == "netdev_oper_status")
+                                });
+                                (name.clone(), has)
+                            })
+                            .collect();
                     AuditReadout { fields, exists }
                 });
                 self.sim()?.input(Input::AuditRead { id, result });
@@ -725,7 +737,12 @@ impl World {
 
     /// Runs `f` on a connection to APPL_DB or STATE_DB of the in-memory
     /// Redis (meeting `fault` first) and writes what it sent.
-    fn on_db<T>(&mut self, which: Which, fault: Option<Fault>, f: impl FnOnce(&mut Conn<'_>) -> T) -> T {
+    fn on_db<T>(
+        &mut self,
+        which: Which,
+        fault: Option<Fault>,
+        f: impl FnOnce(&mut Conn<'_>) -> T,
+    ) -> T {
         let mut log = Vec::new();
         let result = {
             let (db, name) = match which {
@@ -765,7 +782,8 @@ impl World {
                 self.sim()?.input(Input::Appl(KeyOp::Del(p.key.clone())));
             }
             if !p.fvs.is_empty() {
-                self.sim()?.input(Input::Appl(KeyOp::Set(p.key, Vec::new())));
+                self.sim()?
+                    .input(Input::Appl(KeyOp::Set(p.key, Vec::new())));
             }
         }
         Ok(())
@@ -802,14 +820,18 @@ impl World {
         let view = self.appl.consumer_view(&self.producer);
         let mut entries: Vec<(&str, &FieldValues)> = view.iter().collect();
         entries.sort();
-        self.t
-            .out(format!("APPL_DB PORT_TABLE: {}", plural(entries.len(), "key")));
+        self.t.out(format!(
+            "APPL_DB PORT_TABLE: {}",
+            plural(entries.len(), "key")
+        ));
         for (k, fvs) in entries {
             self.t.out(format!("  {k} {}", format_fvs(fvs)));
         }
         let state = self.state.hashes_under("PORT_TABLE|");
-        self.t
-            .out(format!("STATE_DB PORT_TABLE: {}", plural(state.len(), "key")));
+        self.t.out(format!(
+            "STATE_DB PORT_TABLE: {}",
+            plural(state.len(), "key")
+        ));
         for (k, fvs) in state {
             self.t.out(format!("  {k} {}", format_fvs(&fvs)));
         }
@@ -845,8 +867,6 @@ enum Which {
     Appl,
     State,
 }
-
-
 
 fn lost() -> SwssError {
     SwssError::Redis(redis::RedisError::from(std::io::Error::new(

@@ -217,10 +217,7 @@ where
                     .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "(no message)".to_string());
-                Some(format!(
-                    "{}: panicked: {what}",
-                    scenario.input.display()
-                ))
+                Some(format!("{}: panicked: {what}", scenario.input.display()))
             }
         };
         if let Some(f) = failure {
@@ -477,7 +474,11 @@ pub fn describe_outcomes(
                 } else {
                     format!(" ({reason})")
                 };
-                let times = if d > 1 { format!(" x{d}") } else { String::new() };
+                let times = if d > 1 {
+                    format!(" x{d}")
+                } else {
+                    String::new()
+                };
                 format!("{t} {outcome}{reason}{times}")
             })
         })
@@ -550,8 +551,8 @@ mod tests {
 
     #[test]
     fn words_group_quotes_and_fvs_split_at_the_first_equal_sign() {
-        let mut w = Words::new(r#"redis fail-next error "OOM not \"allowed\"" a=b=c e="#)
-            .expect("words");
+        let mut w =
+            Words::new(r#"redis fail-next error "OOM not \"allowed\"" a=b=c e="#).expect("words");
         assert_eq!(w.next().as_deref(), Some("redis"));
         assert!(w.eat("fail-next"));
         assert_eq!(w.expect("kind").as_deref(), Ok("error"));

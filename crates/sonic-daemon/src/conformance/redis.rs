@@ -62,11 +62,7 @@ impl Popped {
             } else {
                 ""
             };
-            format!(
-                "SET {} {}{after}",
-                self.key,
-                super::format_fvs(&self.fvs)
-            )
+            format!("SET {} {}{after}", self.key, super::format_fvs(&self.fvs))
         }
     }
 }
@@ -291,9 +287,7 @@ impl Db {
                 Ok(Value::Int(i64::from(has)))
             }
             "EVALSHA" => self.evalsha(rest),
-            other => Err(format!(
-                "ERR the conformance Redis does not know {other:?}"
-            )),
+            other => Err(format!("ERR the conformance Redis does not know {other:?}")),
         }
     }
 
@@ -316,10 +310,7 @@ impl Db {
             }
             self.sadd(key_set, std::slice::from_ref(key));
             for (i, state) in states.iter().enumerate() {
-                self.hset(
-                    state,
-                    &[(pairs[2 * i].clone(), pairs[2 * i + 1].clone())],
-                );
+                self.hset(state, &[(pairs[2 * i].clone(), pairs[2 * i + 1].clone())]);
             }
             Ok(Value::Nil)
         } else if sha == del {
@@ -466,7 +457,10 @@ impl Conn<'_> {
         let mut replies = Vec::with_capacity(cmds.len());
         let mut queued: Option<Vec<&Vec<String>>> = None;
         for args in cmds {
-            let name = args.first().map(|s| s.to_ascii_uppercase()).unwrap_or_default();
+            let name = args
+                .first()
+                .map(|s| s.to_ascii_uppercase())
+                .unwrap_or_default();
             let reply = match (name.as_str(), queued.as_mut()) {
                 ("MULTI", None) => {
                     queued = Some(Vec::new());
@@ -565,11 +559,11 @@ mod tests {
         let view = db.consumer_view(&p);
         assert_eq!(view.len(), 1);
         let popped: Vec<String> = db.pop(&p).iter().map(Popped::describe).collect();
+        assert_eq!(popped, ["SET k1 neigh=new (entry wiped first)", "DEL k2"]);
         assert_eq!(
-            popped,
-            ["SET k1 neigh=new (entry wiped first)", "DEL k2"]
+            db.hash("NEIGH_TABLE:k1"),
+            Some(&vec![(s("neigh"), s("new"))])
         );
-        assert_eq!(db.hash("NEIGH_TABLE:k1"), Some(&vec![(s("neigh"), s("new"))]));
         assert!(db.pop(&p).is_empty());
     }
 
