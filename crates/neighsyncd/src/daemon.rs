@@ -331,11 +331,25 @@ pub async fn read_failed_keys(
 }
 
 /// The ProducerStateTables one flush writes to.
-#[derive(Clone)]
-struct Producers {
-    neigh: ProducerStateTable,
-    route: ProducerStateTable,
-    failed: ProducerStateTable,
+#[derive(Debug, Clone)]
+pub struct Producers {
+    /// APPL_DB `NEIGH_TABLE`.
+    pub neigh: ProducerStateTable,
+    /// APPL_DB `ROUTE_TABLE` (the EVPN host-route deletes).
+    pub route: ProducerStateTable,
+    /// APPL_DB `NEIGH_FAILED_TABLE` (dual-ToR).
+    pub failed: ProducerStateTable,
+}
+
+impl Producers {
+    /// The three producers of APPL_DB at `appl`.
+    pub fn new(appl: &swss::DbLocation) -> Self {
+        Producers {
+            neigh: ProducerStateTable::new(APP_NEIGH_TABLE_NAME, appl),
+            route: ProducerStateTable::new(APP_ROUTE_TABLE_NAME, appl),
+            failed: ProducerStateTable::new(APP_NEIGH_FAILED_TABLE_NAME, appl),
+        }
+    }
 }
 
 /// Sends one batch as one pipeline: NEIGH_TABLE batch DEL, ROUTE_TABLE
@@ -350,13 +364,25 @@ async fn flush_batch(
     let Some(mut conn) = conn else {
         return Err(SwssError::NotConnected);
     };
+    write_batch(&mut conn, &p, batch).await
+}
+
+/// The pipeline of [`Action::Flush`] (see `flush_batch`) on any connection
+/// (the conformance scenarios run it on an in-memory Redis).
+///
+/// Errors: as [`ProducerStateTable::flush`].
+pub async fn write_batch<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+    p: &Producers,
+    batch: &Batch,
+) -> Result<(), SwssError> {
     let mut pipe = redis::pipe();
     p.neigh.queue_batch_del(&mut pipe, &batch.neigh_dels);
     p.route.queue_batch_del(&mut pipe, &batch.route_dels);
     p.neigh.queue_batch_set(&mut pipe, &batch.neigh_sets);
     p.failed.queue_batch_del(&mut pipe, &batch.failed_dels);
     p.failed.queue_batch_set(&mut pipe, &batch.failed_sets);
-    p.neigh.flush(&mut conn, &pipe).await
+    p.neigh.flush(conn, &pipe).await
 }
 
 // ===== effects =====

@@ -384,9 +384,12 @@ async fn connect_and_subscribe(
 /// .. mtu ..` (only these four fields, so fields other daemons wrote
 /// survive). A key of the wrong type is reported and skipped.
 ///
+/// Public for the conformance scenarios, which run it on an in-memory
+/// Redis.
+///
 /// Errors: [`SwssError`] from Redis (other than `WRONGTYPE`).
-async fn write_batch(
-    conn: &mut MultiplexedConnection,
+pub async fn write_batch<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
     table: &Table,
     batch: &StateBatch,
 ) -> Result<(), SwssError> {

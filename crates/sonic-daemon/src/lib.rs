@@ -23,6 +23,9 @@
 //!   is its minimum, `handle_timeout` stops and dispatches what expired).
 //! * [`audit`]: the `audit` report (missing / stale / different), its text
 //!   and JSON output and exit codes.
+//! * `sim` and `conformance` (feature `test-support`, for tests only): the
+//!   simulated-clock harness both cores are tested on, and the golden-file
+//!   conformance scenarios' shared runner (`tests/conformance/`).
 //!
 //! A daemon builds one [`Ops`] in `main` and hands clones to its event loop.
 
@@ -30,12 +33,16 @@
 
 pub mod args;
 pub mod audit;
+#[cfg(feature = "test-support")]
+pub mod conformance;
 pub mod engine;
 pub mod health;
 pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+#[cfg(feature = "test-support")]
+pub mod sim;
 pub mod startup;
 pub mod timer;
 

@@ -231,6 +231,11 @@ impl NeighCore {
         self.redis
     }
 
+    /// The deadline of `timer`, if armed (for tests and logs).
+    pub fn timer(&self, timer: Timer) -> Option<Instant> {
+        self.timers.get(timer)
+    }
+
     /// The writer (read-only: tests and the exit report).
     pub fn writer(&self) -> &NeighWriter {
         &self.writer

@@ -1,12 +1,13 @@
-//! The core driven like a protocol: scripted inputs on a simulated clock
-//! (a base instant plus offsets), asserting the steps it asks for. No
-//! root, no Redis, no kernel.
+//! The core driven like a protocol: scripted inputs on the shared
+//! simulated clock ([`sonic_daemon::sim::Sim`]), asserting the steps it
+//! asks for. No root, no Redis, no kernel.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use sonic_daemon::engine::{Core, Step};
 use sonic_daemon::metrics::Metrics;
+use sonic_daemon::sim::Sim;
 use sonic_daemon::Health;
 use sonic_netlink::neigh::{nud, NeighMsgType};
 use sonic_netlink::socket::{Dump as DumpRequest, KernelMessage, Received};
@@ -19,12 +20,10 @@ use crate::warm::WarmCache;
 
 // ===== the harness =====
 
-/// A core plus a simulated clock, and what it asked for so far.
-struct Harness {
-    core: NeighCore,
-    start: Instant,
-    now: Instant,
-}
+/// A core on the shared simulated clock ([`sonic_daemon::sim::Sim`]:
+/// deadlines fire at their own instant, no-spin and termination checked),
+/// with neighsyncd's helpers ([`NeighSim`]).
+type Harness = Sim<NeighCore>;
 
 fn setup(audit_every: Option<Duration>) -> Setup {
     let metrics = Metrics::new("neighsyncd");
@@ -38,7 +37,23 @@ fn setup(audit_every: Option<Duration>) -> Setup {
     }
 }
 
-impl Harness {
+/// neighsyncd's helpers on [`Harness`].
+trait NeighSim {
+    fn cold() -> Self;
+    fn cold_with(view: ConsumerView, audit_every: Option<Duration>) -> Self;
+    fn warm(flag_set: bool, cache: WarmCache) -> Self;
+    /// One read of `msgs` (no overrun).
+    fn kernel(&mut self, msgs: Vec<Received>);
+    /// Acknowledges every flush (Ok) until none is asked for; returns the
+    /// keys written (DELs as `-key`) and the other steps.
+    fn pump(&mut self) -> (Vec<String>, Vec<Step<Action>>);
+    /// Runs the cold start-up dump with `neighbors` on Ethernet0 and
+    /// acknowledges every flush; returns the keys written and the other
+    /// steps after the dump.
+    fn cold_sync(&mut self, neighbors: &[&str]) -> (Vec<String>, Vec<Step<Action>>);
+}
+
+impl NeighSim for Harness {
     fn cold() -> Harness {
         Harness::cold_with(ConsumerView::new(), None)
     }
@@ -46,11 +61,7 @@ impl Harness {
     fn cold_with(view: ConsumerView, audit_every: Option<Duration>) -> Harness {
         let start = Instant::now();
         let core = NeighCore::cold(setup(audit_every), &view, start);
-        Harness {
-            core,
-            start,
-            now: start,
-        }
+        Harness::from_core(core, start)
     }
 
     fn warm(flag_set: bool, cache: WarmCache) -> Harness {
@@ -63,47 +74,13 @@ impl Harness {
             Duration::from_secs(180),
             start,
         );
-        Harness {
-            core,
-            start,
-            now: start,
-        }
-    }
-
-    /// Moves the clock to `ms` after the start and fires the timer if due,
-    /// as the driver does; the deadline it reported must then have moved
-    /// past `now` (else the driver would spin).
-    fn at(&mut self, ms: u64) -> &mut Self {
-        self.now = self.start + Duration::from_millis(ms);
-        if self.core.poll_timeout().is_some_and(|t| t <= self.now) {
-            self.core.handle_timeout(self.now);
-            if let Some(t) = self.core.poll_timeout() {
-                assert!(t > self.now, "expired deadline reported again: {t:?}");
-            }
-        }
-        self
-    }
-
-    /// Everything the core asks for now.
-    fn steps(&mut self) -> Vec<Step<Action>> {
-        let mut out = Vec::new();
-        while let Some(s) = self.core.poll_action(self.now) {
-            out.push(s);
-        }
-        out
+        Harness::from_core(core, start)
     }
 
     fn kernel(&mut self, msgs: Vec<Received>) {
-        let mut msgs = msgs;
-        self.core.handle_kernel(self.now, &mut msgs, false);
+        self.handle_kernel(msgs, false);
     }
 
-    fn input(&mut self, input: Input) {
-        self.core.handle_input(self.now, input);
-    }
-
-    /// Acknowledges every flush (Ok) until none is asked for; returns the
-    /// keys written (DELs as `-key`) and the other steps.
     fn pump(&mut self) -> (Vec<String>, Vec<Step<Action>>) {
         let mut written = Vec::new();
         let mut others = Vec::new();
@@ -130,9 +107,6 @@ impl Harness {
         }
     }
 
-    /// Runs the cold start-up dump with `neighbors` on Ethernet0 and
-    /// acknowledges every flush; returns the keys written and the other
-    /// steps after the dump.
     fn cold_sync(&mut self, neighbors: &[&str]) -> (Vec<String>, Vec<Step<Action>>) {
         assert!(matches!(
             self.steps().as_slice(),
@@ -776,11 +750,7 @@ fn failed_table_is_written_in_the_warm_window_while_neigh_table_waits() {
         Duration::from_secs(180),
         start,
     );
-    let mut h = Harness {
-        core,
-        start,
-        now: start,
-    };
+    let mut h = Harness::from_core(core, start);
     h.steps();
     h.kernel(vec![link("Ethernet0", 2), Ok(KernelMessage::DumpDone)]);
     h.steps();
@@ -828,11 +798,7 @@ fn failed_table_is_written_in_the_warm_window_while_neigh_table_waits() {
 fn a_failed_flush_of_failed_table_ops_is_retried_after_the_reconnect() {
     let start = Instant::now();
     let core = NeighCore::cold(dual_tor_setup(&[]), &ConsumerView::new(), start);
-    let mut h = Harness {
-        core,
-        start,
-        now: start,
-    };
+    let mut h = Harness::from_core(core, start);
     h.cold_sync(&[]);
     h.kernel(vec![failed6(2, "fc00::9", false)]);
     let (epoch, batch) = take_flush(h.steps());

@@ -1,6 +1,6 @@
-//! The core driven like a protocol: scripted inputs on a simulated clock
-//! (a base `Instant` plus offsets), the actions it answers with asserted.
-//! No root, no Redis, no kernel.
+//! The core driven like a protocol: scripted inputs on the shared
+//! simulated clock ([`sonic_daemon::sim::Sim`]), the actions it answers
+//! with asserted. No root, no Redis, no kernel.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -22,22 +22,45 @@ const UP_RUNNING: u32 = IFF_UP | IFF_RUNNING;
 
 // ===== the simulation =====
 
-struct Sim {
-    core: PortCore,
-    t0: Instant,
-    now: Instant,
-    metrics: Metrics,
-}
+/// A core on the shared simulated clock ([`sonic_daemon::sim::Sim`]:
+/// `at` and `fire` fire each deadline at its own instant, no-spin and
+/// termination checked), with portsyncd's helpers ([`PortSim`]).
+type Sim = sonic_daemon::sim::Sim<PortCore>;
 
-impl Sim {
+/// portsyncd's helpers on [`Sim`].
+trait PortSim {
     /// A cold switch configured with `config`, of which `appl` are in
     /// APPL_DB (initial load), at t0; the start-up dump is in flight.
+    fn new(config: &[&str], appl: &[&str], audit_every: Option<Duration>) -> Self;
+    /// As [`PortSim::new`], with `--port-config-count-follows-config`'s
+    /// follower (`None`: the option is off).
+    fn with_count(
+        config: &[&str],
+        appl: &[&str],
+        audit_every: Option<Duration>,
+        port_config_count: Option<PortConfigCount>,
+    ) -> Self;
+    /// Started and live: `links` dumped (all up), dump done, the first
+    /// flush and PortInitDone (if any) acknowledged, READY sent.
+    fn live(config: &[&str], appl: &[&str], links: &[&str]) -> Self;
+    fn live_with_audit(
+        config: &[&str],
+        appl: &[&str],
+        links: &[&str],
+        audit_every: Option<Duration>,
+    ) -> Self;
+    fn kernel(&mut self, msgs: Vec<Received>, overrun: bool);
+    /// The one flush the core wants now.
+    fn flush(&mut self) -> StateBatch;
+    fn ack(&mut self, batch: StateBatch);
+    fn since_t0(&self, t: Instant) -> Duration;
+}
+
+impl PortSim for Sim {
     fn new(config: &[&str], appl: &[&str], audit_every: Option<Duration>) -> Sim {
         Sim::with_count(config, appl, audit_every, None)
     }
 
-    /// As [`Sim::new`], with `--port-config-count-follows-config`'s
-    /// follower (`None`: the option is off).
     fn with_count(
         config: &[&str],
         appl: &[&str],
@@ -57,21 +80,14 @@ impl Sim {
         let setup = Setup {
             sync,
             health: Health::new(&metrics),
-            metrics: metrics.clone(),
+            metrics,
             audit_every,
             port_config_count,
         };
         let t0 = Instant::now();
-        Sim {
-            core: PortCore::new(setup, t0),
-            t0,
-            now: t0,
-            metrics,
-        }
+        Sim::from_core(PortCore::new(setup, t0), t0)
     }
 
-    /// Started and live: `links` dumped (all up), dump done, the first
-    /// flush and PortInitDone (if any) acknowledged, READY sent.
     fn live(config: &[&str], appl: &[&str], links: &[&str]) -> Sim {
         Sim::live_with_audit(config, appl, links, None)
     }
@@ -108,30 +124,10 @@ impl Sim {
         sim
     }
 
-    fn at(&mut self, ms: u64) {
-        self.now = self.t0 + Duration::from_millis(ms);
+    fn kernel(&mut self, msgs: Vec<Received>, overrun: bool) {
+        self.handle_kernel(msgs, overrun);
     }
 
-    fn kernel(&mut self, mut msgs: Vec<Received>, overrun: bool) {
-        self.core.handle_kernel(self.now, &mut msgs, overrun);
-        assert!(msgs.is_empty(), "handle_kernel drains");
-    }
-
-    fn input(&mut self, input: Input) {
-        self.core.handle_input(self.now, input);
-    }
-
-    /// Everything the core wants done now.
-    fn steps(&mut self) -> Vec<Step<Action>> {
-        let mut out = Vec::new();
-        while let Some(step) = self.core.poll_action(self.now) {
-            out.push(step);
-            assert!(out.len() < 100, "poll_action never ends: {out:?}");
-        }
-        out
-    }
-
-    /// The one flush the core wants now.
     fn flush(&mut self) -> StateBatch {
         let steps = self.steps();
         let mut flushes: Vec<StateBatch> = steps
@@ -152,22 +148,8 @@ impl Sim {
         });
     }
 
-    /// Moves the clock to the core's deadline and fires it; returns it.
-    /// The deadline reported must then have moved past it (else the driver
-    /// would spin).
-    fn fire(&mut self) -> Instant {
-        let at = self.core.poll_timeout().expect("a deadline");
-        assert!(at >= self.now, "deadline in the past");
-        self.now = at;
-        self.core.handle_timeout(at);
-        if let Some(next) = self.core.poll_timeout() {
-            assert!(next > at, "expired deadline reported again: {next:?}");
-        }
-        at
-    }
-
     fn since_t0(&self, t: Instant) -> Duration {
-        t - self.t0
+        self.since_start(t)
     }
 }
 
@@ -301,10 +283,10 @@ fn startup_dump_writes_then_ready_and_port_init_done() {
     );
     sim.input(Input::InitDoneWritten(Ok(())));
     assert_eq!(sim.core.init_done(), InitDone::Written);
-    assert_eq!(sim.metrics.port_init_done.get(), 1);
-    assert_eq!(sim.metrics.entries.get(), 2);
+    assert_eq!(sim.core.metrics.port_init_done.get(), 1);
+    assert_eq!(sim.core.metrics.entries.get(), 2);
     assert!(sim.steps().is_empty(), "READY once");
-    let text = sim.metrics.encode();
+    let text = sim.core.metrics.encode();
     assert!(text.contains(
         r#"portsyncd_kernel_events_total{type="RTM_NEWLINK",outcome="filtered",reason="not_a_port"} 1"#
     ));
@@ -346,7 +328,7 @@ fn flush_in_flight_coalesces_and_holds_reads_a_bounded_time() {
     );
     sim.ack(batch);
     assert!(sim.core.writer().is_idle());
-    let text = sim.metrics.encode();
+    let text = sim.core.metrics.encode();
     assert!(
         text.contains(r#"portsyncd_redis_operations_total{table="STATE_PORT_TABLE",op="set"} 3"#),
         "{text}"
@@ -361,7 +343,7 @@ fn port_waiting_for_appl_db_is_written_when_consumed() {
         &["Ethernet0", "Ethernet4"],
     );
     assert_eq!(sim.core.init_done(), InitDone::Waiting);
-    let text = sim.metrics.encode();
+    let text = sim.core.metrics.encode();
     assert!(text.contains(
         r#"portsyncd_kernel_events_total{type="RTM_NEWLINK",outcome="filtered",reason="not_in_appl_db"} 1"#
     ));
@@ -461,7 +443,7 @@ fn overrun_while_live_keeps_links_announced_during_the_dump() {
     sim.kernel(Vec::new(), true);
     let steps = sim.steps();
     assert!(steps.iter().any(is_dump), "{steps:?}");
-    assert_eq!(sim.metrics.netlink_overruns.get(), 1);
+    assert_eq!(sim.core.metrics.netlink_overruns.get(), 1);
     // Another overrun while the dump is in flight: one more dump after it.
     sim.kernel(
         vec![link(new_link("Ethernet0", 10, UP_RUNNING, 9100))],
@@ -617,7 +599,7 @@ fn redis_lost_during_flush_keeps_batch_and_writes_only_differences() {
         batch.ops,
         vec![("Ethernet0".into(), set_op("down", "up", "1500"))]
     );
-    assert_eq!(sim.metrics.redis_reconnects.get(), 1);
+    assert_eq!(sim.core.metrics.redis_reconnects.get(), 1);
 }
 
 #[test]
@@ -655,7 +637,7 @@ fn error_reply_retries_after_a_growing_delay_without_spinning() {
     let batch = sim.flush();
     sim.ack(batch);
     assert!(sim.core.writer().is_idle());
-    assert_eq!(sim.metrics.redis_write_errors.get(), 2);
+    assert_eq!(sim.core.metrics.redis_write_errors.get(), 2);
     // Reset after a success: the next error waits the first delay again.
     sim.kernel(
         vec![link(new_link("Ethernet0", 10, UP_RUNNING, 9100))],
@@ -859,7 +841,7 @@ fn stale_results_are_ignored() {
     });
     sim.input(Input::InitDoneWritten(Ok(())));
     assert!(sim.steps().is_empty());
-    assert_eq!(sim.metrics.audit_runs.get(), 0);
+    assert_eq!(sim.core.metrics.audit_runs.get(), 0);
 }
 
 #[test]
@@ -879,7 +861,7 @@ fn state_entry_deleted_by_someone_else_is_restored() {
     sim.ack(batch);
     sim.input(Input::StateDeleted("Ethernet0".into()));
     assert!(sim.steps().is_empty());
-    assert_eq!(sim.metrics.entries.get(), 0);
+    assert_eq!(sim.core.metrics.entries.get(), 0);
 }
 
 // ===== shutdown =====
@@ -986,8 +968,8 @@ fn audit_counts_and_repairs_drift_then_dumps_the_links() {
             exists: vec![("Ethernet12".into(), true), ("Ethernet8".into(), false)],
         }),
     });
-    assert_eq!(sim.metrics.audit_drift.get(), 2);
-    assert_eq!(sim.metrics.audit_runs.get(), 1);
+    assert_eq!(sim.core.metrics.audit_drift.get(), 2);
+    assert_eq!(sim.core.metrics.audit_runs.get(), 1);
     assert!(matches!(
         sim.core.phase(),
         Phase::Resyncing {
@@ -1049,7 +1031,7 @@ fn audit_waits_for_a_flush_and_skips_while_redis_is_away() {
         Some(at + every),
         "skipped while Redis is away"
     );
-    assert_eq!(sim.metrics.audit_runs.get(), 0);
+    assert_eq!(sim.core.metrics.audit_runs.get(), 0);
 }
 
 // ===== found in review =====
@@ -1289,7 +1271,7 @@ fn count_write_error_reply_is_retried_after_a_delay() {
     // Meanwhile the port went away again: nothing left to write.
     sim.input(config_del("Ethernet12"));
     assert!(sim.steps().is_empty());
-    assert_eq!(sim.metrics.redis_write_errors.get(), 2);
+    assert_eq!(sim.core.metrics.redis_write_errors.get(), 2);
 }
 
 #[test]
