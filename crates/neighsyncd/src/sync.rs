@@ -224,6 +224,21 @@ impl DropReason {
         DropReason::BroadcastMac,
     ];
 
+    /// Whether the entry keeps what APPL_DB has: the rule drops a *state*
+    /// that changes nothing (EVPN PROBE, NOARP, no MAC, broadcast MAC), not
+    /// a neighbour that must not be written at all. A kernel dump that
+    /// lists such an entry keeps its key instead of sweeping it (the C++,
+    /// which has no resync, never deletes it either).
+    pub const fn keeps_entry(self) -> bool {
+        matches!(
+            self,
+            DropReason::EvpnProbe
+                | DropReason::NoArp
+                | DropReason::NoMac
+                | DropReason::BroadcastMac
+        )
+    }
+
     /// A stable snake_case label (used as a Prometheus label value):
     /// `unknown_interface`, `not_router_interface`, `link_local_dual_tor`,
     /// `ipv6_link_local`,

@@ -97,6 +97,13 @@ impl NeighCore {
                 };
                 self.metrics
                     .kernel_event(msg_type, EventOutcome::Filtered, reason.as_str());
+                // A dump listing it must not sweep it (the warm cache keeps
+                // the C++'s reconcile: such a key is deleted there too).
+                if reason.keeps_entry() && !self.caching() {
+                    if let Some(name) = ifname {
+                        self.writer.keep_listed(name, &ev.dst);
+                    }
+                }
                 return;
             }
             // The hot path: straight into the writer, no key text.

@@ -3,6 +3,7 @@
 //! the cold start (docs/behavior.md b.1, f.5, f.8).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use swss::ConsumerView;
 
@@ -50,6 +51,31 @@ impl NeighWriter {
     /// [`NeighWriter::begin_cold`]) and [`NeighWriter::end_snapshot`].
     pub fn in_snapshot(&self) -> bool {
         self.snapshot.is_some()
+    }
+
+    /// During a snapshot: the kernel lists neighbour `<ifname>:<ip>`, but
+    /// the rules dropped the entry as a state that changes nothing
+    /// ([`crate::sync::DropReason::keeps_entry`], e.g. EVPN PROBE): the key
+    /// keeps what it has and is not swept. After [`NeighWriter::begin_cold`]
+    /// a key APPL_DB holds exactly is kept as it is (nothing written).
+    /// Nothing happens outside a snapshot.
+    pub fn keep_listed(&mut self, ifname: &str, ip: &IpAddr) {
+        if self.snapshot.is_none() {
+            return;
+        }
+        let Some(key) = self.ifnames.lookup_key(&neigh_key(ifname, ip)) else {
+            return;
+        };
+        if let Some(slot) = self.desired.get_mut(&key) {
+            slot.seen = true;
+            return;
+        }
+        if let Some(ApplValue::Exact(v)) = self.cold_appl.get(&key).copied() {
+            self.cold_appl.remove(&key);
+            if !self.dirty.contains_key(&key) {
+                self.desired.insert(key, Slot { v, seen: true });
+            }
+        }
     }
 
     /// The dump fed since [`NeighWriter::begin_snapshot`] is complete (the
