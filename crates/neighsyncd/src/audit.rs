@@ -139,6 +139,32 @@ pub fn expected_table<'a>(
     table
 }
 
+/// The keys of the neighbours the kernel lists in a state the rules drop
+/// without change (EVPN PROBE, NOARP, no MAC, broadcast MAC:
+/// [`crate::sync::DropReason::keeps_entry`]): whatever APPL_DB holds for
+/// them is what the daemon keeps, so [`compare`] must accept it.
+pub fn kept_keys<'a>(
+    events: impl IntoIterator<Item = &'a NeighborEvent>,
+    links: &LinkTable,
+    ctx: &SyncContext,
+) -> Vec<String> {
+    let mut kept = Vec::new();
+    for ev in events {
+        let ifname = links.name(ev.ifindex);
+        let master = if ctx.evpn_nvo_exists() {
+            links.master_name(ev.ifindex)
+        } else {
+            None
+        };
+        if let (Outcome::Drop(reason), Some(name)) = (decide(ev, ifname, master, ctx), ifname) {
+            if reason.keeps_entry() {
+                kept.push(crate::sync::neigh_key(name, &ev.dst));
+            }
+        }
+    }
+    kept
+}
+
 /// The view as a sorted map (for [`compare`]).
 pub fn view_table(view: &ConsumerView) -> BTreeMap<String, FieldValues> {
     view.iter()
@@ -270,8 +296,13 @@ pub async fn audit(paths: &DbPaths, options: SyncOptions) -> Result<AuditReport,
     let view = read_appl_view(&mut appl, &producer)
         .await
         .map_err(redis_err("reading APPL_DB NEIGH_TABLE"))?;
-    let expected = expected_table(&neighbors, &links, &ctx);
+    let mut expected = expected_table(&neighbors, &links, &ctx);
     let actual = view_table(&view);
+    for key in kept_keys(&neighbors, &links, &ctx) {
+        if let Some(have) = actual.get(&key) {
+            expected.insert(key, have.clone());
+        }
+    }
     Ok(AuditReport {
         daemon: "neighsyncd",
         table: "APPL_DB NEIGH_TABLE",
@@ -415,6 +446,12 @@ mod tests {
                 ("Ethernet0:10.0.0.2", fv("02:00:00:00:00:01", "IPv4")),
                 ("Ethernet4:fc00::2", fv("02:00:00:00:00:01", "IPv6")),
             ])
+        );
+        // NOARP and the broadcast MAC are states kept as APPL_DB has them;
+        // the unknown interface and the link-local address are not.
+        assert_eq!(
+            kept_keys(&events, &links, &ctx),
+            ["Ethernet0:10.0.0.4", "Ethernet0:10.0.0.5"]
         );
 
         // Link-local mode on Ethernet0 and dual-ToR: fe80::1 is expected and
