@@ -10,7 +10,6 @@ use swss::{ConsumerView, KeyOp, SwssError};
 
 use super::{
     log_flag_seen, Action, Epoch, NeighCore, Phase, Redis, Stopping, Timer, Warm, WarmClock,
-    FLUSH_ERROR_RETRY,
 };
 use crate::context::{ConfigTable, SyncContext};
 use crate::error::DaemonError;
@@ -46,6 +45,7 @@ impl NeighCore {
                     m.observe_event_to_ack(now.saturating_duration_since(t));
                 }
                 self.health.write_ok();
+                self.flush_backoff.reset();
                 self.writer.complete(batch);
             }
             Err(e) => {
@@ -67,7 +67,8 @@ impl NeighCore {
                     self.stopping = Some(Stopping::GaveUp);
                 } else {
                     tracing::error!(error = %e, keys, "APPL_DB write failed; retrying");
-                    self.timers.set(Timer::FlushRetry, now + FLUSH_ERROR_RETRY);
+                    let delay = self.flush_backoff.next_delay();
+                    self.timers.set(Timer::FlushRetry, now + delay);
                 }
             }
         }

@@ -50,6 +50,7 @@ use sonic_daemon::timer::TimerTable;
 use sonic_daemon::Health;
 use sonic_netlink::link::LinkTable;
 use sonic_netlink::socket::{Received, SocketError};
+use swss::connector::Backoff;
 use swss::ConsumerView;
 
 use crate::context::SyncContext;
@@ -84,9 +85,11 @@ pub const READ_COALESCE_MAX: Duration = Duration::from_millis(4);
 /// may wait for its notification before it counts as drift
 /// ([`NeighWriter::track_suspects`]).
 pub const AUDIT_GRACE: Duration = Duration::from_millis(500);
-/// Wait before retrying a flush that failed with an error reply (not a
-/// lost connection).
-pub const FLUSH_ERROR_RETRY: Duration = Duration::from_secs(1);
+/// The first wait before retrying a flush that failed with an error reply
+/// (not a lost connection); it doubles up to 5 s while the replies stay
+/// errors, as portsyncd's (`swss::connector::Backoff`, the one retry
+/// schedule of both daemons).
+pub const FLUSH_ERROR_RETRY: Duration = swss::connector::RECONNECT_INITIAL_DELAY;
 /// Wait before re-sending a netlink dump request the socket refused.
 pub const DUMP_RETRY: Duration = Duration::from_secs(1);
 
@@ -108,6 +111,8 @@ pub struct NeighCore {
     stopping: Option<Stopping>,
     /// Every deadline ([`Timer`]).
     timers: TimerTable<Timer>,
+    /// Retry delays after flush error replies ([`FLUSH_ERROR_RETRY`]).
+    flush_backoff: Backoff,
     /// The current storm read spacing (zero when calm).
     read_window: Duration,
     /// Receive time of the oldest staged kernel event not yet in a batch.
@@ -141,6 +146,7 @@ impl NeighCore {
             flight: None,
             stopping: None,
             timers: TimerTable::new(),
+            flush_backoff: Backoff::new(),
             read_window: Duration::ZERO,
             unacked_since: None,
             audit_every: setup.audit_every,

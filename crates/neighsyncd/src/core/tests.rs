@@ -358,11 +358,37 @@ fn an_error_reply_retries_after_a_delay_without_spinning() {
     assert_eq!(h.core.redis(), Redis::Up);
     assert_eq!(flushes(&h.steps()), 0);
     assert_eq!(h.core.poll_timeout(), Some(h.now + FLUSH_ERROR_RETRY));
-    h.at(10 + 999);
+    h.at(10 + 99);
     assert_eq!(flushes(&h.steps()), 0);
-    h.at(10 + 1000);
-    let (_, batch) = take_flush(h.steps());
+    h.at(10 + 100);
+    let (epoch, batch) = take_flush(h.steps());
     assert_eq!(batch.neigh_sets[0].0, "Ethernet0:10.0.0.5");
+    // Still an error: the delay doubles (the one schedule of both daemons).
+    h.input(Input::Flushed {
+        epoch,
+        batch,
+        result: Err(SwssError::InvalidArgument("ERR test".into())),
+    });
+    assert_eq!(
+        h.core.poll_timeout(),
+        Some(h.now + Duration::from_millis(200))
+    );
+    h.at(10 + 100 + 200);
+    let (epoch, batch) = take_flush(h.steps());
+    h.input(Input::Flushed {
+        epoch,
+        batch,
+        result: Ok(()),
+    });
+    // A success resets it.
+    h.kernel(vec![neigh(2, "10.0.0.6", 6, false)]);
+    let (epoch, batch) = take_flush(h.steps());
+    h.input(Input::Flushed {
+        epoch,
+        batch,
+        result: Err(SwssError::InvalidArgument("ERR test".into())),
+    });
+    assert_eq!(h.core.poll_timeout(), Some(h.now + FLUSH_ERROR_RETRY));
 }
 
 #[test]
