@@ -85,7 +85,8 @@ pub enum ResyncCause {
     RedisReconnect,
     /// A CONFIG_DB change altered the rules.
     ConfigChange,
-    /// The periodic self-audit.
+    /// A periodic self-audit that found drift and repaired it (both
+    /// daemons; every run counts in `audit_runs_total`).
     Audit,
 }
 

@@ -272,7 +272,12 @@ impl PortCore {
             );
         }
         self.metrics.audit_done(repaired.len());
-        self.metrics.resync(ResyncCause::Audit);
+        // As neighsyncd's: a resync by the audit counts only when it found
+        // drift (every run is `audit_runs_total`), so frequent audits do
+        // not look like a resync storm.
+        if !repaired.is_empty() {
+            self.metrics.resync(ResyncCause::Audit);
+        }
         self.resync(ResyncCause::Audit);
     }
 }
