@@ -25,6 +25,10 @@
 //! * `warm100k`: warm restart at 100k with 1k added, deleted and changed
 //!   ([`warm`]).
 //! * `ports256`: portsyncd with 256 ports ([`ports`]).
+//! * `restore4`, `restore1000`: `neighsyncd restore` of 32k neighbours
+//!   over 4 and over 1,000 interfaces after a system warm reboot
+//!   ([`restore`]); `restore1000` brings `restore4` along (its target is a
+//!   ratio to it).
 //!
 //! Figures: wall time, daemon CPU per neighbour (`/proc/<pid>/task/*/
 //! schedstat`, ns on CPU; falls back to `/proc/<pid>/stat` utime+stime),
@@ -40,6 +44,7 @@ mod floor;
 mod latency;
 mod ports;
 mod report;
+mod restore;
 mod warm;
 
 use std::collections::HashMap;
@@ -77,6 +82,8 @@ const ALL: &[&str] = &[
     "latency",
     "warm100k",
     "ports256",
+    "restore4",
+    "restore1000",
 ];
 /// Scenarios whose Redis CPU is printed as a ratio to the floor.
 const WRITERS: &[&str] = &[
@@ -92,8 +99,9 @@ const WRITERS: &[&str] = &[
 #[command(about = "neighsyncd/portsyncd benchmark against a real redis-server and kernel")]
 struct Args {
     /// Scenarios to run: floor, idle, cold1k, cold10k, cold100k, burst100k,
-    /// flap100k (implies burst100k), latency, warm100k, ports256. Default:
-    /// all. floor is added when a scenario writing neighbours is named.
+    /// flap100k (implies burst100k), latency, warm100k, ports256, restore4,
+    /// restore1000 (implies restore4). Default: all. floor is added when a
+    /// scenario writing neighbours is named.
     scenarios: Vec<String>,
     /// Path of the neighsyncd binary (default: next to this binary, built
     /// first with `cargo build --release -p neighsyncd` when run by cargo).
@@ -127,6 +135,7 @@ enum Kind {
     Flap,
     Floor,
     Warm,
+    Restore,
 }
 
 /// One row of the table.
@@ -172,6 +181,7 @@ struct Results {
     latency: Vec<latency::Latency>,
     warm: Vec<warm::WarmCheck>,
     ports: Vec<ports::Ports>,
+    restore: Vec<restore::RestoreRun>,
 }
 
 impl Results {
@@ -205,6 +215,9 @@ fn main() -> anyhow::Result<()> {
         && !scenarios.iter().any(|s| s == "floor")
     {
         scenarios.insert(0, "floor".to_owned());
+    }
+    if scenarios.iter().any(|s| s == "restore1000") {
+        scenarios.push("restore4".to_owned());
     }
     // In the order of ALL.
     scenarios.sort_by_key(|s| ALL.iter().position(|a| a == s));
@@ -261,6 +274,16 @@ fn main() -> anyhow::Result<()> {
                     res.ports.push(ports::run(&port_bin, rep)?);
                     continue;
                 }
+                "restore4" | "restore1000" => {
+                    let n = if s == "restore4" {
+                        restore::FEW
+                    } else {
+                        restore::MANY
+                    };
+                    let (row, run) = restore::run(&bin, n, rep, &args)?;
+                    res.restore.push(run);
+                    vec![row]
+                }
                 _ => continue,
             };
             for row in &r {
@@ -275,6 +298,7 @@ fn main() -> anyhow::Result<()> {
     latency::print(&res.latency);
     warm::print(&res.warm);
     ports::print(&res.ports);
+    restore::print(&res.restore);
     report::print(&res, args.repeat);
     Ok(())
 }
@@ -827,13 +851,13 @@ fn print_table(res: &Results) {
             )
         };
         let ratio = match r.kind {
-            Kind::Idle | Kind::Flap => "-".to_owned(),
+            Kind::Idle | Kind::Flap | Kind::Restore => "-".to_owned(),
             _ => res
                 .floor_ratio(r)
                 .map_or("-".to_owned(), |x| format!("{x:.2}")),
         };
         let rss = |kib: u64| {
-            if r.kind == Kind::Floor {
+            if r.kind == Kind::Floor || kib == 0 {
                 "-".to_owned()
             } else {
                 mib(kib)

@@ -30,31 +30,52 @@
 //!   [`InterfaceReport::failed`]; the script raises and never sets the flag.
 //! * Keys are listed with `SCAN`, not `KEYS`; carrier is read from the link's
 //!   `IFF_LOWER_UP` through rtnetlink (namespace-correct), not from `/sys`.
-//! * Interfaces are handled concurrently within a pass. The one-time settle
-//!   wait (the script's `sleep(3 * 5)` the first time a `Vlan*` /
-//!   `PortChannel*` interface passes its check) delays only those interfaces.
+//! * A pass reads the kernel once: the pending interfaces' links (one
+//!   RTM_GETLINK by name each, pipelined) and one RTM_GETADDR dump of all
+//!   families (the first address per interface and family is taken in
+//!   dump order, as netifaces does), plus one `SCAN` per STATE_DB member
+//!   table when a `Vlan*` / `PortChannel*` interface is up. The script asks
+//!   per interface, one after the other, and its getifaddrs dumps every
+//!   address of every interface each time: O(interfaces^2). The decisions
+//!   are pure ([`plan_pass`], [`apply_pass`], [`another_pass`]).
+//! * Interfaces are handled concurrently within a pass: the neighbors of
+//!   every ready interface are added and probed [`MAX_IN_FLIGHT`] at a time
+//!   on one rtnetlink socket, each probe once its add is acknowledged, and
+//!   every probe goes out on one AF_PACKET socket for the whole job (one
+//!   socket per interface costs two RCU grace periods each, to open and to
+//!   close it: 19 s at 1,000 interfaces, docs/benchmarks.md). After an
+//!   `ENETDOWN`, nothing more goes to that interface in the pass, and the
+//!   families it hit are retried next pass. A probe the device queue
+//!   refuses (`ENOBUFS`) is tried again, 1 ms apart, before it counts as
+//!   failed. The one-time settle wait (the script's `sleep(3 * 5)` the first
+//!   time a `Vlan*` / `PortChannel*` interface passes its check) delays only
+//!   those interfaces; the others go on meanwhile.
 //! * The probes are the script's (since sonic-swss PR 1158): an ARP who-has
 //!   from the interface's MAC and first IPv4 address (`psrc`), an ICMPv6
 //!   Neighbor Solicitation from its first IPv6 address (docs/behavior.md
 //!   c.4); only the way they are sent differs (an AF_PACKET socket, not
 //!   scapy).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use etherparse::{ArpEthIpv4Packet, ArpOperation, Icmpv6Type, PacketBuilder};
-use futures::stream::TryStreamExt;
+use futures::stream::{StreamExt, TryStreamExt};
 use netlink_packet_route::address::AddressAttribute;
-use netlink_packet_route::link::{LinkAttribute, LinkFlags};
+use netlink_packet_route::link::{LinkAttribute, LinkExtentMask, LinkFlags};
 use netlink_packet_route::neighbour::NeighbourState;
 use netlink_packet_route::AddressFamily;
 use redis::aio::MultiplexedConnection;
 use swss::warm_restart::check_warm_start;
 use swss::{DbConfig, DbConnector, FieldValues, SwssError, Table};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 pub use crate::sync::{APP_NAME, APP_NEIGH_TABLE_NAME};
 /// Docker whose enable knob is read (`WARM_RESTART_ENABLE_TABLE|swss`).
@@ -475,7 +496,7 @@ pub enum RestoreError {
 /// RTM_GETADDR, RTM_NEWNEIGH (NUD_STALE), and ARP / NS frames on AF_PACKET.
 ///
 /// Errors: [`RestoreError::Swss`] (config, Redis), [`RestoreError::NetlinkSocket`],
-/// [`RestoreError::Netlink`] for a failed link or address dump. In those
+/// [`RestoreError::Netlink`] for a failed link lookup or address dump. In those
 /// cases the flag is not set (as the script's exit 1). Per-neighbor kernel
 /// errors and malformed entries do not fail the job (see the module docs).
 pub async fn run(cfg: &DbConfig, args: &RestoreArgs) -> Result<RestoreReport, RestoreError> {
@@ -519,13 +540,16 @@ pub async fn run(cfg: &DbConfig, args: &RestoreArgs) -> Result<RestoreReport, Re
         state: state.clone(),
         state_sep,
         settle: args.settle,
-        settled: tokio::sync::OnceCell::new(),
     };
-    let result = restore_passes(&ctx, parsed.map, args).await;
+    // Closed only after the flag is set: closing a packet socket waits for
+    // an RCU grace period.
+    let mut probes = None;
+    let result = restore_passes(&ctx, &mut probes, parsed.map, args).await;
     netlink_task.abort();
     let (interfaces, timed_out, passes) = result?;
 
     set_restore_flag(&mut state, state_sep).await?;
+    drop(probes);
     let report = RestoreReport {
         mode: RestoreMode::SystemWarmReboot,
         flag_set: true,
@@ -581,34 +605,72 @@ const APPL_READ_CHUNK: usize = 1000;
 
 type PassResult = (BTreeMap<String, InterfaceReport>, Vec<String>, u32);
 
+/// Neighbor adds (RTM_NEWNEIGH) and their probes in flight at once over all
+/// interfaces of a pass, on the one rtnetlink socket and the one packet
+/// socket. The kernel handles each add synchronously in `sendmsg`; this
+/// only keeps the request queue full, so the job never waits for one
+/// interface's round trip before starting another's.
+pub const MAX_IN_FLIGHT: usize = 64;
+
+/// How often a probe the device queue refused (`ENOBUFS`) is tried again,
+/// 1 ms apart, before it counts as failed.
+const PROBE_ENOBUFS_RETRIES: u32 = 100;
+
 async fn restore_passes(
     ctx: &PassContext<'_>,
+    probes: &mut Option<ProbeSocket>,
     mut pending: NeighborMap,
     args: &RestoreArgs,
 ) -> Result<PassResult, RestoreError> {
     let start = Instant::now();
     let mut reports: BTreeMap<String, InterfaceReport> = BTreeMap::new();
     let mut passes = 0u32;
+    let mut settled = false;
     while !pending.is_empty() {
         passes += 1;
-        let outcomes = futures::future::join_all(
-            pending
-                .iter_mut()
-                .map(|(ifname, families)| restore_interface(ctx, ifname, families)),
-        )
-        .await;
-        let mut pass_restored = 0;
-        for (ifname, outcome) in pending.keys().zip(outcomes) {
-            let r = outcome?;
-            pass_restored += r.restored;
-            if r.restored > 0 || r.failed > 0 {
-                let e = reports.entry(ifname.clone()).or_default();
-                e.restored += r.restored;
-                e.failed += r.failed;
+        let links = ctx.kernel.links(pending.keys()).await?;
+        let members = if needs_member_check(&pending, &links) {
+            Some(ctx.members().await?)
+        } else {
+            None
+        };
+        let addrs = ctx.kernel.first_addresses().await?;
+        tracing::debug!(
+            pass = passes,
+            links = links.len(),
+            addresses = addrs.len(),
+            "pass: links and addresses read"
+        );
+        let view = PassView {
+            links,
+            addrs,
+            members,
+        };
+        let mut plan = plan_pass(&pending, &view, settled);
+        for (ifname, why) in &plan.not_ready {
+            why.log(ifname);
+        }
+        if probes.is_none() && !plan.ready.is_empty() {
+            match ProbeSocket::open() {
+                Ok(s) => *probes = Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot open packet socket; retrying next pass");
+                    plan.ready.clear();
+                }
             }
         }
+        let results = match probes.as_ref() {
+            Some(sock) => run_pass(ctx, sock, &plan, &pending).await,
+            None => {
+                if plan.settle_now {
+                    settle(ctx.settle).await;
+                }
+                Vec::new()
+            }
+        };
+        settled |= plan.settle_now;
         let before = pending.len();
-        pending.retain(|_, families| !families.is_empty());
+        let pass_restored = apply_pass(&mut pending, &mut reports, results);
         if pass_restored > 0 || pending.len() < before {
             tracing::info!(
                 pass = passes,
@@ -623,7 +685,7 @@ async fn restore_passes(
                 "restore pass done; no interface ready"
             );
         }
-        if pending.is_empty() || start.elapsed() + args.pass_interval >= args.timeout {
+        if pending.is_empty() || !another_pass(start.elapsed(), args.pass_interval, args.timeout) {
             break;
         }
         tokio::time::sleep(args.pass_interval).await;
@@ -631,184 +693,464 @@ async fn restore_passes(
     Ok((reports, pending.into_keys().collect(), passes))
 }
 
+/// Whether a pass starts after one that ended `elapsed` after the first
+/// began: not when it would begin at or after `timeout` (so with a timeout
+/// below the pass interval there is exactly one pass).
+pub fn another_pass(elapsed: Duration, pass_interval: Duration, timeout: Duration) -> bool {
+    elapsed + pass_interval < timeout
+}
+
+async fn settle(d: Duration) {
+    tracing::info!(
+        settle_s = d.as_secs_f64(),
+        "first member interface up; settling"
+    );
+    tokio::time::sleep(d).await;
+}
+
 struct PassContext<'a> {
     kernel: &'a Kernel,
     state: MultiplexedConnection,
     state_sep: char,
     settle: Duration,
-    settled: tokio::sync::OnceCell<()>,
 }
 
-/// One pass over one interface: when it is up, restore every family that
-/// has a source address, removing it from `families`.
-async fn restore_interface(
-    ctx: &PassContext<'_>,
-    ifname: &str,
-    families: &mut BTreeMap<Family, Vec<(IpAddr, Mac)>>,
-) -> Result<InterfaceReport, RestoreError> {
-    let mut report = InterfaceReport::default();
-    let Some(link) = ready_link(ctx, ifname).await? else {
-        return Ok(report);
-    };
-    let Some(src_mac) = link.mac else {
-        tracing::warn!(ifname, "interface has no Ethernet address; cannot probe");
-        return Ok(report);
-    };
-    let mut sender = match PacketSender::open(ifname, link.ifindex, src_mac) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(ifname, error = %e, "cannot open packet socket; retrying next pass");
-            return Ok(report);
-        }
-    };
-    let fams: Vec<Family> = families.keys().copied().collect();
-    for family in fams {
-        let Some(src_ip) = ctx
-            .kernel
-            .first_address(link.ifindex, family, ifname)
-            .await?
-        else {
-            tracing::debug!(ifname, %family, "no address of this family yet; retrying next pass");
-            continue;
-        };
-        let Some(neighbors) = families.get(&family) else {
-            continue;
-        };
-        match restore_family(
-            ctx.kernel,
-            &mut sender,
-            ifname,
-            link.ifindex,
-            src_mac,
-            src_ip,
-            neighbors,
-        )
-        .await
-        {
-            FamilyOutcome::Done(r) => {
-                tracing::info!(
-                    ifname,
-                    %family,
-                    restored = r.restored,
-                    failed = r.failed,
-                    "interface neighbors restored and probed"
-                );
-                report.restored += r.restored;
-                report.failed += r.failed;
-                families.remove(&family);
+impl PassContext<'_> {
+    /// One SCAN per member table (STATE_DB `VLAN_MEMBER_TABLE|*`,
+    /// `LAG_MEMBER_TABLE|*`).
+    async fn members(&self) -> Result<Members, RestoreError> {
+        let mut conn = self.state.clone();
+        let sep = self.state_sep;
+        let vlan = Table::new(STATE_VLAN_MEMBER_TABLE_NAME, sep)
+            .keys(&mut conn)
+            .await?;
+        let lag = Table::new(STATE_LAG_MEMBER_TABLE_NAME, sep)
+            .keys(&mut conn)
+            .await?;
+        Ok(Members {
+            vlan: vlan.into_iter().collect(),
+            lag: lag.into_iter().collect(),
+            sep,
+        })
+    }
+}
+
+// ===== one pass, decided without I/O =====
+
+/// An interface as one pass's RTM_GETLINK shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkState {
+    /// Its ifindex.
+    pub ifindex: u32,
+    /// IFLA_ADDRESS when it is 6 bytes.
+    pub mac: Option<Mac>,
+    /// `IFF_UP` and `IFF_LOWER_UP` (what `/sys/.../carrier` reading `1`
+    /// means: it is unreadable while the link is admin down).
+    pub carrier: bool,
+}
+
+/// STATE_DB member keys as one pass read them: `VLAN_MEMBER_TABLE` /
+/// `LAG_MEMBER_TABLE` keys without the table name (`<parent>|<member>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Members {
+    /// `VLAN_MEMBER_TABLE` keys, `<vlan>|<port>`.
+    pub vlan: BTreeSet<String>,
+    /// `LAG_MEMBER_TABLE` keys, `<lag>|<port>`.
+    pub lag: BTreeSet<String>,
+    /// STATE_DB's key separator (`|`).
+    pub sep: char,
+}
+
+impl Members {
+    /// Whether `keys` holds a key `<ifname><sep>...` (the script's
+    /// `KEYS <table>|<ifname>|*` not empty).
+    fn any(&self, keys: &BTreeSet<String>, ifname: &str) -> bool {
+        let prefix = format!("{ifname}{}", self.sep);
+        keys.range(prefix.clone()..)
+            .next()
+            .is_some_and(|k| k.starts_with(&prefix))
+    }
+}
+
+/// What the kernel and STATE_DB looked like at the start of a pass.
+#[derive(Debug, Clone, Default)]
+pub struct PassView {
+    /// The pending interfaces that exist, by name (RTM_GETLINK).
+    pub links: HashMap<String, LinkState>,
+    /// The first address of each family on each ifindex, in kernel dump
+    /// order (one RTM_GETADDR dump of all families): IFA_LOCAL if present,
+    /// else IFA_ADDRESS, link-local included (as getifaddrs / netifaces).
+    pub addrs: HashMap<(u32, Family), IpAddr>,
+    /// Member tables, read only when [`needs_member_check`] said so.
+    pub members: Option<Members>,
+}
+
+/// Why an interface is not restored in this pass (each logged at debug
+/// level, except a missing MAC: warn). It is tried again next pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotReady {
+    /// No link of that name.
+    Missing,
+    /// Admin down or no carrier.
+    NoCarrier,
+    /// `Vlan*` / `PortChannel*` without members in this STATE_DB table.
+    NoMembers(&'static str),
+    /// The link has no 6-byte address to send probes from.
+    NoMac,
+    /// No address of any family it has neighbors of.
+    NoAddress,
+}
+
+impl NotReady {
+    fn log(&self, ifname: &str) {
+        match self {
+            NotReady::Missing => tracing::debug!(ifname, "interface does not exist yet"),
+            NotReady::NoCarrier => tracing::debug!(ifname, "interface carrier is down"),
+            NotReady::NoMembers(table) => tracing::debug!(ifname, table, "no members yet"),
+            NotReady::NoMac => {
+                tracing::warn!(ifname, "interface has no Ethernet address; cannot probe")
             }
-            FamilyOutcome::NetDown => {
-                tracing::info!(ifname, %family, "ENETDOWN while probing; retrying next pass");
+            NotReady::NoAddress => {
+                tracing::debug!(ifname, "no address of its families yet; retrying next pass")
+            }
+        }
+    }
+}
+
+/// An interface to restore in this pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyInterface {
+    /// Its name (the NEIGH_TABLE key's).
+    pub ifname: String,
+    /// Its ifindex.
+    pub ifindex: u32,
+    /// Source MAC of the probes.
+    pub mac: Mac,
+    /// The families it has neighbors of and an address of (the probes'
+    /// source IP), IPv4 first. Families without an address wait (debug
+    /// log) for a later pass.
+    pub families: Vec<(Family, IpAddr)>,
+    /// A `Vlan*` / `PortChannel*` with members whose neighbors wait for
+    /// the one-time settle, which this pass makes.
+    pub after_settle: bool,
+}
+
+/// What one pass does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassPlan {
+    /// Interfaces restored in this pass, in name order.
+    pub ready: Vec<ReadyInterface>,
+    /// The rest, with the reason.
+    pub not_ready: Vec<(String, NotReady)>,
+    /// This pass makes the one-time settle wait: the first time a
+    /// `Vlan*` / `PortChannel*` interface is up with members. Only the
+    /// interfaces with `after_settle` wait for it.
+    pub settle_now: bool,
+}
+
+/// The member tables an interface needs members in (the script's
+/// `'Vlan' in intf` / `'PortChannel' in intf`).
+fn member_tables(ifname: &str) -> impl Iterator<Item = &'static str> + '_ {
+    [
+        ("Vlan", STATE_VLAN_MEMBER_TABLE_NAME),
+        ("PortChannel", STATE_LAG_MEMBER_TABLE_NAME),
+    ]
+    .into_iter()
+    .filter(move |(pattern, _)| ifname.contains(pattern))
+    .map(|(_, table)| table)
+}
+
+/// Whether this pass must read the member tables: some pending `Vlan*` /
+/// `PortChannel*` interface exists with carrier.
+pub fn needs_member_check(pending: &NeighborMap, links: &HashMap<String, LinkState>) -> bool {
+    pending.keys().any(|ifname| {
+        member_tables(ifname).next().is_some() && links.get(ifname).is_some_and(|l| l.carrier)
+    })
+}
+
+/// Decides one pass: for each pending interface, in order, it must exist,
+/// have carrier, have members when it is a `Vlan*` / `PortChannel*`
+/// (`view.members`; absent counts as none), have a MAC and an address of
+/// at least one of its pending families. `settled` says whether the
+/// one-time settle was already made.
+pub fn plan_pass(pending: &NeighborMap, view: &PassView, settled: bool) -> PassPlan {
+    let mut plan = PassPlan::default();
+    for (ifname, families) in pending {
+        let Some(link) = view.links.get(ifname) else {
+            plan.not_ready.push((ifname.clone(), NotReady::Missing));
+            continue;
+        };
+        if !link.carrier {
+            plan.not_ready.push((ifname.clone(), NotReady::NoCarrier));
+            continue;
+        }
+        let mut needs_members = false;
+        let mut missing = None;
+        for table in member_tables(ifname) {
+            needs_members = true;
+            let has = view.members.as_ref().is_some_and(|m| {
+                let keys = if table == STATE_VLAN_MEMBER_TABLE_NAME {
+                    &m.vlan
+                } else {
+                    &m.lag
+                };
+                m.any(keys, ifname)
+            });
+            if !has {
+                missing = Some(table);
                 break;
             }
         }
+        if let Some(table) = missing {
+            plan.not_ready
+                .push((ifname.clone(), NotReady::NoMembers(table)));
+            continue;
+        }
+        let after_settle = needs_members && !settled;
+        plan.settle_now |= after_settle;
+        let Some(mac) = link.mac else {
+            plan.not_ready.push((ifname.clone(), NotReady::NoMac));
+            continue;
+        };
+        let with_addr: Vec<(Family, IpAddr)> = families
+            .keys()
+            .filter_map(|f| view.addrs.get(&(link.ifindex, *f)).map(|ip| (*f, *ip)))
+            .collect();
+        if with_addr.is_empty() {
+            plan.not_ready.push((ifname.clone(), NotReady::NoAddress));
+            continue;
+        }
+        for f in families
+            .keys()
+            .filter(|f| !with_addr.iter().any(|(w, _)| w == *f))
+        {
+            tracing::debug!(
+                ifname,
+                family = %f,
+                "no address of this family yet; retrying next pass"
+            );
+        }
+        plan.ready.push(ReadyInterface {
+            ifname: ifname.clone(),
+            ifindex: link.ifindex,
+            mac,
+            families: with_addr,
+            after_settle,
+        });
     }
-    Ok(report)
+    plan
 }
 
-enum FamilyOutcome {
-    Done(InterfaceReport),
+/// What a pass did for one family of one interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyResult {
+    /// The interface.
+    pub ifname: String,
+    /// The family.
+    pub family: Family,
+    /// Neighbors added (or already present) and probed.
+    pub restored: usize,
+    /// Neighbors the kernel refused or whose probe failed (not `ENETDOWN`).
+    pub failed: usize,
+    /// One of this family's probes failed with `ENETDOWN`, or the
+    /// interface had already reported it when one of its neighbors was due
+    /// (nothing more goes to the interface in this pass): the family is not
+    /// done and its counts are dropped; it is restored again next pass (an
+    /// add then finds `EEXIST`, which counts as restored).
+    pub net_down: bool,
+}
+
+/// Applies a pass's results: a family done (no `ENETDOWN`) leaves
+/// `pending` and its counts go to `reports` (an interface gets an entry
+/// once something was restored or failed on it); interfaces with no family
+/// left leave `pending`. Returns the neighbors restored in this pass.
+pub fn apply_pass(
+    pending: &mut NeighborMap,
+    reports: &mut BTreeMap<String, InterfaceReport>,
+    results: Vec<FamilyResult>,
+) -> usize {
+    let mut restored = 0;
+    for r in results {
+        if r.net_down {
+            tracing::info!(
+                ifname = r.ifname.as_str(),
+                family = %r.family,
+                "ENETDOWN while probing; retrying next pass"
+            );
+            continue;
+        }
+        tracing::info!(
+            ifname = r.ifname.as_str(),
+            family = %r.family,
+            restored = r.restored,
+            failed = r.failed,
+            "interface neighbors restored and probed"
+        );
+        restored += r.restored;
+        if let Some(families) = pending.get_mut(&r.ifname) {
+            families.remove(&r.family);
+        }
+        if r.restored > 0 || r.failed > 0 {
+            let e = reports.entry(r.ifname).or_default();
+            e.restored += r.restored;
+            e.failed += r.failed;
+        }
+    }
+    pending.retain(|_, families| !families.is_empty());
+    restored
+}
+
+// ===== one pass, the I/O =====
+
+/// Runs `plan`: every neighbor of every ready family is added as NUD_STALE
+/// and then probed, [`MAX_IN_FLIGHT`] at a time over all interfaces; the
+/// interfaces marked `after_settle` start after the one-time settle (which
+/// runs alongside the others).
+async fn run_pass(
+    ctx: &PassContext<'_>,
+    probes: &ProbeSocket,
+    plan: &PassPlan,
+    pending: &NeighborMap,
+) -> Vec<FamilyResult> {
+    let down: Vec<AtomicBool> = plan.ready.iter().map(|_| AtomicBool::new(false)).collect();
+    let group = |after_settle: bool| {
+        plan.ready
+            .iter()
+            .enumerate()
+            .filter(move |(_, i)| i.after_settle == after_settle)
+    };
+    let now = restore_group(ctx.kernel, probes, pending, group(false), &down);
+    let later = async {
+        if plan.settle_now {
+            settle(ctx.settle).await;
+        }
+        restore_group(ctx.kernel, probes, pending, group(true), &down).await
+    };
+    let (mut results, after_settle) = futures::future::join(now, later).await;
+    results.extend(after_settle);
+    results
+}
+
+/// Outcome of one neighbor.
+enum Outcome {
+    Restored,
+    Failed,
     NetDown,
 }
 
-async fn restore_family(
+async fn restore_group<'a>(
     kernel: &Kernel,
-    sender: &mut PacketSender,
-    ifname: &str,
-    ifindex: u32,
-    src_mac: Mac,
-    src_ip: IpAddr,
-    neighbors: &[(IpAddr, Mac)],
-) -> FamilyOutcome {
-    let mut report = InterfaceReport::default();
-    for (ip, mac) in neighbors {
-        let mac_text = sonic_netlink::fmt::mac_to_string(mac);
-        match kernel.add_stale(ifindex, *ip, mac).await {
-            Ok(AddOutcome::Added) => {
-                tracing::debug!(ifname, %ip, mac = %mac_text, "neighbor added as STALE")
-            }
-            Ok(AddOutcome::Existed) => {
-                tracing::debug!(ifname, %ip, mac = %mac_text, "neighbor already in the kernel")
-            }
-            Err(e) => {
-                tracing::warn!(ifname, %ip, mac = %mac_text, error = %e, "kernel refused neighbor; skipped");
-                report.failed += 1;
-                continue;
-            }
-        }
-        let frame = match (src_ip, ip) {
-            (IpAddr::V4(s), IpAddr::V4(t)) => arp_who_has(src_mac, s, *t),
-            (IpAddr::V6(s), IpAddr::V6(t)) => neighbor_solicitation(src_mac, s, *t),
-            _ => Err(PacketError("source and target families differ".into())),
-        };
-        let sent = match frame {
-            Ok(frame) => sender.send(frame).await,
-            Err(e) => Err(io::Error::other(e)),
-        };
-        match sent {
-            Ok(()) => report.restored += 1,
-            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ENETDOWN as i32) => {
-                return FamilyOutcome::NetDown;
-            }
-            Err(e) => {
-                tracing::warn!(ifname, %ip, error = %e, "cannot send probe");
-                report.failed += 1;
-            }
+    probes: &ProbeSocket,
+    pending: &NeighborMap,
+    ifaces: impl Iterator<Item = (usize, &'a ReadyInterface)>,
+    down: &[AtomicBool],
+) -> Vec<FamilyResult> {
+    let mut results = Vec::new();
+    let mut families = Vec::new();
+    for (i, iface) in ifaces {
+        for (family, src_ip) in &iface.families {
+            families.push((i, iface, *family, *src_ip, results.len()));
+            results.push(FamilyResult {
+                ifname: iface.ifname.clone(),
+                family: *family,
+                restored: 0,
+                failed: 0,
+                net_down: false,
+            });
         }
     }
-    FamilyOutcome::Done(report)
+    let jobs = families
+        .into_iter()
+        .flat_map(|(i, iface, family, src_ip, slot)| {
+            pending
+                .get(&iface.ifname)
+                .and_then(|f| f.get(&family))
+                .map_or(&[][..], Vec::as_slice)
+                .iter()
+                .map(move |(ip, mac)| (i, iface, src_ip, *ip, *mac, slot))
+        });
+    let mut outcomes = futures::stream::iter(jobs)
+        .map(|(i, iface, src_ip, ip, mac, slot)| async move {
+            // Nothing more goes to an interface once it said ENETDOWN.
+            let out = match down.get(i) {
+                Some(d) if d.load(Ordering::Relaxed) => Outcome::NetDown,
+                _ => restore_neighbor(kernel, probes, iface, src_ip, ip, mac).await,
+            };
+            if let (Outcome::NetDown, Some(d)) = (&out, down.get(i)) {
+                d.store(true, Ordering::Relaxed);
+            }
+            (slot, out)
+        })
+        .buffer_unordered(MAX_IN_FLIGHT);
+    while let Some((slot, out)) = outcomes.next().await {
+        let Some(r) = results.get_mut(slot) else {
+            continue;
+        };
+        match out {
+            Outcome::Restored => r.restored += 1,
+            Outcome::Failed => r.failed += 1,
+            Outcome::NetDown => r.net_down = true,
+        }
+    }
+    results
 }
 
-/// The link is up for restoring: carrier on and, for `Vlan*` /
-/// `PortChannel*`, members in STATE_DB; then the one-time settle wait.
-async fn ready_link(ctx: &PassContext<'_>, ifname: &str) -> Result<Option<LinkInfo>, RestoreError> {
-    let Some(link) = ctx.kernel.link(ifname).await? else {
-        tracing::debug!(ifname, "interface does not exist yet");
-        return Ok(None);
+/// One neighbor: RTM_NEWNEIGH (NUD_STALE; `EEXIST` is fine), then one ARP
+/// who-has / NS from the interface.
+async fn restore_neighbor(
+    kernel: &Kernel,
+    probes: &ProbeSocket,
+    iface: &ReadyInterface,
+    src_ip: IpAddr,
+    ip: IpAddr,
+    mac: Mac,
+) -> Outcome {
+    let ifname = iface.ifname.as_str();
+    // (The MAC text is only built when the line is logged.)
+    use sonic_netlink::fmt::mac_to_string;
+    match kernel.add_stale(iface.ifindex, ip, &mac).await {
+        Ok(AddOutcome::Added) => {
+            tracing::debug!(ifname, %ip, mac = %mac_to_string(&mac), "neighbor added as STALE");
+        }
+        Ok(AddOutcome::Existed) => {
+            tracing::debug!(
+                ifname,
+                %ip,
+                mac = %mac_to_string(&mac),
+                "neighbor already in the kernel"
+            );
+        }
+        Err(e) => {
+            tracing::warn!(
+                ifname,
+                %ip,
+                mac = %mac_to_string(&mac),
+                error = %e,
+                "kernel refused neighbor; skipped"
+            );
+            return Outcome::Failed;
+        }
+    }
+    let frame = match (src_ip, ip) {
+        (IpAddr::V4(s), IpAddr::V4(t)) => arp_who_has(iface.mac, s, t),
+        (IpAddr::V6(s), IpAddr::V6(t)) => neighbor_solicitation(iface.mac, s, t),
+        _ => Err(PacketError("source and target families differ".into())),
     };
-    if !link.carrier {
-        tracing::debug!(ifname, "interface carrier is down");
-        return Ok(None);
-    }
-    let mut needs_members = false;
-    for (pattern, table) in [
-        ("Vlan", STATE_VLAN_MEMBER_TABLE_NAME),
-        ("PortChannel", STATE_LAG_MEMBER_TABLE_NAME),
-    ] {
-        if !ifname.contains(pattern) {
-            continue;
-        }
-        needs_members = true;
-        // Table named `VLAN_MEMBER_TABLE|<if>`: its keys are the members.
-        let members = Table::new(&format!("{table}{}{ifname}", ctx.state_sep), ctx.state_sep);
-        let mut conn = ctx.state.clone();
-        if members.keys(&mut conn).await?.is_empty() {
-            tracing::debug!(ifname, table, "no members yet");
-            return Ok(None);
+    let sent = match frame {
+        Ok(frame) => probes.send(iface.ifindex, &frame).await,
+        Err(e) => Err(io::Error::other(e)),
+    };
+    match sent {
+        Ok(()) => Outcome::Restored,
+        Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ENETDOWN as i32) => Outcome::NetDown,
+        Err(e) => {
+            tracing::warn!(ifname, %ip, error = %e, "cannot send probe");
+            Outcome::Failed
         }
     }
-    if needs_members {
-        ctx.settled
-            .get_or_init(|| async {
-                tracing::info!(
-                    ifname,
-                    settle_s = ctx.settle.as_secs_f64(),
-                    "first member interface up; settling"
-                );
-                tokio::time::sleep(ctx.settle).await;
-            })
-            .await;
-    }
-    Ok(Some(link))
 }
 
 // ===== kernel access =====
-
-struct LinkInfo {
-    ifindex: u32,
-    mac: Option<Mac>,
-    carrier: bool,
-}
 
 enum AddOutcome {
     Added,
@@ -827,17 +1169,40 @@ fn netlink_errno(e: &rtnetlink::Error) -> Option<i32> {
 }
 
 impl Kernel {
-    /// RTM_GETLINK by name. `None` when there is no such interface (ENODEV).
-    /// Carrier means `IFF_UP` and `IFF_LOWER_UP` (what `/sys/.../carrier`
-    /// reading `1` means: it is unreadable while the link is admin down).
-    async fn link(&self, ifname: &str) -> Result<Option<LinkInfo>, RestoreError> {
-        let mut links = self
-            .handle
-            .link()
-            .get()
-            .match_name(ifname.to_string())
-            .execute();
-        let msg = match links.try_next().await {
+    /// The pending interfaces' links: one RTM_GETLINK by name each,
+    /// [`MAX_IN_FLIGHT`] in flight on the one socket; a name the kernel
+    /// does not know (`ENODEV`) is left out. Counters are left out of the
+    /// replies (`RTEXT_FILTER_SKIP_STATS`, ignored by kernels that do not
+    /// know it). Not one dump of every link: the client library reads a
+    /// whole dump before handing out its first message, and a parsed link
+    /// message holds about 13 KB, so 1,000 links would add 13 MB to the
+    /// job's peak.
+    ///
+    /// Errors: [`RestoreError::Netlink`] for any other failure.
+    async fn links<'a>(
+        &self,
+        names: impl Iterator<Item = &'a String>,
+    ) -> Result<HashMap<String, LinkState>, RestoreError> {
+        let mut replies = futures::stream::iter(names)
+            .map(|name| async move { (name, self.link(name).await) })
+            .buffer_unordered(MAX_IN_FLIGHT);
+        let mut out = HashMap::new();
+        while let Some((name, reply)) = replies.next().await {
+            if let Some(link) = reply? {
+                out.insert(name.clone(), link);
+            }
+        }
+        Ok(out)
+    }
+
+    /// RTM_GETLINK by name. `None` when there is no such interface
+    /// (`ENODEV`).
+    async fn link(&self, ifname: &str) -> Result<Option<LinkState>, RestoreError> {
+        let mut req = self.handle.link().get().match_name(ifname.to_string());
+        req.message_mut()
+            .attributes
+            .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+        let msg = match req.execute().try_next().await {
             Ok(Some(m)) => m,
             Ok(None) => return Ok(None),
             Err(e) if netlink_errno(&e) == Some(nix::errno::Errno::ENODEV as i32) => {
@@ -850,52 +1215,41 @@ impl Kernel {
                 })
             }
         };
-        let flags = msg.header.flags;
-        let carrier = flags.contains(LinkFlags::Up) && flags.contains(LinkFlags::LowerUp);
         let mac = msg.attributes.iter().find_map(|a| match a {
             LinkAttribute::Address(a) => <Mac>::try_from(a.as_slice()).ok(),
             _ => None,
         });
-        Ok(Some(LinkInfo {
+        let flags = msg.header.flags;
+        Ok(Some(LinkState {
             ifindex: msg.header.index,
             mac,
-            carrier,
+            carrier: flags.contains(LinkFlags::Up) && flags.contains(LinkFlags::LowerUp),
         }))
     }
 
-    /// The first address of `family` on `ifindex` in kernel dump order (as
-    /// getifaddrs / netifaces), link-local included: IFA_LOCAL if present,
-    /// else IFA_ADDRESS.
-    async fn first_address(
-        &self,
-        ifindex: u32,
-        family: Family,
-        ifname: &str,
-    ) -> Result<Option<IpAddr>, RestoreError> {
-        let want = match family {
-            Family::IPv4 => AddressFamily::Inet,
-            Family::IPv6 => AddressFamily::Inet6,
-        };
-        let mut addrs = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(ifindex)
-            .execute();
+    /// One RTM_GETADDR dump of all families: the first address of each
+    /// family on each ifindex in kernel dump order (as getifaddrs /
+    /// netifaces), link-local included: IFA_LOCAL if present, else
+    /// IFA_ADDRESS.
+    async fn first_addresses(&self) -> Result<HashMap<(u32, Family), IpAddr>, RestoreError> {
+        let mut dump = self.handle.address().get().execute();
+        let mut out = HashMap::new();
         loop {
-            let msg = match addrs.try_next().await {
+            let msg = match dump.try_next().await {
                 Ok(Some(m)) => m,
-                Ok(None) => return Ok(None),
+                Ok(None) => return Ok(out),
                 Err(source) => {
                     return Err(RestoreError::Netlink {
-                        context: format!("RTM_GETADDR {ifname}"),
+                        context: "RTM_GETADDR dump".to_string(),
                         source,
                     })
                 }
             };
-            if msg.header.family != want {
-                continue;
-            }
+            let family = match msg.header.family {
+                AddressFamily::Inet => Family::IPv4,
+                AddressFamily::Inet6 => Family::IPv6,
+                _ => continue,
+            };
             let local = msg.attributes.iter().find_map(|a| match a {
                 AddressAttribute::Local(ip) => Some(*ip),
                 _ => None,
@@ -905,7 +1259,7 @@ impl Kernel {
                 _ => None,
             });
             if let Some(ip) = local.or(address).filter(|ip| Family::of(ip) == family) {
-                return Ok(Some(ip));
+                out.entry((msg.header.index, family)).or_insert(ip);
             }
         }
     }
@@ -936,57 +1290,85 @@ impl Kernel {
     }
 }
 
-/// An AF_PACKET socket bound to one interface (pnet_datalink), send only.
-/// pnet's send blocks (up to its 1 s write timeout when the socket buffer
-/// is full), so each send runs on tokio's blocking pool, never on the
-/// runtime thread. `None` only while a send is in flight or after a send
-/// task died.
-struct PacketSender {
-    tx: Option<Box<dyn pnet_datalink::DataLinkSender>>,
+/// The one AF_PACKET socket the probes go out on: `SOCK_RAW` with protocol
+/// 0, so it is never on the receive path, not bound, non-blocking; each
+/// frame names its interface (`sockaddr_ll`). One socket for the whole job,
+/// because opening and closing a packet socket each wait for an RCU grace
+/// period in the kernel (`synchronize_net` in `packet_release`), which one
+/// socket per interface paid 1,000 times in a row.
+struct ProbeSocket {
+    fd: AsyncFd<OwnedFd>,
 }
 
-impl PacketSender {
-    fn open(ifname: &str, ifindex: u32, mac: Mac) -> io::Result<Self> {
-        let iface = pnet_datalink::NetworkInterface {
-            name: ifname.to_string(),
-            description: String::new(),
-            index: ifindex,
-            mac: Some(pnet_datalink::MacAddr::from(mac)),
-            ips: Vec::new(),
-            flags: 0,
-        };
-        let config = pnet_datalink::Config {
-            promiscuous: false,
-            read_buffer_size: 2048,
-            write_timeout: Some(Duration::from_secs(1)),
-            ..Default::default()
-        };
-        match pnet_datalink::channel(&iface, config)? {
-            pnet_datalink::Channel::Ethernet(tx, _rx) => Ok(PacketSender { tx: Some(tx) }),
-            _ => Err(io::Error::other(
-                "pnet_datalink returned a non-Ethernet channel",
-            )),
-        }
+impl ProbeSocket {
+    /// Errors: `socket(2)` (`EPERM` without CAP_NET_RAW), or registering it
+    /// with the runtime.
+    fn open() -> io::Result<Self> {
+        let fd = nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Packet,
+            nix::sys::socket::SockType::Raw,
+            nix::sys::socket::SockFlag::SOCK_NONBLOCK | nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(io::Error::from)?;
+        #[allow(unsafe_code)]
+        // SAFETY: the OwnedFd owns the socket: it stays open until the
+        // AsyncFd drops it, `as_raw_fd` always returns that fd, and this
+        // type never takes the OwnedFd out, replaces or clones it.
+        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::WRITABLE) }
+            .map_err(io::Error::from)?;
+        Ok(ProbeSocket { fd })
     }
 
-    /// Sends one Ethernet frame.
+    /// Sends one Ethernet frame (destination MAC and ethertype read from
+    /// it) out of `ifindex`, waiting while the socket buffer is full and
+    /// retrying while the device queue refuses it (`ENOBUFS`, up to
+    /// [`PROBE_ENOBUFS_RETRIES`] times, 1 ms apart).
     ///
-    /// Errors: the socket's (e.g. `ENETDOWN`), "packet larger than the send
-    /// buffer", or "packet socket lost" after a send task panicked.
-    async fn send(&mut self, frame: Vec<u8>) -> io::Result<()> {
-        let Some(mut tx) = self.tx.take() else {
-            return Err(io::Error::other("packet socket lost"));
+    /// Errors: the kernel's (`ENETDOWN` when the interface is down,
+    /// `ENXIO` when it is gone, `ENOBUFS` after the retries), or a frame
+    /// shorter than an Ethernet header.
+    async fn send(&self, ifindex: u32, frame: &[u8]) -> io::Result<()> {
+        let (Some(dst), Some(ethertype)) = (frame.get(0..6), frame.get(12..14)) else {
+            return Err(io::Error::other("frame shorter than an Ethernet header"));
         };
-        let (tx, res) = tokio::task::spawn_blocking(move || {
-            let res = tx
-                .send_to(&frame, None)
-                .unwrap_or_else(|| Err(io::Error::other("packet larger than the send buffer")));
-            (tx, res)
-        })
-        .await
-        .map_err(|e| io::Error::other(format!("packet send task: {e}")))?;
-        self.tx = Some(tx);
-        res
+        let mut sll_addr = [0u8; 8];
+        sll_addr[..6].copy_from_slice(dst);
+        let addr = nix::libc::sockaddr_ll {
+            sll_family: nix::libc::AF_PACKET as u16,
+            // network byte order, as the frame carries it
+            sll_protocol: u16::from_ne_bytes([ethertype[0], ethertype[1]]),
+            sll_ifindex: i32::try_from(ifindex)
+                .map_err(|_| io::Error::other(format!("ifindex {ifindex} out of range")))?,
+            sll_hatype: 0,
+            sll_pkttype: 0,
+            sll_halen: 6,
+            sll_addr,
+        };
+        let addr_ptr = std::ptr::from_ref(&addr).cast();
+        let addr_len = std::mem::size_of::<nix::libc::sockaddr_ll>() as u32;
+        let mut enobufs = 0;
+        loop {
+            let mut guard = self.fd.writable().await?;
+            let res = match guard
+                .try_io(|fd| pnet_sys::send_to(fd.get_ref().as_raw_fd(), frame, addr_ptr, addr_len))
+            {
+                Ok(res) => res,
+                Err(_would_block) => continue,
+            };
+            match res {
+                Ok(_) => return Ok(()),
+                Err(e)
+                    if e.raw_os_error() == Some(nix::errno::Errno::ENOBUFS as i32)
+                        && enobufs < PROBE_ENOBUFS_RETRIES =>
+                {
+                    enobufs += 1;
+                    drop(guard);
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 
@@ -1155,6 +1537,292 @@ mod tests {
             e4.keys().copied().collect::<Vec<_>>(),
             [Family::IPv4, Family::IPv6]
         );
+    }
+
+    // ===== pass planning (no kernel, no clock) =====
+
+    fn link(ifindex: u32, carrier: bool) -> LinkState {
+        LinkState {
+            ifindex,
+            mac: Some([2, 0, 0, 0, 0, ifindex as u8]),
+            carrier,
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// `ifname` -> (IPv4 count, IPv6 count) pending neighbors.
+    fn pending_of(spec: &[(&str, usize, usize)]) -> NeighborMap {
+        let mut m = NeighborMap::new();
+        for (ifname, v4, v6) in spec {
+            let fams = m.entry(ifname.to_string()).or_default();
+            for k in 0..*v4 {
+                fams.entry(Family::IPv4)
+                    .or_default()
+                    .push((ip(&format!("10.9.0.{}", k + 1)), MAC));
+            }
+            for k in 0..*v6 {
+                fams.entry(Family::IPv6)
+                    .or_default()
+                    .push((ip(&format!("fc09::{}", k + 1)), MAC));
+            }
+        }
+        m
+    }
+
+    fn view(links: &[(&str, LinkState)]) -> PassView {
+        let mut v = PassView::default();
+        for (name, l) in links {
+            v.links.insert(name.to_string(), *l);
+            v.addrs.insert(
+                (l.ifindex, Family::IPv4),
+                ip(&format!("10.0.{}.1", l.ifindex)),
+            );
+            v.addrs.insert(
+                (l.ifindex, Family::IPv6),
+                ip(&format!("fc00:{}::1", l.ifindex)),
+            );
+        }
+        v
+    }
+
+    fn ready_names(plan: &PassPlan) -> Vec<&str> {
+        plan.ready.iter().map(|r| r.ifname.as_str()).collect()
+    }
+
+    #[test]
+    fn plan_takes_every_up_interface_with_its_families_and_source_addresses() {
+        let pending = pending_of(&[("Ethernet0", 2, 1), ("Ethernet4", 0, 3)]);
+        let v = view(&[("Ethernet0", link(5, true)), ("Ethernet4", link(6, true))]);
+        let plan = plan_pass(&pending, &v, false);
+        assert!(plan.not_ready.is_empty(), "{plan:?}");
+        assert!(!plan.settle_now);
+        assert_eq!(
+            plan.ready,
+            vec![
+                ReadyInterface {
+                    ifname: "Ethernet0".into(),
+                    ifindex: 5,
+                    mac: [2, 0, 0, 0, 0, 5],
+                    families: vec![
+                        (Family::IPv4, ip("10.0.5.1")),
+                        (Family::IPv6, ip("fc00:5::1"))
+                    ],
+                    after_settle: false,
+                },
+                ReadyInterface {
+                    ifname: "Ethernet4".into(),
+                    ifindex: 6,
+                    mac: [2, 0, 0, 0, 0, 6],
+                    families: vec![(Family::IPv6, ip("fc00:6::1"))],
+                    after_settle: false,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn plan_reasons_missing_down_no_mac_no_address() {
+        let pending = pending_of(&[
+            ("Ethernet0", 1, 0),
+            ("Ethernet4", 1, 0),
+            ("Ethernet8", 1, 0),
+            ("Ethernet12", 1, 1),
+            ("Ethernet16", 1, 1),
+        ]);
+        let mut v = view(&[
+            ("Ethernet4", link(2, false)),
+            ("Ethernet8", link(3, true)),
+            ("Ethernet12", link(4, true)),
+            ("Ethernet16", link(7, true)),
+        ]);
+        if let Some(l) = v.links.get_mut("Ethernet8") {
+            l.mac = None;
+        }
+        v.addrs.retain(|(ifindex, _), _| *ifindex != 4);
+        // only an IPv6 address on Ethernet16: its IPv4 neighbors wait
+        v.addrs.remove(&(7, Family::IPv4));
+        let plan = plan_pass(&pending, &v, false);
+        assert_eq!(
+            plan.not_ready,
+            vec![
+                ("Ethernet0".to_string(), NotReady::Missing),
+                ("Ethernet12".to_string(), NotReady::NoAddress),
+                ("Ethernet4".to_string(), NotReady::NoCarrier),
+                ("Ethernet8".to_string(), NotReady::NoMac),
+            ]
+        );
+        assert_eq!(ready_names(&plan), ["Ethernet16"]);
+        assert_eq!(
+            plan.ready[0].families,
+            vec![(Family::IPv6, ip("fc00:7::1"))]
+        );
+    }
+
+    #[test]
+    fn plan_vlan_and_lag_need_members_and_the_first_ones_settle_once() {
+        let pending = pending_of(&[
+            ("Ethernet0", 1, 0),
+            ("PortChannel0001", 1, 0),
+            ("PortChannel0002", 1, 0),
+            ("Vlan1000", 1, 0),
+        ]);
+        let mut v = view(&[
+            ("Ethernet0", link(1, true)),
+            ("PortChannel0001", link(2, true)),
+            ("PortChannel0002", link(3, true)),
+            ("Vlan1000", link(4, true)),
+        ]);
+        assert!(needs_member_check(&pending, &v.links));
+        // not read (None) counts as no members
+        let plan = plan_pass(&pending, &v, false);
+        assert_eq!(ready_names(&plan), ["Ethernet0"]);
+        assert!(!plan.settle_now);
+        assert!(plan.not_ready.contains(&(
+            "Vlan1000".into(),
+            NotReady::NoMembers(STATE_VLAN_MEMBER_TABLE_NAME)
+        )));
+
+        // a member of PortChannel00011 is not one of PortChannel0001
+        v.members = Some(Members {
+            vlan: ["Vlan1000|Ethernet8".to_string()].into(),
+            lag: [
+                "PortChannel00011|Ethernet12".to_string(),
+                "PortChannel0002|Ethernet16".to_string(),
+            ]
+            .into(),
+            sep: '|',
+        });
+        let plan = plan_pass(&pending, &v, false);
+        assert_eq!(
+            ready_names(&plan),
+            ["Ethernet0", "PortChannel0002", "Vlan1000"]
+        );
+        assert_eq!(
+            plan.not_ready,
+            vec![(
+                "PortChannel0001".to_string(),
+                NotReady::NoMembers(STATE_LAG_MEMBER_TABLE_NAME)
+            )]
+        );
+        assert!(plan.settle_now);
+        let after: Vec<bool> = plan.ready.iter().map(|r| r.after_settle).collect();
+        assert_eq!(after, [false, true, true]);
+
+        // once settled, nobody waits
+        let plan = plan_pass(&pending, &v, true);
+        assert!(!plan.settle_now);
+        assert!(plan.ready.iter().all(|r| !r.after_settle));
+    }
+
+    #[test]
+    fn member_tables_are_read_only_for_a_pending_vlan_or_lag_with_carrier() {
+        let pending = pending_of(&[("Ethernet0", 1, 0), ("Vlan1000", 1, 0)]);
+        let up = view(&[("Ethernet0", link(1, true)), ("Vlan1000", link(2, true))]);
+        assert!(needs_member_check(&pending, &up.links));
+        let down = view(&[("Ethernet0", link(1, true)), ("Vlan1000", link(2, false))]);
+        assert!(!needs_member_check(&pending, &down.links));
+        let missing = view(&[("Ethernet0", link(1, true))]);
+        assert!(!needs_member_check(&pending, &missing.links));
+        let plain = pending_of(&[("Ethernet0", 1, 0)]);
+        assert!(!needs_member_check(&plain, &up.links));
+    }
+
+    fn result(
+        ifname: &str,
+        family: Family,
+        restored: usize,
+        failed: usize,
+        net_down: bool,
+    ) -> FamilyResult {
+        FamilyResult {
+            ifname: ifname.into(),
+            family,
+            restored,
+            failed,
+            net_down,
+        }
+    }
+
+    #[test]
+    fn apply_removes_done_families_and_keeps_enetdown_ones() {
+        let mut pending = pending_of(&[
+            ("Ethernet0", 2, 2),
+            ("Ethernet4", 1, 0),
+            ("Ethernet8", 1, 1),
+        ]);
+        let mut reports = BTreeMap::new();
+        let restored = apply_pass(
+            &mut pending,
+            &mut reports,
+            vec![
+                result("Ethernet0", Family::IPv4, 2, 0, false),
+                result("Ethernet0", Family::IPv6, 1, 0, true),
+                result("Ethernet4", Family::IPv4, 0, 1, false),
+                result("Ethernet8", Family::IPv4, 1, 0, false),
+                result("Ethernet8", Family::IPv6, 0, 0, false),
+            ],
+        );
+        assert_eq!(restored, 3);
+        // Ethernet0 keeps IPv6 (ENETDOWN), the others are done
+        assert_eq!(pending.keys().collect::<Vec<_>>(), ["Ethernet0"]);
+        assert_eq!(
+            pending["Ethernet0"].keys().copied().collect::<Vec<_>>(),
+            [Family::IPv6]
+        );
+        assert_eq!(
+            reports,
+            BTreeMap::from([
+                (
+                    "Ethernet0".to_string(),
+                    InterfaceReport {
+                        restored: 2,
+                        failed: 0
+                    }
+                ),
+                (
+                    "Ethernet4".to_string(),
+                    InterfaceReport {
+                        restored: 0,
+                        failed: 1
+                    }
+                ),
+                (
+                    "Ethernet8".to_string(),
+                    InterfaceReport {
+                        restored: 1,
+                        failed: 0
+                    }
+                ),
+            ])
+        );
+        // next pass: the IPv6 neighbors are found (EEXIST) and counted
+        let restored = apply_pass(
+            &mut pending,
+            &mut reports,
+            vec![result("Ethernet0", Family::IPv6, 2, 0, false)],
+        );
+        assert_eq!(restored, 2);
+        assert!(pending.is_empty());
+        assert_eq!(
+            reports["Ethernet0"],
+            InterfaceReport {
+                restored: 4,
+                failed: 0
+            }
+        );
+    }
+
+    #[test]
+    fn another_pass_only_when_it_starts_before_the_timeout() {
+        let s = Duration::from_secs;
+        assert!(another_pass(s(0), s(5), s(110)));
+        assert!(another_pass(s(104), s(5), s(110)));
+        assert!(!another_pass(s(105), s(5), s(110)));
+        // timeout below the interval: one pass only
+        assert!(!another_pass(Duration::ZERO, s(5), s(3)));
     }
 
     #[test]
