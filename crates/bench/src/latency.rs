@@ -107,7 +107,7 @@ pub fn run(bin: &Path, args: &Args, rep: usize) -> anyhow::Result<Latency> {
     let topo = NeighTopology::new(args.ports)?;
     crate::ip_batch(topo.dut(), &neigh_lines(NEIGHBOURS, args.ports, "add"))?;
     let mut conn = redis.conn(0)?;
-    let mut daemon = start_daemon(bin, &topo, &redis, args)?;
+    let mut daemon = start_daemon(bin, &topo, &redis, args, false)?;
     daemon.wait_for_log(READY, SCENARIO_TIMEOUT)?;
     wait_scard(&mut conn, &mut daemon, NEIGHBOURS)?;
     let mut pops = Pops::new(&redis, "NEIGH_TABLE", 128)?;

@@ -8,12 +8,16 @@
 //!   of the same repetition (run automatically when a scenario that writes
 //!   neighbours is selected).
 //! * `idle`: start with an empty kernel table; RSS once the start-up dump
-//!   is done.
+//!   is done (+1 s) and [`STEADY_AFTER`] after it.
 //! * `cold1k`, `cold10k`, `cold100k`: the kernel table is filled first
 //!   (`ip -batch`, `neigh add <ip> lladdr <mac> dev <port> nud permanent`,
 //!   spread over the ports, 1 in 4 IPv6); time from process spawn to
 //!   `SCARD NEIGH_TABLE_KEY_SET` = N (no consumer runs, so every written
-//!   key stays pending there).
+//!   key stays pending there); RSS 1 s and [`STEADY_AFTER`] after the last
+//!   write.
+//! * With `--cpp-neighsyncd PATH`, `idle` and `cold100k` also run the C++
+//!   neighsyncd right after ours, in the same repetition, and the memory
+//!   targets compare with its figures.
 //! * `burst100k`: the daemon runs on an empty table; 100k adds arrive in
 //!   one `ip -batch`; lost = kernel count - APPL_DB count once settled; the
 //!   time is from the end of the burst to the last entry written.
@@ -36,7 +40,8 @@
 //! EVALSHA and all Redis commands per neighbour (`INFO commandstats`; the
 //! commands run inside the scripts count too; the bench's own INFO/SCARD
 //! polls are excluded), peak RSS (VmHWM), idle RSS (VmRSS once settled),
-//! entries lost. The last table holds every target with PASS/FAIL
+//! RSS +3 s (VmRSS [`STEADY_AFTER`] after the last write; `--smaps` prints
+//! where it goes), entries lost. The last table holds every target with PASS/FAIL
 //! ([`report`]).
 
 mod consumer;
@@ -69,6 +74,12 @@ const POLL: Duration = Duration::from_millis(2);
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
 /// A burst is settled when APPL_DB has not changed for this long.
 const SETTLE: Duration = Duration::from_secs(5);
+/// The steady RSS is sampled this long after the last write (after the
+/// start-up dump on an empty table), as the C++ was measured.
+const STEADY_AFTER: Duration = Duration::from_secs(3);
+/// What the C++ neighsyncd prints once its dump request is sent
+/// (`neighsyncd.cpp`, `cout << ... << endl`, so flushed).
+const CPP_READY: &str = "Listens to neigh messages...";
 
 /// Every scenario, in the order they run.
 const ALL: &[&str] = &[
@@ -123,6 +134,16 @@ struct Args {
     /// Extra arguments for neighsyncd (e.g. `--extra=--log-level=DEBUG`).
     #[arg(long, allow_hyphen_values = true)]
     extra: Vec<String>,
+    /// The C++ neighsyncd to compare memory with (a binary that takes
+    /// `--db-config PATH` first, like the anchor's `bin/neighsyncd`
+    /// wrapper): `idle` and `cold100k` then also run it, right after ours in
+    /// the same repetition, and the memory targets use its figures.
+    #[arg(long)]
+    cpp_neighsyncd: Option<PathBuf>,
+    /// Print where the daemon's RSS goes (per mapping, from
+    /// /proc/<pid>/smaps) at every steady-RSS sample.
+    #[arg(long)]
+    smaps: bool,
 }
 
 /// What a [`Row`] measured.
@@ -136,6 +157,10 @@ enum Kind {
     Floor,
     Warm,
     Restore,
+    /// The C++ neighsyncd on an empty table (`--cpp-neighsyncd`).
+    CppIdle,
+    /// The C++ neighsyncd's cold sync (`--cpp-neighsyncd`).
+    CppCold,
 }
 
 /// One row of the table.
@@ -155,6 +180,9 @@ struct Row {
     commands: i64,
     peak_rss_kib: u64,
     idle_rss_kib: u64,
+    /// VmRSS [`STEADY_AFTER`] after the last write (idle and cold only;
+    /// 0 elsewhere).
+    steady_rss_kib: u64,
     lost: i64,
     overruns: usize,
 }
@@ -245,6 +273,9 @@ fn main() -> anyhow::Result<()> {
     if wants_neigh {
         eprintln!("neighsyncd: {}", bin.display());
     }
+    if let Some(cpp) = &args.cpp_neighsyncd {
+        eprintln!("C++ neighsyncd: {}", cpp.display());
+    }
     if wants_ports {
         eprintln!("portsyncd: {}", port_bin.display());
     }
@@ -254,10 +285,22 @@ fn main() -> anyhow::Result<()> {
             eprintln!("== repetition {}: {s}", rep + 1);
             let r = match s.as_str() {
                 "floor" => vec![floor::run(&args, 100_000, rep)?],
-                "idle" => vec![idle(&bin, &args, rep)?],
-                "cold1k" => vec![cold(&bin, &args, 1_000, rep)?],
-                "cold10k" => vec![cold(&bin, &args, 10_000, rep)?],
-                "cold100k" => vec![cold(&bin, &args, 100_000, rep)?],
+                "idle" => {
+                    let mut r = vec![idle(&bin, &args, rep, false)?];
+                    if let Some(cpp) = &args.cpp_neighsyncd {
+                        r.push(idle(cpp, &args, rep, true)?);
+                    }
+                    r
+                }
+                "cold1k" => vec![cold(&bin, &args, 1_000, rep, false)?],
+                "cold10k" => vec![cold(&bin, &args, 10_000, rep, false)?],
+                "cold100k" => {
+                    let mut r = vec![cold(&bin, &args, 100_000, rep, false)?];
+                    if let Some(cpp) = &args.cpp_neighsyncd {
+                        r.push(cold(cpp, &args, 100_000, rep, true)?);
+                    }
+                    r
+                }
                 "burst100k" if scenarios.iter().any(|s| s == "flap100k") => continue,
                 "burst100k" => burst_and_flap(&bin, &args, 100_000, false, rep)?,
                 "flap100k" => burst_and_flap(&bin, &args, 100_000, true, rep)?,
@@ -293,6 +336,9 @@ fn main() -> anyhow::Result<()> {
         }
     }
     println!("Daemon binaries built from: {commit}");
+    if let Some(cpp) = &args.cpp_neighsyncd {
+        println!("C++ neighsyncd: {}", cpp.display());
+    }
     println!();
     print_table(&res);
     latency::print(&res.latency);
@@ -454,15 +500,20 @@ fn kernel_count(topo: &NeighTopology) -> anyhow::Result<usize> {
     Ok(n)
 }
 
+/// neighsyncd (`cpp`: the C++ one, which gets no `--extra` arguments) in
+/// the DUT namespace on `redis`.
 fn start_daemon(
     bin: &Path,
     topo: &NeighTopology,
     redis: &RedisServer,
     args: &Args,
+    cpp: bool,
 ) -> anyhow::Result<Daemon> {
     let cfg = redis.db_config_path().to_str().context("path")?.to_owned();
     let mut argv: Vec<&str> = vec!["--db-config", &cfg];
-    argv.extend(args.extra.iter().map(String::as_str));
+    if !cpp {
+        argv.extend(args.extra.iter().map(String::as_str));
+    }
     Daemon::start(Some(topo.dut()), bin, &argv)
 }
 
@@ -619,20 +670,25 @@ fn overruns(daemon: &Daemon) -> usize {
 
 // ===== scenarios =====
 
-fn idle(bin: &Path, args: &Args, rep: usize) -> anyhow::Result<Row> {
+fn idle(bin: &Path, args: &Args, rep: usize, cpp: bool) -> anyhow::Result<Row> {
     let redis = RedisServer::start()?;
     let topo = NeighTopology::new(args.ports)?;
     let t0 = Instant::now();
-    let mut daemon = start_daemon(bin, &topo, &redis, args)?;
-    daemon.wait_for_log(READY, SCENARIO_TIMEOUT)?;
+    let mut daemon = start_daemon(bin, &topo, &redis, args, cpp)?;
+    daemon.wait_for_log(if cpp { CPP_READY } else { READY }, SCENARIO_TIMEOUT)?;
     let wall = t0.elapsed();
     std::thread::sleep(Duration::from_secs(1));
-    let (hwm, rss) = proc_rss(daemon.pid())?;
+    let (_, rss) = proc_rss(daemon.pid())?;
+    let (hwm, steady) = steady_rss(&daemon, args, Duration::from_secs(1), "idle")?;
     let cpu = proc_cpu(daemon.pid())?;
     daemon.sigterm()?;
     Ok(Row {
-        name: "idle (empty table)".into(),
-        kind: Kind::Idle,
+        name: if cpp {
+            "C++ idle (empty table)".into()
+        } else {
+            "idle (empty table)".into()
+        },
+        kind: if cpp { Kind::CppIdle } else { Kind::Idle },
         rep,
         n: 0,
         wall,
@@ -640,11 +696,77 @@ fn idle(bin: &Path, args: &Args, rep: usize) -> anyhow::Result<Row> {
         daemon_cpu: cpu,
         peak_rss_kib: hwm,
         idle_rss_kib: rss,
+        steady_rss_kib: steady,
         ..Row::default()
     })
 }
 
-fn cold(bin: &Path, args: &Args, n: usize, rep: usize) -> anyhow::Result<Row> {
+/// Sleep until [`STEADY_AFTER`] after the last write (`since` of it has
+/// passed already), then (VmHWM, VmRSS); with `--smaps`, print where the
+/// RSS goes.
+fn steady_rss(
+    daemon: &Daemon,
+    args: &Args,
+    since: Duration,
+    what: &str,
+) -> anyhow::Result<(u64, u64)> {
+    std::thread::sleep(STEADY_AFTER.saturating_sub(since));
+    let r = proc_rss(daemon.pid())?;
+    if args.smaps {
+        eprintln!("smaps {what}: {}", smaps_summary(daemon.pid()));
+    }
+    Ok(r)
+}
+
+/// RSS per mapping kind of `pid` (/proc/<pid>/smaps): the executable's
+/// segments by permission, each shared library, heap, stack and anonymous
+/// mappings; largest first.
+fn smaps_summary(pid: u32) -> String {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else {
+        return "unreadable".to_owned();
+    };
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+    let mut by: Vec<(String, u64)> = Vec::new();
+    let mut label = String::new();
+    let mut total = 0;
+    for l in text.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.first()
+            .is_some_and(|a| a.contains('-') && !a.ends_with(':'))
+        {
+            let perms = f.get(1).copied().unwrap_or("");
+            let path = f.get(5).copied().unwrap_or("");
+            label = if path.is_empty() {
+                format!("anon {perms}")
+            } else if Path::new(path) == exe {
+                format!("exe {perms}")
+            } else if path.starts_with('[') {
+                path.to_owned()
+            } else {
+                let name = Path::new(path)
+                    .file_name()
+                    .map_or(path.into(), |n| n.to_string_lossy());
+                format!("{name} {perms}")
+            };
+        } else if let Some(kib) = l
+            .strip_prefix("Rss:")
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            total += kib;
+            match by.iter_mut().find(|(k, _)| *k == label) {
+                Some((_, v)) => *v += kib,
+                None => by.push((label.clone(), kib)),
+            }
+        }
+    }
+    by.retain(|(_, v)| *v > 0);
+    by.sort_by_key(|b| std::cmp::Reverse(b.1));
+    let parts: Vec<String> = by.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    format!("total {total} KiB: {}", parts.join(", "))
+}
+
+fn cold(bin: &Path, args: &Args, n: usize, rep: usize, cpp: bool) -> anyhow::Result<Row> {
     let redis = RedisServer::start()?;
     let topo = NeighTopology::new(args.ports)?;
     ip_batch(topo.dut(), &neigh_lines(n, args.ports, "add"))?;
@@ -655,20 +777,26 @@ fn cold(bin: &Path, args: &Args, n: usize, rep: usize) -> anyhow::Result<Row> {
     let mut conn = redis.conn(0)?;
     let before = RedisStats::read(&mut conn)?;
     let t0 = Instant::now();
-    let mut daemon = start_daemon(bin, &topo, &redis, args)?;
+    let mut daemon = start_daemon(bin, &topo, &redis, args, cpp)?;
     let done = wait_scard(&mut conn, &mut daemon, n)?;
     let wall = done - t0;
     let cpu = proc_cpu(daemon.pid())?;
     let after = RedisStats::read(&mut conn)?;
     std::thread::sleep(Duration::from_secs(1));
-    let (hwm, rss) = proc_rss(daemon.pid())?;
+    let (_, rss) = proc_rss(daemon.pid())?;
+    let (hwm, steady) = steady_rss(
+        &daemon,
+        args,
+        done.elapsed(),
+        &format!("{}cold {}k", if cpp { "C++ " } else { "" }, n / 1000),
+    )?;
     let written = scard(&mut conn)?;
     let (evalsha, commands) = after.commands_since(&before);
     let ov = overruns(&daemon);
     daemon.sigterm()?;
     Ok(Row {
-        name: format!("cold sync {}k", n / 1000),
-        kind: Kind::Cold,
+        name: format!("{}cold sync {}k", if cpp { "C++ " } else { "" }, n / 1000),
+        kind: if cpp { Kind::CppCold } else { Kind::Cold },
         rep,
         n,
         wall,
@@ -679,6 +807,7 @@ fn cold(bin: &Path, args: &Args, n: usize, rep: usize) -> anyhow::Result<Row> {
         commands,
         peak_rss_kib: hwm,
         idle_rss_kib: rss,
+        steady_rss_kib: steady,
         lost: kernel as i64 - written as i64,
         overruns: ov,
     })
@@ -695,7 +824,7 @@ fn burst_and_flap(
     let redis = RedisServer::start()?;
     let topo = NeighTopology::new(args.ports)?;
     let mut conn = redis.conn(0)?;
-    let mut daemon = start_daemon(bin, &topo, &redis, args)?;
+    let mut daemon = start_daemon(bin, &topo, &redis, args, false)?;
     daemon.wait_for_log(READY, SCENARIO_TIMEOUT)?;
     std::thread::sleep(Duration::from_millis(500));
     let adds = neigh_lines(n, args.ports, "add");
@@ -746,6 +875,7 @@ fn burst_and_flap(
         commands,
         peak_rss_kib: hwm,
         idle_rss_kib: rss,
+        steady_rss_kib: 0,
         lost: kernel as i64 - written as i64,
         overruns: overruns(&daemon),
     }];
@@ -808,6 +938,7 @@ fn burst_and_flap(
             commands: a - sent_all,
             peak_rss_kib: hwm,
             idle_rss_kib: rss,
+            steady_rss_kib: 0,
             lost: 0,
             overruns: overruns(&daemon) - ov0,
         });
@@ -827,9 +958,9 @@ fn print_table(res: &Results) {
         return;
     }
     println!(
-        "| rep | scenario | N | wall | daemon CPU/neigh | Redis CPU/neigh | x floor | EVALSHA/neigh | Redis cmds/neigh | peak RSS | idle RSS | lost | ENOBUFS |"
+        "| rep | scenario | N | wall | daemon CPU/neigh | Redis CPU/neigh | x floor | EVALSHA/neigh | Redis cmds/neigh | peak RSS | idle RSS | RSS +3 s | lost | ENOBUFS |"
     );
-    println!("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &res.rows {
         let wall = if r.wall == Duration::MAX {
             "never".to_owned()
@@ -851,7 +982,7 @@ fn print_table(res: &Results) {
             )
         };
         let ratio = match r.kind {
-            Kind::Idle | Kind::Flap | Kind::Restore => "-".to_owned(),
+            Kind::Idle | Kind::CppIdle | Kind::Flap | Kind::Restore => "-".to_owned(),
             _ => res
                 .floor_ratio(r)
                 .map_or("-".to_owned(), |x| format!("{x:.2}")),
@@ -863,8 +994,13 @@ fn print_table(res: &Results) {
                 mib(kib)
             }
         };
+        let steady = if r.steady_rss_kib == 0 {
+            "-".to_owned()
+        } else {
+            mib(r.steady_rss_kib)
+        };
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.rep + 1,
             r.name,
             r.n,
@@ -876,6 +1012,7 @@ fn print_table(res: &Results) {
             c,
             rss(r.peak_rss_kib),
             rss(r.idle_rss_kib),
+            steady,
             if r.n == 0 {
                 "-".to_owned()
             } else {

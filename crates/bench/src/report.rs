@@ -61,6 +61,40 @@ fn at_most(
     }
 }
 
+/// A "value below the C++'s" line: the median of `ours` under the median
+/// of `cpp` (the C++ daemon measured in the same run), or under `fallback`
+/// when the C++ did not run. Each figure shows the C++'s of its repetition.
+fn below_cpp(
+    what: &str,
+    source: &'static str,
+    ours: &[(usize, f64)],
+    cpp: &[(usize, f64)],
+    fallback: f64,
+) -> Line {
+    let values: Vec<f64> = ours.iter().map(|(_, v)| *v).collect();
+    let cpp_values: Vec<f64> = cpp.iter().map(|(_, v)| *v).collect();
+    let (limit, target) = match median(&cpp_values) {
+        Some(m) => (m, format!("{what} < the C++'s in this run")),
+        None => (
+            fallback,
+            format!("{what} < {fallback:.1} MiB (C++; run with --cpp-neighsyncd to measure it)"),
+        ),
+    };
+    Line {
+        target,
+        source,
+        figures: ours
+            .iter()
+            .map(|(rep, v)| match cpp.iter().find(|(r, _)| r == rep) {
+                Some((_, c)) => format!("{v:.1} MiB (C++ {c:.1})"),
+                None => format!("{v:.1} MiB"),
+            })
+            .collect(),
+        verdict: median(&values).map(|m| m < limit),
+        rule: Rule::Median,
+    }
+}
+
 /// An "every repetition holds" line.
 fn every(target: String, source: &'static str, checks: &[(bool, String)]) -> Line {
     Line {
@@ -112,6 +146,11 @@ fn worst_per_rep(
         })
         .collect()
 }
+
+/// The C++ neighsyncd's RSS steady at 100k as the issue measured it, the
+/// bar for both memory rows when the C++ is not run (its idle figure was
+/// 7.5 MiB).
+const CPP_STEADY_MIB: f64 = 7.4;
 
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
@@ -424,6 +463,43 @@ pub fn print(res: &Results, reps: usize) {
             &idle,
             8.0,
             mib_f,
+        ));
+    }
+
+    // Issue "at the physical floor", item 2: memory below the C++.
+    let steady = |kind: Kind| -> Vec<(usize, f64)> {
+        res.rows
+            .iter()
+            .filter(|r| r.kind == kind && r.steady_rss_kib > 0)
+            .map(|r| (r.rep, mib(r.steady_rss_kib)))
+            .collect()
+    };
+    let (ours, cpp) = (steady(Kind::Idle), steady(Kind::CppIdle));
+    if !ours.is_empty() {
+        lines.push(below_cpp(
+            "idle RSS (empty table, 3 s after start-up)",
+            "physical floor 2",
+            &ours,
+            &cpp,
+            CPP_STEADY_MIB,
+        ));
+    }
+    let cold_steady: Vec<(usize, f64)> = cold
+        .iter()
+        .filter(|r| r.steady_rss_kib > 0)
+        .map(|r| (r.rep, mib(r.steady_rss_kib)))
+        .collect();
+    let cpp_cold: Vec<(usize, f64)> = rows(res, Kind::CppCold, 100_000)
+        .filter(|r| r.steady_rss_kib > 0)
+        .map(|r| (r.rep, mib(r.steady_rss_kib)))
+        .collect();
+    if !cold_steady.is_empty() {
+        lines.push(below_cpp(
+            "steady RSS at 100k (3 s after the cold sync's last write)",
+            "physical floor 2",
+            &cold_steady,
+            &cpp_cold,
+            CPP_STEADY_MIB,
         ));
     }
 

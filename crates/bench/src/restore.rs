@@ -339,6 +339,7 @@ pub fn run(bin: &Path, n: usize, rep: usize, args: &Args) -> anyhow::Result<(Row
         commands,
         peak_rss_kib: hwm,
         idle_rss_kib: 0,
+        steady_rss_kib: 0,
         lost: ENTRIES as i64 - in_kernel as i64,
         overruns: 0,
     };

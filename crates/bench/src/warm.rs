@@ -152,7 +152,7 @@ pub fn run(bin: &Path, args: &Args, n: usize, rep: usize) -> anyhow::Result<(Row
     let mut config = redis.conn(CONFIG_DB)?;
 
     // 1. Cold sync, then stop.
-    let mut daemon = start_daemon(bin, &topo, &redis, args)?;
+    let mut daemon = start_daemon(bin, &topo, &redis, args, false)?;
     wait_scard(&mut conn, &mut daemon, n)?;
     let st = daemon.sigterm()?;
     if !st.success() {
@@ -221,7 +221,7 @@ pub fn run(bin: &Path, args: &Args, n: usize, rep: usize) -> anyhow::Result<(Row
     // 5. Warm start.
     let before = RedisStats::read(&mut conn)?;
     let t0 = Instant::now();
-    let mut daemon = start_daemon(bin, &topo, &redis, args)?;
+    let mut daemon = start_daemon(bin, &topo, &redis, args, false)?;
     let pid = daemon.pid();
     let done = loop {
         if hget(&mut state, "WARM_RESTART_TABLE|neighsyncd", "state")?.as_deref()
@@ -289,6 +289,7 @@ pub fn run(bin: &Path, args: &Args, n: usize, rep: usize) -> anyhow::Result<(Row
         commands,
         peak_rss_kib: hwm,
         idle_rss_kib: rss,
+        steady_rss_kib: 0,
         lost: mismatches as i64,
         overruns: ov,
     };
