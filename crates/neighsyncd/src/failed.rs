@@ -27,7 +27,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::sync::{FailedOp, FAILED_FIELD};
-use crate::writer::Batch;
+use crate::writer::{Batch, Origin};
 
 /// What a [`FailedTable`] snapshot or resync changed (for the log).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,6 +49,10 @@ pub struct FailedTable {
     /// Keys a kernel snapshot in progress listed as FAILED or INCOMPLETE
     /// (or a notification touched meanwhile).
     seen: Option<HashSet<String>>,
+    /// During a snapshot: keys a notification touched since it began; a
+    /// dump entry for one of them is not newer than that notification
+    /// (crate::writer, "dumps and notifications") and only marks it listed.
+    notified: HashSet<String>,
     counts: FailedCounts,
 }
 
@@ -67,9 +71,24 @@ impl FailedTable {
         self.pending.clear();
     }
 
-    /// Applies one decided op for the neighbour `key` (`<ifname>:<ip>`).
-    /// Returns whether something will be written because of it.
-    pub fn apply(&mut self, key: &str, op: FailedOp) -> bool {
+    /// Applies one decided op for the neighbour `key` (`<ifname>:<ip>`),
+    /// from a dump entry or a notification (`origin`). Returns whether
+    /// something will be written because of it.
+    pub fn apply(&mut self, key: &str, op: FailedOp, origin: Origin) -> bool {
+        if self.seen.is_some() {
+            match origin {
+                Origin::Notification => {
+                    self.notified.insert(key.to_owned());
+                }
+                Origin::Dump if self.notified.contains(key) => {
+                    if self.is_present(key) {
+                        self.mark_seen(key);
+                    }
+                    return false;
+                }
+                Origin::Dump => {}
+            }
+        }
         match op {
             FailedOp::Publish => {
                 self.mark_seen(key);
@@ -109,6 +128,7 @@ impl FailedTable {
     /// (a second call starts over).
     pub fn begin_snapshot(&mut self) {
         self.seen = Some(HashSet::new());
+        self.notified.clear();
         self.counts = FailedCounts::default();
     }
 
@@ -119,6 +139,7 @@ impl FailedTable {
         let Some(seen) = self.seen.take() else {
             return FailedCounts::default();
         };
+        self.notified = HashSet::new();
         let gone: Vec<String> = self.present_keys().filter(|k| !seen.contains(k)).collect();
         for key in &gone {
             if self.clear(key) {
@@ -286,7 +307,7 @@ mod tests {
     #[test]
     fn each_failed_event_sets_again_and_resolution_deletes_once() {
         let mut t = FailedTable::new();
-        assert!(t.apply(K, FailedOp::Publish));
+        assert!(t.apply(K, FailedOp::Publish, Origin::Notification));
         let mut b = Batch::empty();
         t.take_into(&mut b, 10);
         assert_eq!(
@@ -294,14 +315,14 @@ mod tests {
             vec![(K.to_owned(), vec![("NULL".to_owned(), "NULL".to_owned())])]
         );
         // nbrmgrd moved it to INCOMPLETE; it failed again: a new SET.
-        assert!(!t.apply(K, FailedOp::Keep));
+        assert!(!t.apply(K, FailedOp::Keep, Origin::Notification));
         assert!(!t.has_pending());
-        assert!(t.apply(K, FailedOp::Publish));
+        assert!(t.apply(K, FailedOp::Publish, Origin::Notification));
         assert_eq!(flush(&mut t), (vec![K.to_owned()], vec![]));
-        assert!(t.apply(K, FailedOp::Clear));
+        assert!(t.apply(K, FailedOp::Clear, Origin::Notification));
         assert_eq!(flush(&mut t), (vec![], vec![K.to_owned()]));
         // Resolved again: nothing published, nothing sent.
-        assert!(!t.apply(K, FailedOp::Clear));
+        assert!(!t.apply(K, FailedOp::Clear, Origin::Notification));
         assert!(!t.has_pending());
         assert!(t.is_empty());
     }
@@ -309,26 +330,34 @@ mod tests {
     #[test]
     fn a_set_never_sent_is_cancelled_by_its_clear() {
         let mut t = FailedTable::new();
-        t.apply(K, FailedOp::Publish);
-        assert!(!t.apply(K, FailedOp::Clear));
+        t.apply(K, FailedOp::Publish, Origin::Notification);
+        assert!(!t.apply(K, FailedOp::Clear, Origin::Notification));
         assert_eq!(flush(&mut t), (vec![], vec![]));
         // Published, SET again, then cleared before the flush: one DEL.
-        t.apply(K, FailedOp::Publish);
+        t.apply(K, FailedOp::Publish, Origin::Notification);
         flush(&mut t);
-        t.apply(K, FailedOp::Publish);
-        t.apply(K, FailedOp::Clear);
+        t.apply(K, FailedOp::Publish, Origin::Notification);
+        t.apply(K, FailedOp::Clear, Origin::Notification);
         assert_eq!(flush(&mut t), (vec![], vec![K.to_owned()]));
     }
 
     #[test]
     fn a_failed_flush_is_retried_unless_superseded() {
         let mut t = FailedTable::new();
-        t.apply(K, FailedOp::Publish);
-        t.apply("Vlan1000:fc02:1000::3", FailedOp::Publish);
+        t.apply(K, FailedOp::Publish, Origin::Notification);
+        t.apply(
+            "Vlan1000:fc02:1000::3",
+            FailedOp::Publish,
+            Origin::Notification,
+        );
         let mut b = Batch::empty();
         t.take_into(&mut b, 10);
         // Meanwhile ::3 resolved.
-        t.apply("Vlan1000:fc02:1000::3", FailedOp::Clear);
+        t.apply(
+            "Vlan1000:fc02:1000::3",
+            FailedOp::Clear,
+            Origin::Notification,
+        );
         t.fail(&b);
         assert_eq!(
             flush(&mut t),
@@ -341,10 +370,11 @@ mod tests {
         let mut t = FailedTable::new();
         t.seed(["Vlan1000:fc02::a", "Vlan1000:fc02::b", "Vlan1000:fc02::c"].map(String::from));
         t.begin_snapshot();
-        t.apply("Vlan1000:fc02::a", FailedOp::Publish); // still failed
-        t.apply("Vlan1000:fc02::b", FailedOp::Keep); // INCOMPLETE
-        t.apply("Vlan1000:fc02::d", FailedOp::Publish); // new
-                                                        // ::c not listed: gone while we were away.
+        let d = Origin::Dump;
+        t.apply("Vlan1000:fc02::a", FailedOp::Publish, d); // still failed
+        t.apply("Vlan1000:fc02::b", FailedOp::Keep, d); // INCOMPLETE
+        t.apply("Vlan1000:fc02::d", FailedOp::Publish, d); // new
+                                                           // ::c not listed: gone while we were away.
         let c = t.end_snapshot();
         assert_eq!(
             c,
@@ -371,10 +401,38 @@ mod tests {
     }
 
     #[test]
+    fn a_dump_entry_older_than_a_notification_changes_nothing() {
+        // The dump message listing ::a FAILED and ::b REACHABLE was filled
+        // before ::a resolved and ::b failed, and queued after both
+        // notifications.
+        let mut t = FailedTable::new();
+        t.seed(["Vlan1000:fc02::a".to_owned()]);
+        t.begin_snapshot();
+        let n = Origin::Notification;
+        t.apply("Vlan1000:fc02::a", FailedOp::Clear, n);
+        t.apply("Vlan1000:fc02::b", FailedOp::Publish, n);
+        t.apply("Vlan1000:fc02::a", FailedOp::Publish, Origin::Dump);
+        t.apply("Vlan1000:fc02::b", FailedOp::Clear, Origin::Dump);
+        assert_eq!(
+            t.end_snapshot().removed,
+            0,
+            "::b listed, ::a already cleared"
+        );
+        assert_eq!(
+            flush(&mut t),
+            (
+                vec!["Vlan1000:fc02::b".to_owned()],
+                vec!["Vlan1000:fc02::a".to_owned()]
+            )
+        );
+        assert_eq!(t.keys(), ["Vlan1000:fc02::b"]);
+    }
+
+    #[test]
     fn reconnect_writes_the_difference_with_appl_db() {
         let mut t = FailedTable::new();
-        t.apply(K, FailedOp::Publish);
-        t.apply("Vlan1000:fc02::b", FailedOp::Publish);
+        t.apply(K, FailedOp::Publish, Origin::Notification);
+        t.apply("Vlan1000:fc02::b", FailedOp::Publish, Origin::Notification);
         flush(&mut t);
         // Redis came back empty but for a key someone else left.
         let c = t.resync_from_appl(["Vlan1000:fc02::z".to_owned(), K.to_owned()]);

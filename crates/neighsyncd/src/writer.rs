@@ -26,6 +26,14 @@
 //!   fresh kernel dump after ENOBUFS ([`NeighWriter::resync_from_kernel`]) and
 //!   against APPL_DB after a Redis reconnect ([`NeighWriter::resync_from_appl`]).
 //!
+//! **Dumps and notifications.** A dump entry and the notification of a
+//! change reach the socket independently: the kernel fills a dump message,
+//! and before it queues it another CPU may change a neighbour the message
+//! lists and queue that change's notification first. So during a snapshot,
+//! a dump entry for a key a notification touched since the snapshot began is
+//! not newer than that notification (a newer change has its own
+//! notification still to come): it only marks the key listed.
+//!
 //! EVPN `ROUTE_TABLE` host-route deletes (b.2 step 18) are kept in a separate
 //! FIFO and go out in the same batch **before** the `NEIGH_TABLE` sets.
 //!
@@ -404,6 +412,10 @@ pub struct NeighWriter {
     /// While tracked ([`NeighWriter::track_suspects`]): keys the dump
     /// changed that no notification has touched since.
     suspects: Option<FastSet<Key>>,
+    /// During a snapshot: the keys a notification touched since it began.
+    /// A dump entry for one of them is not newer than that notification
+    /// (module docs, "dumps and notifications") and is only marked listed.
+    notified: FastSet<Key>,
     /// Cold start ([`NeighWriter::begin_cold`]): what APPL_DB holds for keys
     /// not yet touched since; emptied as keys are touched, the rest is
     /// deleted by [`NeighWriter::end_snapshot`].
@@ -720,6 +732,20 @@ impl NeighWriter {
     /// The coalescing core: `new` is the key's new desired value; a change
     /// counts in the snapshot's counts when it comes from the dump.
     fn stage_key(&mut self, key: Key, new: Option<Value>, origin: Origin) -> bool {
+        if self.snapshot.is_some() {
+            match origin {
+                Origin::Notification => {
+                    self.notified.insert(key.clone());
+                }
+                Origin::Dump if self.notified.contains(&key) => {
+                    if let Some(s) = self.desired.get_mut(&key) {
+                        s.seen = true;
+                    }
+                    return self.dirty.contains_key(&key);
+                }
+                Origin::Dump => {}
+            }
+        }
         if !self.cold_appl.is_empty() {
             if let Some(written) = self.stage_cold(&key, new) {
                 return written;

@@ -68,7 +68,12 @@ impl NeighCore {
         // and the warm-start state decide.
         if let (Some(op), Some(name)) = (decide_failed(ev, ifname, &self.ctx), ifname) {
             let key = neigh_key(name, &ev.dst);
-            if self.failed.apply(&key, op) {
+            let origin = if ev.dump {
+                Origin::Dump
+            } else {
+                Origin::Notification
+            };
+            if self.failed.apply(&key, op, origin) {
                 tracing::debug!(key = %key, op = ?op, "NEIGH_FAILED_TABLE");
                 self.unacked_since.get_or_insert(now);
             }

@@ -24,6 +24,7 @@ impl NeighWriter {
         for slot in self.desired.values_mut() {
             slot.seen = false;
         }
+        self.notified.clear();
         if self.snapshot.is_none() {
             self.snapshot = Some(ResyncCounts::default());
         }
@@ -106,6 +107,7 @@ impl NeighWriter {
         self.cold_appl.shrink_to_fit();
         extra.sort_unstable();
         let mut counts = self.snapshot.take().unwrap_or_default();
+        self.notified = FastSet::default();
         counts.removed += extra.len();
         for key in extra {
             // Not desired, not dirty (untouched since begin_cold).

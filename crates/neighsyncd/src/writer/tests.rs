@@ -837,6 +837,48 @@ fn suspects_are_dump_changes_no_notification_followed() {
 }
 
 #[test]
+fn a_dump_entry_older_than_a_notification_already_staged_changes_nothing() {
+    // The kernel filled a dump message with MAC 1, then (on another CPU)
+    // changed the neighbour to MAC 2 and queued that notification ahead of
+    // the dump message; a third key was deleted the same way.
+    let mut w = NeighWriter::new();
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let v4 = |m: usize| Some((MACS[m], Family::IPv4));
+    w.cold_start(
+        &ConsumerView::new(),
+        [
+            set("Ethernet0:10.0.0.1", MACS[1]),
+            set("Ethernet0:10.0.0.3", MACS[1]),
+        ],
+    );
+    let b = w.take_batch(16).unwrap();
+    w.complete(b);
+    w.begin_snapshot();
+    w.track_suspects();
+    let n = Origin::Notification;
+    w.stage_parts("Ethernet0", &ip("10.0.0.1"), v4(2), None, n);
+    w.stage_parts("Ethernet0", &ip("10.0.0.3"), None, None, n);
+    w.stage_parts("Ethernet0", &ip("10.0.0.1"), v4(1), None, Origin::Dump);
+    w.stage_parts("Ethernet0", &ip("10.0.0.3"), v4(1), None, Origin::Dump);
+    let c = w.end_snapshot();
+    assert_eq!((c.added, c.changed, c.removed), (0, 0, 0));
+    assert_eq!(w.take_suspects(), 0, "no drift");
+    let b = w.take_batch(16).unwrap();
+    // The notifications' values, not the dump's.
+    assert_eq!(b.neigh_dels, vec!["Ethernet0:10.0.0.3".to_owned()]);
+    assert_eq!(b.neigh_sets.len(), 1);
+    assert_eq!(b.neigh_sets[0].0, "Ethernet0:10.0.0.1");
+    assert_eq!(w.desired().len(), 1);
+    assert_eq!(w.desired()[0].1, MACS[2]);
+    w.complete(b);
+    // The next snapshot starts afresh: its entries are newer than anything
+    // notified before it began.
+    w.begin_snapshot();
+    assert!(w.stage_parts("Ethernet0", &ip("10.0.0.1"), v4(0), None, Origin::Dump));
+    assert_eq!(w.end_snapshot().changed, 1);
+}
+
+#[test]
 fn mac_text_parsing_is_exact() {
     assert_eq!(
         parse_canonical_mac("00:11:22:aa:bb:cc"),
