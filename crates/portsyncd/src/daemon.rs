@@ -49,6 +49,7 @@
 //! * Netlink ENOBUFS: the links are dumped again; links missing from the dump
 //!   are treated as deleted (mark and sweep), so STATE_DB equals the kernel.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
@@ -60,7 +61,7 @@ use swss::{FieldValues, ProducerStateTable, SwssError, Table};
 
 pub use crate::core::INIT_DONE_WARN_INTERVAL;
 use crate::core::{PortCore, Setup};
-use crate::effects::{self, PortEffects, Subs};
+use crate::effects::{self, apply_logger, PortEffects, SharedLogger, Subs};
 pub use crate::error::DaemonError;
 use crate::sync::{
     port_config_ops, PortConfigCount, PortSync, SwitchType, APP_PORT_TABLE_NAME,
@@ -261,13 +262,12 @@ async fn start(opts: &Options) -> Result<Started, DaemonError> {
     let mut conns = dbs.connect_all().await;
 
     opts.ops.notifier.status("starting: connected to Redis");
-    step(
-        "CONFIG_DB LOGGER defaults and subscription",
-        &dbs,
-        &mut conns,
-        |_| opts.ops.link_logger(&dbs.config),
-    )
-    .await?;
+    let logger: SharedLogger = Arc::new(Mutex::new(
+        step("CONFIG_DB LOGGER defaults", &dbs, &mut conns, |_| {
+            opts.ops.logger_sync(&dbs.config)
+        })
+        .await?,
+    ));
     let switch_type = step(
         "CONFIG_DB DEVICE_METADATA",
         &dbs,
@@ -319,6 +319,11 @@ async fn start(opts: &Options) -> Result<Started, DaemonError> {
         );
         count
     });
+    // The LOGGER level and output CONFIG_DB holds at start (unless given
+    // on the command line), as swss::Logger::linkToDbWithOutput.
+    for op in &loads.logger {
+        apply_logger(&logger, op, true);
+    }
     for (key, has_admin) in loads.present {
         // No link is known yet, so nothing is written here.
         let _ = sync.on_appl_port(&key, true, has_admin);
@@ -339,7 +344,7 @@ async fn start(opts: &Options) -> Result<Started, DaemonError> {
     let Conns { appl, state, .. } = conns;
     Ok(Started {
         core: PortCore::new(setup, Instant::now()),
-        effects: PortEffects::new(dbs, appl, state, producer, follow_config),
+        effects: PortEffects::new(dbs, appl, state, producer, follow_config, logger),
         sock,
         subs,
     })

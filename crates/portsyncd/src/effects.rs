@@ -3,7 +3,8 @@
 //! PortConfigDone producer writes, read-backs, the reconnect) and feeds the
 //! APPL_DB / STATE_DB `PORT_TABLE` subscriptions (and, with
 //! `--port-config-count-follows-config`, CONFIG_DB `PORT`) to the core as
-//! [`Input`]s.
+//! [`Input`]s; CONFIG_DB `LOGGER` changes, on the same CONFIG_DB
+//! subscription, go to the live log level and output.
 //!
 //! Nothing here decides anything: every outcome goes back to
 //! [`crate::core::PortCore`] through [`Io::spawn`] / [`Io::sender`].
@@ -13,9 +14,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use redis::aio::MultiplexedConnection;
 use sonic_daemon::engine::{retry_forever, Effects, Io};
+use sonic_daemon::logging::{LoggerSync, CFG_LOGGER_TABLE_NAME};
 use sonic_daemon::startup::Dbs;
 use swss::subscriber_state::SubscribeMode;
-use swss::{KeyOp, ProducerStateTable, SubscriberStateTable, SwssError, Table};
+use swss::{
+    KeyOp, MultiTableSubscriber, PatternScope, ProducerStateTable, SubscriberStateTable, SwssError,
+    Table,
+};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
@@ -37,10 +42,12 @@ pub struct Subs {
     /// matter (someone else removed an entry we skipped rewriting,
     /// [`crate::sync::PortSync::on_state_port_deleted`]).
     state: SubscriberStateTable,
-    /// CONFIG_DB `PORT`, [`SubscribeMode::Presence`], only with
-    /// `--port-config-count-follows-config`: which ports are configured
-    /// ([`crate::sync::PortConfigCount`]).
-    config: Option<SubscriberStateTable>,
+    /// CONFIG_DB, one pattern for the database ([`PatternScope::Database`]):
+    /// `LOGGER` ([`SubscribeMode::Content`]: the live log level and output,
+    /// [`LoggerSync`]) and, with `--port-config-count-follows-config`,
+    /// `PORT` ([`SubscribeMode::Presence`]: which ports are configured,
+    /// [`crate::sync::PortConfigCount`]).
+    config: MultiTableSubscriber,
 }
 
 /// What [`subscribe_all`] hands back besides the feeds: the initial loads.
@@ -52,6 +59,9 @@ pub struct Loads {
     /// CONFIG_DB `PORT` keys (port names, sorted), when followed; `None`
     /// without `--port-config-count-follows-config`.
     pub config_ports: Option<Vec<String>>,
+    /// CONFIG_DB `LOGGER` ops (keys without the `LOGGER|` prefix), for
+    /// [`LoggerSync::apply`].
+    pub logger: Vec<KeyOp>,
 }
 
 /// Subscribes to APPL_DB `PORT_TABLE` and returns the subscriber with its
@@ -86,29 +96,37 @@ async fn subscribe_appl_ports(
     Ok((sub, present))
 }
 
-/// Subscribes to CONFIG_DB `PORT` in [`SubscribeMode::Presence`] and
-/// returns the subscriber with its initial load: the port names (`PORT|<name>`
-/// keys), sorted. Live changes then carry key existence only.
+/// Subscribes to CONFIG_DB `LOGGER` and, with `follow_ports`, `PORT` in
+/// [`SubscribeMode::Presence`] (one pattern for both), and returns the
+/// subscriber with its initial load: the port names (`PORT|<name>` keys,
+/// sorted; `None` without `follow_ports`) and the `LOGGER` ops. Live `PORT`
+/// changes then carry key existence only.
 ///
 /// Errors: [`SwssError`] from connect, PSUBSCRIBE, SCAN or HGETALL.
-async fn subscribe_config_ports(
+async fn subscribe_config(
     config: &swss::DbConnector,
-) -> Result<(SubscriberStateTable, Vec<String>), SwssError> {
-    let mut sub =
-        SubscriberStateTable::with_mode(config, CFG_PORT_TABLE_NAME, SubscribeMode::Presence)
-            .await?;
+    follow_ports: bool,
+) -> Result<(MultiTableSubscriber, Option<Vec<String>>, Vec<KeyOp>), SwssError> {
+    let mut tables = vec![(CFG_LOGGER_TABLE_NAME, SubscribeMode::Content)];
+    if follow_ports {
+        tables.push((CFG_PORT_TABLE_NAME, SubscribeMode::Presence));
+    }
+    let mut sub = MultiTableSubscriber::new(config, &tables, PatternScope::Database).await?;
     let mut names = std::collections::BTreeSet::new();
-    while sub.queued() > 0 {
-        match sub.next().await? {
-            KeyOp::Set(name, _) => {
+    let mut logger = Vec::new();
+    for (table, op) in sub.drain_queued() {
+        match (table == CFG_PORT_TABLE_NAME, op) {
+            (true, KeyOp::Set(name, _)) => {
                 names.insert(name);
             }
-            KeyOp::Del(name) => {
+            (true, KeyOp::Del(name)) => {
                 names.remove(&name);
             }
+            (false, op) => logger.push(op),
         }
     }
-    Ok((sub, names.into_iter().collect()))
+    let ports = follow_ports.then(|| names.into_iter().collect());
+    Ok((sub, ports, logger))
 }
 
 /// Subscribes to APPL_DB `PORT_TABLE` (with its initial load: port key ->
@@ -129,15 +147,11 @@ pub async fn subscribe_all(dbs: &Dbs, follow_config: bool) -> Result<(Subs, Load
         SubscribeMode::Deletions,
     )
     .await?;
-    let (config, config_ports) = if follow_config {
-        let (sub, names) = subscribe_config_ports(&dbs.config).await?;
-        (Some(sub), Some(names))
-    } else {
-        (None, None)
-    };
+    let (config, config_ports, logger) = subscribe_config(&dbs.config, follow_config).await?;
     let loads = Loads {
         present,
         config_ports,
+        logger,
     };
     Ok((
         Subs {
@@ -193,8 +207,9 @@ impl Drop for Session {
 }
 
 impl Session {
-    /// Spawns the forwarding tasks of `subs`.
-    fn follow(&mut self, subs: Subs, tx: &UnboundedSender<Input>) {
+    /// Spawns the forwarding tasks of `subs` (`LOGGER` changes go to
+    /// `logger`).
+    fn follow(&mut self, subs: Subs, logger: SharedLogger, tx: &UnboundedSender<Input>) {
         self.tasks = vec![
             tokio::spawn(forward(subs.appl, tx.clone(), |op| Some(Input::Appl(op)))),
             // SubscribeMode::Deletions never gives a Set.
@@ -203,12 +218,49 @@ impl Session {
                 KeyOp::Set(..) => None,
             })),
         ];
-        if let Some(config) = subs.config {
-            self.tasks
-                .push(tokio::spawn(forward(config, tx.clone(), |op| {
-                    Some(Input::ConfigPort(op))
-                })));
+        self.tasks.push(tokio::spawn(forward_config(
+            subs.config,
+            logger,
+            tx.clone(),
+        )));
+    }
+}
+
+/// Forwards CONFIG_DB changes: `LOGGER` ones to `logger` (the live log
+/// level and output), `PORT` ones to the core as [`Input::ConfigPort`],
+/// until the subscription fails ([`Input::SubscriptionLost`]) or the core
+/// is gone.
+async fn forward_config(
+    mut sub: MultiTableSubscriber,
+    logger: SharedLogger,
+    tx: UnboundedSender<Input>,
+) {
+    loop {
+        let input = match sub.next().await {
+            Ok((table, op)) if table == CFG_LOGGER_TABLE_NAME => {
+                apply_logger(&logger, &op, false);
+                continue;
+            }
+            Ok((_, op)) => Input::ConfigPort(op),
+            Err(e) => Input::SubscriptionLost(e),
+        };
+        let lost = matches!(input, Input::SubscriptionLost(_));
+        if tx.send(input).is_err() || lost {
+            return;
         }
+    }
+}
+
+/// The live log level's follower, shared by the start-up and the
+/// subscription tasks (`None` without a log handle).
+pub type SharedLogger = Arc<Mutex<Option<LoggerSync>>>;
+
+/// Feeds one CONFIG_DB `LOGGER` op to `logger` ([`LoggerSync::apply`];
+/// `at_start`: the daemon's first subscription's initial load).
+pub fn apply_logger(logger: &SharedLogger, op: &KeyOp, at_start: bool) {
+    let mut guard = logger.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(sync) = guard.as_mut() {
+        sync.apply(op, at_start);
     }
 }
 
@@ -227,6 +279,8 @@ struct Shared {
     /// Follow CONFIG_DB `PORT` (`--port-config-count-follows-config`):
     /// subscribe to it again on a reconnect.
     follow_config: bool,
+    /// The live log level's follower (CONFIG_DB `LOGGER`).
+    logger: SharedLogger,
     /// Replaced by the reconnect task.
     session: Mutex<Session>,
 }
@@ -234,13 +288,15 @@ struct Shared {
 impl PortEffects {
     /// Effects on the start-up connections `appl` and `state` of `dbs`;
     /// `follow_config`: a reconnect subscribes to CONFIG_DB `PORT` again
-    /// (`--port-config-count-follows-config`, as [`subscribe_all`]).
+    /// (`--port-config-count-follows-config`, as [`subscribe_all`]);
+    /// CONFIG_DB `LOGGER` changes go to `logger`.
     pub fn new(
         dbs: Dbs,
         appl: MultiplexedConnection,
         state: MultiplexedConnection,
         producer: ProducerStateTable,
         follow_config: bool,
+        logger: SharedLogger,
     ) -> Self {
         let state_table =
             Table::new(STATE_PORT_TABLE_NAME, dbs.state.separator()).in_db("STATE_DB");
@@ -253,6 +309,7 @@ impl PortEffects {
             state_table,
             producer,
             follow_config,
+            logger,
             session: Mutex::new(session),
         };
         PortEffects {
@@ -263,7 +320,7 @@ impl PortEffects {
     /// Starts forwarding the start-up subscriptions to the core through
     /// `tx` ([`Io::sender`]).
     pub fn follow(&mut self, subs: Subs, tx: &UnboundedSender<Input>) {
-        lock(&self.shared.session).follow(subs, tx);
+        lock(&self.shared.session).follow(subs, self.shared.logger.clone(), tx);
     }
 }
 
@@ -336,9 +393,12 @@ async fn perform(shared: Arc<Shared>, action: Action, tx: UnboundedSender<Input>
                 || connect_and_subscribe(&shared.dbs, shared.follow_config),
             )
             .await;
+            for op in &loads.logger {
+                apply_logger(&shared.logger, op, false);
+            }
             let mut session = lock(&shared.session);
             session.conns = Some(conns);
-            session.follow(subs, &tx);
+            session.follow(subs, shared.logger.clone(), &tx);
             Input::Reconnected {
                 present: loads.present,
                 config_ports: loads.config_ports,

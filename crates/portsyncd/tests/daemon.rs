@@ -481,3 +481,34 @@ fn namespace_selects_database_global_entry() {
     );
     bed.stop();
 }
+
+/// CONFIG_DB `LOGGER|portsyncd` on the daemon's one CONFIG_DB subscription
+/// (what `swssloglevel -l INFO -c portsyncd` writes): applied live, and
+/// again on the subscription rebuilt after a Redis restart.
+#[test]
+fn log_level_follows_config_db_live_and_after_a_redis_restart() {
+    let mut bed = Bed::new();
+    bed.config_port("Ethernet0", &[("lanes", "0")]);
+    bed.start(&[]);
+    let mut cfg = bed.db(CONFIG_DB);
+    // SONiC's INFO is tracing's INFO, printed as NOTICE.
+    let _: () = cfg.hset("LOGGER|portsyncd", "LOGLEVEL", "INFO").unwrap();
+    bed.daemon()
+        .wait_for_log(r#"from="DEBUG" to="NOTICE""#, DEADLINE)
+        .expect("level changed live");
+
+    bed.redis.stop().expect("stop redis");
+    bed.daemon()
+        .wait_for_log("lost Redis", DEADLINE)
+        .expect("loss noticed");
+    bed.redis.restart().expect("restart redis");
+    bed.daemon()
+        .wait_for_log("Redis is back", DEADLINE)
+        .expect("reconnected");
+    let mut cfg = bed.db(CONFIG_DB);
+    let _: () = cfg.hset("LOGGER|portsyncd", "LOGLEVEL", "DEBUG").unwrap();
+    bed.daemon()
+        .wait_for_log(r#"from="NOTICE" to="DEBUG""#, DEADLINE)
+        .expect("level changed after the reconnect");
+    bed.stop();
+}

@@ -127,34 +127,17 @@ impl Ops {
         Ok(())
     }
 
-    /// Writes the default CONFIG_DB `LOGGER|<daemon>` fields where missing
-    /// ([`logging::write_logger_defaults`]), then subscribes to CONFIG_DB
-    /// `LOGGER` and spawns the task applying `LOGLEVEL` and `LOGOUTPUT`
-    /// changes to the live level and output ([`logging::LoggerFollower`]).
-    /// The subscription exists when this returns, so no change made
-    /// afterwards is missed. Without a
-    /// [`LogHandle`] only the defaults are written.
-    ///
-    /// Errors: [`SwssError`] from Redis (the caller retries connection
-    /// errors as for any start-up step).
-    pub async fn link_logger(&self, config: &DbConnector) -> Result<(), SwssError> {
-        let mut conn = config.connect().await?;
-        logging::write_logger_defaults(&mut conn, config.separator(), self.daemon).await?;
-        if let Some(handle) = &self.log {
-            let follower = logging::LoggerFollower::subscribe(config, handle.clone()).await?;
-            follower.spawn();
-        }
-        Ok(())
-    }
-
-    /// [`Ops::link_logger`] for a daemon that follows CONFIG_DB `LOGGER` on
-    /// its own shared CONFIG_DB subscription: writes the default
-    /// `LOGGER|<daemon>` fields where missing
-    /// ([`logging::write_logger_defaults`]) and returns the
-    /// [`logging::LoggerSync`] to feed with the `LOGGER` ops of that
-    /// subscription (`None` without a [`LogHandle`]; the defaults are
-    /// written anyway). Subscribe after this returns, so the initial load
-    /// sees the defaults. Spawns nothing.
+    /// Links the daemon's log to CONFIG_DB `LOGGER|<daemon>`, as
+    /// swss::Logger::linkToDbWithOutput: writes the default fields where
+    /// missing ([`logging::write_logger_defaults`]), applies the
+    /// `LOGLEVEL` and `LOGOUTPUT` found there (unless given on the command
+    /// line, [`logging::LoggerSync::apply`] at start) and returns the
+    /// [`logging::LoggerSync`] to feed with the `LOGGER` ops of the
+    /// daemon's CONFIG_DB subscription (`None` without a [`LogHandle`]; the
+    /// defaults are written anyway). Subscribe after this returns, so the
+    /// initial load sees the defaults; feed that initial load with
+    /// `at_start` too (a value already in force is not applied again).
+    /// Spawns nothing.
     ///
     /// Errors: [`SwssError`] from Redis.
     pub async fn logger_sync(
@@ -162,7 +145,15 @@ impl Ops {
         config: &DbConnector,
     ) -> Result<Option<logging::LoggerSync>, SwssError> {
         let mut conn = config.connect().await?;
-        logging::write_logger_defaults(&mut conn, config.separator(), self.daemon).await?;
-        Ok(self.log.clone().map(logging::LoggerSync::new))
+        let sep = config.separator();
+        logging::write_logger_defaults(&mut conn, sep, self.daemon).await?;
+        let Some(handle) = self.log.clone() else {
+            return Ok(None);
+        };
+        let table = swss::Table::new(logging::CFG_LOGGER_TABLE_NAME, sep).in_db("CONFIG_DB");
+        let fvs = table.get(&mut conn, self.daemon).await?.unwrap_or_default();
+        let mut sync = logging::LoggerSync::new(handle);
+        sync.apply(&swss::KeyOp::Set(self.daemon.to_owned(), fvs), true);
+        Ok(Some(sync))
     }
 }

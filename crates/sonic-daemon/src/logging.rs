@@ -20,26 +20,25 @@
 //! * [`write_logger_defaults`] writes CONFIG_DB `LOGGER|<daemon>`
 //!   `LOGLEVEL NOTICE` / `LOGOUTPUT SYSLOG` where missing
 //!   (swss::Logger::linkToDbWithOutput).
-//! * [`LoggerFollower`] follows CONFIG_DB `LOGGER|<daemon>` `LOGLEVEL` and
-//!   `LOGOUTPUT` and applies each change to the live level and output
-//!   (swss::Logger's settings thread). The values already in CONFIG_DB at
-//!   start are applied as the C++ does (swss::Logger::linkToDbWithOutput),
-//!   except one given on the command line (`--log-level`,
-//!   [`LogHandle::from_command_line`]; `--log-output` other than `auto`,
-//!   [`LogHandle::output_from_command_line`]): then the command line decides
-//!   at start. A value changed later (also while Redis was away) is always
-//!   applied.
-//! * [`LoggerSync`] is the same rules without a subscription of their own:
-//!   a daemon that follows other CONFIG_DB tables adds `LOGGER` to that
-//!   subscription ([`swss::MultiTableSubscriber`]) and feeds it the
-//!   `LOGGER` ops, saving Redis one `PSUBSCRIBE` pattern.
+//! * [`LoggerSync`] applies CONFIG_DB `LOGGER|<daemon>` `LOGLEVEL` and
+//!   `LOGOUTPUT` changes to the live level and output (swss::Logger's
+//!   settings thread). Each daemon adds `LOGGER` to its one CONFIG_DB
+//!   subscription ([`swss::MultiTableSubscriber`], one `PSUBSCRIBE`
+//!   pattern) and feeds it the `LOGGER` ops ([`crate::Ops::logger_sync`]
+//!   builds it). The values already in CONFIG_DB at start are applied as
+//!   the C++ does (swss::Logger::linkToDbWithOutput), except one given on
+//!   the command line (`--log-level`, [`LogHandle::from_command_line`];
+//!   `--log-output` other than `auto`,
+//!   [`LogHandle::output_from_command_line`]): then the command line
+//!   decides at start. A value changed later (also while Redis was away)
+//!   is always applied.
 
 mod logger_table;
 pub mod native_syslog;
 pub mod output;
 
 pub use logger_table::{
-    field_change, level_change, output_change, write_logger_defaults, LoggerFollower, LoggerSync,
+    field_change, level_change, output_change, write_logger_defaults, LoggerSync,
 };
 
 use std::str::FromStr;
@@ -406,7 +405,7 @@ pub fn init(
 /// Installs the global tracing subscriber for `daemon` (also the syslog
 /// ident and journald `SYSLOG_IDENTIFIER`): level `level` (`--log-level`;
 /// `None` when not given: [`LogLevel::DEFAULT`] until CONFIG_DB `LOGGER` is
-/// read, see [`LoggerFollower`]), changeable through the returned handle,
+/// read, see [`LoggerSync`]), changeable through the returned handle,
 /// and output `output` (`--log-output`), also changeable through the
 /// handle. [`LogOutput::Auto`] is [`auto_output`]: journald when
 /// [`stderr_is_journal`], else syslog when `syslog_socket`

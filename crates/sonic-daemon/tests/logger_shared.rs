@@ -1,31 +1,19 @@
-//! CONFIG_DB `LOGGER` against a real redis-server, both ways: the
-//! [`LoggerFollower`] with its own subscription, and a [`LoggerSync`] fed
-//! from a CONFIG_DB subscription shared with other tables (one pattern).
-//! One test: the process has one global subscriber and so one live handle.
+//! CONFIG_DB `LOGGER` against a real redis-server, as the daemons follow
+//! it: [`Ops::logger_sync`] writes the defaults and applies the start
+//! value, then a [`LoggerSync`] is fed from a CONFIG_DB subscription shared
+//! with other tables (one pattern). One test: the process has one global
+//! subscriber and so one live handle.
 
 use std::time::{Duration, Instant};
 
 use redis::Commands;
-use sonic_daemon::logging::{self, LogLevel, LogOutput, LoggerFollower, CFG_LOGGER_TABLE_NAME};
+use sonic_daemon::logging::{self, LogLevel, LogOutput, LoggerSync, CFG_LOGGER_TABLE_NAME};
 use sonic_daemon::Ops;
 use swss::{DbConfig, DbConnector, KeyOp, MultiTableSubscriber, PatternScope, SubscribeMode};
 use testbed::redis_server::RedisServer;
 use tracing::Level;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// Waits until `handle` reports `want`.
-async fn wait_level(handle: &logging::LogHandle, want: LogLevel) {
-    let start = Instant::now();
-    while handle.level() != want {
-        assert!(
-            start.elapsed() < WAIT,
-            "level {:?}, want {want:?}",
-            handle.level()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 #[tokio::test]
 async fn logger_level_follows_config_db_alone_or_on_a_shared_subscription() {
@@ -37,33 +25,23 @@ async fn logger_level_follows_config_db_alone_or_on_a_shared_subscription() {
     let (handle, _) = logging::init("testsyncd", None, LogOutput::Stderr);
     assert_eq!(handle.level(), LogLevel::DEFAULT);
 
-    // 1. The follower task, as Ops::link_logger runs it.
-    let follower = LoggerFollower::subscribe(&cfg, handle.clone())
-        .await
-        .expect("subscribe");
-    let task = follower.spawn();
-    let _: () = raw
-        .hset("LOGGER|testsyncd", "LOGLEVEL", "DEBUG")
-        .expect("HSET");
-    wait_level(&handle, LogLevel(Level::DEBUG)).await;
-    task.abort();
-    let _ = task.await;
-
-    // 2. Shared: the defaults are written where missing (LOGLEVEL is kept),
-    //    then one Database-scope subscription carries LOGGER and another
-    //    table.
-    let _: () = raw.del("LOGGER|testsyncd").expect("DEL");
+    // 1. The value CONFIG_DB holds at start is in force once logger_sync
+    //    returns (swss::Logger::linkToDbWithOutput), before any
+    //    subscription; the missing LOGOUTPUT default is written.
     let _: () = raw
         .hset("LOGGER|testsyncd", "LOGLEVEL", "ERROR")
         .expect("HSET");
     let ops = Ops::new("testsyncd", Some(handle.clone()));
-    let mut sync = ops
+    let mut sync: LoggerSync = ops
         .logger_sync(&cfg)
         .await
         .expect("logger_sync")
         .expect("a LoggerSync with a handle");
+    assert_eq!(handle.level(), LogLevel(Level::ERROR));
     let out: String = raw.hget("LOGGER|testsyncd", "LOGOUTPUT").expect("HGET");
     assert_eq!(out, "SYSLOG");
+
+    // 2. One Database-scope subscription carries LOGGER and another table.
     let mut sub = MultiTableSubscriber::new(
         &cfg,
         &[
@@ -74,7 +52,7 @@ async fn logger_level_follows_config_db_alone_or_on_a_shared_subscription() {
     )
     .await
     .expect("subscribe");
-    // One pattern once the aborted follower's connection is closed.
+    // One pattern for both tables.
     let start = Instant::now();
     loop {
         let numpat: i64 = redis::cmd("PUBSUB")
@@ -87,11 +65,11 @@ async fn logger_level_follows_config_db_alone_or_on_a_shared_subscription() {
         assert!(start.elapsed() < WAIT, "{numpat} patterns");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // The initial load at start: applied (the level did not come from the
-    // command line).
+    // The initial load at start: the value already in force, nothing
+    // changes.
     for (table, op) in sub.drain_queued() {
         assert_eq!(table, CFG_LOGGER_TABLE_NAME);
-        sync.apply(&op, true);
+        assert_eq!(sync.apply(&op, true), None);
     }
     assert_eq!(handle.level(), LogLevel(Level::ERROR));
 

@@ -14,9 +14,9 @@ mod rsyslog;
 use std::time::{Duration, Instant};
 
 use redis::Commands;
-use sonic_daemon::logging::{self, LogLevel, LogOutput};
+use sonic_daemon::logging::{self, LogLevel, LogOutput, CFG_LOGGER_TABLE_NAME};
 use sonic_daemon::Ops;
-use swss::{DbConfig, DbConnector};
+use swss::{DbConfig, DbConnector, MultiTableSubscriber, PatternScope, SubscribeMode};
 use testbed::redis_server::RedisServer;
 
 const IDENT: &str = "testsyncd";
@@ -84,7 +84,19 @@ async fn lines_reach_rsyslog_with_tag_and_priority_and_follow_logger() {
     let cfg = DbConnector::new(config.location("CONFIG_DB").unwrap()).unwrap();
     let mut raw = server.conn(4).unwrap();
     let ops = Ops::new(IDENT, Some(handle.clone()));
-    ops.link_logger(&cfg).await.unwrap();
+    let mut sync = ops.logger_sync(&cfg).await.unwrap().unwrap();
+    let mut sub = MultiTableSubscriber::new(
+        &cfg,
+        &[(CFG_LOGGER_TABLE_NAME, SubscribeMode::Content)],
+        PatternScope::Database,
+    )
+    .await
+    .unwrap();
+    let follower = tokio::spawn(async move {
+        while let Ok((_, op)) = sub.next().await {
+            sync.apply(&op, false);
+        }
+    });
     let out: String = raw.hget("LOGGER|testsyncd", "LOGOUTPUT").unwrap();
     assert_eq!(out, "SYSLOG");
     // What `swssloglevel -l DEBUG -c testsyncd` does.
@@ -149,4 +161,5 @@ async fn lines_reach_rsyslog_with_tag_and_priority_and_follow_logger() {
             ("testsyncd:", "user")
         );
     }
+    follower.abort();
 }

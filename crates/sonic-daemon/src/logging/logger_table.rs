@@ -1,12 +1,12 @@
 //! CONFIG_DB `LOGGER|<daemon>` (swss::Logger's table): the defaults
 //! written at start ([`write_logger_defaults`]), the pure change rules
-//! ([`field_change`], [`level_change`], [`output_change`]), and the two ways
-//! to follow it: [`LoggerSync`] fed from a shared subscription, and
-//! [`LoggerFollower`] with a subscription of its own. The tracing set-up
+//! ([`field_change`], [`level_change`], [`output_change`]), and
+//! [`LoggerSync`], fed the `LOGGER` ops of the daemon's CONFIG_DB
+//! subscription. The tracing set-up
 //! they act on is in the parent module ([`super::LogHandle`]).
 
 use redis::aio::MultiplexedConnection;
-use swss::{DbConnector, KeyOp, SubscriberStateTable, SwssError, Table};
+use swss::{KeyOp, SwssError, Table};
 
 use super::{
     LogHandle, LogLevel, LogOutput, SonicOutput, CFG_LOGGER_TABLE_NAME, LOGGER_DEFAULTS,
@@ -60,7 +60,7 @@ pub fn field_change(
 }
 
 /// What to do with one `LOGGER` change's `LOGLEVEL` (pure, see
-/// [`LoggerFollower`]).
+/// [`LoggerSync::apply`]).
 ///
 /// `last_seen` is the `LOGLEVEL` value last seen in CONFIG_DB (updated);
 /// `apply` is false for the initial load at start when `--log-level` was
@@ -114,9 +114,8 @@ pub fn output_change(
 }
 
 /// Applies CONFIG_DB `LOGGER|<daemon>` `LOGLEVEL` and `LOGOUTPUT` changes
-/// to a [`LogHandle`]: the state [`LoggerFollower`] keeps, for a daemon that
-/// follows `LOGGER` on a CONFIG_DB subscription it shares with its other
-/// tables (a [`swss::MultiTableSubscriber`] with [`CFG_LOGGER_TABLE_NAME`]
+/// to a [`LogHandle`], for a daemon that follows `LOGGER` on a CONFIG_DB
+/// subscription it shares with its other tables (a [`swss::MultiTableSubscriber`] with [`CFG_LOGGER_TABLE_NAME`]
 /// among its tables, one `PSUBSCRIBE` pattern for CONFIG_DB instead of one
 /// more per table). Feed it every op of table `LOGGER`, in order, with
 /// [`LoggerSync::apply`]; ops of other keys are ignored.
@@ -219,83 +218,5 @@ impl LoggerSync {
             "log output changed (CONFIG_DB LOGGER LOGOUTPUT)"
         );
         Some(to)
-    }
-}
-
-/// Follows CONFIG_DB `LOGGER|<daemon>` `LOGLEVEL` and `LOGOUTPUT` and
-/// applies changes to a [`LogHandle`]: built by [`LoggerFollower::subscribe`] (the subscription
-/// exists on return), run by [`LoggerFollower::spawn`]. The value found by
-/// the first subscription's initial load is applied unless it came from the
-/// command line ([`LogHandle::from_command_line`],
-/// [`LogHandle::output_from_command_line`]), as
-/// swss::Logger::linkToDbWithOutput takes CONFIG_DB's level at start. A lost
-/// subscription is rebuilt with backoff (100 ms doubling, capped at 5 s);
-/// its initial load then applies a value changed meanwhile.
-///
-/// It holds its own subscription (one more `PSUBSCRIBE` pattern, matched by
-/// Redis against every keyspace notification); a daemon that already
-/// follows CONFIG_DB tables can instead add `LOGGER` to that subscription
-/// and feed a [`LoggerSync`] (the same rules).
-pub struct LoggerFollower {
-    config: DbConnector,
-    sync: LoggerSync,
-    sub: SubscriberStateTable,
-}
-
-impl LoggerFollower {
-    /// Subscribes to CONFIG_DB `LOGGER`.
-    ///
-    /// Errors: [`SwssError`] (connection errors included).
-    pub async fn subscribe(config: &DbConnector, handle: LogHandle) -> Result<Self, SwssError> {
-        let sub = SubscriberStateTable::new(config, CFG_LOGGER_TABLE_NAME).await?;
-        Ok(LoggerFollower {
-            config: config.clone(),
-            sync: LoggerSync::new(handle),
-            sub,
-        })
-    }
-
-    /// Runs the follower as a task (until the runtime ends).
-    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(self.run())
-    }
-
-    async fn run(self) {
-        let LoggerFollower {
-            config,
-            mut sync,
-            mut sub,
-        } = self;
-        let mut first = true;
-        loop {
-            let mut initial = sub.queued();
-            loop {
-                let op = match sub.next().await {
-                    Ok(op) => op,
-                    Err(e) if e.is_connection_error() => {
-                        tracing::debug!(error = %e, "CONFIG_DB LOGGER subscription lost");
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "CONFIG_DB LOGGER change skipped");
-                        continue;
-                    }
-                };
-                let at_start = first && initial > 0;
-                initial = initial.saturating_sub(1);
-                sync.apply(&op, at_start);
-            }
-            first = false;
-            let mut backoff = swss::connector::Backoff::new();
-            sub = loop {
-                tokio::time::sleep(backoff.next_delay()).await;
-                match SubscriberStateTable::new(&config, CFG_LOGGER_TABLE_NAME).await {
-                    Ok(s) => break s,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "CONFIG_DB LOGGER resubscribe failed; retrying");
-                    }
-                }
-            };
-        }
     }
 }
