@@ -34,9 +34,9 @@ use std::time::{Duration, Instant};
 
 use futures::future::AbortHandle;
 use redis::aio::MultiplexedConnection;
-use sonic_daemon::engine::{self, Driver, Effects, Io, Signals};
+use sonic_daemon::engine::{self, Driver, Effects, Io, Signals, SHUTDOWN_FLUSH_LIMIT};
 use sonic_daemon::logging::{LoggerSync, CFG_LOGGER_TABLE_NAME};
-use sonic_daemon::startup::{step, Dbs};
+use sonic_daemon::startup::{step, Dbs, REDIS_RESPONSE_TIMEOUT};
 use sonic_daemon::{DbPaths, Ops};
 use sonic_netlink::socket::{NetlinkSocket, RcvBuf, RTNLGRP_LINK, RTNLGRP_NEIGH};
 use swss::restart_assist::{AppRestartAssist, ReconcileOps};
@@ -58,11 +58,6 @@ use crate::writer::Batch;
 
 /// Default netlink receive buffer, forced with `SO_RCVBUFFORCE` (bytes).
 pub const DEFAULT_NETLINK_RCVBUF: usize = 64 << 20;
-/// How long SIGTERM/SIGINT may spend flushing what is pending.
-pub const SHUTDOWN_FLUSH_LIMIT: Duration = Duration::from_secs(2);
-/// Per-command response timeout on the Redis connections: a Redis that
-/// accepts connections but stops answering is treated as lost.
-pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the command line decides (see `cli.rs`).
 #[derive(Debug, Clone)]

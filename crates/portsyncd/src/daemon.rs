@@ -53,8 +53,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
-use sonic_daemon::engine::{Driver, Signals};
-use sonic_daemon::startup::{step, Conns, Dbs};
+use sonic_daemon::engine::{Driver, Signals, SHUTDOWN_FLUSH_LIMIT};
+use sonic_daemon::startup::{step, Conns, Dbs, REDIS_RESPONSE_TIMEOUT};
 use sonic_daemon::{DbPaths, Ops};
 use sonic_netlink::socket::{Dump, NetlinkSocket, RcvBuf, RTNLGRP_LINK};
 use swss::{FieldValues, ProducerStateTable, SwssError, Table};
@@ -72,11 +72,6 @@ use crate::sync::{
 pub const APP_NAME: &str = "portsyncd";
 /// The WarmStart docker name (`WARM_RESTART_ENABLE_TABLE|swss`).
 pub const WARM_DOCKER: &str = "swss";
-/// Per-command response timeout on the Redis connections: a Redis that
-/// accepts the connection but stops answering is treated as lost.
-pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long SIGTERM/SIGINT may spend writing what is pending.
-pub const SHUTDOWN_FLUSH_LIMIT: Duration = Duration::from_secs(2);
 /// CONFIG_DB logger table (`LOGGER|<daemon>`, logger.cpp).
 pub const CFG_LOGGER_TABLE_NAME: &str = sonic_daemon::logging::CFG_LOGGER_TABLE_NAME;
 

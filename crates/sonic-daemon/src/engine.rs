@@ -43,6 +43,9 @@ pub use swss::connector::Backoff;
 /// hanging) no longer holds them back, so the socket buffer cannot
 /// overflow behind a stalled Redis. Both daemons' cores use it.
 pub const FLUSH_READ_PAUSE: Duration = Duration::from_millis(20);
+/// How long SIGTERM/SIGINT may spend writing what is pending before the
+/// daemon exits (both daemons; the C++ exits at once, losing it).
+pub const SHUTDOWN_FLUSH_LIMIT: Duration = Duration::from_secs(2);
 
 // ===== the core's side =====
 

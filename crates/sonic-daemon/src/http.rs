@@ -31,8 +31,8 @@
 //!   answering: a scraper sends its request right after connecting and is
 //!   served while idle clients are displaced;
 //! * when `accept(2)` fails for lack of descriptors (EMFILE/ENFILE, caused
-//!   elsewhere in the process or system), the server backs off (50 ms
-//!   doubling to 1 s) and warns at most once a minute.
+//!   elsewhere in the process or system), the server backs off (the
+//!   daemons' one schedule, 100 ms doubling to 5 s) and warns at most once a minute.
 //!
 //! The daemon does not raise its `RLIMIT_NOFILE` soft limit: with the
 //! endpoint bounded as above, the rest of the daemon holds a fixed handful
@@ -47,6 +47,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use swss::connector::Backoff;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireError};
@@ -385,17 +386,16 @@ impl Drop for Registered {
     }
 }
 
-/// Back-off and rate-limited warning for failing `accept(2)`.
+/// Back-off (the daemons' one retry schedule, [`Backoff`]) and
+/// rate-limited warning for failing `accept(2)`.
 #[derive(Debug, Default)]
 struct AcceptBackoff {
-    delay: Option<Duration>,
+    backoff: Backoff,
     last_warning: Option<Instant>,
     suppressed: u64,
 }
 
 impl AcceptBackoff {
-    const FIRST: Duration = Duration::from_millis(50);
-    const MOST: Duration = Duration::from_secs(1);
     const WARN_EVERY: Duration = Duration::from_secs(60);
 
     /// Handles a failed accept: out of descriptors (or kernel memory) backs
@@ -427,13 +427,11 @@ impl AcceptBackoff {
         } else {
             self.suppressed += 1;
         }
-        let delay = self.delay.map_or(Self::FIRST, |d| (d * 2).min(Self::MOST));
-        self.delay = Some(delay);
-        tokio::time::sleep(delay).await;
+        tokio::time::sleep(self.backoff.next_delay()).await;
     }
 
     fn succeeded(&mut self) {
-        self.delay = None;
+        self.backoff.reset();
     }
 }
 

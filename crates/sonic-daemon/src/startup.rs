@@ -23,6 +23,11 @@ use sonic_netlink::socket::SocketError;
 use swss::config::ConfigError;
 use swss::{DbConfig, DbConnector, SwssError};
 
+/// Per-command response timeout on the daemons' Redis connections
+/// ([`Dbs::new`]): a Redis that accepts connections but stops answering is
+/// treated as lost and reconnected to.
+pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Name of the multi-ASIC global config, looked up next to
 /// database_config.json (swss-common `SonicDBConfig`).
 pub const DB_GLOBAL_CONFIG_FILE: &str = "database_global.json";
