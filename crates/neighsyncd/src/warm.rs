@@ -10,7 +10,7 @@
 //!    dropped ([`swss::ProducerStateTable::clear`], exact `_NEIGH_TABLE:`
 //!    prefix, SCAN); APPL_DB `NEIGH_TABLE:*` is streamed (SCAN and
 //!    pipelined HGETALL, [`READ_CHUNK`] keys at a time) into a compact
-//!    [`WarmCache`] with [`ReconcileCache`]'s semantics (every key STALE);
+//!    [`WarmCache`] with `ReconcileCache`'s semantics (every key STALE);
 //!    state `restored`. The reconcile
 //!    timer is CONFIG_DB `WARM_RESTART|swss neighsyncd_timer` (1..9999 s),
 //!    else [`DEFAULT_RECONCILE_TIMER_SECS`].
@@ -49,8 +49,6 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use swss::connector::Backoff;
-#[cfg(doc)]
-use swss::restart_assist::ReconcileCache;
 use swss::restart_assist::{
     AppRestartAssist, ReconcileOps, DEFAULT_RECONCILE_TIMER_SECS, READ_CHUNK, WRITE_CHUNK,
 };

@@ -625,6 +625,7 @@ impl PortSync {
 
     /// Whether [`PortSync::take_port_init_done`] already returned true
     /// (PortInitDone was handed out; the core writes it).
+    #[cfg(test)]
     pub fn port_init_done_taken(&self) -> bool {
         self.init_done_taken
     }

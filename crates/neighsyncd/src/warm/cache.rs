@@ -4,8 +4,6 @@
 
 use std::collections::hash_map::Entry as MapEntry;
 
-#[cfg(doc)]
-use swss::restart_assist::ReconcileCache;
 use swss::restart_assist::{CacheState, ReconcileOps};
 use swss::{ConsumerView, FieldValues};
 
@@ -46,7 +44,7 @@ struct Entry {
 }
 
 impl Entry {
-    /// The delete transition of [`ReconcileCache::insert`]: a restored key
+    /// The delete transition of `ReconcileCache::insert`: a restored key
     /// becomes DELETE; `false` when the entry is to be forgotten (never in
     /// APPL_DB).
     fn delete(&mut self) -> bool {
@@ -59,19 +57,19 @@ impl Entry {
 /// kernel's current table as the decided operations describe it (the last
 /// SET per key, DEL removes). Pure.
 ///
-/// Semantics: exactly [`ReconcileCache`]'s (see its doc: restored and not
+/// Semantics: exactly `ReconcileCache`'s (see its doc: restored and not
 /// seen since STALE, last seen deleted DELETE or forgotten, last seen
 /// present with every pair in the restored hash SAME, otherwise NEW;
 /// docs/differences.md N13), for restored hashes of any shape and the
 /// operations neighsyncd decides ([`NeighOp`]); the tests check it against
-/// [`ReconcileCache`] on random sequences.
+/// `ReconcileCache` on random sequences.
 ///
 /// Memory: one map entry of 40 bytes per key (compact key, what APPL_DB
 /// held and what was last seen, both as 6-byte MAC + family, and the
 /// snapshot mark): about 5.4 MiB of table for 100k keys, where the string
 /// form cost about 700 bytes per key. Restored hashes that are not exactly
 /// `neigh` + `family` in canonical form are kept whole in a side map and
-/// compared with the subset test, as [`ReconcileCache`] does.
+/// compared with the subset test, as `ReconcileCache` does.
 #[derive(Debug, Default)]
 pub struct WarmCache {
     ifnames: Interner,
@@ -93,7 +91,7 @@ impl WarmCache {
     /// Record a key read from APPL_DB at start (`readTablesToMap`,
     /// docs/behavior.md c.2): STALE, with what it held. Empty hashes are
     /// skipped as the C++ does. Again for the same key (SCAN returned it
-    /// twice): the last read wins, as [`ReconcileCache::restore`].
+    /// twice): the last read wins, as `ReconcileCache::restore`.
     pub fn restore(&mut self, key: &str, fvs: FieldValues) {
         if fvs.is_empty() {
             return;
@@ -151,7 +149,7 @@ impl WarmCache {
     }
 
     /// One decided operation (`insertToMap`, docs/behavior.md c.2, with
-    /// [`ReconcileCache::insert`]'s transitions).
+    /// `ReconcileCache::insert`'s transitions).
     pub fn insert(&mut self, op: NeighOp) {
         let snapshot = self.snapshot;
         match op {
@@ -222,6 +220,7 @@ impl WarmCache {
     /// before but absent from it are deleted
     /// ([`WarmCache::begin_snapshot`] .. [`WarmCache::end_snapshot`]).
     /// Returns how many keys were deleted as absent.
+    #[cfg(test)]
     pub fn snapshot(&mut self, ops: Vec<NeighOp>) -> usize {
         self.begin_snapshot();
         for op in ops {
@@ -266,7 +265,7 @@ impl WarmCache {
     }
 
     /// `reconcile()` (docs/behavior.md c.2): the operations to write (as
-    /// [`ReconcileCache::reconcile`]: STALE/DELETE → DEL, NEW → SET with the
+    /// `ReconcileCache::reconcile`: STALE/DELETE → DEL, NEW → SET with the
     /// last fields seen, SAME → nothing; both lists sorted by key), and the
     /// writer set up with a desired table equal to what APPL_DB holds once
     /// they are written (every present key, clean: nothing pending).
@@ -331,7 +330,7 @@ impl WarmCache {
         ops
     }
 
-    /// The state of an entry ([`ReconcileCache`]'s rules).
+    /// The state of an entry (`ReconcileCache`'s rules).
     fn state_of(&self, key: &Key, e: &Entry) -> CacheState {
         match (e.seen, e.restored) {
             (Seen::Unseen, _) => CacheState::Stale,
