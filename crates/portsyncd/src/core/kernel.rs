@@ -73,21 +73,16 @@ impl PortCore {
             .kernel_event(ev.msg_type.rtm_name(), outcome, reason);
     }
 
-    /// Which netdevs exist: RTM_NEWLINK adds (and marks it seen during a
-    /// resync), RTM_DELLINK without a master removes (with a master it is a
-    /// port leaving a bridge or LAG).
+    /// Which netdevs exist ([`LinkTable::apply`]: RTM_NEWLINK adds or
+    /// renames, RTM_DELLINK removes; AF_BRIDGE messages, a port joining or
+    /// leaving a bridge, only change its master); a RTM_NEWLINK marks the
+    /// name seen during a resync.
     fn observe(&mut self, ev: &LinkEvent) {
-        match ev.msg_type {
-            LinkMsgType::New => {
-                self.known.insert(ev.name.clone(), ev.ifindex);
-                if let Phase::Resyncing { seen, .. } = &mut self.phase {
-                    seen.insert(ev.name.clone());
-                }
+        self.links.apply(ev);
+        if ev.msg_type == LinkMsgType::New {
+            if let Phase::Resyncing { seen, .. } = &mut self.phase {
+                seen.insert(ev.name.clone());
             }
-            LinkMsgType::Del if ev.master.is_none() => {
-                self.known.remove(&ev.name);
-            }
-            LinkMsgType::Del => {}
         }
     }
 
@@ -159,10 +154,10 @@ impl PortCore {
     /// RTM_DELLINK.
     fn sweep(&mut self, now: Instant, seen: &HashSet<String>) {
         let mut gone: Vec<(String, u32)> = self
-            .known
+            .links
             .iter()
-            .filter(|(n, _)| !seen.contains(*n))
-            .map(|(n, i)| (n.clone(), *i))
+            .filter(|(_, e)| !seen.contains(&e.name))
+            .map(|(i, e)| (e.name.clone(), i))
             .collect();
         gone.sort();
         for (name, ifindex) in gone {

@@ -46,7 +46,7 @@ pub use types::{
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use sonic_daemon::engine::{self, Backoff, Step};
@@ -54,6 +54,7 @@ use sonic_daemon::metrics::Metrics;
 use sonic_daemon::timer::TimerTable;
 use sonic_daemon::Health;
 use sonic_netlink::socket::{Received, SocketError};
+use sonic_netlink::LinkTable;
 use swss::SwssError;
 
 use crate::error::DaemonError;
@@ -78,9 +79,10 @@ pub struct PortCore {
     audit_every: Option<Duration>,
     sync: PortSync,
     writer: StateWriter,
-    /// Handled-or-not netdev names known to exist -> ifindex (for the sweep
-    /// at the end of a resync dump).
-    known: HashMap<String, u32>,
+    /// The netdevs known to exist, handled or not (sonic-netlink's link
+    /// table, kept from every link message; for the sweep at the end of a
+    /// resync dump).
+    links: LinkTable,
     flight: Option<Flight>,
     /// Every deadline ([`Timer`]).
     timers: TimerTable<Timer>,
@@ -134,7 +136,7 @@ impl PortCore {
             audit_every: setup.audit_every,
             sync: setup.sync,
             writer: StateWriter::new(),
-            known: HashMap::new(),
+            links: LinkTable::new(),
             flight: None,
             timers,
             flush_backoff: Backoff::new(),
