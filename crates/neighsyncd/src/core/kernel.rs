@@ -140,7 +140,7 @@ impl NeighCore {
             // route delete is dropped as the C++ does (b.2 step 17 stops
             // before step 18).
             _ => match decide(ev, ifname, master, &self.ctx) {
-                Outcome::Write { op, route_del } => self.dispatch(op, route_del),
+                Outcome::Write { op, route_del } => self.dispatch(op, route_del, ev.dump),
                 Outcome::Drop(_) => return,
             },
         };
@@ -153,11 +153,15 @@ impl NeighCore {
     /// Where a decided op with a text key goes (b.2 steps 17-18): the warm
     /// cache while caching, else the writer. Returns whether something
     /// will be written because of it (while caching: always).
-    fn dispatch(&mut self, op: NeighOp, route_del: Option<String>) -> bool {
+    fn dispatch(&mut self, op: NeighOp, route_del: Option<String>, dump: bool) -> bool {
         if let Some(cache) = self.warm_cache() {
             tracing::debug!(key = %op.key(), delete = matches!(op, NeighOp::Del { .. }),
                 "warm start: operation cached");
-            cache.insert(op);
+            if dump {
+                cache.insert_listed(op);
+            } else {
+                cache.insert(op);
+            }
             return true;
         }
         self.writer.stage_write(op, route_del)

@@ -7,7 +7,7 @@ use std::collections::hash_map::Entry as MapEntry;
 use swss::restart_assist::{CacheState, ReconcileOps};
 use swss::{ConsumerView, FieldValues};
 
-use crate::compact::{FastMap, Interner, Key, Value};
+use crate::compact::{FastMap, FastSet, Interner, Key, Value};
 use crate::sync::NeighOp;
 use crate::writer::{NeighWriter, Origin};
 
@@ -80,6 +80,9 @@ pub struct WarmCache {
     present: usize,
     /// A kernel dump is in progress ([`WarmCache::begin_snapshot`]).
     snapshot: bool,
+    /// During a snapshot: the keys a notification touched since it began
+    /// ([`WarmCache::insert_listed`]).
+    notified: FastSet<Key>,
 }
 
 impl WarmCache {
@@ -148,13 +151,38 @@ impl WarmCache {
         Some(self.state_of(&key, e))
     }
 
-    /// One decided operation (`insertToMap`, docs/behavior.md c.2, with
-    /// `ReconcileCache::insert`'s transitions).
+    /// One decided operation from a notification (`insertToMap`,
+    /// docs/behavior.md c.2, with `ReconcileCache::insert`'s transitions).
     pub fn insert(&mut self, op: NeighOp) {
+        self.insert_op(op, true);
+    }
+
+    /// One decided operation from a dump entry: as [`WarmCache::insert`],
+    /// except that during a snapshot a key a notification touched since it
+    /// began is only marked listed (the dump entry is not newer than that
+    /// notification: [`crate::writer`], "dumps and notifications").
+    pub fn insert_listed(&mut self, op: NeighOp) {
+        if self.snapshot {
+            if let Some(key) = self.ifnames.lookup_key(op.key()) {
+                if self.notified.contains(&key) {
+                    if let Some(e) = self.entries.get_mut(&key) {
+                        e.listed = true;
+                    }
+                    return;
+                }
+            }
+        }
+        self.insert_op(op, false);
+    }
+
+    fn insert_op(&mut self, op: NeighOp, notification: bool) {
         let snapshot = self.snapshot;
         match op {
             NeighOp::Set { key, mac, family } => {
                 let key = self.ifnames.key_of(&key);
+                if notification && snapshot {
+                    self.notified.insert(key.clone());
+                }
                 let seen = Seen::Present(Value { mac, family });
                 match self.entries.entry(key) {
                     MapEntry::Occupied(o) => {
@@ -180,6 +208,9 @@ impl WarmCache {
                 let Some(key) = self.ifnames.lookup_key(&key) else {
                     return;
                 };
+                if notification && snapshot {
+                    self.notified.insert(key.clone());
+                }
                 if let MapEntry::Occupied(mut o) = self.entries.entry(key) {
                     let e = o.get_mut();
                     if matches!(e.seen, Seen::Present(_)) {
@@ -201,6 +232,7 @@ impl WarmCache {
         for e in self.entries.values_mut() {
             e.listed = false;
         }
+        self.notified.clear();
         self.snapshot = true;
     }
 
@@ -212,6 +244,7 @@ impl WarmCache {
         if !std::mem::take(&mut self.snapshot) {
             return 0;
         }
+        self.notified = FastSet::default();
         self.delete_present_where(|_, e| !e.listed)
     }
 

@@ -388,3 +388,36 @@ fn events_in_order_last_one_wins() {
     assert!(w.finish(&mut writer).is_empty());
     assert_eq!(writer.desired_len(), 1);
 }
+
+/// The start-up dump of a warm start: a dump entry filled before a change
+/// whose notification was queued (and cached) first changes nothing.
+#[test]
+fn a_dump_entry_older_than_a_cached_notification_changes_nothing() {
+    let mut w = restored(&[("a:10.0.0.1", 1), ("a:10.0.0.2", 2)]);
+    w.begin_snapshot();
+    // .1 moved to MAC 5 and .2 was deleted; the dump message listing both
+    // as they were arrives after those notifications.
+    w.insert(set("a:10.0.0.1", 5));
+    w.insert(del("a:10.0.0.2"));
+    w.insert_listed(set("a:10.0.0.1", 1));
+    w.insert_listed(set("a:10.0.0.2", 2));
+    w.insert_listed(set("a:10.0.0.3", 3));
+    assert_eq!(w.end_snapshot(), 0);
+    assert_eq!(w.state("a:10.0.0.1"), Some(CacheState::New));
+    assert_eq!(w.state("a:10.0.0.2"), Some(CacheState::Delete));
+    let mut writer = NeighWriter::new();
+    let ops = w.finish(&mut writer);
+    assert_eq!(ops.dels, vec!["a:10.0.0.2".to_owned()]);
+    let sets: Vec<(&str, &str)> = ops
+        .sets
+        .iter()
+        .map(|(k, f)| (k.as_str(), f[0].1.as_str()))
+        .collect();
+    assert_eq!(
+        sets,
+        vec![
+            ("a:10.0.0.1", "02:00:00:00:00:05"),
+            ("a:10.0.0.3", "02:00:00:00:00:03")
+        ]
+    );
+}
