@@ -206,7 +206,7 @@ impl NeighCore {
             }
         };
         let window = Warm::Caching {
-            cache,
+            cache: Box::new(cache),
             clock,
             timer,
         };

@@ -285,8 +285,9 @@ pub(super) enum Warm {
     /// Decided ops go to the reconcile cache; nothing is written to
     /// `NEIGH_TABLE`.
     Caching {
-        /// The reconcile cache.
-        cache: WarmCache,
+        /// The reconcile cache (boxed: the warm window is short-lived and
+        /// the other state small).
+        cache: Box<WarmCache>,
         /// Restore flag and reconcile timer.
         clock: WarmClock,
         /// The reconcile timer (`WARM_RESTART|swss neighsyncd_timer`).
