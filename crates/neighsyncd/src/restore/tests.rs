@@ -592,3 +592,5 @@ fn ns_checksum_detects_corruption() {
         other => panic!("unexpected transport {other:?}"),
     }
 }
+
+mod sim;
