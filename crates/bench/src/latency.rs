@@ -112,6 +112,9 @@ pub struct Latency {
     pub multi_publish: usize,
     /// All `G` messages seen.
     pub messages: usize,
+    /// The subject's CPU time over its blocks (all threads; start-up not
+    /// included).
+    pub cpu: Duration,
 }
 
 impl Latency {
@@ -210,6 +213,7 @@ pub fn run(
                 lost: 0,
                 multi_publish: 0,
                 messages: 0,
+                cpu: Duration::ZERO,
             });
         }
     }
@@ -259,14 +263,18 @@ pub fn run(
                     .iter_mut()
                     .find(|l| l.pattern == pattern && l.subject == subject)
                     .context("latency slot")?;
+                let cpu0 = crate::proc_cpu(proc.pid())?;
                 let added = block(
                     pattern, &mut ev, &mut stdin, &mut sub, &mut pops, &mut proc, lat,
                 )?;
+                let cpu = crate::proc_cpu(proc.pid())?.saturating_sub(cpu0);
+                lat.cpu += cpu;
                 eprintln!(
-                    "latency {} round {} {}: {}",
+                    "latency {} round {} {}: {:.1} us CPU/event, {}",
                     pattern.name(),
                     round + 1,
                     subject.name(),
+                    cpu.as_secs_f64() * 1e6 / BLOCK as f64,
                     crate::ctx_switches(proc.pid())
                 );
                 proc.sigterm()?;
@@ -433,12 +441,12 @@ pub fn print(runs: &[Latency]) {
     );
     println!();
     println!(
-        "| rep | pattern | subject | events seen | p50 | p99 | max | mean | lost | events with >1 publish |"
+        "| rep | pattern | subject | events seen | p50 | p99 | max | mean | CPU/event | lost | events with >1 publish |"
     );
-    println!("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in runs {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} us | {} | {} |",
             r.rep + 1,
             r.pattern.name(),
             r.subject.name(),
@@ -447,6 +455,7 @@ pub fn print(runs: &[Latency]) {
             ms(r.quantile(0.99)),
             ms(r.max()),
             ms(r.mean()),
+            r.cpu.as_secs_f64() * 1e6 / EVENTS as f64,
             r.lost,
             r.multi_publish
         );
