@@ -20,6 +20,7 @@
 //! are (`ip netns exec`, own process), so it pays the same process wake-up
 //! as they do. It prints [`READY`] once subscribed and runs until killed.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use anyhow::{bail, Context};
@@ -81,6 +82,9 @@ pub fn main(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     eprintln!("{READY} ({})", mode.arg());
 
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    // ifindex -> name, looked up once per interface (if_indextoname is
+    // three system calls).
+    let mut names: HashMap<u32, String> = HashMap::new();
     loop {
         buf.clear();
         let n = sock.recv(&mut buf, 0).context("relay: netlink recv")?;
@@ -100,7 +104,7 @@ pub fn main(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
                         .exec(&mut conn)
                         .context("relay: PUBLISH")?,
                     Mode::Transaction => {
-                        let Some((key, mac, family)) = entry(&m) else {
+                        let Some((key, mac, family)) = entry(&m, &mut names) else {
                             continue;
                         };
                         redis::pipe()
@@ -128,7 +132,10 @@ pub fn main(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
 
 /// `(<ifname>:<ip>, <mac>, IPv4|IPv6)` of a neighbour message with an IP
 /// destination and a 6-byte link-layer address.
-fn entry(m: &NeighbourMessage) -> Option<(String, String, &'static str)> {
+fn entry(
+    m: &NeighbourMessage,
+    names: &mut HashMap<u32, String>,
+) -> Option<(String, String, &'static str)> {
     let mut ip = None;
     let mut mac = None;
     for a in &m.attributes {
@@ -144,12 +151,17 @@ fn entry(m: &NeighbourMessage) -> Option<(String, String, &'static str)> {
         }
     }
     let (ip, mac) = (ip?, mac?);
-    let ifname = nix::net::if_::if_indextoname(m.header.ifindex).ok()?;
+    let ifindex = m.header.ifindex;
+    if !names.contains_key(&ifindex) {
+        let name = nix::net::if_::if_indextoname(ifindex).ok()?;
+        names.insert(ifindex, name.to_string_lossy().into_owned());
+    }
+    let ifname = names.get(&ifindex)?;
     let mac = mac
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(":");
     let family = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
-    Some((format!("{}:{ip}", ifname.to_string_lossy()), mac, family))
+    Some((format!("{ifname}:{ip}"), mac, family))
 }
