@@ -20,6 +20,7 @@
 //! are (`ip netns exec`, own process), so it pays the same process wake-up
 //! as they do. It prints [`READY`] once subscribed and runs until killed.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -151,12 +152,13 @@ fn entry(
         }
     }
     let (ip, mac) = (ip?, mac?);
-    let ifindex = m.header.ifindex;
-    if !names.contains_key(&ifindex) {
-        let name = nix::net::if_::if_indextoname(ifindex).ok()?;
-        names.insert(ifindex, name.to_string_lossy().into_owned());
-    }
-    let ifname = names.get(&ifindex)?;
+    let ifname = match names.entry(m.header.ifindex) {
+        Entry::Occupied(e) => e.into_mut(),
+        Entry::Vacant(e) => {
+            let name = nix::net::if_::if_indextoname(*e.key()).ok()?;
+            e.insert(name.to_string_lossy().into_owned())
+        }
+    };
     let mac = mac
         .iter()
         .map(|b| format!("{b:02x}"))
