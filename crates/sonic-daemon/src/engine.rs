@@ -23,7 +23,6 @@
 //! are then all read in one wake-up and ride the next flush together).
 
 use std::future::Future;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures::future::{AbortHandle, Abortable, LocalBoxFuture};
@@ -226,27 +225,9 @@ impl<C: Core> Driver<C> {
         loop {
             self.notifier.beat();
             let now = Instant::now();
-            let started = self.execute_all(core, effects, now);
+            self.execute_all(core, effects, now);
             if let Some(e) = core.take_error() {
                 return Err(e);
-            }
-            if started && !self.io.work.is_empty() {
-                // Send first, book-keep after: work just started (a flush
-                // hands its pipeline to the Redis connection's task) is
-                // polled once, then this task yields so that the
-                // connection's task writes the request before the loop
-                // spends system calls on the socket pause and on arming
-                // the core's timer (each timer earlier than the runtime's
-                // next wake-up costs an eventfd write). An isolated event's
-                // publish leaves that much sooner (docs/benchmarks.md,
-                // "Isolated-event latency against a minimal relay").
-                if let Poll::Ready(Some(done)) = futures::poll!(self.io.work.next()) {
-                    if let Ok(input) = done {
-                        core.handle_input(Instant::now(), input);
-                    }
-                    continue;
-                }
-                tokio::task::yield_now().await;
             }
             if let Some(end) = deadline {
                 if core.is_stopped() || now >= end {
@@ -295,10 +276,8 @@ impl<C: Core> Driver<C> {
         }
     }
 
-    /// Carries out every step the core has ready; returns whether any was
-    /// daemon work ([`Step::Do`]).
-    fn execute_all<E: Effects<C>>(&mut self, core: &mut C, effects: &mut E, now: Instant) -> bool {
-        let mut started = false;
+    /// Carries out every step the core has ready.
+    fn execute_all<E: Effects<C>>(&mut self, core: &mut C, effects: &mut E, now: Instant) {
         while let Some(step) = core.poll_action(now) {
             match step {
                 Step::Dump(what) => {
@@ -311,13 +290,9 @@ impl<C: Core> Driver<C> {
                     self.notifier.ready(&status);
                 }
                 Step::Status(status) => self.notifier.status(&status),
-                Step::Do(action) => {
-                    started = true;
-                    effects.execute(action, &mut self.io);
-                }
+                Step::Do(action) => effects.execute(action, &mut self.io),
             }
         }
-        started
     }
 }
 
