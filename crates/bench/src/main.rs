@@ -25,7 +25,8 @@
 //!   NUD state (REACHABLE / STALE) with the same MAC; Redis commands are
 //!   counted from `INFO commandstats` up to a sentinel neighbour added after
 //!   the flaps (its own cost, measured just before, is subtracted).
-//! * `latency`: isolated event -> publish ([`latency`]).
+//! * `latency`: isolated event -> publish, neighsyncd between its floors
+//!   ([`relay`]) and, with `--cpp-neighsyncd`, the C++ ([`latency`]).
 //! * `warm100k`: warm restart at 100k with 1k added, deleted and changed
 //!   ([`warm`]).
 //! * `ports256`: portsyncd with 256 ports ([`ports`]).
@@ -48,6 +49,7 @@ mod consumer;
 mod floor;
 mod latency;
 mod ports;
+mod relay;
 mod report;
 mod restore;
 mod warm;
@@ -137,7 +139,8 @@ struct Args {
     /// The C++ neighsyncd to compare memory with (a binary that takes
     /// `--db-config PATH` first, like the anchor's `bin/neighsyncd`
     /// wrapper): `idle` and `cold100k` then also run it, right after ours in
-    /// the same repetition, and the memory targets use its figures.
+    /// the same repetition, and the memory targets use its figures;
+    /// `latency` runs it in turns with ours and the floors.
     #[arg(long)]
     cpp_neighsyncd: Option<PathBuf>,
     /// Print where the daemon's RSS goes (per mapping, from
@@ -228,6 +231,9 @@ impl Results {
 }
 
 fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some(relay::SUBCOMMAND) {
+        return relay::main(std::env::args().skip(2));
+    }
     let args = Args::parse();
     let mut scenarios: Vec<String> = if args.scenarios.is_empty() {
         ALL.iter().map(|s| s.to_string()).collect()
@@ -305,7 +311,8 @@ fn main() -> anyhow::Result<()> {
                 "burst100k" => burst_and_flap(&bin, &args, 100_000, false, rep)?,
                 "flap100k" => burst_and_flap(&bin, &args, 100_000, true, rep)?,
                 "latency" => {
-                    res.latency.push(latency::run(&bin, &args, rep)?);
+                    let cpp = args.cpp_neighsyncd.as_deref();
+                    res.latency.extend(latency::run(&bin, cpp, &args, rep)?);
                     continue;
                 }
                 "warm100k" => {

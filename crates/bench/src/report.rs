@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use crate::latency::{Latency, Pattern, Subject};
 use crate::{ports, restore, warm, Kind, Results, Row};
 
 /// How a row's repetitions are judged.
@@ -95,6 +96,29 @@ fn below_cpp(
     }
 }
 
+/// A "ours / base <= limit on the median of the per-repetition ratios"
+/// line; `pairs` holds (ours, base) in ms per repetition.
+fn ratio_line(
+    target: String,
+    source: &'static str,
+    pairs: &[(f64, f64)],
+    base: &str,
+    limit: f64,
+) -> Line {
+    let ratios: Vec<f64> = pairs.iter().map(|(o, b)| o / b).collect();
+    Line {
+        target,
+        source,
+        figures: pairs
+            .iter()
+            .zip(&ratios)
+            .map(|((o, b), r)| format!("{o:.3} ms ({base} {b:.3} ms): {r:.2}x"))
+            .collect(),
+        verdict: median(&ratios).map(|m| m <= limit),
+        rule: Rule::Median,
+    }
+}
+
 /// An "every repetition holds" line.
 fn every(target: String, source: &'static str, checks: &[(bool, String)]) -> Line {
     Line {
@@ -160,8 +184,12 @@ pub fn print(res: &Results, reps: usize) {
     let mut lines = Vec::new();
     let lat = &res.latency;
     if !lat.is_empty() {
-        let p50: Vec<f64> = lat.iter().map(|l| dur_ms(l.quantile(0.5))).collect();
-        let p99: Vec<f64> = lat.iter().map(|l| dur_ms(l.quantile(0.99))).collect();
+        let ours_mac: Vec<&Latency> = lat
+            .iter()
+            .filter(|l| l.subject == Subject::Ours && l.pattern == Pattern::ReplaceMac)
+            .collect();
+        let p50: Vec<f64> = ours_mac.iter().map(|l| dur_ms(l.quantile(0.5))).collect();
+        let p99: Vec<f64> = ours_mac.iter().map(|l| dur_ms(l.quantile(0.99))).collect();
         lines.push(at_most(
             "isolated event -> publish p50 <= 0.4 ms (C++ 0.60 ms)".into(),
             "one engine",
@@ -179,10 +207,61 @@ pub fn print(res: &Results, reps: usize) {
         lines.push(every(
             "isolated events: every one published".into(),
             "one engine",
-            &lat.iter()
-                .map(|l| (l.lost == 0, format!("{} lost", l.lost)))
+            &(0..reps)
+                .map(|rep| {
+                    let lost: usize = lat
+                        .iter()
+                        .filter(|l| l.rep == rep && l.subject == Subject::Ours)
+                        .map(|l| l.lost)
+                        .sum();
+                    (lost == 0, format!("{lost} lost"))
+                })
                 .collect::<Vec<_>>(),
         ));
+        for pattern in Pattern::ALL {
+            for (q, qn) in [(0.5, "p50"), (0.99, "p99")] {
+                let vs = |base: Subject| -> Vec<(f64, f64)> {
+                    (0..reps)
+                        .filter_map(|rep| {
+                            let find = |s: Subject| {
+                                lat.iter()
+                                    .find(|l| {
+                                        l.rep == rep && l.pattern == pattern && l.subject == s
+                                    })
+                                    .map(|l| dur_ms(l.quantile(q)))
+                            };
+                            Some((find(Subject::Ours)?, find(base)?))
+                        })
+                        .collect()
+                };
+                let floor = vs(Subject::RelayTransaction);
+                if !floor.is_empty() {
+                    lines.push(ratio_line(
+                        format!(
+                            "isolated event ({}): {qn} <= 1.25x the transaction floor's",
+                            pattern.name()
+                        ),
+                        "physical floor 1",
+                        &floor,
+                        "floor",
+                        1.25,
+                    ));
+                }
+                let cpp = vs(Subject::Cpp);
+                if !cpp.is_empty() {
+                    lines.push(ratio_line(
+                        format!(
+                            "isolated event ({}): {qn} <= 0.7x the C++'s",
+                            pattern.name()
+                        ),
+                        "physical floor 1",
+                        &cpp,
+                        "C++",
+                        0.7,
+                    ));
+                }
+            }
+        }
     }
     let burst: Vec<&Row> = rows(res, Kind::Burst, 100_000).collect();
     if !burst.is_empty() {
