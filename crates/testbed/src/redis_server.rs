@@ -345,7 +345,10 @@ mod tests {
             .arg("notify-keyspace-events")
             .query(&mut conn)
             .unwrap();
-        assert!(events[1].contains('K') && events[1].contains('E'), "{events:?}");
+        assert!(
+            events[1].contains('K') && events[1].contains('E'),
+            "{events:?}"
+        );
         server.restart().unwrap();
         let mut conn = server.conn(4).unwrap();
         let n: i64 = redis::cmd("DBSIZE").query(&mut conn).unwrap();
