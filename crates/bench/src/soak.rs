@@ -51,8 +51,9 @@
 //! equal the kernel's neighbours under the sync rules ([`expected_neighs`]),
 //! APPL_DB `PORT_TABLE:<port>` must hold the CONFIG_DB fields (and
 //! `PortConfigDone`, `PortInitDone` exist), and STATE_DB `PORT_TABLE|<port>`
-//! must say `state ok` and the kernel's `netdev_oper_status` (IFF_RUNNING),
-//! `admin_status` (IFF_UP) and `mtu`. The daemons' own `audit` commands are
+//! must say `state ok` and the kernel's `netdev_oper_status` (IFF_RUNNING:
+//! up with operstate UP or UNKNOWN, from sysfs), `admin_status` (IFF_UP) and
+//! `mtu`. The daemons' own `audit` commands are
 //! run as well and their exit codes printed.
 //!
 //! PASS: for each daemon, every RSS sample from the reference instant
@@ -309,6 +310,7 @@ pub fn run(bin: &Path, port_bin: &Path, args: &Args, rep: usize) -> anyhow::Resu
         .clone()
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/soak"));
     std::fs::create_dir_all(&out_dir).with_context(|| format!("mkdir {}", out_dir.display()))?;
+    let out_dir = out_dir.canonicalize().unwrap_or(out_dir);
     let ports: Vec<String> = (0..args.ports.max(1))
         .map(|i| format!("Ethernet{}", 4 * i))
         .collect();
@@ -1006,24 +1008,33 @@ fn port_check(
 ) -> anyhow::Result<TableCheck> {
     let script: String = ports
         .iter()
-        .map(|p| format!("echo {p} $(cat /sys/class/net/{p}/flags) $(cat /sys/class/net/{p}/mtu);"))
+        .map(|p| format!(
+                "echo {p} $(cat /sys/class/net/{p}/flags) $(cat /sys/class/net/{p}/mtu) $(cat /sys/class/net/{p}/operstate);"
+            ))
         .collect();
     let out = dut.exec_ok(&["sh", "-c", &script])?;
     let mut want_state = Table::new();
     for l in out.lines() {
         let w: Vec<&str> = l.split_whitespace().collect();
-        let (Some(name), Some(flags), Some(mtu)) = (w.first(), w.get(1), w.get(2)) else {
+        let (Some(name), Some(flags), Some(mtu), Some(oper)) =
+            (w.first(), w.get(1), w.get(2), w.get(3))
+        else {
             bail!("unexpected sysfs line {l:?}");
         };
         let flags = u32::from_str_radix(flags.trim_start_matches("0x"), 16)
             .with_context(|| format!("flags {flags:?}"))?;
         let updown = |b: bool| if b { "up" } else { "down" }.to_owned();
+        // sysfs `flags` is dev->flags, without IFF_RUNNING, which the
+        // kernel adds for netlink when the device is up and its operstate
+        // is UP or UNKNOWN (dev_get_flags, netif_oper_up).
+        let admin = flags & 0x1 != 0;
+        let running = admin && matches!(*oper, "up" | "unknown");
         want_state.insert(
             (*name).to_owned(),
             BTreeMap::from([
                 ("state".to_owned(), "ok".to_owned()),
-                ("netdev_oper_status".to_owned(), updown(flags & 0x40 != 0)),
-                ("admin_status".to_owned(), updown(flags & 0x1 != 0)),
+                ("netdev_oper_status".to_owned(), updown(running)),
+                ("admin_status".to_owned(), updown(admin)),
                 ("mtu".to_owned(), (*mtu).to_owned()),
             ]),
         );
