@@ -66,7 +66,16 @@ impl Pops {
     /// Connects to DB 0 and loads the script. `batch`: SPOP count
     /// (orchagent's default is 128).
     pub fn new(redis: &RedisServer, table: &str, batch: usize) -> anyhow::Result<Self> {
-        let mut conn = redis.conn(0)?;
+        Self::with_conn(redis.conn(0)?, table, batch)
+    }
+
+    /// As [`Pops::new`] on a connection to DB 0 the caller made (e.g. a
+    /// reconnect after a Redis restart, from a thread without the server).
+    pub fn with_conn(
+        mut conn: redis::Connection,
+        table: &str,
+        batch: usize,
+    ) -> anyhow::Result<Self> {
         let sha: String = redis::cmd("SCRIPT")
             .arg("LOAD")
             .arg(LUA_POPS_COUNTED)

@@ -34,6 +34,8 @@
 //!   over 4 and over 1,000 interfaces after a system warm reboot
 //!   ([`restore`]); `restore1000` brings `restore4` along (its target is a
 //!   ratio to it).
+//! * `soak` (only when named; 30 min): both daemons under churn, Redis
+//!   restarts, link flap storms and audits, sampled every 10 s ([`soak`]).
 //!
 //! Figures: wall time, daemon CPU per neighbour (`/proc/<pid>/task/*/
 //! schedstat`, ns on CPU; falls back to `/proc/<pid>/stat` utime+stime),
@@ -52,6 +54,7 @@ mod ports;
 mod relay;
 mod report;
 mod restore;
+mod soak;
 mod warm;
 
 use std::collections::HashMap;
@@ -98,6 +101,8 @@ const ALL: &[&str] = &[
     "restore4",
     "restore1000",
 ];
+/// Scenarios run only when named (after those of [`ALL`]).
+const NAMED_ONLY: &[&str] = &["soak"];
 /// Scenarios whose Redis CPU is printed as a ratio to the floor.
 const WRITERS: &[&str] = &[
     "cold1k",
@@ -114,7 +119,7 @@ struct Args {
     /// Scenarios to run: floor, idle, cold1k, cold10k, cold100k, burst100k,
     /// flap100k (implies burst100k), latency, warm100k, ports256, restore4,
     /// restore1000 (implies restore4). Default: all. floor is added when a
-    /// scenario writing neighbours is named.
+    /// scenario writing neighbours is named. `soak` runs only when named.
     scenarios: Vec<String>,
     /// Path of the neighsyncd binary (default: next to this binary, built
     /// first with `cargo build --release -p neighsyncd` when run by cargo).
@@ -147,6 +152,14 @@ struct Args {
     /// /proc/<pid>/smaps) at every steady-RSS sample.
     #[arg(long)]
     smaps: bool,
+    /// Length of the `soak` scenario in minutes (below 10, its Redis
+    /// restart and flap periods shrink to 1 and 1.4 min).
+    #[arg(long, default_value_t = 30)]
+    soak_minutes: u64,
+    /// Where `soak` writes soak.csv and soak.svg (default: target/soak in
+    /// the workspace).
+    #[arg(long)]
+    soak_out: Option<PathBuf>,
 }
 
 /// What a [`Row`] measured.
@@ -213,6 +226,7 @@ struct Results {
     warm: Vec<warm::WarmCheck>,
     ports: Vec<ports::Ports>,
     restore: Vec<restore::RestoreRun>,
+    soak: Vec<soak::Soak>,
 }
 
 impl Results {
@@ -241,8 +255,12 @@ fn main() -> anyhow::Result<()> {
         args.scenarios.clone()
     };
     for s in &scenarios {
-        if !ALL.contains(&s.as_str()) {
-            bail!("unknown scenario {s:?}; known: {}", ALL.join(", "));
+        if !ALL.contains(&s.as_str()) && !NAMED_ONLY.contains(&s.as_str()) {
+            bail!(
+                "unknown scenario {s:?}; known: {}, {}",
+                ALL.join(", "),
+                NAMED_ONLY.join(", ")
+            );
         }
     }
     if scenarios.iter().any(|s| WRITERS.contains(&s.as_str()))
@@ -254,10 +272,10 @@ fn main() -> anyhow::Result<()> {
         scenarios.push("restore4".to_owned());
     }
     // In the order of ALL.
-    scenarios.sort_by_key(|s| ALL.iter().position(|a| a == s));
+    scenarios.sort_by_key(|s| ALL.iter().chain(NAMED_ONLY).position(|a| a == s));
     scenarios.dedup();
     let wants_neigh = scenarios.iter().any(|s| s != "floor" && s != "ports256");
-    let wants_ports = scenarios.iter().any(|s| s == "ports256");
+    let wants_ports = scenarios.iter().any(|s| s == "ports256" || s == "soak");
     let bin = if wants_neigh {
         daemon_path("neighsyncd", args.neighsyncd.as_ref())?
     } else {
@@ -334,6 +352,10 @@ fn main() -> anyhow::Result<()> {
                     res.restore.push(run);
                     vec![row]
                 }
+                "soak" => {
+                    res.soak.push(soak::run(&bin, &port_bin, &args, rep)?);
+                    continue;
+                }
                 _ => continue,
             };
             for row in &r {
@@ -352,6 +374,7 @@ fn main() -> anyhow::Result<()> {
     warm::print(&res.warm);
     ports::print(&res.ports);
     restore::print(&res.restore);
+    soak::print(&res.soak);
     report::print(&res, args.repeat);
     Ok(())
 }

@@ -582,6 +582,10 @@ pub fn print(res: &Results, reps: usize) {
         ));
     }
 
+    for (target, checks) in crate::soak::targets(&res.soak) {
+        lines.push(every(target, "physical floor 5", &checks));
+    }
+
     println!();
     println!("Targets:");
     println!();

@@ -22,6 +22,9 @@ use redis::IntoConnectionInfo;
 /// How long [`RedisServer::start`] waits for the server to answer PING.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The snapshot file `SAVE` writes in the temp dir.
+const DUMP_FILE: &str = "dump.rdb";
+
 /// TCP port written into database_config.json when the server has no TCP
 /// listener: nothing listens there, so a TCP connect fails cleanly instead of
 /// reaching some other Redis.
@@ -117,6 +120,20 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
+        self.spawn_with(false)
+    }
+
+    /// Starts the process; with `keep_data`, redis loads the `dump.rdb` a
+    /// `SAVE` left in the temp dir, else that file is removed first.
+    fn spawn_with(&mut self, keep_data: bool) -> anyhow::Result<()> {
+        let dump = self.dir.path().join(DUMP_FILE);
+        if !keep_data {
+            match std::fs::remove_file(&dump) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("removing {}", dump.display())),
+            }
+        }
         // A socket left by a killed server would not stop redis from binding
         // (it unlinks first), but remove it so readiness checks are honest.
         let _ = std::fs::remove_file(&self.socket);
@@ -132,6 +149,7 @@ impl RedisServer {
             .args(["--save", ""])
             .args(["--appendonly", "no"])
             .args(["--databases", "32"])
+            .args(["--dbfilename", DUMP_FILE])
             .args(["--daemonize", "no"])
             .arg("--dir")
             .arg(self.dir.path())
@@ -226,6 +244,29 @@ impl RedisServer {
         self.stop()?;
         self.spawn()
     }
+
+    /// A crash and restart that keeps the data as of a snapshot: `SAVE`
+    /// (the whole dataset to `dump.rdb` in the temp dir), then SIGKILL, then
+    /// a fresh server on the same socket path (and TCP port) that loads the
+    /// snapshot. Writes made between the `SAVE` and the kill are lost, as
+    /// with a real crash after the last snapshot; the script cache is
+    /// empty. Returns once the new server answers PING (it has loaded the
+    /// snapshot by then).
+    ///
+    /// Errors: the server is not running, `SAVE` fails, or the new server
+    /// does not start.
+    pub fn restart_keeping_data(&mut self) -> anyhow::Result<()> {
+        if self.child.is_none() {
+            bail!("redis-server is not running");
+        }
+        let mut conn = self.conn(0)?;
+        let _: () = redis::cmd("SAVE")
+            .query(&mut conn)
+            .context("SAVE before the restart")?;
+        drop(conn);
+        self.stop()?;
+        self.spawn_with(true)
+    }
 }
 
 impl Drop for RedisServer {
@@ -270,4 +311,47 @@ fn database_config_json(socket: &Path, port: u16, dir: &Path) -> String {
         "VERSION": "1.0"
     });
     serde_json::to_string_pretty(&v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_keeping_data_keeps_the_snapshot_and_restart_empties() {
+        let mut server = RedisServer::start().unwrap();
+        let socket = server.socket_path().to_path_buf();
+        let mut conn = server.conn(4).unwrap();
+        let _: () = redis::cmd("HSET")
+            .arg("PORT|Ethernet0")
+            .arg("mtu")
+            .arg("9100")
+            .query(&mut conn)
+            .unwrap();
+        server.restart_keeping_data().unwrap();
+        assert_eq!(server.socket_path(), socket);
+        // The old connection went with the old process.
+        assert!(redis::cmd("PING").query::<String>(&mut conn).is_err());
+        let mut conn = server.conn(4).unwrap();
+        let mtu: Option<String> = redis::cmd("HGET")
+            .arg("PORT|Ethernet0")
+            .arg("mtu")
+            .query(&mut conn)
+            .unwrap();
+        assert_eq!(mtu.as_deref(), Some("9100"));
+        // Keyspace events are still on.
+        let events: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("notify-keyspace-events")
+            .query(&mut conn)
+            .unwrap();
+        assert!(
+            events[1].contains('K') && events[1].contains('E'),
+            "{events:?}"
+        );
+        server.restart().unwrap();
+        let mut conn = server.conn(4).unwrap();
+        let n: i64 = redis::cmd("DBSIZE").query(&mut conn).unwrap();
+        assert_eq!(n, 0);
+    }
 }
