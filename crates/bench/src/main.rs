@@ -33,6 +33,9 @@
 //!   over 4 and over 1,000 interfaces after a system warm reboot
 //!   ([`restore`]); `restore1000` brings `restore4` along (its target is a
 //!   ratio to it).
+//! * `scale` (not run by default: named only): cold sync and live burst at
+//!   1k, 10k, 100k and 1M neighbours, the per-neighbour cost curve
+//!   ([`scale`]).
 //!
 //! Figures: wall time, daemon CPU per neighbour (`/proc/<pid>/task/*/
 //! schedstat`, ns on CPU; falls back to `/proc/<pid>/stat` utime+stime),
@@ -50,6 +53,7 @@ mod latency;
 mod ports;
 mod report;
 mod restore;
+mod scale;
 mod warm;
 
 use std::collections::HashMap;
@@ -96,6 +100,9 @@ const ALL: &[&str] = &[
     "restore4",
     "restore1000",
 ];
+/// Scenarios run only when named (too long for the default run), after
+/// those of [`ALL`].
+const NAMED_ONLY: &[&str] = &["scale"];
 /// Scenarios whose Redis CPU is printed as a ratio to the floor.
 const WRITERS: &[&str] = &[
     "cold1k",
@@ -104,6 +111,7 @@ const WRITERS: &[&str] = &[
     "burst100k",
     "flap100k",
     "warm100k",
+    "scale",
 ];
 
 #[derive(Parser, Debug)]
@@ -111,8 +119,9 @@ const WRITERS: &[&str] = &[
 struct Args {
     /// Scenarios to run: floor, idle, cold1k, cold10k, cold100k, burst100k,
     /// flap100k (implies burst100k), latency, warm100k, ports256, restore4,
-    /// restore1000 (implies restore4). Default: all. floor is added when a
-    /// scenario writing neighbours is named.
+    /// restore1000 (implies restore4), scale (named only: 1k..1M). Default:
+    /// all but scale. floor is added when a scenario writing neighbours is
+    /// named.
     scenarios: Vec<String>,
     /// Path of the neighsyncd binary (default: next to this binary, built
     /// first with `cargo build --release -p neighsyncd` when run by cargo).
@@ -144,6 +153,10 @@ struct Args {
     /// /proc/<pid>/smaps) at every steady-RSS sample.
     #[arg(long)]
     smaps: bool,
+    /// The table sizes `scale` runs, comma-separated, smallest first
+    /// (default 1000,10000,100000,1000000).
+    #[arg(long, value_delimiter = ',')]
+    scale_sizes: Vec<usize>,
 }
 
 /// What a [`Row`] measured.
@@ -180,8 +193,8 @@ struct Row {
     commands: i64,
     peak_rss_kib: u64,
     idle_rss_kib: u64,
-    /// VmRSS [`STEADY_AFTER`] after the last write (idle and cold only;
-    /// 0 elsewhere).
+    /// VmRSS [`STEADY_AFTER`] after the last write (idle, cold and live
+    /// burst; 0 elsewhere).
     steady_rss_kib: u64,
     lost: i64,
     overruns: usize,
@@ -210,6 +223,7 @@ struct Results {
     warm: Vec<warm::WarmCheck>,
     ports: Vec<ports::Ports>,
     restore: Vec<restore::RestoreRun>,
+    scale: Vec<scale::Point>,
 }
 
 impl Results {
@@ -235,8 +249,12 @@ fn main() -> anyhow::Result<()> {
         args.scenarios.clone()
     };
     for s in &scenarios {
-        if !ALL.contains(&s.as_str()) {
-            bail!("unknown scenario {s:?}; known: {}", ALL.join(", "));
+        if !ALL.contains(&s.as_str()) && !NAMED_ONLY.contains(&s.as_str()) {
+            bail!(
+                "unknown scenario {s:?}; known: {}, {}",
+                ALL.join(", "),
+                NAMED_ONLY.join(", ")
+            );
         }
     }
     if scenarios.iter().any(|s| WRITERS.contains(&s.as_str()))
@@ -247,8 +265,13 @@ fn main() -> anyhow::Result<()> {
     if scenarios.iter().any(|s| s == "restore1000") {
         scenarios.push("restore4".to_owned());
     }
-    // In the order of ALL.
-    scenarios.sort_by_key(|s| ALL.iter().position(|a| a == s));
+    // In the order of ALL, then NAMED_ONLY.
+    scenarios.sort_by_key(|s| {
+        ALL.iter()
+            .chain(NAMED_ONLY)
+            .position(|a| a == s)
+            .unwrap_or(usize::MAX)
+    });
     scenarios.dedup();
     let wants_neigh = scenarios.iter().any(|s| s != "floor" && s != "ports256");
     let wants_ports = scenarios.iter().any(|s| s == "ports256");
@@ -262,7 +285,11 @@ fn main() -> anyhow::Result<()> {
     } else {
         PathBuf::new()
     };
-    raise_gc_thresholds()?;
+    raise_gc_thresholds(if scenarios.iter().any(|s| s == "scale") {
+        scale::LARGEST
+    } else {
+        100_000
+    })?;
     let commit = if args.neighsyncd.is_some() || args.portsyncd.is_some() {
         args.commit
             .clone()
@@ -327,6 +354,10 @@ fn main() -> anyhow::Result<()> {
                     res.restore.push(run);
                     vec![row]
                 }
+                "scale" => {
+                    res.scale.extend(scale::run(&bin, &args, rep)?);
+                    continue;
+                }
                 _ => continue,
             };
             for row in &r {
@@ -345,6 +376,7 @@ fn main() -> anyhow::Result<()> {
     warm::print(&res.warm);
     ports::print(&res.ports);
     restore::print(&res.restore);
+    scale::print(&res);
     report::print(&res, args.repeat);
     Ok(())
 }
@@ -417,14 +449,18 @@ fn source_commit() -> String {
     }
 }
 
-/// Raise the neighbour table limits (global on this machine) so that 100k
-/// entries fit; only raises.
-fn raise_gc_thresholds() -> anyhow::Result<()> {
+/// Raise the neighbour table limits (global on this machine) so that
+/// `entries` neighbours fit with room to spare (and 100k with the limits
+/// used so far: 256 Ki, 512 Ki, 1 Mi); only raises. Below gc_thresh1 the
+/// kernel collects nothing; gc_thresh3 is the hard limit (an add beyond it
+/// fails, and `ip -batch` stops there without `-force`).
+fn raise_gc_thresholds(entries: usize) -> anyhow::Result<()> {
+    let e = entries as u64;
     for fam in ["ipv4", "ipv6"] {
         for (k, want) in [
-            ("gc_thresh1", 262_144u64),
-            ("gc_thresh2", 524_288),
-            ("gc_thresh3", 1_048_576),
+            ("gc_thresh1", (e + e / 4).max(262_144)),
+            ("gc_thresh2", (e + e / 2).max(524_288)),
+            ("gc_thresh3", (2 * e).max(1_048_576)),
         ] {
             let path = format!("/proc/sys/net/{fam}/neigh/default/{k}");
             let cur: u64 = std::fs::read_to_string(&path)
@@ -831,6 +867,7 @@ fn burst_and_flap(
     let pid = daemon.pid();
     let cpu0 = proc_cpu(pid)?;
     let before = RedisStats::read(&mut conn)?;
+    let burst_start = Instant::now();
     ip_batch(topo.dut(), &adds)?;
     let burst_end = Instant::now();
     // Settle: all written, or no change for SETTLE.
@@ -860,7 +897,14 @@ fn burst_and_flap(
     let kernel = kernel_count(&topo)?;
     std::thread::sleep(Duration::from_secs(1));
     let written = scard(&mut conn)?;
-    let (hwm, rss) = proc_rss(pid)?;
+    let (_, rss) = proc_rss(pid)?;
+    let last_write = all_at.unwrap_or(last_change);
+    let (hwm, steady) = steady_rss(
+        &daemon,
+        args,
+        last_write.elapsed(),
+        &format!("burst {}k", n / 1000),
+    )?;
     let (evalsha, commands) = after.commands_since(&before);
     let mut rows = vec![Row {
         name: format!("live burst {}k", n / 1000),
@@ -875,10 +919,15 @@ fn burst_and_flap(
         commands,
         peak_rss_kib: hwm,
         idle_rss_kib: rss,
-        steady_rss_kib: 0,
+        steady_rss_kib: steady,
         lost: kernel as i64 - written as i64,
         overruns: overruns(&daemon),
     }];
+    eprintln!(
+        "burst: ip -batch took {:?}, all written {:?} after it",
+        burst_end - burst_start,
+        last_write - burst_end
+    );
     if flap {
         // Calibrate: the cost of one sentinel neighbour.
         let s0 = RedisStats::read(&mut conn)?;
