@@ -695,6 +695,38 @@ fn wait_scard(
     }
 }
 
+/// Poll until `SCARD NEIGH_TABLE_KEY_SET` >= `want` (returns the instant
+/// and true), or until it has not changed for [`SETTLE`] since the first
+/// key, or [`SCENARIO_TIMEOUT`] passed (the instant of the last change and
+/// false: the caller counts what is missing as lost).
+fn settle_scard(
+    conn: &mut redis::Connection,
+    daemon: &mut Daemon,
+    want: usize,
+) -> anyhow::Result<(Instant, bool)> {
+    let start = Instant::now();
+    let mut last = 0;
+    let mut last_change = start;
+    loop {
+        let c = scard(conn)?;
+        if c >= want {
+            return Ok((Instant::now(), true));
+        }
+        if c != last {
+            last = c;
+            last_change = Instant::now();
+        }
+        if (c > 0 && last_change.elapsed() > SETTLE) || start.elapsed() > SCENARIO_TIMEOUT {
+            eprintln!("APPL_DB settled at {c} of {want} keys");
+            return Ok((last_change, false));
+        }
+        if !daemon.is_running() {
+            bail!("neighsyncd exited; log:\n{}", tail(&daemon.log()));
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
@@ -814,8 +846,8 @@ fn cold(bin: &Path, args: &Args, n: usize, rep: usize, cpp: bool) -> anyhow::Res
     let before = RedisStats::read(&mut conn)?;
     let t0 = Instant::now();
     let mut daemon = start_daemon(bin, &topo, &redis, args, cpp)?;
-    let done = wait_scard(&mut conn, &mut daemon, n)?;
-    let wall = done - t0;
+    let (done, all) = settle_scard(&mut conn, &mut daemon, n)?;
+    let wall = if all { done - t0 } else { Duration::MAX };
     let cpu = proc_cpu(daemon.pid())?;
     let after = RedisStats::read(&mut conn)?;
     std::thread::sleep(Duration::from_secs(1));

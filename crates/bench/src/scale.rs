@@ -69,7 +69,9 @@ pub fn run(bin: &Path, args: &Args, rep: usize) -> anyhow::Result<Vec<Point>> {
     for &n in sizes(args) {
         eprintln!("scale: {n} neighbours");
         let floor = floor::run(args, n, rep)?;
+        neigh_quiet();
         let cold = cold(bin, args, n, rep, false)?;
+        neigh_quiet();
         let burst = burst_and_flap(bin, args, n, false, rep)?
             .into_iter()
             .next()
@@ -86,6 +88,44 @@ pub fn run(bin: &Path, args: &Args, rep: usize) -> anyhow::Result<Vec<Point>> {
     }
     Ok(out)
 }
+
+/// The kernel's neighbour tables (global: every namespace shares one hash
+/// table per family), entries of both from `/proc/net/stat/arp_cache` and
+/// `ndisc_cache` (first column, hex, the same on every CPU line).
+fn kernel_entries() -> Option<u64> {
+    let mut total = 0;
+    for f in ["/proc/net/stat/arp_cache", "/proc/net/stat/ndisc_cache"] {
+        let text = std::fs::read_to_string(f).ok()?;
+        let first = text.lines().nth(1)?.split_whitespace().next()?;
+        total += u64::from_str_radix(first, 16).ok()?;
+    }
+    Some(total)
+}
+
+/// Wait (up to [`QUIET_LIMIT`]) until the kernel's neighbour tables stop
+/// shrinking: a namespace is torn down in the background after `ip netns
+/// del`, and its neighbours are deleted from the shared hash table while
+/// the next scenario runs. The kernel's neighbour dump resumes each
+/// message at (bucket, position in the bucket's chain, counting every
+/// namespace's entries), so a deletion ahead of that position between two
+/// reads makes the dump skip an entry (seen once at 1M: the daemon's dump
+/// held 999,999 of 1,000,000). Other processes' neighbours can still do
+/// that; the "lost" column would show it.
+fn neigh_quiet() {
+    let start = std::time::Instant::now();
+    let mut last = kernel_entries();
+    while start.elapsed() < QUIET_LIMIT {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = kernel_entries();
+        if now.is_none() || now >= last {
+            return;
+        }
+        last = now;
+    }
+}
+
+/// How long [`neigh_quiet`] waits at most.
+const QUIET_LIMIT: Duration = Duration::from_secs(60);
 
 fn sizes(args: &Args) -> &[usize] {
     if args.scale_sizes.is_empty() {
