@@ -61,7 +61,7 @@ pub fn run(args: &Args, n: usize, rep: usize) -> anyhow::Result<Row> {
     let written = scard(&mut conn)?;
     let (evalsha, commands) = after.commands_since(&before);
     Ok(Row {
-        name: "floor: raw pipeline 100k".into(),
+        name: format!("floor: raw pipeline {}k", n / 1000),
         kind: Kind::Floor,
         rep,
         n,

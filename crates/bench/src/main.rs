@@ -36,6 +36,9 @@
 //!   ratio to it).
 //! * `soak` (only when named; 30 min): both daemons under churn, Redis
 //!   restarts, link flap storms and audits, sampled every 10 s ([`soak`]).
+//! * `scale` (not run by default: named only): cold sync and live burst at
+//!   1k, 10k, 100k and 1M neighbours, the per-neighbour cost curve
+//!   ([`scale`]).
 //!
 //! Figures: wall time, daemon CPU per neighbour (`/proc/<pid>/task/*/
 //! schedstat`, ns on CPU; falls back to `/proc/<pid>/stat` utime+stime),
@@ -54,6 +57,7 @@ mod ports;
 mod relay;
 mod report;
 mod restore;
+mod scale;
 mod soak;
 mod warm;
 
@@ -101,8 +105,9 @@ const ALL: &[&str] = &[
     "restore4",
     "restore1000",
 ];
-/// Scenarios run only when named (after those of [`ALL`]).
-const NAMED_ONLY: &[&str] = &["soak"];
+/// Scenarios run only when named (too long for the default run), after
+/// those of [`ALL`].
+const NAMED_ONLY: &[&str] = &["soak", "scale"];
 /// Scenarios whose Redis CPU is printed as a ratio to the floor.
 const WRITERS: &[&str] = &[
     "cold1k",
@@ -111,6 +116,7 @@ const WRITERS: &[&str] = &[
     "burst100k",
     "flap100k",
     "warm100k",
+    "scale",
 ];
 
 #[derive(Parser, Debug)]
@@ -119,7 +125,8 @@ struct Args {
     /// Scenarios to run: floor, idle, cold1k, cold10k, cold100k, burst100k,
     /// flap100k (implies burst100k), latency, warm100k, ports256, restore4,
     /// restore1000 (implies restore4). Default: all. floor is added when a
-    /// scenario writing neighbours is named. `soak` runs only when named.
+    /// scenario writing neighbours is named. `soak` and `scale` (1k..1M)
+    /// run only when named.
     scenarios: Vec<String>,
     /// Path of the neighsyncd binary (default: next to this binary, built
     /// first with `cargo build --release -p neighsyncd` when run by cargo).
@@ -160,6 +167,10 @@ struct Args {
     /// the workspace).
     #[arg(long)]
     soak_out: Option<PathBuf>,
+    /// The table sizes `scale` runs, comma-separated, smallest first
+    /// (default 1000,10000,100000,1000000).
+    #[arg(long, value_delimiter = ',')]
+    scale_sizes: Vec<usize>,
 }
 
 /// What a [`Row`] measured.
@@ -196,8 +207,8 @@ struct Row {
     commands: i64,
     peak_rss_kib: u64,
     idle_rss_kib: u64,
-    /// VmRSS [`STEADY_AFTER`] after the last write (idle and cold only;
-    /// 0 elsewhere).
+    /// VmRSS [`STEADY_AFTER`] after the last write (idle, cold and live
+    /// burst; 0 elsewhere).
     steady_rss_kib: u64,
     lost: i64,
     overruns: usize,
@@ -227,6 +238,7 @@ struct Results {
     ports: Vec<ports::Ports>,
     restore: Vec<restore::RestoreRun>,
     soak: Vec<soak::Soak>,
+    scale: Vec<scale::Point>,
 }
 
 impl Results {
@@ -271,8 +283,13 @@ fn main() -> anyhow::Result<()> {
     if scenarios.iter().any(|s| s == "restore1000") {
         scenarios.push("restore4".to_owned());
     }
-    // In the order of ALL.
-    scenarios.sort_by_key(|s| ALL.iter().chain(NAMED_ONLY).position(|a| a == s));
+    // In the order of ALL, then NAMED_ONLY.
+    scenarios.sort_by_key(|s| {
+        ALL.iter()
+            .chain(NAMED_ONLY)
+            .position(|a| a == s)
+            .unwrap_or(usize::MAX)
+    });
     scenarios.dedup();
     let wants_neigh = scenarios.iter().any(|s| s != "floor" && s != "ports256");
     let wants_ports = scenarios.iter().any(|s| s == "ports256" || s == "soak");
@@ -286,7 +303,11 @@ fn main() -> anyhow::Result<()> {
     } else {
         PathBuf::new()
     };
-    raise_gc_thresholds()?;
+    raise_gc_thresholds(if scenarios.iter().any(|s| s == "scale") {
+        scale::LARGEST
+    } else {
+        100_000
+    })?;
     let commit = if args.neighsyncd.is_some() || args.portsyncd.is_some() {
         args.commit
             .clone()
@@ -356,6 +377,10 @@ fn main() -> anyhow::Result<()> {
                     res.soak.push(soak::run(&bin, &port_bin, &args, rep)?);
                     continue;
                 }
+                "scale" => {
+                    res.scale.extend(scale::run(&bin, &args, rep)?);
+                    continue;
+                }
                 _ => continue,
             };
             for row in &r {
@@ -375,6 +400,7 @@ fn main() -> anyhow::Result<()> {
     ports::print(&res.ports);
     restore::print(&res.restore);
     soak::print(&res.soak);
+    scale::print(&res);
     report::print(&res, args.repeat);
     Ok(())
 }
@@ -447,14 +473,18 @@ fn source_commit() -> String {
     }
 }
 
-/// Raise the neighbour table limits (global on this machine) so that 100k
-/// entries fit; only raises.
-fn raise_gc_thresholds() -> anyhow::Result<()> {
+/// Raise the neighbour table limits (global on this machine) so that
+/// `entries` neighbours fit with room to spare (and 100k with the limits
+/// used so far: 256 Ki, 512 Ki, 1 Mi); only raises. Below gc_thresh1 the
+/// kernel collects nothing; gc_thresh3 is the hard limit (an add beyond it
+/// fails, and `ip -batch` stops there without `-force`).
+fn raise_gc_thresholds(entries: usize) -> anyhow::Result<()> {
+    let e = entries as u64;
     for fam in ["ipv4", "ipv6"] {
         for (k, want) in [
-            ("gc_thresh1", 262_144u64),
-            ("gc_thresh2", 524_288),
-            ("gc_thresh3", 1_048_576),
+            ("gc_thresh1", (e + e / 4).max(262_144)),
+            ("gc_thresh2", (e + e / 2).max(524_288)),
+            ("gc_thresh3", (2 * e).max(1_048_576)),
         ] {
             let path = format!("/proc/sys/net/{fam}/neigh/default/{k}");
             let cur: u64 = std::fs::read_to_string(&path)
@@ -689,6 +719,38 @@ fn wait_scard(
     }
 }
 
+/// Poll until `SCARD NEIGH_TABLE_KEY_SET` >= `want` (returns the instant
+/// and true), or until it has not changed for [`SETTLE`] since the first
+/// key, or [`SCENARIO_TIMEOUT`] passed (the instant of the last change and
+/// false: the caller counts what is missing as lost).
+fn settle_scard(
+    conn: &mut redis::Connection,
+    daemon: &mut Daemon,
+    want: usize,
+) -> anyhow::Result<(Instant, bool)> {
+    let start = Instant::now();
+    let mut last = 0;
+    let mut last_change = start;
+    loop {
+        let c = scard(conn)?;
+        if c >= want {
+            return Ok((Instant::now(), true));
+        }
+        if c != last {
+            last = c;
+            last_change = Instant::now();
+        }
+        if (c > 0 && last_change.elapsed() > SETTLE) || start.elapsed() > SCENARIO_TIMEOUT {
+            eprintln!("APPL_DB settled at {c} of {want} keys");
+            return Ok((last_change, false));
+        }
+        if !daemon.is_running() {
+            bail!("neighsyncd exited; log:\n{}", tail(&daemon.log()));
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
@@ -808,8 +870,8 @@ fn cold(bin: &Path, args: &Args, n: usize, rep: usize, cpp: bool) -> anyhow::Res
     let before = RedisStats::read(&mut conn)?;
     let t0 = Instant::now();
     let mut daemon = start_daemon(bin, &topo, &redis, args, cpp)?;
-    let done = wait_scard(&mut conn, &mut daemon, n)?;
-    let wall = done - t0;
+    let (done, all) = settle_scard(&mut conn, &mut daemon, n)?;
+    let wall = if all { done - t0 } else { Duration::MAX };
     let cpu = proc_cpu(daemon.pid())?;
     let after = RedisStats::read(&mut conn)?;
     std::thread::sleep(Duration::from_secs(1));
@@ -861,6 +923,7 @@ fn burst_and_flap(
     let pid = daemon.pid();
     let cpu0 = proc_cpu(pid)?;
     let before = RedisStats::read(&mut conn)?;
+    let burst_start = Instant::now();
     ip_batch(topo.dut(), &adds)?;
     let burst_end = Instant::now();
     // Settle: all written, or no change for SETTLE.
@@ -890,7 +953,14 @@ fn burst_and_flap(
     let kernel = kernel_count(&topo)?;
     std::thread::sleep(Duration::from_secs(1));
     let written = scard(&mut conn)?;
-    let (hwm, rss) = proc_rss(pid)?;
+    let (_, rss) = proc_rss(pid)?;
+    let last_write = all_at.unwrap_or(last_change);
+    let (hwm, steady) = steady_rss(
+        &daemon,
+        args,
+        last_write.elapsed(),
+        &format!("burst {}k", n / 1000),
+    )?;
     let (evalsha, commands) = after.commands_since(&before);
     let mut rows = vec![Row {
         name: format!("live burst {}k", n / 1000),
@@ -905,10 +975,15 @@ fn burst_and_flap(
         commands,
         peak_rss_kib: hwm,
         idle_rss_kib: rss,
-        steady_rss_kib: 0,
+        steady_rss_kib: steady,
         lost: kernel as i64 - written as i64,
         overruns: overruns(&daemon),
     }];
+    eprintln!(
+        "burst: ip -batch took {:?}, all written {:?} after it",
+        burst_end - burst_start,
+        last_write - burst_end
+    );
     if flap {
         // Calibrate: the cost of one sentinel neighbour.
         let s0 = RedisStats::read(&mut conn)?;

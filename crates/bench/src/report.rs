@@ -22,7 +22,7 @@ enum Rule {
     Every,
 }
 
-struct Line {
+pub(crate) struct Line {
     target: String,
     source: &'static str,
     /// Per repetition, as printed.
@@ -31,7 +31,7 @@ struct Line {
     rule: Rule,
 }
 
-fn median(v: &[f64]) -> Option<f64> {
+pub(crate) fn median(v: &[f64]) -> Option<f64> {
     let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
         return None;
@@ -46,7 +46,7 @@ fn median(v: &[f64]) -> Option<f64> {
 }
 
 /// A "value <= limit on the median" line.
-fn at_most(
+pub(crate) fn at_most(
     target: String,
     source: &'static str,
     values: &[f64],
@@ -120,7 +120,7 @@ fn ratio_line(
 }
 
 /// An "every repetition holds" line.
-fn every(target: String, source: &'static str, checks: &[(bool, String)]) -> Line {
+pub(crate) fn every(target: String, source: &'static str, checks: &[(bool, String)]) -> Line {
     Line {
         target,
         source,
@@ -581,6 +581,7 @@ pub fn print(res: &Results, reps: usize) {
             CPP_STEADY_MIB,
         ));
     }
+    lines.extend(crate::scale::targets(res, reps));
 
     for (target, checks) in crate::soak::targets(&res.soak) {
         lines.push(every(target, "physical floor 5", &checks));

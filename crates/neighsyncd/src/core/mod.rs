@@ -21,7 +21,8 @@
 //! * Reading the kernel (`reads_kernel`): while a flush is in
 //!   flight live events wait in the socket buffer (at most
 //!   [`FLUSH_READ_PAUSE`]); a neighbour dump keeps being read until
-//!   [`DUMP_BACKLOG_KEYS`] wait. In a storm reads are spaced
+//!   [`DUMP_BACKLOG_KEYS`] wait, and then not before the flight lands,
+//!   however long it takes. In a storm reads are spaced
 //!   ([`READ_COALESCE_MIN`] doubling to [`READ_COALESCE_MAX`]).
 //! * ENOBUFS, an interface rename, a CONFIG_DB fact change: the kernel is
 //!   dumped again, mark and sweep ([`Phase::Resyncing`]).
@@ -68,7 +69,12 @@ pub const FLUSH_MAX_KEYS: usize = 1024;
 /// flight, the netlink socket is not read once this many keys wait in the
 /// writer (the rest of the dump waits in the kernel, which generates it as
 /// it is read). Two flushes' worth keeps Redis busy without the whole
-/// table piling up pending.
+/// table piling up pending. The bound holds for the whole flight, not only
+/// its first [`FLUSH_READ_PAUSE`]: a flush slower than that would otherwise
+/// let the rest of the dump be read in at once (1M neighbours: about
+/// 150 MiB pending, and every writer lookup a cache miss). Notifications
+/// arriving meanwhile wait in the socket buffer; should it overflow, the
+/// ENOBUFS starts the dump again.
 pub const DUMP_BACKLOG_KEYS: usize = 2 * FLUSH_MAX_KEYS;
 pub use sonic_daemon::engine::FLUSH_READ_PAUSE;
 /// Read spacing in an event storm. A read that returns more than one
@@ -569,8 +575,11 @@ impl engine::Core for NeighCore {
         if self.stopping.is_some() {
             return false;
         }
-        let flush_allows = self.flight.is_none_or(|f| !f.holds_reads)
-            || (self.dumping_neighbors() && self.writer.pending_len() < DUMP_BACKLOG_KEYS);
+        let flush_allows = match self.flight {
+            None => true,
+            Some(_) if self.dumping_neighbors() => self.writer.pending_len() < DUMP_BACKLOG_KEYS,
+            Some(f) => !f.holds_reads,
+        };
         flush_allows && self.timers.get(Timer::ReadResume).is_none_or(|t| now >= t)
     }
 

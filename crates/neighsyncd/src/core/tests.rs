@@ -230,6 +230,37 @@ fn a_slow_flush_stops_holding_reads_after_the_pause() {
 }
 
 #[test]
+fn a_slow_flush_during_the_neighbor_dump_keeps_the_backlog_bound() {
+    let mut h = Harness::cold();
+    h.steps();
+    h.kernel(vec![link("Ethernet0", 2), Ok(KernelMessage::DumpDone)]);
+    h.steps();
+    let dump = |from: usize, n: usize| -> Vec<Received> {
+        (from..from + n)
+            .map(|i| neigh(2, &format!("10.1.{}.{}", i / 256, i % 256), 1, true))
+            .collect()
+    };
+    h.at(10).kernel(dump(0, FLUSH_MAX_KEYS));
+    let (epoch, batch) = take_flush(h.steps());
+    h.kernel(dump(FLUSH_MAX_KEYS, DUMP_BACKLOG_KEYS));
+    assert!(
+        !h.core.reads_kernel(h.now),
+        "backlog reached: the dump waits"
+    );
+    // A flush slower than the pause still holds the dump back: reading on
+    // would pile the rest of the table up pending.
+    h.at(10 + 5 * FLUSH_READ_PAUSE.as_millis() as u64);
+    assert!(!h.core.reads_kernel(h.now));
+    h.input(Input::Flushed {
+        epoch,
+        batch,
+        result: Ok(()),
+    });
+    let _flight = take_flush(h.steps());
+    assert!(h.core.reads_kernel(h.now), "below the backlog: read on");
+}
+
+#[test]
 fn a_storm_spaces_reads_and_a_calm_read_resets_the_spacing() {
     let mut h = Harness::cold();
     h.cold_sync(&[]);
