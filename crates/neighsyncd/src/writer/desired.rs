@@ -18,12 +18,12 @@ pub(super) struct Slot {
 
 /// An IPv4 neighbour key packed in 6 bytes (interface id as `u16`, the
 /// address), alignment 1, so a map entry with its [`Slot`] is 14 bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct V4Key([u8; 6]);
 
 /// An IPv6 neighbour key packed in 18 bytes (the address, interface id as
 /// `u16`), alignment 1: 26 bytes per entry with its [`Slot`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct V6Key([u8; 18]);
 
 /// One integer write per key (as [`Key`]'s hash).
@@ -47,14 +47,180 @@ impl Hash for V6Key {
 /// The desired table, split by key shape so the entries stay small: an
 /// IPv4 neighbour is 14 bytes per entry ([`V4Key`] + [`Slot`]), an IPv6 one
 /// 26 ([`V6Key`]), instead of 32 in one map of [`Key`]; verbatim keys (and
-/// interface ids past `u16::MAX`) keep the [`Key`] form. For 75k IPv4 and
-/// 25k IPv6 neighbours: about 2.7 MiB of table (hashbrown rounds to 131,072
-/// and 32,768 slots) instead of 4.3 MiB.
+/// interface ids past `u16::MAX`) keep the [`Key`] form. The packed shapes
+/// live in a [`SortedMap`] (a sorted vector plus a small hash map of recent
+/// changes) rather than a hash map, which would round up to a power of two
+/// of slots with one control byte each: for 75k IPv4 and 25k IPv6
+/// neighbours about 1.7 MiB of table instead of 2.7 MiB (hash maps of
+/// 131,072 and 32,768 slots).
 #[derive(Debug, Default)]
 pub(super) struct DesiredTable {
-    v4: FastMap<V4Key, Slot>,
-    v6: FastMap<V6Key, Slot>,
+    v4: SortedMap<V4Key>,
+    v6: SortedMap<V6Key>,
     other: FastMap<Key, Slot>,
+}
+
+/// A map from a small packed key to a [`Slot`], for the bulk of the table:
+/// a vector sorted by key (`base`, exactly its length in memory: 14 bytes
+/// per IPv4 entry) plus a hash map of the changes since it was last
+/// rebuilt (`delta`: an entry added, or a `base` entry removed). `delta`
+/// is folded into `base` once it holds a sixteenth as many keys (at least
+/// [`SortedMap::MIN_DELTA`]), so a change costs a lookup plus an amortized
+/// copy of about 16 entries; a lookup is one hash probe plus a binary
+/// search.
+///
+/// Invariants: `base` is sorted and has no duplicate keys; a key in
+/// `delta` with `Some` is not in `base`, with `None` (removed) it is.
+#[derive(Debug)]
+struct SortedMap<K> {
+    base: Vec<(K, Slot)>,
+    delta: FastMap<K, Option<Slot>>,
+    /// Number of live keys.
+    len: usize,
+}
+
+impl<K> Default for SortedMap<K> {
+    fn default() -> Self {
+        SortedMap {
+            base: Vec::new(),
+            delta: FastMap::default(),
+            len: 0,
+        }
+    }
+}
+
+impl<K: Ord + Hash + Copy> SortedMap<K> {
+    /// `delta` is folded into `base` past this many keys even when `base`
+    /// is small.
+    const MIN_DELTA: usize = 1024;
+
+    fn find(&self, k: &K) -> Option<usize> {
+        self.base.binary_search_by(|(b, _)| b.cmp(k)).ok()
+    }
+
+    fn get(&self, k: &K) -> Option<&Slot> {
+        match self.delta.get(k) {
+            Some(d) => d.as_ref(),
+            None => self.find(k).map(|i| &self.base[i].1),
+        }
+    }
+
+    fn get_mut(&mut self, k: &K) -> Option<&mut Slot> {
+        if self.delta.contains_key(k) {
+            return self.delta.get_mut(k).and_then(|d| d.as_mut());
+        }
+        let i = self.find(k)?;
+        Some(&mut self.base[i].1)
+    }
+
+    fn insert(&mut self, k: K, slot: Slot) {
+        match self.delta.get_mut(&k) {
+            Some(Some(d)) => {
+                *d = slot;
+                return;
+            }
+            Some(None) => {
+                // Removed from `base` since the last fold: back in place.
+                self.delta.remove(&k);
+                self.len += 1;
+            }
+            None => {}
+        }
+        if let Some(i) = self.find(&k) {
+            self.base[i].1 = slot;
+            return;
+        }
+        self.delta.insert(k, Some(slot));
+        self.len += 1;
+        self.maybe_fold();
+    }
+
+    fn remove(&mut self, k: &K) {
+        match self.delta.get(k) {
+            Some(None) => {}
+            Some(Some(_)) => {
+                // Added since the last fold: not in `base`.
+                self.delta.remove(k);
+                self.len -= 1;
+            }
+            None => {
+                if self.find(k).is_some() {
+                    self.delta.insert(*k, None);
+                    self.len -= 1;
+                    self.maybe_fold();
+                }
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.base = Vec::new();
+        self.delta = FastMap::default();
+        self.len = 0;
+    }
+
+    fn maybe_fold(&mut self) {
+        if self.delta.len() > (self.base.len() / 16).max(Self::MIN_DELTA) {
+            self.fold();
+            // Kept for the next changes (sized for about as many).
+            self.delta.clear();
+        }
+    }
+
+    /// Folds `delta` into `base` and frees `delta`.
+    fn compact(&mut self) {
+        self.fold();
+        self.delta = FastMap::default();
+    }
+
+    /// Rebuilds `base` with the changes of `delta` (emptied; its capacity
+    /// stays). The new vector is allocated at its exact size.
+    fn fold(&mut self) {
+        if self.delta.is_empty() {
+            self.base.shrink_to_fit();
+            return;
+        }
+        let mut changes: Vec<(K, Option<Slot>)> = self.delta.drain().collect();
+        changes.sort_unstable_by_key(|c| c.0);
+        let mut out = Vec::with_capacity(self.len);
+        let mut old = std::mem::take(&mut self.base).into_iter().peekable();
+        for (k, change) in changes {
+            while let Some(e) = old.next_if(|(b, _)| *b < k) {
+                out.push(e);
+            }
+            match change {
+                Some(slot) => out.push((k, slot)),
+                // Removed: drop the `base` entry.
+                None => {
+                    old.next_if(|(b, _)| *b == k);
+                }
+            }
+        }
+        out.extend(old);
+        self.base = out;
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut Slot> {
+        // Removed `base` entries too: harmless, they are not read.
+        self.base
+            .iter_mut()
+            .map(|(_, s)| s)
+            .chain(self.delta.values_mut().filter_map(|d| d.as_mut()))
+    }
+
+    /// Every live entry, in no particular order.
+    fn iter(&self) -> impl Iterator<Item = (&K, &Slot)> {
+        let removed = |k: &K| matches!(self.delta.get(k), Some(None));
+        self.base
+            .iter()
+            .filter(move |(k, _)| !removed(k))
+            .map(|(k, s)| (k, s))
+            .chain(
+                self.delta
+                    .iter()
+                    .filter_map(|(k, d)| d.as_ref().map(|s| (k, s))),
+            )
+    }
 }
 
 /// Where a [`Key`] lives in the [`DesiredTable`].
@@ -106,7 +272,7 @@ impl DesiredTable {
     }
 
     pub(super) fn len(&self) -> usize {
-        self.v4.len() + self.v6.len() + self.other.len()
+        self.v4.len + self.v6.len + self.other.len()
     }
 
     pub(super) fn get(&self, key: &Key) -> Option<&Slot> {
@@ -163,9 +329,12 @@ impl DesiredTable {
         self.other.clear();
     }
 
+    /// Gives the spare capacity back (folds the recent changes into the
+    /// sorted vectors): after a cold start or a dump, when the table has
+    /// its size for a while.
     pub(super) fn shrink_to_fit(&mut self) {
-        self.v4.shrink_to_fit();
-        self.v6.shrink_to_fit();
+        self.v4.compact();
+        self.v6.compact();
         self.other.shrink_to_fit();
     }
 
@@ -226,11 +395,57 @@ mod tests {
             ip: "10.1.2.3".parse().unwrap(),
         };
         t.insert(big.clone(), slot);
-        assert_eq!((t.v4.len(), t.v6.len(), t.other.len()), (1, 1, 1));
+        assert_eq!((t.v4.len, t.v6.len, t.other.len()), (1, 1, 1));
         let mut keys: Vec<Key> = t.keys().collect();
         keys.sort_unstable();
         assert_eq!(keys, vec![v4.clone(), v6, big]);
         t.remove(&v4);
         assert!(!t.contains_key(&v4));
+    }
+
+    /// The sorted map behaves as a hash map under any sequence of
+    /// inserts, removals and folds, around and past the fold threshold.
+    #[test]
+    fn sorted_map_is_a_map() {
+        use proptest::prelude::*;
+        use std::collections::HashMap;
+        let op = (0u8..4, 0u16..3000, any::<u8>());
+        proptest!(ProptestConfig::with_cases(64), |(ops in proptest::collection::vec(op, 0..6000))| {
+            let mut m: SortedMap<V4Key> = SortedMap::default();
+            let mut model: HashMap<V4Key, u8> = HashMap::new();
+            for (what, k, b) in ops {
+                let [x, y] = k.to_le_bytes();
+                let key = V4Key([0, 0, 10, 0, x, y]);
+                let slot = Slot {
+                    v: Value { mac: [b; 6], family: Family::IPv4 },
+                    seen: false,
+                };
+                match what {
+                    0 | 1 => {
+                        m.insert(key, slot);
+                        model.insert(key, b);
+                    }
+                    2 => {
+                        m.remove(&key);
+                        model.remove(&key);
+                    }
+                    _ => {
+                        if let Some(s) = m.get_mut(&key) {
+                            s.seen = true;
+                        }
+                        if b == 0 {
+                            m.compact();
+                        }
+                    }
+                }
+                prop_assert_eq!(m.get(&key).map(|s| s.v.mac[0]), model.get(&key).copied());
+                prop_assert_eq!(m.len, model.len());
+            }
+            let mut got: Vec<(V4Key, u8)> = m.iter().map(|(k, s)| (*k, s.v.mac[0])).collect();
+            got.sort_unstable();
+            let mut want: Vec<(V4Key, u8)> = model.into_iter().collect();
+            want.sort_unstable();
+            prop_assert!(got == want, "{} entries listed, {} in the model", got.len(), want.len());
+        });
     }
 }

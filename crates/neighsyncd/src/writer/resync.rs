@@ -101,6 +101,8 @@ impl NeighWriter {
         extra.sort_unstable();
         let mut counts = self.snapshot.take().unwrap_or_default();
         self.notified = FastSet::default();
+        // The table has its size for a while: no spare capacity.
+        self.desired.shrink_to_fit();
         counts.removed += extra.len();
         for key in extra {
             // Not desired, not dirty (untouched since begin_cold).
