@@ -605,7 +605,7 @@ impl NeighWriter {
                     return false;
                 }
                 // Clean: APPL_DB (or the batch in flight) holds `cur`.
-                self.set_desired(&key, new);
+                self.set_desired(&key, cur.is_some(), new);
                 self.mark(key, kind, Base::Known(cur));
                 true
             }
@@ -614,11 +614,11 @@ impl NeighWriter {
                 if next != Pending::DelThenSet && d.base == Base::Known(new) {
                     // Back to what APPL_DB holds: nothing to write.
                     self.dirty.remove(&key);
-                    self.set_desired(&key, new);
+                    self.set_desired(&key, cur.is_some(), new);
                     return false;
                 }
                 d.kind = next;
-                self.set_desired(&key, new);
+                self.set_desired(&key, cur.is_some(), new);
                 true
             }
         }
@@ -646,19 +646,20 @@ impl NeighWriter {
                 None => c.removed += 1,
             }
         }
-        self.set_desired(key, new);
+        self.set_desired(key, false, new);
         self.mark(key.clone(), kind, base);
         Some(true)
     }
 
-    fn set_desired(&mut self, key: &Key, v: Option<Value>) {
-        match v {
-            Some(v) => {
-                self.desired.insert(key.clone(), Slot { v, seen: true });
-            }
-            None => {
-                self.desired.remove(key);
-            }
+    /// `had`: whether the desired table holds `key` now (saves a lookup).
+    fn set_desired(&mut self, key: &Key, had: bool, v: Option<Value>) {
+        match (v, had) {
+            (Some(v), true) => self.desired.insert(key.clone(), Slot { v, seen: true }),
+            (Some(v), false) => self
+                .desired
+                .insert_absent(key.clone(), Slot { v, seen: true }),
+            (None, true) => self.desired.remove(key),
+            (None, false) => {}
         }
     }
 }

@@ -18,13 +18,60 @@ pub(super) struct Slot {
 
 /// An IPv4 neighbour key packed in 6 bytes (interface id as `u16`, the
 /// address), alignment 1, so a map entry with its [`Slot`] is 14 bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct V4Key([u8; 6]);
 
 /// An IPv6 neighbour key packed in 18 bytes (the address, interface id as
 /// `u16`), alignment 1: 26 bytes per entry with its [`Slot`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct V6Key([u8; 18]);
+
+impl V4Key {
+    /// The bytes as one integer, for a comparison in one instruction.
+    fn int(&self) -> u64 {
+        let [a, b, c, d, e, f] = self.0;
+        u64::from_be_bytes([0, 0, a, b, c, d, e, f])
+    }
+}
+
+impl V6Key {
+    /// The bytes as two integers, for a comparison in two instructions.
+    fn ints(&self) -> (u128, u16) {
+        let mut ip = [0u8; 16];
+        ip.copy_from_slice(&self.0[..16]);
+        (
+            u128::from_be_bytes(ip),
+            u16::from_be_bytes([self.0[16], self.0[17]]),
+        )
+    }
+}
+
+/// The byte order (as the derived impl), on integers: the sorted map's
+/// binary search compares keys at every step.
+impl Ord for V4Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.int().cmp(&other.int())
+    }
+}
+
+impl PartialOrd for V4Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// As for [`V4Key`].
+impl Ord for V6Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.ints().cmp(&other.ints())
+    }
+}
+
+impl PartialOrd for V6Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 /// One integer write per key (as [`Key`]'s hash).
 impl Hash for V4Key {
@@ -133,6 +180,20 @@ impl<K: Ord + Hash + Copy> SortedMap<K> {
         self.delta.insert(k, Some(slot));
         self.len += 1;
         self.maybe_fold();
+    }
+
+    /// [`SortedMap::insert`] of a key known to be absent.
+    fn insert_absent(&mut self, k: K, slot: Slot) {
+        debug_assert!(self.get(&k).is_none());
+        match self.delta.get(&k) {
+            // Removed from `base`: back in place.
+            Some(None) => self.insert(k, slot),
+            _ => {
+                self.delta.insert(k, Some(slot));
+                self.len += 1;
+                self.maybe_fold();
+            }
+        }
     }
 
     fn remove(&mut self, k: &K) {
@@ -309,6 +370,18 @@ impl DesiredTable {
         }
     }
 
+    /// [`DesiredTable::insert`] of a key the table does not hold (one
+    /// lookup fewer).
+    pub(super) fn insert_absent(&mut self, key: Key, slot: Slot) {
+        match Self::pack(&key) {
+            Packed::V4(k) => self.v4.insert_absent(k, slot),
+            Packed::V6(k) => self.v6.insert_absent(k, slot),
+            Packed::Other(_) => {
+                self.other.insert(key, slot);
+            }
+        }
+    }
+
     pub(super) fn remove(&mut self, key: &Key) {
         match Self::pack(key) {
             Packed::V4(k) => {
@@ -421,9 +494,16 @@ mod tests {
                     seen: false,
                 };
                 match what {
-                    0 | 1 => {
+                    0 => {
                         m.insert(key, slot);
                         model.insert(key, b);
+                    }
+                    1 => {
+                        if model.insert(key, b).is_none() {
+                            m.insert_absent(key, slot);
+                        } else {
+                            m.insert(key, slot);
+                        }
                     }
                     2 => {
                         m.remove(&key);
