@@ -124,6 +124,9 @@ struct SortedMap<K> {
     delta: FastMap<K, Option<Slot>>,
     /// Number of live keys.
     len: usize,
+    /// No folds until [`SortedMap::compact`] (a dump is being fed: its
+    /// changes stay in the hash map, where lookups are cheapest).
+    held: bool,
 }
 
 impl<K> Default for SortedMap<K> {
@@ -132,6 +135,7 @@ impl<K> Default for SortedMap<K> {
             base: Vec::new(),
             delta: FastMap::default(),
             len: 0,
+            held: false,
         }
     }
 }
@@ -221,17 +225,18 @@ impl<K: Ord + Hash + Copy> SortedMap<K> {
     }
 
     fn maybe_fold(&mut self) {
-        if self.delta.len() > (self.base.len() / 16).max(Self::MIN_DELTA) {
+        if !self.held && self.delta.len() > (self.base.len() / 16).max(Self::MIN_DELTA) {
             self.fold();
             // Kept for the next changes (sized for about as many).
             self.delta.clear();
         }
     }
 
-    /// Folds `delta` into `base` and frees `delta`.
+    /// Folds `delta` into `base`, frees `delta` and ends a hold.
     fn compact(&mut self) {
         self.fold();
         self.delta = FastMap::default();
+        self.held = false;
     }
 
     /// Rebuilds `base` with the changes of `delta` (emptied; its capacity
@@ -402,6 +407,14 @@ impl DesiredTable {
         self.other.clear();
     }
 
+    /// A kernel dump is being fed: changes stay in the hash maps (fast
+    /// lookups while every key is touched) until
+    /// [`DesiredTable::shrink_to_fit`] at its end.
+    pub(super) fn hold(&mut self) {
+        self.v4.held = true;
+        self.v6.held = true;
+    }
+
     /// Gives the spare capacity back (folds the recent changes into the
     /// sorted vectors): after a cold start or a dump, when the table has
     /// its size for a while.
@@ -515,6 +528,8 @@ mod tests {
                         }
                         if b == 0 {
                             m.compact();
+                        } else if b == 1 {
+                            m.held = true;
                         }
                     }
                 }

@@ -23,6 +23,7 @@ impl NeighWriter {
         for slot in self.desired.values_mut() {
             slot.seen = false;
         }
+        self.desired.hold();
         self.notified.clear();
         if self.snapshot.is_none() {
             self.snapshot = Some(ResyncCounts::default());
