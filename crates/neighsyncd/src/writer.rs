@@ -7,8 +7,10 @@
 //! daemon hands every decided [`NeighOp`] to a [`NeighWriter`]:
 //!
 //! * it keeps the **desired** table (`<ifname>:<ip>` -> MAC and family),
-//!   compactly: the interface name is interned and the IP kept as bytes, so
-//!   an entry costs about 32 bytes of table space (100k neighbours ≈ 4 MiB);
+//!   compactly (`writer/desired.rs`): the interface name is interned and the key
+//!   packed with the IP as bytes in a sorted vector, so an IPv4 entry costs
+//!   14 bytes and an IPv6 one 26 (100k neighbours, a quarter IPv6: about
+//!   1.7 MiB);
 //! * it keeps a **dirty** set with one pending kind per key ([`Pending`]),
 //!   coalescing a burst per key, last operation wins. A DEL followed by a SET
 //!   in one burst stays DEL-then-SET on the wire (batch DEL, then batch SET in
@@ -23,7 +25,8 @@
 //!   batched ProducerStateTable scripts, then reports with
 //!   [`NeighWriter::complete`] or [`NeighWriter::fail`];
 //! * resyncs compute differences instead of rewriting everything: against a
-//!   fresh kernel dump after ENOBUFS ([`NeighWriter::resync_from_kernel`]) and
+//!   fresh kernel dump after ENOBUFS, fed as it arrives
+//!   ([`NeighWriter::begin_snapshot`] .. [`NeighWriter::end_snapshot`]), and
 //!   against APPL_DB after a Redis reconnect ([`NeighWriter::resync_from_appl`]).
 //!
 //! **Dumps and notifications.** A dump entry and the notification of a
@@ -41,13 +44,13 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
-use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 use swss::FieldValues;
 
 use crate::compact::{FastMap, FastSet, Interner, Key, Value};
 use crate::sync::{neigh_key, Family, NeighOp};
+use desired::{DesiredTable, Slot};
 
 /// Where a staged neighbour operation comes from. While a kernel snapshot
 /// runs ([`NeighWriter::begin_snapshot`]), only dump entries count as
@@ -89,15 +92,6 @@ impl Pending {
 }
 
 // ===== keys and values =====
-
-/// One entry of the desired table: the value, and whether the kernel
-/// snapshot in progress ([`NeighWriter::begin_snapshot`]) has listed the key
-/// (meaningless outside a snapshot). 8 bytes.
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    v: Value,
-    seen: bool,
-}
 
 /// What APPL_DB (as the consumer will see it once every pending key is
 /// popped) holds for a key that is dirty, when the writer knows it.
@@ -185,8 +179,8 @@ impl Batch {
 // ===== ResyncCounts =====
 
 /// What a resync changed, for the log: keys whose desired value was added,
-/// changed or removed (resync_from_kernel), or keys made dirty by kind
-/// (resync_from_appl / cold_start).
+/// changed or removed (a kernel snapshot), or keys made dirty by kind
+/// (resync_from_appl, a cold start).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ResyncCounts {
     /// Keys to be SET that APPL_DB (or the desired table) did not have.
@@ -208,183 +202,6 @@ enum ApplValue {
 
 fn parse_appl(fvs: &FieldValues) -> ApplValue {
     Value::parse_exact(fvs).map_or(ApplValue::Malformed, ApplValue::Exact)
-}
-
-// ===== DesiredTable =====
-
-/// An IPv4 neighbour key packed in 6 bytes (interface id as `u16`, the
-/// address), alignment 1, so a map entry with its [`Slot`] is 14 bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct V4Key([u8; 6]);
-
-/// An IPv6 neighbour key packed in 18 bytes (the address, interface id as
-/// `u16`), alignment 1: 26 bytes per entry with its [`Slot`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct V6Key([u8; 18]);
-
-/// One integer write per key (as [`Key`]'s hash).
-impl Hash for V4Key {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        let [a, b, c, d, e, f] = self.0;
-        state.write_u64(u64::from_le_bytes([a, b, c, d, e, f, 0, 0]));
-    }
-}
-
-/// Two integer writes per key.
-impl Hash for V6Key {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        let mut ip = [0u8; 16];
-        ip.copy_from_slice(&self.0[..16]);
-        state.write_u128(u128::from_le_bytes(ip));
-        state.write_u16(u16::from_le_bytes([self.0[16], self.0[17]]));
-    }
-}
-
-/// The desired table, split by key shape so the entries stay small: an
-/// IPv4 neighbour is 14 bytes per entry ([`V4Key`] + [`Slot`]), an IPv6 one
-/// 26 ([`V6Key`]), instead of 32 in one map of [`Key`]; verbatim keys (and
-/// interface ids past `u16::MAX`) keep the [`Key`] form. For 75k IPv4 and
-/// 25k IPv6 neighbours: about 2.7 MiB of table (hashbrown rounds to 131,072
-/// and 32,768 slots) instead of 4.3 MiB.
-#[derive(Debug, Default)]
-struct DesiredTable {
-    v4: FastMap<V4Key, Slot>,
-    v6: FastMap<V6Key, Slot>,
-    other: FastMap<Key, Slot>,
-}
-
-/// Where a [`Key`] lives in the [`DesiredTable`].
-enum Packed<'a> {
-    V4(V4Key),
-    V6(V6Key),
-    Other(&'a Key),
-}
-
-impl DesiredTable {
-    fn pack(key: &Key) -> Packed<'_> {
-        let Key::Neigh { ifid, ip } = key else {
-            return Packed::Other(key);
-        };
-        let Ok(id) = u16::try_from(*ifid) else {
-            return Packed::Other(key);
-        };
-        let [i0, i1] = id.to_le_bytes();
-        match ip {
-            IpAddr::V4(v4) => {
-                let [a, b, c, d] = v4.octets();
-                Packed::V4(V4Key([i0, i1, a, b, c, d]))
-            }
-            IpAddr::V6(v6) => {
-                let mut k = [0u8; 18];
-                k[..16].copy_from_slice(&v6.octets());
-                k[16] = i0;
-                k[17] = i1;
-                Packed::V6(V6Key(k))
-            }
-        }
-    }
-
-    fn unpack_v4(k: &V4Key) -> Key {
-        let [i0, i1, a, b, c, d] = k.0;
-        Key::Neigh {
-            ifid: u32::from(u16::from_le_bytes([i0, i1])),
-            ip: IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)),
-        }
-    }
-
-    fn unpack_v6(k: &V6Key) -> Key {
-        let mut ip = [0u8; 16];
-        ip.copy_from_slice(&k.0[..16]);
-        Key::Neigh {
-            ifid: u32::from(u16::from_le_bytes([k.0[16], k.0[17]])),
-            ip: IpAddr::V6(std::net::Ipv6Addr::from(ip)),
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.v4.len() + self.v6.len() + self.other.len()
-    }
-
-    fn get(&self, key: &Key) -> Option<&Slot> {
-        match Self::pack(key) {
-            Packed::V4(k) => self.v4.get(&k),
-            Packed::V6(k) => self.v6.get(&k),
-            Packed::Other(k) => self.other.get(k),
-        }
-    }
-
-    fn get_mut(&mut self, key: &Key) -> Option<&mut Slot> {
-        match Self::pack(key) {
-            Packed::V4(k) => self.v4.get_mut(&k),
-            Packed::V6(k) => self.v6.get_mut(&k),
-            Packed::Other(k) => self.other.get_mut(k),
-        }
-    }
-
-    fn contains_key(&self, key: &Key) -> bool {
-        self.get(key).is_some()
-    }
-
-    fn insert(&mut self, key: Key, slot: Slot) {
-        match Self::pack(&key) {
-            Packed::V4(k) => {
-                self.v4.insert(k, slot);
-            }
-            Packed::V6(k) => {
-                self.v6.insert(k, slot);
-            }
-            Packed::Other(_) => {
-                self.other.insert(key, slot);
-            }
-        }
-    }
-
-    fn remove(&mut self, key: &Key) {
-        match Self::pack(key) {
-            Packed::V4(k) => {
-                self.v4.remove(&k);
-            }
-            Packed::V6(k) => {
-                self.v6.remove(&k);
-            }
-            Packed::Other(k) => {
-                self.other.remove(k);
-            }
-        }
-    }
-
-    fn clear(&mut self) {
-        self.v4.clear();
-        self.v6.clear();
-        self.other.clear();
-    }
-
-    fn shrink_to_fit(&mut self) {
-        self.v4.shrink_to_fit();
-        self.v6.shrink_to_fit();
-        self.other.shrink_to_fit();
-    }
-
-    fn values_mut(&mut self) -> impl Iterator<Item = &mut Slot> {
-        self.v4
-            .values_mut()
-            .chain(self.v6.values_mut())
-            .chain(self.other.values_mut())
-    }
-
-    /// Every entry, in no particular order.
-    fn iter(&self) -> impl Iterator<Item = (Key, &Slot)> {
-        self.v4
-            .iter()
-            .map(|(k, s)| (Self::unpack_v4(k), s))
-            .chain(self.v6.iter().map(|(k, s)| (Self::unpack_v6(k), s)))
-            .chain(self.other.iter().map(|(k, s)| (k.clone(), s)))
-    }
-
-    /// Every key, in no particular order.
-    fn keys(&self) -> impl Iterator<Item = Key> + '_ {
-        self.iter().map(|(k, _)| k)
-    }
 }
 
 // ===== NeighWriter =====
@@ -515,7 +332,7 @@ impl NeighWriter {
 
     /// Stage a `ROUTE_TABLE` delete of `route_key` (`<vrf>:<ip>`, no prefix
     /// length). Duplicates pending at the same time are sent once.
-    pub fn stage_route_del(&mut self, route_key: String) {
+    fn stage_route_del(&mut self, route_key: String) {
         if self.route_del_set.insert(route_key.clone()) {
             self.route_dels.push_back(route_key);
         }
@@ -622,10 +439,11 @@ impl NeighWriter {
             }
         }
         if self.queue.is_empty() {
-            // After a big burst, give the memory back.
-            self.queue.shrink_to(1024);
+            // Nothing stays allocated per key once a burst is written (a
+            // batch regrows them: a few reallocations per thousand keys).
+            self.queue.shrink_to_fit();
             if self.dirty.is_empty() {
-                self.dirty.shrink_to(1024);
+                self.dirty.shrink_to_fit();
             }
         }
         if batch.is_empty() {
@@ -690,6 +508,7 @@ impl NeighWriter {
 
     /// The desired table: `(key, mac, family)` for every key APPL_DB should
     /// hold once everything pending is written, sorted by key text.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn desired(&self) -> Vec<(String, [u8; 6], Family)> {
         let mut out: Vec<_> = self
             .desired
@@ -701,6 +520,7 @@ impl NeighWriter {
     }
 
     /// The pending kind of `key` (`<ifname>:<ip>`), `None` when clean.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn pending(&self, key: &str) -> Option<Pending> {
         let key = self.ifnames.lookup_key(key)?;
         self.dirty.get(&key).map(|d| d.kind)
@@ -785,7 +605,7 @@ impl NeighWriter {
                     return false;
                 }
                 // Clean: APPL_DB (or the batch in flight) holds `cur`.
-                self.set_desired(&key, new);
+                self.set_desired(&key, cur.is_some(), new);
                 self.mark(key, kind, Base::Known(cur));
                 true
             }
@@ -794,11 +614,11 @@ impl NeighWriter {
                 if next != Pending::DelThenSet && d.base == Base::Known(new) {
                     // Back to what APPL_DB holds: nothing to write.
                     self.dirty.remove(&key);
-                    self.set_desired(&key, new);
+                    self.set_desired(&key, cur.is_some(), new);
                     return false;
                 }
                 d.kind = next;
-                self.set_desired(&key, new);
+                self.set_desired(&key, cur.is_some(), new);
                 true
             }
         }
@@ -826,23 +646,25 @@ impl NeighWriter {
                 None => c.removed += 1,
             }
         }
-        self.set_desired(key, new);
+        self.set_desired(key, false, new);
         self.mark(key.clone(), kind, base);
         Some(true)
     }
 
-    fn set_desired(&mut self, key: &Key, v: Option<Value>) {
-        match v {
-            Some(v) => {
-                self.desired.insert(key.clone(), Slot { v, seen: true });
-            }
-            None => {
-                self.desired.remove(key);
-            }
+    /// `had`: whether the desired table holds `key` now (saves a lookup).
+    fn set_desired(&mut self, key: &Key, had: bool, v: Option<Value>) {
+        match (v, had) {
+            (Some(v), true) => self.desired.insert(key.clone(), Slot { v, seen: true }),
+            (Some(v), false) => self
+                .desired
+                .insert_absent(key.clone(), Slot { v, seen: true }),
+            (None, true) => self.desired.remove(key),
+            (None, false) => {}
         }
     }
 }
 
+mod desired;
 mod resync;
 #[cfg(test)]
 mod tests;

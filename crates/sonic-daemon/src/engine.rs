@@ -47,6 +47,11 @@ pub const FLUSH_READ_PAUSE: Duration = Duration::from_millis(20);
 /// daemon exits (both daemons; the C++ exits at once, losing it).
 pub const SHUTDOWN_FLUSH_LIMIT: Duration = Duration::from_secs(2);
 
+/// Capacity, in messages, the driver's receive batch keeps between reads
+/// (20 KiB); a dump's batch of up to
+/// [`sonic_netlink::socket::MAX_MESSAGES_PER_BATCH`] grows it for one read.
+const RECEIVED_KEEP: usize = 256;
+
 // ===== the core's side =====
 
 /// What a core asks the driver to do next ([`Core::poll_action`]).
@@ -260,6 +265,12 @@ impl<C: Core> Driver<C> {
                         }
                     };
                     core.handle_kernel(Instant::now(), &mut received, overrun);
+                    // A dump's batches need thousands of slots, an event a
+                    // few: the buffer is sized again for every batch rather
+                    // than keeping a dump's for good (80 bytes a message;
+                    // a regrowth costs far less than decoding the batch).
+                    received.clear();
+                    received.shrink_to(RECEIVED_KEEP);
                 }
                 Some(input) = self.rx.recv() => core.handle_input(Instant::now(), input),
                 Some(done) = self.io.work.next(), if !self.io.work.is_empty() => {

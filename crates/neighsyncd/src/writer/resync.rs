@@ -2,7 +2,6 @@
 //! comparison with APPL_DB after a reconnect or during the self-audit, and
 //! the cold start (docs/behavior.md b.1, f.5, f.8).
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use swss::ConsumerView;
@@ -24,6 +23,7 @@ impl NeighWriter {
         for slot in self.desired.values_mut() {
             slot.seen = false;
         }
+        self.desired.hold();
         self.notified.clear();
         if self.snapshot.is_none() {
             self.snapshot = Some(ResyncCounts::default());
@@ -46,12 +46,6 @@ impl NeighWriter {
     /// that no notification touched; stops tracking. 0 when not tracking.
     pub fn take_suspects(&mut self) -> usize {
         self.suspects.take().map_or(0, |s| s.len())
-    }
-
-    /// True between [`NeighWriter::begin_snapshot`] (or
-    /// [`NeighWriter::begin_cold`]) and [`NeighWriter::end_snapshot`].
-    pub fn in_snapshot(&self) -> bool {
-        self.snapshot.is_some()
     }
 
     /// During a snapshot: the kernel lists neighbour `<ifname>:<ip>`, but
@@ -108,43 +102,14 @@ impl NeighWriter {
         extra.sort_unstable();
         let mut counts = self.snapshot.take().unwrap_or_default();
         self.notified = FastSet::default();
+        // The table has its size for a while: no spare capacity.
+        self.desired.shrink_to_fit();
         counts.removed += extra.len();
         for key in extra {
             // Not desired, not dirty (untouched since begin_cold).
             self.mark(key, Pending::Del, Base::Unknown);
         }
         counts
-    }
-
-    /// After a netlink overrun (ENOBUFS) and a fresh dump, in one call:
-    /// `snapshot` is every op the dump produced (after the sync rules), the
-    /// complete kernel truth. The kernel's final word per key is staged in
-    /// first-seen order (a SET equal to the desired value costs nothing),
-    /// then desired keys absent from it (or deleted by it) are staged DEL
-    /// ([`NeighWriter::begin_snapshot`] .. [`NeighWriter::end_snapshot`]).
-    /// Returns the counts of desired keys added, changed and removed.
-    pub fn resync_from_kernel(
-        &mut self,
-        snapshot: impl IntoIterator<Item = NeighOp>,
-    ) -> ResyncCounts {
-        // The kernel's final word per key, in first-seen order.
-        let mut index: HashMap<String, usize> = HashMap::new();
-        let mut kernel: Vec<NeighOp> = Vec::new();
-        for op in snapshot {
-            match index.get(op.key()) {
-                Some(&i) => kernel[i] = op,
-                None => {
-                    index.insert(op.key().to_owned(), kernel.len());
-                    kernel.push(op);
-                }
-            }
-        }
-        drop(index);
-        self.begin_snapshot();
-        for op in kernel {
-            self.stage(op);
-        }
-        self.end_snapshot()
     }
 
     /// After a Redis reconnect: `view` is what APPL_DB holds
@@ -155,7 +120,7 @@ impl NeighWriter {
     /// for keys not desired. Pending route deletes are kept. Returns how many
     /// keys will be added, changed and removed.
     pub fn resync_from_appl(&mut self, view: &ConsumerView) -> ResyncCounts {
-        self.resync_appl_inner(view, false, true)
+        self.resync_appl_inner(view, true)
     }
 
     /// The self-audit's comparison: as [`NeighWriter::resync_from_appl`],
@@ -164,7 +129,7 @@ impl NeighWriter {
     /// out, not because APPL_DB drifted, so they are re-marked but not
     /// counted.
     pub fn audit_against_appl(&mut self, view: &ConsumerView) -> ResyncCounts {
-        self.resync_appl_inner(view, false, false)
+        self.resync_appl_inner(view, false)
     }
 
     /// Cold start, fed as the start-up dump arrives: forget everything
@@ -194,42 +159,10 @@ impl NeighWriter {
         self.begin_snapshot();
     }
 
-    /// Cold start in one call: [`NeighWriter::begin_cold`] with `view`,
-    /// every op of `kernel` (the start-up dump) staged, then
-    /// [`NeighWriter::end_snapshot`]: the desired table becomes exactly the
-    /// kernel's, every desired key is written once, APPL_DB keys the kernel
-    /// does not have are DELeted. Returns its counts.
-    pub fn cold_start(
-        &mut self,
-        view: &ConsumerView,
-        kernel: impl IntoIterator<Item = NeighOp>,
-    ) -> ResyncCounts {
-        self.begin_cold(view);
-        for op in kernel {
-            self.stage(op);
-        }
-        self.end_snapshot()
-    }
-
     /// `count_pending`: whether keys pending before the call are counted.
-    fn resync_appl_inner(
-        &mut self,
-        view: &ConsumerView,
-        force_set: bool,
-        count_pending: bool,
-    ) -> ResyncCounts {
+    fn resync_appl_inner(&mut self, view: &ConsumerView, count_pending: bool) -> ResyncCounts {
         let mut order: Vec<Key> = self.desired.keys().collect();
         order.sort_unstable();
-        self.resync_appl_with_order(view, force_set, order, count_pending)
-    }
-
-    fn resync_appl_with_order(
-        &mut self,
-        view: &ConsumerView,
-        force_set: bool,
-        order: Vec<Key>,
-        count_pending: bool,
-    ) -> ResyncCounts {
         let was_pending = if count_pending {
             FastMap::default()
         } else {
@@ -271,12 +204,7 @@ impl NeighWriter {
                     counts.added += n;
                     self.mark(key, Pending::Set, Base::Known(None));
                 }
-                Some(ApplValue::Exact(have)) if *have == want => {
-                    if force_set {
-                        counts.changed += n;
-                        self.mark(key, Pending::Set, Base::Unknown);
-                    }
-                }
+                Some(ApplValue::Exact(have)) if *have == want => {}
                 Some(ApplValue::Exact(have)) => {
                     let have = *have;
                     counts.changed += n;
@@ -290,6 +218,4 @@ impl NeighWriter {
         }
         counts
     }
-
-    // ----- inspection -----
 }
