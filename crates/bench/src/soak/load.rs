@@ -19,7 +19,8 @@ use testbed::redis_server::RedisServer;
 
 use super::{CHURN_IPS, CHURN_PER_SEC, STATE_DB, STORM_ROUNDS, TICK};
 use crate::consumer::Pops;
-use crate::{ip_batch, tail, SCENARIO_TIMEOUT};
+use crate::neigh::{ip_batch, tail};
+use crate::SCENARIO_TIMEOUT;
 
 pub(super) fn seed_config(config: &mut redis::Connection, ports: &[String]) -> anyhow::Result<()> {
     let mut p = redis::pipe();

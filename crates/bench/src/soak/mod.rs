@@ -70,7 +70,8 @@ use testbed::daemon::Daemon;
 use testbed::netns::NetNs;
 use testbed::redis_server::RedisServer;
 
-use crate::{ip_batch, tail, Args, READY, SCENARIO_TIMEOUT};
+use crate::neigh::{ip_batch, tail};
+use crate::{Args, READY, SCENARIO_TIMEOUT};
 
 mod check;
 mod load;

@@ -10,7 +10,7 @@ use testbed::netns::{http_get, metrics_sample, NetNs};
 
 use super::load::{Churn, Orch};
 use super::{Proc, Sample, NEIGH_METRICS, PORT_METRICS};
-use crate::{proc_cpu, proc_rss};
+use crate::procfs::{proc_cpu, proc_rss};
 
 pub(super) fn proc_now(pid: u32) -> anyhow::Result<(u64, usize, Duration)> {
     let (_, rss) = proc_rss(pid)?;
