@@ -12,7 +12,8 @@ use std::time::Instant;
 use anyhow::Context;
 use testbed::redis_server::RedisServer;
 
-use crate::{neighbor, scard, Args, Kind, RedisStats, Row};
+use crate::neigh::{neighbor, scard};
+use crate::{Args, Kind, RedisStats, Row};
 
 /// Keys per pipeline.
 const BATCH: usize = 1000;

@@ -38,8 +38,10 @@ use testbed::netns::NeighTopology;
 use testbed::redis_server::RedisServer;
 
 use crate::consumer::{Pops, Subscriber};
+use crate::neigh::{ip_batch, neigh_lines, neighbor, start_daemon, tail};
+use crate::procfs::{ctx_switches, proc_cpu};
 use crate::relay::{self, Mode};
-use crate::{neigh_lines, neighbor, start_daemon, Args, CPP_READY, READY, SCENARIO_TIMEOUT};
+use crate::{Args, CPP_READY, READY, SCENARIO_TIMEOUT};
 
 /// Events per subject and pattern in one repetition: [`ROUNDS`] blocks.
 const EVENTS: usize = ROUNDS * BLOCK;
@@ -179,7 +181,7 @@ pub fn run(
 ) -> anyhow::Result<Vec<Latency>> {
     let redis = RedisServer::start()?;
     let topo = NeighTopology::new(args.ports)?;
-    crate::ip_batch(topo.dut(), &neigh_lines(NEIGHBOURS, args.ports, "add"))?;
+    ip_batch(topo.dut(), &neigh_lines(NEIGHBOURS, args.ports, "add"))?;
     let mut conn = redis.conn(0)?;
     let mut pops = Pops::new(&redis, "NEIGH_TABLE", 128)?;
     let mut sub = Subscriber::start(&redis, &[CHANNEL], false)?;
@@ -263,11 +265,11 @@ pub fn run(
                     .iter_mut()
                     .find(|l| l.pattern == pattern && l.subject == subject)
                     .context("latency slot")?;
-                let cpu0 = crate::proc_cpu(proc.pid())?;
+                let cpu0 = proc_cpu(proc.pid())?;
                 let added = block(
                     pattern, &mut ev, &mut stdin, &mut sub, &mut pops, &mut proc, lat,
                 )?;
-                let cpu = crate::proc_cpu(proc.pid())?.saturating_sub(cpu0);
+                let cpu = proc_cpu(proc.pid())?.saturating_sub(cpu0);
                 lat.cpu += cpu;
                 eprintln!(
                     "latency {} round {} {}: {:.1} us CPU/event, {}",
@@ -275,11 +277,11 @@ pub fn run(
                     round + 1,
                     subject.name(),
                     cpu.as_secs_f64() * 1e6 / BLOCK as f64,
-                    crate::ctx_switches(proc.pid())
+                    ctx_switches(proc.pid())
                 );
                 proc.sigterm()?;
                 if !added.is_empty() {
-                    crate::ip_batch(topo.dut(), &added)?;
+                    ip_batch(topo.dut(), &added)?;
                 }
                 redis::cmd("FLUSHDB").exec(&mut conn).context("FLUSHDB")?;
             }
@@ -391,11 +393,7 @@ fn block(
                 None => break,
             }
             if !proc.is_running() {
-                bail!(
-                    "{} exited; log:\n{}",
-                    out.subject.name(),
-                    crate::tail(&proc.log())
-                );
+                bail!("{} exited; log:\n{}", out.subject.name(), tail(&proc.log()));
             }
         }
         if got == 0 {

@@ -49,7 +49,9 @@ use testbed::netns::NetNs;
 use testbed::redis_server::RedisServer;
 
 use crate::consumer::{Pops, Subscriber};
-use crate::{ip_batch, RedisStats, SCENARIO_TIMEOUT};
+use crate::neigh::{ip_batch, tail};
+use crate::procfs::{mib, proc_cpu, proc_rss};
+use crate::{RedisStats, SCENARIO_TIMEOUT};
 
 pub const PORTS: usize = 256;
 const CONFIG_DB: u32 = 4;
@@ -224,12 +226,12 @@ impl Poller {
         let t0 = Instant::now();
         let check = |d: &mut Daemon| -> anyhow::Result<()> {
             if !d.is_running() {
-                bail!("portsyncd exited; log:\n{}", crate::tail(&d.log()));
+                bail!("portsyncd exited; log:\n{}", tail(&d.log()));
             }
             if t0.elapsed() > SCENARIO_TIMEOUT {
                 bail!(
                     "STATE_DB PORT_TABLE not all {want} within {SCENARIO_TIMEOUT:?}; log:\n{}",
-                    crate::tail(&d.log())
+                    tail(&d.log())
                 );
             }
             Ok(())
@@ -380,7 +382,7 @@ pub fn run(bin: &Path, rep: usize) -> anyhow::Result<Ports> {
     let own1 = poll.hgets;
 
     // 2. Links come up.
-    let cpu0 = crate::proc_cpu(pid)?;
+    let cpu0 = proc_cpu(pid)?;
     let last_link = create_links(&dut, &peer)?;
     let ups: Vec<String> = (0..PORTS)
         .map(|i| format!("link set {} up", port(i)))
@@ -394,7 +396,7 @@ pub fn run(bin: &Path, rep: usize) -> anyhow::Result<Ports> {
     orch.check_alive()?;
     let s2 = orch.snapshot(&mut conn)?;
     let own2 = poll.hgets;
-    let cpu1 = crate::proc_cpu(pid)?;
+    let cpu1 = proc_cpu(pid)?;
     take_marks(&mut marks, Duration::from_millis(50))?;
 
     // 3. Flaps.
@@ -408,8 +410,8 @@ pub fn run(bin: &Path, rep: usize) -> anyhow::Result<Ports> {
     orch.check_alive()?;
     let s3 = orch.snapshot(&mut conn)?;
     let own3 = poll.hgets;
-    let cpu2 = crate::proc_cpu(pid)?;
-    let (hwm, _) = crate::proc_rss(pid)?;
+    let cpu2 = proc_cpu(pid)?;
+    let (hwm, _) = proc_rss(pid)?;
     daemon.sigterm()?;
     drop(orch);
 
@@ -466,7 +468,7 @@ pub fn print(runs: &[Ports]) {
             r.flap_cmds,
             r.links_cpu.as_secs_f64() * 1e3,
             r.flaps_cpu.as_secs_f64() * 1e3,
-            crate::mib(r.peak_rss_kib),
+            mib(r.peak_rss_kib),
             r.consumer_cmds
         );
     }

@@ -39,7 +39,9 @@ use testbed::daemon::Daemon;
 use testbed::netns::NetNs;
 use testbed::redis_server::RedisServer;
 
-use crate::{ip_batch, proc_rss, tail, Args, Kind, RedisStats, Row, POLL, SCENARIO_TIMEOUT};
+use crate::neigh::{ip_batch, tail};
+use crate::procfs::proc_rss;
+use crate::{Args, Kind, RedisStats, Row, POLL, SCENARIO_TIMEOUT};
 
 /// NEIGH_TABLE entries restored in both scenarios (half IPv6).
 pub const ENTRIES: usize = 32_000;

@@ -21,15 +21,18 @@
 //! cold100k target) or at most 1.2x the ratio of the size before, whichever
 //! is larger; 0 lost at every size.
 //!
-//! The neighbours are the bench's usual ones ([`crate::neighbor`]: spread
-//! over the ports, one in four IPv6); the gc_thresh limits are raised for
-//! [`LARGEST`] first ([`crate::raise_gc_thresholds`]).
+//! The neighbours are the bench's usual ones
+//! ([`neighbor`](crate::neigh::neighbor): spread over the ports, one in four
+//! IPv6); the gc_thresh limits are raised for [`LARGEST`] first
+//! ([`crate::raise_gc_thresholds`]).
 
 use std::path::Path;
 use std::time::Duration;
 
+use crate::neigh::{burst_and_flap, cold};
+use crate::procfs::mib;
 use crate::report::{at_most, every, Line};
-use crate::{burst_and_flap, cold, floor, mib, Args, Results, Row};
+use crate::{floor, Args, Results, Row};
 
 /// The table sizes measured, smallest first.
 pub const SIZES: &[usize] = &[1_000, 10_000, 100_000, 1_000_000];

@@ -31,10 +31,11 @@ use testbed::netns::NeighTopology;
 use testbed::redis_server::RedisServer;
 
 use crate::consumer::Pops;
-use crate::{
-    ip_batch, neigh_lines, neighbor, overruns, proc_cpu, proc_rss, scard, start_daemon, tail,
-    wait_scard, Args, Kind, RedisStats, Row, POLL, SCENARIO_TIMEOUT,
+use crate::neigh::{
+    ip_batch, neigh_lines, neighbor, overruns, scard, start_daemon, tail, wait_scard,
 };
+use crate::procfs::{proc_cpu, proc_rss};
+use crate::{Args, Kind, RedisStats, Row, POLL, SCENARIO_TIMEOUT};
 
 const STATE_DB: u32 = 6;
 const CONFIG_DB: u32 = 4;
