@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use futures::future::AbortHandle;
 use redis::aio::MultiplexedConnection;
 use sonic_daemon::engine::{self, Driver, Effects, Io, Signals, SHUTDOWN_FLUSH_LIMIT};
-use sonic_daemon::logging::{LoggerSync, CFG_LOGGER_TABLE_NAME};
+use sonic_daemon::logging::{SharedLogger, CFG_LOGGER_TABLE_NAME};
 use sonic_daemon::startup::{step, Dbs, REDIS_RESPONSE_TIMEOUT};
 use sonic_daemon::{DbPaths, Ops};
 use sonic_netlink::socket::{NetlinkSocket, RcvBuf, RTNLGRP_LINK, RTNLGRP_NEIGH};
@@ -131,7 +131,7 @@ async fn start(
         opts.ops.logger_sync(&dbs.config)
     })
     .await?;
-    let logger = Arc::new(Mutex::new(logger));
+    let logger = SharedLogger::new(logger);
     let assist = step("WarmStart check", &dbs, &mut conns, |mut c| async move {
         warm::check(&mut c.state, state_sep, &mut c.config, config_sep).await
     })
@@ -267,12 +267,8 @@ async fn subscribe(config: &DbConnector) -> Result<Subscribed, SwssError> {
 /// A subscriber with its initial content (table name, op).
 type Subscribed = (MultiTableSubscriber, Vec<(String, KeyOp)>);
 
-/// The live log level's follower, shared by the start-up and the
-/// subscription task (`None` without a log handle).
-type SharedLogger = Arc<Mutex<Option<LoggerSync>>>;
-
 /// Splits a subscription's initial content: `LOGGER` ops go to `logger`
-/// (`at_start`: the daemon's first load, see [`LoggerSync::apply`]); the
+/// (`at_start`: the daemon's first load, see [`sonic_daemon::logging::LoggerSync::apply`]); the
 /// others are grouped per table, every table present (an empty group
 /// resets it).
 fn split_initial(
@@ -287,18 +283,10 @@ fn split_initial(
             ConfigTable::from_name(&name).and_then(|t| groups.iter_mut().find(|(gt, _)| *gt == t));
         match group {
             Some((_, ops)) => ops.push(op),
-            None => apply_logger(logger, &op, at_start),
+            None => logger.apply(&op, at_start),
         }
     }
     groups
-}
-
-/// Applies one CONFIG_DB `LOGGER` op to the live log level.
-fn apply_logger(logger: &SharedLogger, op: &KeyOp, at_start: bool) {
-    let mut guard = logger.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(l) = guard.as_mut() {
-        l.apply(op, at_start);
-    }
 }
 
 /// Reads APPL_DB `NEIGH_TABLE` as orchagent will see it once it has popped
@@ -554,7 +542,7 @@ fn spawn_forwarder(
                 Ok((name, op)) => match ConfigTable::from_name(&name) {
                     Some(table) => Ok((table, op)),
                     None => {
-                        apply_logger(&logger, &op, false);
+                        logger.apply(&op, false);
                         continue;
                     }
                 },

@@ -49,11 +49,11 @@
 //! * Netlink ENOBUFS: the links are dumped again; links missing from the dump
 //!   are treated as deleted (mark and sweep), so STATE_DB equals the kernel.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use sonic_daemon::engine::{Driver, Signals, SHUTDOWN_FLUSH_LIMIT};
+use sonic_daemon::logging::SharedLogger;
 use sonic_daemon::startup::{step, Conns, Dbs, REDIS_RESPONSE_TIMEOUT};
 use sonic_daemon::{DbPaths, Ops};
 use sonic_netlink::socket::{Dump, NetlinkSocket, RcvBuf, RTNLGRP_LINK};
@@ -61,7 +61,7 @@ use swss::{FieldValues, ProducerStateTable, SwssError, Table};
 
 pub use crate::core::INIT_DONE_WARN_INTERVAL;
 use crate::core::{PortCore, Setup};
-use crate::effects::{self, apply_logger, PortEffects, SharedLogger, Subs};
+use crate::effects::{self, PortEffects, Subs};
 pub use crate::error::DaemonError;
 use crate::sync::{
     port_config_ops, PortConfigCount, PortSync, SwitchType, APP_PORT_TABLE_NAME,
@@ -257,12 +257,12 @@ async fn start(opts: &Options) -> Result<Started, DaemonError> {
     let mut conns = dbs.connect_all().await;
 
     opts.ops.notifier.status("starting: connected to Redis");
-    let logger: SharedLogger = Arc::new(Mutex::new(
+    let logger = SharedLogger::new(
         step("CONFIG_DB LOGGER defaults", &dbs, &mut conns, |_| {
             opts.ops.logger_sync(&dbs.config)
         })
         .await?,
-    ));
+    );
     let switch_type = step(
         "CONFIG_DB DEVICE_METADATA",
         &dbs,
@@ -317,7 +317,7 @@ async fn start(opts: &Options) -> Result<Started, DaemonError> {
     // The LOGGER level and output CONFIG_DB holds at start (unless given
     // on the command line), as swss::Logger::linkToDbWithOutput.
     for op in &loads.logger {
-        apply_logger(&logger, op, true);
+        logger.apply(op, true);
     }
     for (key, has_admin) in loads.present {
         // No link is known yet, so nothing is written here.

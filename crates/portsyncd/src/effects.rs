@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use redis::aio::MultiplexedConnection;
 use sonic_daemon::engine::{retry_forever, Effects, Io};
-use sonic_daemon::logging::{LoggerSync, CFG_LOGGER_TABLE_NAME};
+use sonic_daemon::logging::{SharedLogger, CFG_LOGGER_TABLE_NAME};
 use sonic_daemon::startup::Dbs;
 use swss::subscriber_state::SubscribeMode;
 use swss::{
@@ -44,7 +44,7 @@ pub struct Subs {
     state: SubscriberStateTable,
     /// CONFIG_DB, one pattern for the database ([`PatternScope::Database`]):
     /// `LOGGER` ([`SubscribeMode::Content`]: the live log level and output,
-    /// [`LoggerSync`]) and, with `--port-config-count-follows-config`,
+    /// [`sonic_daemon::logging::LoggerSync`]) and, with `--port-config-count-follows-config`,
     /// `PORT` ([`SubscribeMode::Presence`]: which ports are configured,
     /// [`crate::sync::PortConfigCount`]).
     config: MultiTableSubscriber,
@@ -60,7 +60,7 @@ pub struct Loads {
     /// without `--port-config-count-follows-config`.
     pub config_ports: Option<Vec<String>>,
     /// CONFIG_DB `LOGGER` ops (keys without the `LOGGER|` prefix), for
-    /// [`LoggerSync::apply`].
+    /// [`sonic_daemon::logging::LoggerSync::apply`].
     pub logger: Vec<KeyOp>,
 }
 
@@ -238,7 +238,7 @@ async fn forward_config(
     loop {
         let input = match sub.next().await {
             Ok((table, op)) if table == CFG_LOGGER_TABLE_NAME => {
-                apply_logger(&logger, &op, false);
+                logger.apply(&op, false);
                 continue;
             }
             Ok((_, op)) => Input::ConfigPort(op),
@@ -248,19 +248,6 @@ async fn forward_config(
         if tx.send(input).is_err() || lost {
             return;
         }
-    }
-}
-
-/// The live log level's follower, shared by the start-up and the
-/// subscription tasks (`None` without a log handle).
-pub type SharedLogger = Arc<Mutex<Option<LoggerSync>>>;
-
-/// Feeds one CONFIG_DB `LOGGER` op to `logger` ([`LoggerSync::apply`];
-/// `at_start`: the daemon's first subscription's initial load).
-pub fn apply_logger(logger: &SharedLogger, op: &KeyOp, at_start: bool) {
-    let mut guard = logger.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(sync) = guard.as_mut() {
-        sync.apply(op, at_start);
     }
 }
 
@@ -394,7 +381,7 @@ async fn perform(shared: Arc<Shared>, action: Action, tx: UnboundedSender<Input>
             )
             .await;
             for op in &loads.logger {
-                apply_logger(&shared.logger, op, false);
+                shared.logger.apply(op, false);
             }
             let mut session = lock(&shared.session);
             session.conns = Some(conns);

@@ -38,7 +38,7 @@ pub mod native_syslog;
 pub mod output;
 
 pub use logger_table::{
-    field_change, level_change, output_change, write_logger_defaults, LoggerSync,
+    field_change, level_change, output_change, write_logger_defaults, LoggerSync, SharedLogger,
 };
 
 use std::str::FromStr;

@@ -79,8 +79,8 @@ impl NeighWriter {
     /// every APPL_DB key never touched since. Returns the keys whose desired
     /// value was added, changed and removed since `begin_snapshot` by the
     /// dump ([`Origin::Dump`]; each change counted as staged: a key changed
-    /// twice counts twice; after `begin_cold`, as
-    /// [`NeighWriter::cold_start`] counts). Notifications staged meanwhile
+    /// twice counts twice; after `begin_cold`, a key APPL_DB held counts as
+    /// changed when rewritten and removed when deleted). Notifications staged meanwhile
     /// are not counted. Without a
     /// snapshot in progress: nothing, zero counts.
     pub fn end_snapshot(&mut self) -> ResyncCounts {

@@ -220,3 +220,25 @@ impl LoggerSync {
         Some(to)
     }
 }
+
+/// A [`LoggerSync`] shared by a daemon's start-up and its CONFIG_DB
+/// subscription tasks (both feed it `LOGGER` ops), or nothing without a
+/// [`LogHandle`]. Clones share it.
+#[derive(Debug, Clone, Default)]
+pub struct SharedLogger(std::sync::Arc<std::sync::Mutex<Option<LoggerSync>>>);
+
+impl SharedLogger {
+    /// Shares `sync` ([`crate::Ops::logger_sync`]'s result).
+    pub fn new(sync: Option<LoggerSync>) -> Self {
+        SharedLogger(std::sync::Arc::new(std::sync::Mutex::new(sync)))
+    }
+
+    /// [`LoggerSync::apply`] of one CONFIG_DB `LOGGER` op; nothing without
+    /// a `LoggerSync`.
+    pub fn apply(&self, op: &KeyOp, at_start: bool) {
+        let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sync) = guard.as_mut() {
+            sync.apply(op, at_start);
+        }
+    }
+}
