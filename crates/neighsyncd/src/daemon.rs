@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::AbortHandle;
 use redis::aio::MultiplexedConnection;
-use sonic_daemon::engine::{self, Driver, Effects, Io, Signals, SHUTDOWN_FLUSH_LIMIT};
+use sonic_daemon::engine::{self, Effects, Io};
 use sonic_daemon::logging::{SharedLogger, CFG_LOGGER_TABLE_NAME};
 use sonic_daemon::startup::{step, Dbs, REDIS_RESPONSE_TIMEOUT};
 use sonic_daemon::{DbPaths, Ops};
@@ -83,29 +83,14 @@ pub struct Options {
     pub sync: SyncOptions,
 }
 
-/// Runs neighsyncd until SIGTERM/SIGINT: `start`, then the [`Driver`].
-/// Must run inside a tokio runtime with IO and time enabled (the binary
-/// uses a current-thread runtime).
+/// Runs neighsyncd until SIGTERM/SIGINT: `start`, then the engine's
+/// driver ([`engine::run`]). Must run inside a tokio runtime with IO and
+/// time enabled (the binary uses a current-thread runtime).
 ///
 /// Errors: [`DaemonError`]; Redis outages after start-up are not errors.
 pub async fn run(opts: Options) -> Result<(), DaemonError> {
     tune_allocator();
-    let mut signals = Signals::install()?;
-    let notifier = opts.ops.notifier.clone();
-    let health = opts.ops.health.clone();
-    let (mut core, mut effects, sock, sub) = tokio::select! {
-        started = start(&opts) => started?,
-        name = signals.recv() => {
-            tracing::info!(signal = name, "stopped during start-up");
-            notifier.stopping();
-            return Ok(());
-        }
-    };
-    let mut driver = Driver::new(sock, notifier, health, SHUTDOWN_FLUSH_LIMIT);
-    effects.follow(sub, 0, driver.io().sender());
-    let res = driver.run(&mut core, &mut effects, signals).await;
-    core.log_exit();
-    res
+    engine::run(&opts.ops, start(&opts)).await
 }
 
 /// The start-up sequence (module docs). Redis being down is not an error:
@@ -113,9 +98,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
 ///
 /// Errors: [`DaemonError::Common`]: the database config (names the file),
 /// a Redis error reply, the netlink socket.
-async fn start(
-    opts: &Options,
-) -> Result<(NeighCore, NeighEffects, NetlinkSocket, MultiTableSubscriber), DaemonError> {
+async fn start(opts: &Options) -> Result<(NeighCore, NeighEffects, NetlinkSocket), DaemonError> {
     let cfg = opts.db.load()?;
     let dbs = Dbs::new(&cfg, Some(REDIS_RESPONSE_TIMEOUT))?;
     let neigh = ProducerStateTable::new(APP_NEIGH_TABLE_NAME, dbs.appl.location());
@@ -174,8 +157,6 @@ async fn start(
     }
     let setup = Setup {
         ctx,
-        metrics: opts.ops.metrics.clone(),
-        health: opts.ops.health.clone(),
         audit_every: opts.audit_every,
         failed: failed_keys,
     };
@@ -195,8 +176,9 @@ async fn start(
         assist,
         logger,
         on_session: [None, None],
+        startup_sub: Some(sub),
     };
-    Ok((core, effects, sock, sub))
+    Ok((core, effects, sock))
 }
 
 /// Start-up step 7: the core, cold (APPL_DB's view seeds the writer) or
@@ -401,6 +383,9 @@ pub struct NeighEffects {
     /// run yet (a paused client) then never lands after the reconnect's
     /// APPL_DB read, which would make that read stale.
     on_session: [Option<AbortHandle>; 2],
+    /// The start-up CONFIG_DB subscription, until [`Effects::begin`]
+    /// forwards it.
+    startup_sub: Option<MultiTableSubscriber>,
 }
 
 impl NeighEffects {
@@ -455,6 +440,12 @@ impl NeighEffects {
 }
 
 impl Effects<NeighCore> for NeighEffects {
+    fn begin(&mut self, io: &mut Io<Input>) {
+        if let Some(sub) = self.startup_sub.take() {
+            self.follow(sub, 0, io.sender());
+        }
+    }
+
     fn execute(&mut self, action: Action, io: &mut Io<Input>) {
         match action {
             Action::Flush { epoch, batch } => {
@@ -531,29 +522,29 @@ async fn reconnect_once(
 /// ones to the log level) until it is lost (that error is fed too) or the
 /// task is aborted.
 fn spawn_forwarder(
-    mut sub: MultiTableSubscriber,
+    sub: MultiTableSubscriber,
     epoch: Epoch,
     logger: SharedLogger,
     tx: mpsc::UnboundedSender<Input>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let change = match sub.next().await {
-                Ok((name, op)) => match ConfigTable::from_name(&name) {
-                    Some(table) => Ok((table, op)),
-                    None => {
-                        logger.apply(&op, false);
-                        continue;
-                    }
-                },
-                Err(e) => Err(e),
-            };
-            let lost = matches!(&change, Err(e) if e.is_connection_error());
-            if tx.send(Input::Config { epoch, change }).is_err() || lost {
-                return;
+    engine::forward(
+        sub,
+        tx,
+        move |(name, op)| match ConfigTable::from_name(&name) {
+            Some(table) => Some(Input::Config {
+                epoch,
+                change: Ok((table, op)),
+            }),
+            None => {
+                logger.apply(&op, false);
+                None
             }
-        }
-    })
+        },
+        move |e| Input::Config {
+            epoch,
+            change: Err(e),
+        },
+    )
 }
 
 /// The session lock; a panic while holding it cannot leave it

@@ -33,10 +33,8 @@ use sonic_daemon::conformance::{
     plural, quote, run_all, set_or_del, Line, Scenario, ScriptError, Transcript, Words,
 };
 use sonic_daemon::engine::{Core, Step};
-use sonic_daemon::metrics::Metrics;
 use sonic_daemon::sim::Sim;
 use sonic_daemon::timer::TimerName;
-use sonic_daemon::Health;
 use sonic_netlink::neigh::{nud, NTF_EXT_LEARNED};
 use sonic_netlink::socket::{Dump, KernelMessage};
 use sonic_netlink::{NeighMsgType, NeighborEvent};
@@ -285,7 +283,6 @@ struct World {
     options: SyncOptions,
     audit_every: Option<Duration>,
     sim: Option<Sim<NeighCore>>,
-    metrics: Metrics,
     kernel: Kernel,
     /// Notifications and dump replies not read yet.
     socket: Socket,
@@ -314,7 +311,6 @@ impl World {
             options: SyncOptions::default(),
             audit_every: None,
             sim: None,
-            metrics: Metrics::new("neighsyncd"),
             kernel: Kernel::default(),
             socket: Socket::new(),
             appl: Db::new(),
@@ -564,8 +560,6 @@ impl World {
         let failed: Vec<String> = sorted_keys(&self.appl.consumer_view(&self.producers.failed));
         let setup = Setup {
             ctx: ctx.clone(),
-            metrics: self.metrics.clone(),
-            health: Health::new(&self.metrics),
             audit_every: self.audit_every,
             failed: failed.clone(),
         };
@@ -704,9 +698,9 @@ impl World {
         for line in &read.shown {
             self.t.out(line);
         }
-        let before = kernel_event_counts(&self.metrics.encode());
+        let before = kernel_event_counts(self.sim()?.core.stats());
         self.sim()?.handle_kernel(read.msgs, read.overrun);
-        let after = kernel_event_counts(&self.metrics.encode());
+        let after = kernel_event_counts(self.sim()?.core.stats());
         if let Some(o) = describe_outcomes(&before, &after) {
             self.t.out(format!("outcome: {o}"));
         }

@@ -52,7 +52,6 @@
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
-use sonic_daemon::engine::{Driver, Signals, SHUTDOWN_FLUSH_LIMIT};
 use sonic_daemon::logging::SharedLogger;
 use sonic_daemon::startup::{step, Conns, Dbs, REDIS_RESPONSE_TIMEOUT};
 use sonic_daemon::{DbPaths, Ops};
@@ -61,7 +60,7 @@ use swss::{FieldValues, ProducerStateTable, SwssError, Table};
 
 pub use crate::core::INIT_DONE_WARN_INTERVAL;
 use crate::core::{PortCore, Setup};
-use crate::effects::{self, PortEffects, Subs};
+use crate::effects::{self, PortEffects};
 pub use crate::error::DaemonError;
 use crate::sync::{
     port_config_ops, PortConfigCount, PortSync, SwitchType, APP_PORT_TABLE_NAME,
@@ -206,7 +205,7 @@ async fn bring_down_old_interfaces(sync: &mut PortSync) {
 
 /// Runs portsyncd until SIGTERM or SIGINT (then `Ok`, after writing what
 /// is pending), or a fatal error: the start-up steps (module docs), then
-/// the engine's [`Driver`].
+/// the engine's driver ([`sonic_daemon::engine::run`]).
 ///
 /// Must run inside a tokio runtime with IO and time enabled (the binary uses
 /// a current-thread runtime).
@@ -214,33 +213,7 @@ async fn bring_down_old_interfaces(sync: &mut PortSync) {
 /// Errors: see [`DaemonError`]; Redis being unreachable is not an error
 /// (it is retried forever, with warnings).
 pub async fn run(opts: Options) -> Result<(), DaemonError> {
-    let mut signals = Signals::install()?;
-    let notifier = opts.ops.notifier.clone();
-    let health = opts.ops.health.clone();
-    let Started {
-        mut core,
-        mut effects,
-        sock,
-        subs,
-    } = tokio::select! {
-        started = start(&opts) => started?,
-        name = signals.recv() => {
-            tracing::info!(signal = name, "stopped during start-up");
-            notifier.stopping();
-            return Ok(());
-        }
-    };
-    let mut driver = Driver::new(sock, notifier, health, SHUTDOWN_FLUSH_LIMIT);
-    effects.follow(subs, &driver.io().sender());
-    driver.run(&mut core, &mut effects, signals).await
-}
-
-/// What [`start`] hands to the engine.
-struct Started {
-    core: PortCore,
-    effects: PortEffects,
-    sock: NetlinkSocket,
-    subs: Subs,
+    sonic_daemon::engine::run(&opts.ops, start(&opts)).await
 }
 
 /// The start-up sequence (module docs, steps 1-9). Redis being down is not
@@ -248,7 +221,7 @@ struct Started {
 ///
 /// Errors: [`sonic_daemon::startup::StartupError::Config`] (names the file), [`sonic_daemon::startup::StartupError::Redis`]
 /// for an error reply, [`DaemonError::Netlink`].
-async fn start(opts: &Options) -> Result<Started, DaemonError> {
+async fn start(opts: &Options) -> Result<(PortCore, PortEffects, NetlinkSocket), DaemonError> {
     let cfg = opts.db.load()?;
     let dbs = Dbs::new(&cfg, Some(REDIS_RESPONSE_TIMEOUT))?;
     let config_sep = dbs.config.separator();
@@ -331,18 +304,12 @@ async fn start(opts: &Options) -> Result<Started, DaemonError> {
     );
     let setup = Setup {
         sync,
-        metrics: opts.ops.metrics.clone(),
-        health: opts.ops.health.clone(),
         audit_every: opts.audit_every,
         port_config_count,
     };
     let Conns { appl, state, .. } = conns;
-    Ok(Started {
-        core: PortCore::new(setup, Instant::now()),
-        effects: PortEffects::new(dbs, appl, state, producer, follow_config, logger),
-        sock,
-        subs,
-    })
+    let effects = PortEffects::new(dbs, (appl, state), subs, producer, follow_config, logger);
+    Ok((PortCore::new(setup, Instant::now()), effects, sock))
 }
 
 /// Step 7: CONFIG_DB `PORT|*`, copied to APPL_DB `PORT_TABLE` with

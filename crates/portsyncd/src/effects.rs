@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use redis::aio::MultiplexedConnection;
-use sonic_daemon::engine::{retry_forever, Effects, Io};
+use sonic_daemon::engine::{forward, retry_forever, Effects, Io};
 use sonic_daemon::logging::{SharedLogger, CFG_LOGGER_TABLE_NAME};
 use sonic_daemon::startup::Dbs;
 use swss::subscriber_state::SubscribeMode;
@@ -24,7 +24,7 @@ use swss::{
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
-use crate::core::{Action, AuditReadout, Input, PortCore, ReadBack};
+use crate::core::{Action, AuditReadout, Epoch, Input, PortCore, ReadBack};
 use crate::sync::{
     is_port_key, port_config_done_op, port_init_done_op, APP_PORT_TABLE_NAME, CFG_PORT_TABLE_NAME,
     STATE_FIELDS, STATE_PORT_TABLE_NAME,
@@ -163,29 +163,6 @@ pub async fn subscribe_all(dbs: &Dbs, follow_config: bool) -> Result<(Subs, Load
     ))
 }
 
-/// Forwards a subscription's changes as the inputs `to_input` makes of
-/// them (`None`: not for the core) until it fails
-/// ([`Input::SubscriptionLost`]) or the core is gone.
-async fn forward(
-    mut sub: SubscriberStateTable,
-    tx: UnboundedSender<Input>,
-    to_input: fn(KeyOp) -> Option<Input>,
-) {
-    loop {
-        let input = match sub.next().await {
-            Ok(op) => match to_input(op) {
-                Some(input) => input,
-                None => continue,
-            },
-            Err(e) => Input::SubscriptionLost(e),
-        };
-        let lost = matches!(input, Input::SubscriptionLost(_));
-        if tx.send(input).is_err() || lost {
-            return;
-        }
-    }
-}
-
 // ===== effects =====
 
 /// The live Redis side: connections and subscription tasks, replaced as a
@@ -207,53 +184,52 @@ impl Drop for Session {
 }
 
 impl Session {
-    /// Spawns the forwarding tasks of `subs` (`LOGGER` changes go to
-    /// `logger`).
-    fn follow(&mut self, subs: Subs, logger: SharedLogger, tx: &UnboundedSender<Input>) {
+    /// Spawns the forwarding tasks of `subs`, subscribed on session
+    /// `epoch` (`LOGGER` changes go to `logger`).
+    fn follow(
+        &mut self,
+        subs: Subs,
+        epoch: Epoch,
+        logger: SharedLogger,
+        tx: &UnboundedSender<Input>,
+    ) {
+        let lost = move |error| Input::SubscriptionLost { epoch, error };
         self.tasks = vec![
-            tokio::spawn(forward(subs.appl, tx.clone(), |op| Some(Input::Appl(op)))),
+            forward(subs.appl, tx.clone(), |op| Some(Input::Appl(op)), lost),
             // SubscribeMode::Deletions never gives a Set.
-            tokio::spawn(forward(subs.state, tx.clone(), |op| match op {
-                KeyOp::Del(name) => Some(Input::StateDeleted(name)),
-                KeyOp::Set(..) => None,
-            })),
+            forward(
+                subs.state,
+                tx.clone(),
+                |op| match op {
+                    KeyOp::Del(name) => Some(Input::StateDeleted(name)),
+                    KeyOp::Set(..) => None,
+                },
+                lost,
+            ),
+            // CONFIG_DB: `LOGGER` changes go to `logger` (the live log
+            // level and output), `PORT` ones to the core.
+            forward(
+                subs.config,
+                tx.clone(),
+                move |(table, op)| {
+                    if table == CFG_LOGGER_TABLE_NAME {
+                        logger.apply(&op, false);
+                        None
+                    } else {
+                        Some(Input::ConfigPort(op))
+                    }
+                },
+                lost,
+            ),
         ];
-        self.tasks.push(tokio::spawn(forward_config(
-            subs.config,
-            logger,
-            tx.clone(),
-        )));
-    }
-}
-
-/// Forwards CONFIG_DB changes: `LOGGER` ones to `logger` (the live log
-/// level and output), `PORT` ones to the core as [`Input::ConfigPort`],
-/// until the subscription fails ([`Input::SubscriptionLost`]) or the core
-/// is gone.
-async fn forward_config(
-    mut sub: MultiTableSubscriber,
-    logger: SharedLogger,
-    tx: UnboundedSender<Input>,
-) {
-    loop {
-        let input = match sub.next().await {
-            Ok((table, op)) if table == CFG_LOGGER_TABLE_NAME => {
-                logger.apply(&op, false);
-                continue;
-            }
-            Ok((_, op)) => Input::ConfigPort(op),
-            Err(e) => Input::SubscriptionLost(e),
-        };
-        let lost = matches!(input, Input::SubscriptionLost(_));
-        if tx.send(input).is_err() || lost {
-            return;
-        }
     }
 }
 
 /// Carries out [`Action`]s for [`PortCore`] (module docs).
 pub struct PortEffects {
     shared: Arc<Shared>,
+    /// The start-up subscriptions, until [`Effects::begin`] forwards them.
+    startup_subs: Option<Subs>,
 }
 
 /// What every action's task needs.
@@ -273,14 +249,15 @@ struct Shared {
 }
 
 impl PortEffects {
-    /// Effects on the start-up connections `appl` and `state` of `dbs`;
+    /// Effects on the start-up connections `appl` and `state` of `dbs`,
+    /// forwarding the start-up subscriptions `subs` once the driver runs;
     /// `follow_config`: a reconnect subscribes to CONFIG_DB `PORT` again
     /// (`--port-config-count-follows-config`, as [`subscribe_all`]);
     /// CONFIG_DB `LOGGER` changes go to `logger`.
     pub fn new(
         dbs: Dbs,
-        appl: MultiplexedConnection,
-        state: MultiplexedConnection,
+        (appl, state): (MultiplexedConnection, MultiplexedConnection),
+        subs: Subs,
         producer: ProducerStateTable,
         follow_config: bool,
         logger: SharedLogger,
@@ -301,17 +278,19 @@ impl PortEffects {
         };
         PortEffects {
             shared: Arc::new(shared),
+            startup_subs: Some(subs),
         }
-    }
-
-    /// Starts forwarding the start-up subscriptions to the core through
-    /// `tx` ([`Io::sender`]).
-    pub fn follow(&mut self, subs: Subs, tx: &UnboundedSender<Input>) {
-        lock(&self.shared.session).follow(subs, self.shared.logger.clone(), tx);
     }
 }
 
 impl Effects<PortCore> for PortEffects {
+    fn begin(&mut self, io: &mut Io<Input>) {
+        if let Some(subs) = self.startup_subs.take() {
+            let logger = self.shared.logger.clone();
+            lock(&self.shared.session).follow(subs, 0, logger, &io.sender());
+        }
+    }
+
     fn execute(&mut self, action: Action, io: &mut Io<Input>) {
         io.spawn(perform(Arc::clone(&self.shared), action, io.sender()));
     }
@@ -329,31 +308,39 @@ async fn perform(shared: Arc<Shared>, action: Action, tx: UnboundedSender<Input>
         .ok_or_else(not_connected);
     let table = &shared.state_table;
     match action {
-        Action::FlushState(batch) => {
+        Action::FlushState { epoch, batch } => {
             let result = async {
                 let (_, mut state) = conns?;
                 write_batch(&mut state, table, &batch).await
             }
             .await;
-            Input::Flushed { batch, result }
+            Input::Flushed {
+                epoch,
+                batch,
+                result,
+            }
         }
-        Action::WritePortInitDone => {
+        Action::WritePortInitDone { epoch } => {
             let result = async {
                 let (mut appl, _) = conns?;
                 let (key, fvs) = port_init_done_op();
                 shared.producer.set(&mut appl, &key, &fvs).await
             }
             .await;
-            Input::InitDoneWritten(result)
+            Input::InitDoneWritten { epoch, result }
         }
-        Action::WritePortConfigCount(count) => {
+        Action::WritePortConfigCount { epoch, count } => {
             let result = async {
                 let (mut appl, _) = conns?;
                 let (key, fvs) = port_config_done_op(count);
                 shared.producer.set(&mut appl, &key, &fvs).await
             }
             .await;
-            Input::PortConfigCountWritten { count, result }
+            Input::PortConfigCountWritten {
+                epoch,
+                count,
+                result,
+            }
         }
         Action::ReadStateForResync { id, names } => {
             let result = async {
@@ -373,7 +360,7 @@ async fn perform(shared: Arc<Shared>, action: Action, tx: UnboundedSender<Input>
             .await;
             Input::AuditRead { id, result }
         }
-        Action::Reconnect => {
+        Action::Reconnect { epoch } => {
             *lock(&shared.session) = Session::default();
             let (conns, subs, loads) = retry_forever(
                 "cannot reconnect to Redis and subscribe to PORT_TABLE",
@@ -385,8 +372,9 @@ async fn perform(shared: Arc<Shared>, action: Action, tx: UnboundedSender<Input>
             }
             let mut session = lock(&shared.session);
             session.conns = Some(conns);
-            session.follow(subs, shared.logger.clone(), &tx);
+            session.follow(subs, epoch, shared.logger.clone(), &tx);
             Input::Reconnected {
+                epoch,
                 present: loads.present,
                 config_ports: loads.config_ports,
             }

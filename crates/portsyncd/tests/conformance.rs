@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use portsyncd::core::{Action, AuditReadout, Input, PortCore, ReadBack, Setup, Timer};
+use portsyncd::core::{Action, AuditReadout, Epoch, Input, PortCore, ReadBack, Setup, Timer};
 use portsyncd::effects::write_batch;
 use portsyncd::sync::{
     is_port_key, port_config_done_op, port_config_ops, port_init_done_op, PortConfigCount,
@@ -35,10 +35,8 @@ use sonic_daemon::conformance::{
     plural, quote, run_all, set_or_del, Line, Scenario, ScriptError, Transcript, Words,
 };
 use sonic_daemon::engine::{Core, Step};
-use sonic_daemon::metrics::Metrics;
 use sonic_daemon::sim::Sim;
 use sonic_daemon::timer::TimerName;
-use sonic_daemon::Health;
 use sonic_netlink::socket::{Dump, KernelMessage};
 use swss::{FieldValues, KeyOp, ProducerStateTable, SwssError, Table};
 
@@ -74,9 +72,9 @@ fn run(scenario: &Scenario) -> Result<String, ScriptError> {
 /// A request of the core that Redis has not answered yet.
 #[derive(Debug)]
 enum Work {
-    Flush(StateBatch),
-    InitDone,
-    Count(usize),
+    Flush(Epoch, StateBatch),
+    InitDone(Epoch),
+    Count(Epoch, usize),
     ResyncRead {
         id: u64,
         names: Vec<String>,
@@ -86,7 +84,7 @@ enum Work {
         names: Vec<String>,
         gone: Vec<String>,
     },
-    Reconnect,
+    Reconnect(Epoch),
 }
 
 struct World {
@@ -94,7 +92,6 @@ struct World {
     audit_every: Option<Duration>,
     follow_config: bool,
     sim: Option<Sim<PortCore>>,
-    metrics: Metrics,
     links: Links,
     /// Notifications and dump replies not read yet.
     socket: Socket,
@@ -123,7 +120,6 @@ impl World {
             audit_every: None,
             follow_config: false,
             sim: None,
-            metrics: Metrics::new("portsyncd"),
             links: Links::new(),
             socket: Socket::new(),
             appl: Db::new(),
@@ -425,8 +421,6 @@ impl World {
         ));
         let setup = Setup {
             sync,
-            metrics: self.metrics.clone(),
-            health: Health::new(&self.metrics),
             audit_every: self.audit_every,
             port_config_count: count,
         };
@@ -476,7 +470,14 @@ impl World {
                 if self.started() && self.subscribed {
                     self.subscribed = false;
                     self.t.out("subscriptions: connection lost");
-                    self.sim()?.input(Input::SubscriptionLost(lost()));
+                    // The subscriptions are the current session's (a
+                    // reconnect renews them).
+                    let sim = self.sim()?;
+                    let epoch = sim.core.epoch();
+                    sim.input(Input::SubscriptionLost {
+                        epoch,
+                        error: lost(),
+                    });
                 }
             }
             "up" => {
@@ -545,9 +546,9 @@ impl World {
         for line in &read.shown {
             self.t.out(line);
         }
-        let before = kernel_event_counts(&self.metrics.encode());
+        let before = kernel_event_counts(self.sim()?.core.stats());
         self.sim()?.handle_kernel(read.msgs, read.overrun);
-        let after = kernel_event_counts(&self.metrics.encode());
+        let after = kernel_event_counts(self.sim()?.core.stats());
         if let Some(o) = describe_outcomes(&before, &after) {
             self.t.out(format!("outcome: {o}"));
         }
@@ -567,29 +568,29 @@ impl World {
             Step::Status(status) => self.t.out(format!("systemd: STATUS={}", quote(&status))),
             Step::Do(action) => {
                 let work = match action {
-                    Action::FlushState(batch) => Work::Flush(batch),
-                    Action::WritePortInitDone => Work::InitDone,
-                    Action::WritePortConfigCount(n) => Work::Count(n),
+                    Action::FlushState { epoch, batch } => Work::Flush(epoch, batch),
+                    Action::WritePortInitDone { epoch } => Work::InitDone(epoch),
+                    Action::WritePortConfigCount { epoch, count } => Work::Count(epoch, count),
                     Action::ReadStateForResync { id, names } => Work::ResyncRead { id, names },
                     Action::ReadStateForAudit { id, names, gone } => {
                         Work::AuditRead { id, names, gone }
                     }
-                    Action::Reconnect => {
+                    Action::Reconnect { epoch } => {
                         self.t.out("Redis: reconnecting");
-                        Work::Reconnect
+                        Work::Reconnect(epoch)
                     }
                 };
-                if self.hold && !matches!(work, Work::Reconnect) {
+                if self.hold && !matches!(work, Work::Reconnect(_)) {
                     let what = match &work {
-                        Work::Flush(b) => {
+                        Work::Flush(_, b) => {
                             format!("STATE_DB write of {}", plural(b.ops.len(), "port"))
                         }
-                        Work::InitDone => "PortInitDone write".to_string(),
-                        Work::Count(_) => "PortConfigDone count write".to_string(),
+                        Work::InitDone(_) => "PortInitDone write".to_string(),
+                        Work::Count(..) => "PortConfigDone count write".to_string(),
                         Work::ResyncRead { .. } | Work::AuditRead { .. } => {
                             "STATE_DB read".to_string()
                         }
-                        Work::Reconnect => "reconnect".to_string(),
+                        Work::Reconnect(_) => "reconnect".to_string(),
                     };
                     self.t.out(format!("Redis holds the reply to the {what}"));
                 }
@@ -603,7 +604,7 @@ impl World {
         if self.hold {
             return Ok(false);
         }
-        if matches!(self.work.front(), Some(Work::Reconnect)) && !self.up {
+        if matches!(self.work.front(), Some(Work::Reconnect(_))) && !self.up {
             return Ok(false);
         }
         let Some(work) = self.work.pop_front() else {
@@ -615,7 +616,7 @@ impl World {
             Some(Fault::Lost)
         };
         match work {
-            Work::Flush(batch) => {
+            Work::Flush(epoch, batch) => {
                 let existed: Vec<String> = batch
                     .ops
                     .iter()
@@ -629,7 +630,11 @@ impl World {
                     block_on(write_batch(conn, &table, &batch))
                 });
                 let ok = result.is_ok();
-                self.sim()?.input(Input::Flushed { batch, result });
+                self.sim()?.input(Input::Flushed {
+                    epoch,
+                    batch,
+                    result,
+                });
                 if ok && self.subscribed {
                     // The keyspace `del` events of the pipeline reach the
                     // STATE_DB subscription after its reply.
@@ -638,25 +643,28 @@ impl World {
                     }
                 }
             }
-            Work::InitDone => {
+            Work::InitDone(epoch) => {
                 let p = self.producer.clone();
                 let (key, fvs) = port_init_done_op();
                 let result =
                     self.on_db(Which::Appl, fault, |conn| block_on(p.set(conn, &key, &fvs)));
                 let ok = result.is_ok();
-                self.sim()?.input(Input::InitDoneWritten(result));
+                self.sim()?.input(Input::InitDoneWritten { epoch, result });
                 if ok {
                     self.pop_all()?;
                 }
             }
-            Work::Count(count) => {
+            Work::Count(epoch, count) => {
                 let p = self.producer.clone();
                 let (key, fvs) = port_config_done_op(count);
                 let result =
                     self.on_db(Which::Appl, fault, |conn| block_on(p.set(conn, &key, &fvs)));
                 let ok = result.is_ok();
-                self.sim()?
-                    .input(Input::PortConfigCountWritten { count, result });
+                self.sim()?.input(Input::PortConfigCountWritten {
+                    epoch,
+                    count,
+                    result,
+                });
                 if ok {
                     self.pop_all()?;
                 }
@@ -683,7 +691,7 @@ impl World {
                 });
                 self.sim()?.input(Input::AuditRead { id, result });
             }
-            Work::Reconnect => {
+            Work::Reconnect(epoch) => {
                 let present = self.appl_ports();
                 let config_ports = self.follow_config.then(|| {
                     self.config
@@ -698,6 +706,7 @@ impl World {
                 ));
                 self.subscribed = true;
                 self.sim()?.input(Input::Reconnected {
+                    epoch,
                     present,
                     config_ports,
                 });

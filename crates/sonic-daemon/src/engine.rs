@@ -33,9 +33,11 @@ use tokio::sync::mpsc;
 
 use crate::notify::{LoopTicker, Notifier};
 use crate::startup::DaemonError;
-use crate::Health;
+use crate::stats::{Publisher, Stats};
 
 pub use swss::connector::Backoff;
+use swss::subscriber_state::{MultiTableSubscriber, SubscriberStateTable};
+use swss::SwssError;
 
 /// While a flush is in flight, kernel messages wait in the socket buffer
 /// and are then read in one wake-up, to ride the next flush together
@@ -108,6 +110,12 @@ pub trait Core {
     fn is_stopped(&self) -> bool;
     /// A fatal error: the driver stops and returns it.
     fn take_error(&mut self) -> Option<Self::Error>;
+    /// The core's counters, gauges and Redis health; the driver publishes
+    /// what changed after each wake-up ([`Publisher::publish`]).
+    fn stats_mut(&mut self) -> &mut Stats;
+    /// Logs what stays unwritten when the driver returned (default:
+    /// nothing).
+    fn log_exit(&self) {}
 }
 
 /// Carries out a core's [`Step::Do`] actions: the daemon's Redis glue.
@@ -115,6 +123,9 @@ pub trait Effects<C: Core> {
     /// Starts `action`. Its outcome (if any) comes back later as
     /// [`Core::handle_input`] through `io`; nothing here may block.
     fn execute(&mut self, action: C::Action, io: &mut Io<C::Input>);
+    /// Called once before the driver runs: starts forwarding the start-up
+    /// subscriptions (session 0) through [`Io::sender`] (default: none).
+    fn begin(&mut self, _io: &mut Io<C::Input>) {}
 }
 
 // ===== the driver's side =====
@@ -187,15 +198,22 @@ pub struct Driver<C: Core> {
     io: Io<C::Input>,
     rx: mpsc::UnboundedReceiver<C::Input>,
     notifier: Notifier,
-    health: Health,
+    /// Metrics and `/healthz`, fed from [`Core::stats_mut`].
+    publisher: Publisher,
     /// How long the shutdown may take at most.
     pub shutdown_limit: Duration,
 }
 
 impl<C: Core> Driver<C> {
     /// A driver around an open netlink socket (dumps already requested at
-    /// start-up are read by [`Driver::run`]).
-    pub fn new(sock: NetlinkSocket, notifier: Notifier, health: Health, limit: Duration) -> Self {
+    /// start-up are read by [`Driver::run`]), publishing the core's stats
+    /// with `publisher`.
+    pub fn new(
+        sock: NetlinkSocket,
+        notifier: Notifier,
+        publisher: Publisher,
+        limit: Duration,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         Driver {
             io: Io {
@@ -205,7 +223,7 @@ impl<C: Core> Driver<C> {
             },
             rx,
             notifier,
-            health,
+            publisher,
             shutdown_limit: limit,
         }
     }
@@ -234,6 +252,7 @@ impl<C: Core> Driver<C> {
             self.notifier.beat();
             let now = Instant::now();
             self.execute_all(core, effects, now);
+            self.publisher.publish(core.stats_mut());
             if let Some(e) = core.take_error() {
                 return Err(e);
             }
@@ -260,7 +279,7 @@ impl<C: Core> Driver<C> {
                         Ok(()) => false,
                         Err(SocketError::Overrun) => true,
                         Err(e) => {
-                            self.health.set_netlink_up(false);
+                            self.publisher.health().set_netlink_up(false);
                             return Err(e.into());
                         }
                     };
@@ -310,6 +329,44 @@ impl<C: Core> Driver<C> {
     }
 }
 
+/// Runs a daemon: SIGTERM/SIGINT handlers first (a stop request during
+/// start-up exits `Ok` at once), then `start` (the daemon's start-up steps,
+/// which hand over its core, effects and netlink socket), then the
+/// [`Driver`] publishing to `ops`' metrics and health, with
+/// [`SHUTDOWN_FLUSH_LIMIT`]; [`Core::log_exit`] once it returned. Both
+/// daemons' `run`. Must run inside a tokio runtime with IO and time
+/// enabled (the binaries use a current-thread runtime).
+///
+/// Errors: a signal handler that cannot be installed, `start`'s error, or
+/// the driver's ([`Driver::run`]).
+pub async fn run<C, E, F>(ops: &crate::Ops, start: F) -> Result<(), C::Error>
+where
+    C: Core,
+    C::Error: From<DaemonError>,
+    E: Effects<C>,
+    F: Future<Output = Result<(C, E, NetlinkSocket), C::Error>>,
+{
+    let mut signals = Signals::install()?;
+    let (mut core, mut effects, sock) = tokio::select! {
+        started = start => started?,
+        name = signals.recv() => {
+            tracing::info!(signal = name, "stopped during start-up");
+            ops.notifier.stopping();
+            return Ok(());
+        }
+    };
+    let mut driver = Driver::new(
+        sock,
+        ops.notifier.clone(),
+        ops.publisher(),
+        SHUTDOWN_FLUSH_LIMIT,
+    );
+    effects.begin(driver.io());
+    let res = driver.run(&mut core, &mut effects, signals).await;
+    core.log_exit();
+    res
+}
+
 /// The earlier of two optional instants.
 pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
@@ -324,6 +381,70 @@ async fn sleep_until(at: Option<Instant>) {
         Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
         None => std::future::pending().await,
     }
+}
+
+/// A swss subscription [`forward`] follows: its `next` yields the next
+/// change, and every error means the subscription is gone (its connection
+/// closed or failed; `is_connection_error()` is true).
+pub trait Subscription: Send + 'static {
+    /// One change.
+    type Change: Send + 'static;
+    /// The next change (cancel-safe, as the swss subscribers' `next`).
+    fn next_change(&mut self) -> impl Future<Output = Result<Self::Change, SwssError>> + Send;
+}
+
+impl Subscription for SubscriberStateTable {
+    type Change = swss::KeyOp;
+    fn next_change(&mut self) -> impl Future<Output = Result<swss::KeyOp, SwssError>> + Send {
+        self.next()
+    }
+}
+
+impl Subscription for MultiTableSubscriber {
+    /// `(table, op)`.
+    type Change = (String, swss::KeyOp);
+    fn next_change(
+        &mut self,
+    ) -> impl Future<Output = Result<(String, swss::KeyOp), SwssError>> + Send {
+        self.next()
+    }
+}
+
+/// Forwards `sub`'s changes to the core on a task of their own, both
+/// daemons' subscription forwarder: each change becomes the input
+/// `to_input` makes of it (`None`: handled there, e.g. a `LOGGER` change),
+/// until the subscription fails, which becomes `lost(error)` and ends the
+/// task; it also ends when the core is gone. The returned handle aborts it
+/// (a reconnect drops the old session's forwarders).
+pub fn forward<S, I>(
+    mut sub: S,
+    tx: mpsc::UnboundedSender<I>,
+    mut to_input: impl FnMut(S::Change) -> Option<I> + Send + 'static,
+    lost: impl FnOnce(SwssError) -> I + Send + 'static,
+) -> tokio::task::JoinHandle<()>
+where
+    S: Subscription,
+    I: Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            match sub.next_change().await {
+                Ok(change) => {
+                    let Some(input) = to_input(change) else {
+                        continue;
+                    };
+                    if tx.send(input).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    // The core may be gone already; nothing else to do.
+                    let _ = tx.send(lost(e));
+                    return;
+                }
+            }
+        }
+    })
 }
 
 /// Retries `attempt` with [`Backoff`] until it succeeds; each failure is

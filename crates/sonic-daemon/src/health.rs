@@ -78,6 +78,16 @@ impl Health {
         });
     }
 
+    /// The Redis side as a core reports it ([`crate::stats::Publisher`]).
+    pub fn set_redis(&self, redis: &crate::stats::RedisHealth) {
+        self.redis_gauge.set(i64::from(redis.up));
+        self.with(|s| {
+            s.redis_up = redis.up;
+            s.redis_error.clone_from(&redis.error);
+            s.write_error.clone_from(&redis.write_error);
+        });
+    }
+
     /// A write pipeline was acknowledged.
     pub fn write_ok(&self) {
         self.with(|s| s.write_error = None);

@@ -10,6 +10,8 @@
 //! * [`metrics`]: the Prometheus metric families of both daemons
 //!   (prometheus-client, names prefixed with the daemon's name).
 //! * [`health`]: netlink / Redis / last-write health behind `/healthz`.
+//! * [`stats`]: a core's counters as plain data, published to [`metrics`]
+//!   and [`health`] by the driver.
 //! * [`http`]: the `--metrics-addr` HTTP endpoint (`/metrics`, `/healthz`).
 //! * [`notify`]: systemd notify (`READY=1`, `STATUS=`, `STOPPING=1`) and
 //!   the watchdog (`WATCHDOG=1` at half of `WATCHDOG_USEC` while the event
@@ -19,6 +21,8 @@
 //!   connections with retry, start-up steps, runtime and exit status.
 //! * [`engine`]: the one driver of both daemons around their I/O-free
 //!   cores (netlink reads, signals, watchdog, bounded shutdown, backoff).
+//! * [`session`]: the Redis session (up / reconnecting, its epoch) and the
+//!   one flush in flight (read hold, retry backoff) both cores keep.
 //! * [`timer`]: a core's deadlines in one table by name (`poll_timeout`
 //!   is its minimum, `handle_timeout` stops and dispatches what expired).
 //! * [`audit`]: the `audit` report (missing / stale / different), its text
@@ -41,9 +45,11 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod session;
 #[cfg(feature = "test-support")]
 pub mod sim;
 pub mod startup;
+pub mod stats;
 pub mod timer;
 
 use std::net::SocketAddr;
@@ -102,6 +108,11 @@ impl Ops {
             notifier: Notifier::new(),
             log,
         }
+    }
+
+    /// A [`stats::Publisher`] to these metrics and health, for the driver.
+    pub fn publisher(&self) -> stats::Publisher {
+        stats::Publisher::new(self.metrics.clone(), self.health.clone())
     }
 
     /// Starts the background tasks: the HTTP endpoint when `metrics_addr`

@@ -225,6 +225,7 @@ mod tests {
         pending: usize,
         /// Bug switch: do not re-arm past `now` (the driver would spin).
         spin: bool,
+        stats: crate::stats::Stats,
     }
 
     #[derive(Debug)]
@@ -276,6 +277,9 @@ mod tests {
         fn take_error(&mut self) -> Option<NoError> {
             None
         }
+        fn stats_mut(&mut self) -> &mut crate::stats::Stats {
+            &mut self.stats
+        }
     }
 
     fn ticker(t0: Instant, spin: bool) -> Ticker {
@@ -287,6 +291,7 @@ mod tests {
             ticks: Vec::new(),
             pending: 0,
             spin,
+            stats: crate::stats::Stats::new(),
         }
     }
 

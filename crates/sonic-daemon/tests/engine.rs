@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use sonic_daemon::engine::{Core, Driver, Effects, Io, Signals, Step};
+use sonic_daemon::stats::{Publisher, Stats};
 use sonic_daemon::{Health, Metrics, Notifier};
 use sonic_netlink::socket::{NetlinkSocket, RcvBuf, Received, SocketError};
 
@@ -37,6 +38,7 @@ struct Toy {
     stubborn: bool,
     fail_after: Option<usize>,
     error: Option<Fatal>,
+    stats: Stats,
 }
 
 impl Core for Toy {
@@ -50,6 +52,7 @@ impl Core for Toy {
     fn handle_dump_request_failed(&mut self, _: Instant, _: SocketError) {}
     fn handle_input(&mut self, _: Instant, input: u32) {
         self.done.push(input);
+        self.stats.redis_batches += 1;
         if self.fail_after == Some(self.done.len()) {
             self.error = Some(Fatal::Toy);
         }
@@ -81,6 +84,9 @@ impl Core for Toy {
     fn take_error(&mut self) -> Option<Fatal> {
         self.error.take()
     }
+    fn stats_mut(&mut self) -> &mut Stats {
+        &mut self.stats
+    }
 }
 
 struct ToyEffects;
@@ -95,9 +101,14 @@ impl Effects<Toy> for ToyEffects {
 }
 
 fn driver(limit: Duration) -> Driver<Toy> {
+    driver_to(limit, &Metrics::new("toy"))
+}
+
+/// A driver publishing the core's stats to `metrics`.
+fn driver_to(limit: Duration, metrics: &Metrics) -> Driver<Toy> {
     let sock = NetlinkSocket::open_with(&[], RcvBuf::KernelDefault).expect("netlink socket");
-    let metrics = Metrics::new("toy");
-    Driver::new(sock, Notifier::new(), Health::new(&metrics), limit)
+    let publisher = Publisher::new(metrics.clone(), Health::new(metrics));
+    Driver::new(sock, Notifier::new(), publisher, limit)
 }
 
 fn sigterm_after(delay: Duration) {
@@ -117,13 +128,19 @@ async fn driver_runs_actions_timer_and_a_bounded_shutdown() {
     let signals = Signals::install().expect("signal handlers");
     sigterm_after(Duration::from_millis(300));
     let t0 = Instant::now();
-    let res = driver(Duration::from_secs(5))
+    let metrics = Metrics::new("toy");
+    let res = driver_to(Duration::from_secs(5), &metrics)
         .run(&mut toy, &mut ToyEffects, signals)
         .await;
     assert!(res.is_ok());
     let mut done = toy.done.clone();
     done.sort_unstable();
     assert_eq!(done, [1, 2, 99], "every job's result came back");
+    assert!(
+        metrics.encode().contains("toy_redis_batches_total 3"),
+        "the core's counters reached the metrics: {}",
+        metrics.encode()
+    );
     let fired = toy.fired_at.expect("the timer fired") - toy.started.expect("started");
     assert!(fired >= Duration::from_millis(100), "not early: {fired:?}");
     assert!(t0.elapsed() < Duration::from_secs(2), "stopped once idle");

@@ -8,9 +8,7 @@ use sonic_daemon::engine::Step;
 use sonic_daemon::metrics::ResyncCause;
 use swss::{ConsumerView, KeyOp, SwssError};
 
-use super::{
-    log_flag_seen, Action, Epoch, NeighCore, Phase, Redis, Stopping, Timer, Warm, WarmClock,
-};
+use super::{log_flag_seen, Action, Epoch, NeighCore, Phase, Stopping, Timer, Warm, WarmClock};
 use crate::context::{ConfigTable, SyncContext};
 use crate::error::DaemonError;
 use crate::sync::{APP_NEIGH_FAILED_TABLE_NAME, APP_NEIGH_TABLE_NAME, APP_ROUTE_TABLE_NAME};
@@ -26,13 +24,13 @@ impl NeighCore {
         result: Result<(), SwssError>,
         now: Instant,
     ) {
-        if epoch != self.epoch {
+        if !self.session.is_current(epoch) {
             // Sent on a lost session: the reconnect's resync recomputed
             // everything.
             return;
         }
-        let since = self.end_flight().and_then(|f| f.since);
-        let m = &self.metrics;
+        let since = self.flight.end(&mut self.timers).and_then(|f| f.since);
+        let m = &mut self.stats;
         match result {
             Ok(()) => {
                 m.redis_ops(APP_NEIGH_TABLE_NAME, "del", batch.neigh_dels.len());
@@ -40,22 +38,19 @@ impl NeighCore {
                 m.redis_ops(APP_NEIGH_TABLE_NAME, "set", batch.neigh_sets.len());
                 m.redis_ops(APP_NEIGH_FAILED_TABLE_NAME, "del", batch.failed_dels.len());
                 m.redis_ops(APP_NEIGH_FAILED_TABLE_NAME, "set", batch.failed_sets.len());
-                m.redis_batches.inc();
+                m.redis_batches += 1;
                 if let Some(t) = since {
                     m.observe_event_to_ack(now.saturating_duration_since(t));
                 }
-                self.health.write_ok();
-                self.flush_backoff.reset();
+                self.stats.write_ok();
+                self.flight.succeeded();
                 self.writer.complete(batch);
             }
             Err(e) => {
-                m.redis_write_errors.inc();
-                self.health.write_failed(&e);
+                m.redis_write_errors += 1;
+                self.stats.write_failed(&e);
                 // The keys are written again with the next batches.
-                self.unacked_since = match (self.unacked_since, since) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                self.flight.requeue(since);
                 let keys = batch.len();
                 self.failed.fail(&batch);
                 self.writer.fail(batch);
@@ -66,9 +61,9 @@ impl NeighCore {
                     tracing::error!(error = %e, keys, "APPL_DB write failed while stopping");
                     self.stopping = Some(Stopping::GaveUp);
                 } else {
-                    tracing::error!(error = %e, keys, "APPL_DB write failed; retrying");
-                    let delay = self.flush_backoff.next_delay();
-                    self.timers.set(Timer::FlushRetry, now + delay);
+                    let delay = self.flight.retry_later(&mut self.timers, now);
+                    tracing::error!(error = %e, keys, retry_in_ms = delay.as_millis() as u64,
+                        "APPL_DB write failed; retrying");
                 }
             }
         }
@@ -77,14 +72,12 @@ impl NeighCore {
     /// Redis is gone: a new session is started ([`Action::Reconnect`]);
     /// an audit in progress is dropped.
     pub(super) fn redis_lost(&mut self, reason: &dyn std::fmt::Display) {
-        self.health.set_redis_down(reason);
-        if self.redis == Redis::Reconnecting {
+        self.stats.redis_down(reason);
+        let Some(epoch) = self.session.lose() else {
             return;
-        }
-        self.redis = Redis::Reconnecting;
-        self.end_flight();
+        };
+        self.flight.end(&mut self.timers);
         self.timers.stop(Timer::AuditGrace);
-        self.epoch += 1;
         match self.phase {
             Phase::AuditRead { .. } | Phase::AuditGrace { .. } => {
                 self.writer.take_suspects();
@@ -101,7 +94,7 @@ impl NeighCore {
         }
         self.steps
             .push_back(Step::Status("Redis lost; reconnecting".to_string()));
-        self.act(Action::Reconnect { epoch: self.epoch });
+        self.act(Action::Reconnect { epoch });
     }
 
     pub(super) fn on_reconnected(
@@ -112,13 +105,12 @@ impl NeighCore {
         failed: Vec<String>,
         _now: Instant,
     ) {
-        if epoch != self.epoch || self.redis == Redis::Up {
+        if !self.session.reconnected(epoch) {
             return;
         }
-        self.redis = Redis::Up;
-        self.metrics.redis_reconnects.inc();
-        self.metrics.resync(ResyncCause::RedisReconnect);
-        self.health.set_redis_up();
+        self.stats.redis_reconnects += 1;
+        self.stats.resync(ResyncCause::RedisReconnect);
+        self.stats.redis_up();
         self.steps.push_back(Step::Status(format!(
             "running: {} neighbors",
             self.writer.desired_len()
@@ -171,7 +163,7 @@ impl NeighCore {
                         evpn = self.ctx.evpn_nvo_exists(),
                         "CONFIG_DB change affects neighbors; resyncing"
                     );
-                    self.metrics.resync(ResyncCause::ConfigChange);
+                    self.stats.resync(ResyncCause::ConfigChange);
                     self.request_resync();
                 }
             }
@@ -193,7 +185,7 @@ impl NeighCore {
         result: Result<ConsumerView, SwssError>,
         _now: Instant,
     ) {
-        if epoch != self.epoch || !matches!(self.phase, Phase::AuditRead { .. }) {
+        if !self.session.is_current(epoch) || !matches!(self.phase, Phase::AuditRead { .. }) {
             return;
         }
         match result {
@@ -324,7 +316,7 @@ impl NeighCore {
                     dels,
                     "warm start: reconciled (WARM_RESTART_TABLE|neighsyncd state reconciled)"
                 );
-                self.metrics.set_warm_restart_state("reconciled");
+                self.stats.warm_restart_state = Some("reconciled");
             }
             Err(e) => {
                 tracing::error!(error = %e, sets, dels,

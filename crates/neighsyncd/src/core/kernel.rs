@@ -29,8 +29,7 @@ impl NeighCore {
                 } else {
                     EventOutcome::Unchanged
                 };
-                self.metrics
-                    .kernel_event(ev.msg_type.rtm_name(), outcome, "");
+                self.stats.kernel_event(ev.msg_type.rtm_name(), outcome, "");
             }
             Ok(KernelMessage::DumpDone) => self.on_dump_done(now),
             Ok(KernelMessage::DumpFailed { errno }) => {
@@ -43,7 +42,7 @@ impl NeighCore {
             Ok(KernelMessage::Ignored(_)) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "malformed netlink message skipped");
-                self.metrics
+                self.stats
                     .kernel_event(e.msg_kind(), EventOutcome::Malformed, "");
             }
         }
@@ -75,7 +74,7 @@ impl NeighCore {
             };
             if self.failed.apply(&key, op, origin) {
                 tracing::debug!(key = %key, op = ?op, "NEIGH_FAILED_TABLE");
-                self.unacked_since.get_or_insert(now);
+                self.flight.staged(now);
             }
         }
         let master = if self.ctx.evpn_nvo_exists() {
@@ -100,7 +99,7 @@ impl NeighCore {
                 } else {
                     "RTM_NEWNEIGH"
                 };
-                self.metrics
+                self.stats
                     .kernel_event(msg_type, EventOutcome::Filtered, reason.as_str());
                 // A dump listing it must not sweep it (the warm cache keeps
                 // the C++'s reconcile: such a key is deleted there too).
@@ -144,10 +143,10 @@ impl NeighCore {
                 Outcome::Drop(_) => return,
             },
         };
-        if written && self.unacked_since.is_none() {
-            self.unacked_since = Some(now);
+        if written {
+            self.flight.staged(now);
         }
-        self.neigh_events.count(is_del, written);
+        self.neigh_events.count(&mut self.stats, is_del, written);
     }
 
     /// Where a decided op with a text key goes (b.2 steps 17-18): the warm
@@ -200,8 +199,8 @@ impl NeighCore {
 
     pub(super) fn on_overrun(&mut self, _now: Instant) {
         self.overruns += 1;
-        self.metrics.netlink_overruns.inc();
-        self.metrics.resync(ResyncCause::NetlinkOverrun);
+        self.stats.netlink_overruns += 1;
+        self.stats.resync(ResyncCause::NetlinkOverrun);
         tracing::warn!(
             overruns = self.overruns,
             "netlink overrun (ENOBUFS): neighbor events lost; dumping the kernel again"
@@ -375,9 +374,9 @@ impl NeighCore {
     pub(super) fn audit_finished(&mut self, appl_drift: usize) {
         let kernel_drift = self.writer.take_suspects();
         let drift = appl_drift + kernel_drift;
-        self.metrics.audit_done(drift);
+        self.stats.audit_done(drift);
         if drift > 0 {
-            self.metrics.resync(ResyncCause::Audit);
+            self.stats.resync(ResyncCause::Audit);
             tracing::warn!(
                 drift,
                 appl = appl_drift,

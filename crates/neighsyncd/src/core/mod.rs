@@ -9,8 +9,9 @@
 //! warm reconcile, ...) and netlink dump requests, from `poll_action`; its
 //! one timer from `poll_timeout`. It never awaits and never reads a clock.
 //!
-//! Where the daemon is in its life is one [`Phase`]; what Redis is doing
-//! is [`Redis`]; a flush in flight is a `Flight`. Every transition is in
+//! Where the daemon is in its life is one [`Phase`]; the Redis session
+//! and the flush in flight are sonic-daemon's [`Session`] and [`Flight`],
+//! as portsyncd's. Every transition is in
 //! `kernel.rs` (dumps, links, neighbours) or `inputs.rs` (Redis, CONFIG_DB,
 //! warm start, audit).
 //!
@@ -38,7 +39,7 @@ mod types;
 pub use types::{
     Action, DumpStage, Epoch, Input, KernelDump, Phase, Redis, Setup, Stopping, Timer,
 };
-use types::{AuditClock, Flight, NeighEventCounters, Ready, Warm, WarmClock};
+use types::{AuditClock, NeighEventCounters, Ready, Warm, WarmClock};
 #[cfg(test)]
 mod tests;
 
@@ -46,12 +47,11 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use sonic_daemon::engine::{self, Step};
-use sonic_daemon::metrics::Metrics;
+use sonic_daemon::session::{Flight, Session};
+use sonic_daemon::stats::Stats;
 use sonic_daemon::timer::TimerTable;
-use sonic_daemon::Health;
 use sonic_netlink::link::LinkTable;
 use sonic_netlink::socket::{Received, SocketError};
-use swss::connector::Backoff;
 use swss::ConsumerView;
 
 use crate::context::SyncContext;
@@ -102,8 +102,8 @@ pub const DUMP_RETRY: Duration = Duration::from_secs(1);
 /// neighsyncd's core (module docs).
 pub struct NeighCore {
     phase: Phase,
-    redis: Redis,
-    epoch: Epoch,
+    /// The Redis session (up / reconnecting, its epoch).
+    session: Session,
     ctx: SyncContext,
     links: LinkTable,
     /// A link table being rebuilt by a link dump.
@@ -112,58 +112,60 @@ pub struct NeighCore {
     /// APPL_DB `NEIGH_FAILED_TABLE` (dual-ToR), written in every phase.
     failed: FailedTable,
     warm: Option<Warm>,
-    flight: Option<Flight>,
+    /// The flush in flight, its read hold and retry backoff
+    /// ([`Timer::FlushHold`], [`Timer::FlushRetry`]).
+    flight: Flight<Timer>,
     /// SIGTERM came ([`Stopping`]).
     stopping: Option<Stopping>,
     /// Every deadline ([`Timer`]).
     timers: TimerTable<Timer>,
-    /// Retry delays after flush error replies ([`FLUSH_ERROR_RETRY`]).
-    flush_backoff: Backoff,
     /// The current storm read spacing (zero when calm).
     read_window: Duration,
-    /// Receive time of the oldest staged kernel event not yet in a batch.
-    unacked_since: Option<Instant>,
     audit_every: Option<Duration>,
     audit: AuditClock,
     ready: Ready,
     overruns: u64,
     error: Option<DaemonError>,
     steps: VecDeque<Step<Action>>,
-    metrics: Metrics,
-    health: Health,
+    /// Counters, gauges and Redis health, published by the driver.
+    stats: Stats,
     neigh_events: NeighEventCounters,
 }
 
 // ===== impl NeighCore: set-up, flushing, READY =====
 
 impl NeighCore {
-    fn new(mut setup: Setup, phase: Phase, warm: Option<Warm>, now: Instant) -> Self {
+    fn new(
+        mut setup: Setup,
+        phase: Phase,
+        warm: Option<Warm>,
+        warm_state: &'static str,
+        now: Instant,
+    ) -> Self {
         let setup_failed = std::mem::take(&mut setup.failed);
+        let mut stats = Stats::new();
+        stats.warm_restart_state = Some(warm_state);
         let mut core = NeighCore {
             phase,
-            redis: Redis::Up,
-            epoch: 0,
+            session: Session::new(),
             ctx: setup.ctx,
             links: LinkTable::new(),
             fresh_links: Some(LinkTable::new()),
             writer: NeighWriter::new(),
             failed: FailedTable::new(),
             warm,
-            flight: None,
+            flight: Flight::new(Timer::FlushHold, Timer::FlushRetry),
             stopping: None,
             timers: TimerTable::new(),
-            flush_backoff: Backoff::new(),
             read_window: Duration::ZERO,
-            unacked_since: None,
             audit_every: setup.audit_every,
             audit: AuditClock::Off,
             ready: Ready::NotYet,
             overruns: 0,
             error: None,
             steps: VecDeque::new(),
-            neigh_events: NeighEventCounters::new(&setup.metrics),
-            metrics: setup.metrics,
-            health: setup.health,
+            neigh_events: NeighEventCounters::new(&mut stats),
+            stats,
         };
         core.failed.seed(setup_failed);
         if let Some(every) = core.audit_every {
@@ -179,8 +181,13 @@ impl NeighCore {
     /// ([`NeighWriter::begin_cold`]); the kernel dump follows at once. The
     /// Redis session is epoch 0.
     pub fn cold(setup: Setup, view: &ConsumerView, now: Instant) -> Self {
-        setup.metrics.set_warm_restart_state("disabled");
-        let mut core = NeighCore::new(setup, Phase::ColdSync(KernelDump::links()), None, now);
+        let mut core = NeighCore::new(
+            setup,
+            Phase::ColdSync(KernelDump::links()),
+            None,
+            "disabled",
+            now,
+        );
         core.writer.begin_cold(view);
         core
     }
@@ -197,7 +204,6 @@ impl NeighCore {
         restore_wait: Duration,
         now: Instant,
     ) -> Self {
-        setup.metrics.set_warm_restart_state("restored");
         tracing::info!(
             limit_secs = restore_wait.as_secs_f64(),
             "warm start: waiting for NEIGH_RESTORE_TABLE|Flags restored=true"
@@ -220,6 +226,7 @@ impl NeighCore {
             setup,
             Phase::WarmCaching(KernelDump::links()),
             Some(window),
+            "restored",
             now,
         );
         if flag_set {
@@ -240,12 +247,18 @@ impl NeighCore {
 
     /// The Redis session state.
     pub fn redis(&self) -> Redis {
-        self.redis
+        self.session.state()
     }
 
     /// The deadline of `timer`, if armed (for tests and logs).
     pub fn timer(&self, timer: Timer) -> Option<Instant> {
         self.timers.get(timer)
+    }
+
+    /// The counters and gauges (read-only: tests and logs; the driver
+    /// publishes them).
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// The writer (read-only: tests and the exit report).
@@ -263,23 +276,6 @@ impl NeighCore {
         &self.ctx
     }
 
-    /// Logs what stays unwritten at exit (after the driver returned).
-    pub fn log_exit(&self) {
-        if self.writer.has_pending() || self.writer.in_flight() {
-            tracing::warn!(
-                pending = self.writer.pending_len(),
-                "exiting with unwritten neighbor changes"
-            );
-        }
-        tracing::info!(overruns = self.overruns, "neighsyncd stopped");
-    }
-
-    /// The flush in flight is over (answered, or its session lost).
-    fn end_flight(&mut self) -> Option<Flight> {
-        self.timers.stop(Timer::FlushHold);
-        self.flight.take()
-    }
-
     fn act(&mut self, action: Action) {
         self.steps.push_back(Step::Do(action));
     }
@@ -287,10 +283,9 @@ impl NeighCore {
     /// Whether a batch may go out now: connected, nothing in flight, no
     /// error reply waiting out its retry delay.
     fn may_flush(&self, now: Instant) -> bool {
-        self.redis == Redis::Up
-            && self.flight.is_none()
+        self.session.is_up()
             && self.stopping != Some(Stopping::GaveUp)
-            && self.timers.get(Timer::FlushRetry).is_none_or(|t| now >= t)
+            && self.flight.may_send(&self.timers, now)
     }
 
     /// Whether the writer's `NEIGH_TABLE` work may go out (not in the warm
@@ -326,12 +321,8 @@ impl NeighCore {
         let Some(batch) = batch.filter(|b| !b.is_empty()) else {
             return;
         };
-        self.timers.stop(Timer::FlushRetry);
-        let since = self.unacked_since.take();
-        if self.writer.has_pending() || self.failed.has_pending() {
-            // What did not fit waits for the next batch.
-            self.unacked_since = since;
-        }
+        // What did not fit waits for the next batch.
+        let rest_pending = self.writer.has_pending() || self.failed.has_pending();
         tracing::debug!(
             dels = batch.neigh_dels.len(),
             route_dels = batch.route_dels.len(),
@@ -340,23 +331,17 @@ impl NeighCore {
             failed_sets = batch.failed_sets.len(),
             "flushing"
         );
-        self.flight = Some(Flight {
-            since,
-            holds_reads: true,
-        });
-        self.timers.set(Timer::FlushHold, now + FLUSH_READ_PAUSE);
-        self.act(Action::Flush {
-            epoch: self.epoch,
-            batch,
-        });
+        let epoch = self.session.epoch();
+        self.flight.send(&mut self.timers, now, epoch, rest_pending);
+        self.act(Action::Flush { epoch, batch });
     }
 
     /// READY=1 once asked for ([`Self::request_ready`]), connected, and
     /// nothing is pending or in flight.
     fn maybe_ready(&mut self) {
         if self.ready == Ready::OnceWritten
-            && self.redis == Redis::Up
-            && self.flight.is_none()
+            && self.session.is_up()
+            && !self.flight.is_flying()
             && !self.writer.has_pending()
             && !self.writer.in_flight()
             && !self.failed.has_pending()
@@ -382,14 +367,16 @@ impl NeighCore {
     fn maybe_start_audit(&mut self) {
         if self.audit == AuditClock::Due
             && self.phase == Phase::Live
-            && self.redis == Redis::Up
-            && self.flight.is_none()
+            && self.session.is_up()
+            && !self.flight.is_flying()
         {
             self.audit = AuditClock::Waiting;
             self.phase = Phase::AuditRead {
                 resync_wanted: false,
             };
-            self.act(Action::ReadAuditView { epoch: self.epoch });
+            self.act(Action::ReadAuditView {
+                epoch: self.session.epoch(),
+            });
         }
     }
 
@@ -475,7 +462,9 @@ impl engine::Core for NeighCore {
 
     fn handle_input(&mut self, now: Instant, input: Input) {
         match input {
-            Input::Config { epoch, change } if epoch == self.epoch => self.on_config(change, now),
+            Input::Config { epoch, change } if self.session.is_current(epoch) => {
+                self.on_config(change, now)
+            }
             Input::Config { .. } => {}
             Input::Flushed {
                 epoch,
@@ -499,11 +488,7 @@ impl engine::Core for NeighCore {
             match timer {
                 // Their deadlines are only ever compared with `now`.
                 Timer::FlushRetry | Timer::ReadResume => {}
-                Timer::FlushHold => {
-                    if let Some(f) = self.flight.as_mut() {
-                        f.holds_reads = false;
-                    }
-                }
+                Timer::FlushHold => self.flight.hold_expired(),
                 Timer::Audit => {
                     if let Some(every) = self.audit_every {
                         self.audit = AuditClock::Due;
@@ -529,7 +514,7 @@ impl engine::Core for NeighCore {
     fn begin_shutdown(&mut self, _now: Instant) {
         tracing::info!(
             pending = self.writer.pending_len(),
-            in_flight = self.flight.is_some(),
+            in_flight = self.flight.is_flying(),
             "flushing and exiting"
         );
         self.stopping = Some(Stopping::Flushing);
@@ -561,8 +546,8 @@ impl engine::Core for NeighCore {
             self.maybe_start_audit();
             self.maybe_flush(now);
             self.maybe_ready();
-            self.metrics.entries.set(self.writer.desired_len() as i64);
-            self.metrics.failed_neighbors.set(self.failed.len() as i64);
+            self.stats.entries = Some(self.writer.desired_len() as u64);
+            self.stats.failed_neighbors = Some(self.failed.len() as u64);
         }
         self.steps.pop_front()
     }
@@ -575,7 +560,7 @@ impl engine::Core for NeighCore {
         if self.stopping.is_some() {
             return false;
         }
-        let flush_allows = match self.flight {
+        let flush_allows = match self.flight.in_flight() {
             None => true,
             Some(_) if self.dumping_neighbors() => self.writer.pending_len() < DUMP_BACKLOG_KEYS,
             Some(f) => !f.holds_reads,
@@ -594,12 +579,26 @@ impl engine::Core for NeighCore {
             None => (false, false),
         };
         let pending = (self.writer.has_pending() && !caching) || self.failed.has_pending();
-        self.flight.is_none()
+        !self.flight.is_flying()
             && !reconciling
-            && (!pending || self.redis != Redis::Up || self.stopping == Some(Stopping::GaveUp))
+            && (!pending || !self.session.is_up() || self.stopping == Some(Stopping::GaveUp))
     }
 
     fn take_error(&mut self) -> Option<DaemonError> {
         self.error.take()
+    }
+
+    fn stats_mut(&mut self) -> &mut Stats {
+        &mut self.stats
+    }
+
+    fn log_exit(&self) {
+        if self.writer.has_pending() || self.writer.in_flight() {
+            tracing::warn!(
+                pending = self.writer.pending_len(),
+                "exiting with unwritten neighbor changes"
+            );
+        }
+        tracing::info!(overruns = self.overruns, "neighsyncd stopped");
     }
 }

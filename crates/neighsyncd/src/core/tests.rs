@@ -6,9 +6,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use sonic_daemon::engine::{Core, Step};
-use sonic_daemon::metrics::Metrics;
 use sonic_daemon::sim::Sim;
-use sonic_daemon::Health;
 use sonic_netlink::neigh::{nud, NeighMsgType};
 use sonic_netlink::socket::{Dump as DumpRequest, KernelMessage, Received};
 use sonic_netlink::{LinkEvent, LinkMsgType, NeighborEvent};
@@ -26,12 +24,8 @@ use crate::warm::WarmCache;
 type Harness = Sim<NeighCore>;
 
 fn setup(audit_every: Option<Duration>) -> Setup {
-    let metrics = Metrics::new("neighsyncd");
-    let health = Health::new(&metrics);
     Setup {
         ctx: SyncContext::new(),
-        metrics,
-        health,
         audit_every,
         failed: Vec::new(),
     }
@@ -669,7 +663,8 @@ fn audit_reads_appl_db_repairs_drift_and_checks_the_kernel() {
     assert!(matches!(h.core.phase(), Phase::AuditGrace { .. }));
     h.at(60_000 + 500);
     assert_eq!(h.core.phase(), Phase::Live);
-    assert!(h.core.metrics.encode().contains("neighsyncd_audit_drift 1"));
+    assert_eq!(h.core.stats().audit_drift, Some(1));
+    assert_eq!(h.core.stats().audit_runs, 1);
 }
 
 // ===== found in review =====

@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use sonic_daemon::metrics::{Metrics, Outcome as EventOutcome};
+use sonic_daemon::metrics::Outcome as EventOutcome;
+use sonic_daemon::stats::{EventSlot, Stats};
 use sonic_daemon::timer::TimerName;
-use sonic_daemon::Health;
 use swss::restart_assist::ReconcileOps;
 use swss::{ConsumerView, KeyOp, SwssError};
 
@@ -30,9 +30,7 @@ use sonic_daemon::timer::TimerTable;
 
 // ===== inputs and actions =====
 
-/// Which Redis session a request or result belongs to: it changes when
-/// Redis is lost, so results of the old session are recognised.
-pub type Epoch = u64;
+pub use sonic_daemon::session::{Epoch, Redis};
 
 /// Results of work done for the core, and CONFIG_DB changes.
 #[derive(Debug)]
@@ -215,25 +213,6 @@ impl KernelDump {
     }
 }
 
-/// The Redis session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Redis {
-    /// Connected; writes go out.
-    Up,
-    /// Lost; [`Action::Reconnect`] is running.
-    Reconnecting,
-}
-
-/// A flush in flight.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Flight {
-    /// Receive time of the oldest kernel event in it.
-    pub(super) since: Option<Instant>,
-    /// Still holding live kernel events back (until [`Timer::FlushHold`],
-    /// [`FLUSH_READ_PAUSE`] after it was sent).
-    pub(super) holds_reads: bool,
-}
-
 // ===== timers =====
 
 /// The core's deadlines, one [`TimerTable`] entry each: `poll_timeout` is
@@ -330,10 +309,6 @@ pub(super) enum Ready {
 pub struct Setup {
     /// CONFIG_DB facts, initial load applied.
     pub ctx: SyncContext,
-    /// Metric families.
-    pub metrics: Metrics,
-    /// `/healthz` state.
-    pub health: Health,
     /// Self-audit period; `None` disables it.
     pub audit_every: Option<Duration>,
     /// The keys (`<ifname>:<ip>`) of APPL_DB `NEIGH_FAILED_TABLE` as
@@ -341,24 +316,24 @@ pub struct Setup {
     pub failed: Vec<String>,
 }
 
-/// The `kernel_events_total` counters a neighbour event that passes the
-/// rules increments: `[RTM_NEWNEIGH, RTM_DELNEIGH]` x
-/// `[written, unchanged]`, reason `""`; resolved once.
-pub(super) struct NeighEventCounters([[sonic_daemon::metrics::Counter; 2]; 2]);
+/// The `kernel_events_total` label sets a neighbour event that passes the
+/// rules counts under: `[RTM_NEWNEIGH, RTM_DELNEIGH]` x `[written,
+/// unchanged]`, reason `""`; their [`Stats`] slots resolved once.
+pub(super) struct NeighEventCounters([[EventSlot; 2]; 2]);
 
 impl NeighEventCounters {
-    pub(super) fn new(m: &Metrics) -> Self {
-        let pair = |t| {
+    pub(super) fn new(stats: &mut Stats) -> Self {
+        let mut pair = |t| {
             [
-                m.kernel_event_counter(t, EventOutcome::Written, ""),
-                m.kernel_event_counter(t, EventOutcome::Unchanged, ""),
+                stats.event_slot((t, EventOutcome::Written, "")),
+                stats.event_slot((t, EventOutcome::Unchanged, "")),
             ]
         };
         NeighEventCounters([pair("RTM_NEWNEIGH"), pair("RTM_DELNEIGH")])
     }
 
     /// Counts one event (`del`: RTM_DELNEIGH, else RTM_NEWNEIGH).
-    pub(super) fn count(&self, del: bool, written: bool) {
-        self.0[usize::from(del)][usize::from(!written)].inc();
+    pub(super) fn count(&self, stats: &mut Stats, del: bool, written: bool) {
+        stats.count(self.0[usize::from(del)][usize::from(!written)]);
     }
 }

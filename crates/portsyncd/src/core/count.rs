@@ -16,19 +16,21 @@ use std::time::Instant;
 
 use swss::{KeyOp, SwssError};
 
-use super::{Action, PortCore, Redis, Timer};
+use super::{Action, Epoch, PortCore, Redis, Timer};
 use crate::sync::APP_PORT_TABLE_NAME;
 
 impl PortCore {
     /// The count write, if one is wanted and may go out now.
     pub(super) fn next_count_write(&mut self) -> Option<Action> {
-        if self.redis != Redis::Up || self.timers.is_set(Timer::CountRetry) {
+        if self.redis() != Redis::Up || self.timers.is_set(Timer::CountRetry) {
             return None;
         }
         let count = self.config_count.as_mut()?.take_write()?;
-        self.count_session = self.session;
         tracing::info!(count, "CONFIG_DB PORT changed: writing PortConfigDone");
-        Some(Action::WritePortConfigCount(count))
+        Some(Action::WritePortConfigCount {
+            epoch: self.session.epoch(),
+            count,
+        })
     }
 
     /// One CONFIG_DB `PORT` change (`Input::ConfigPort`); ignored when the
@@ -59,6 +61,7 @@ impl PortCore {
     pub(super) fn count_written(
         &mut self,
         now: Instant,
+        epoch: Epoch,
         count: usize,
         result: Result<(), SwssError>,
     ) {
@@ -72,21 +75,19 @@ impl PortCore {
             Ok(()) => {
                 c.write_done();
                 self.count_backoff.reset();
-                self.metrics.redis_ops(APP_PORT_TABLE_NAME, "set", 1);
-                self.metrics.redis_batches.inc();
+                self.stats.redis_ops(APP_PORT_TABLE_NAME, "set", 1);
+                self.stats.redis_batches += 1;
             }
             Err(e) => {
                 c.write_failed();
-                self.metrics.redis_write_errors.inc();
+                self.stats.redis_write_errors += 1;
                 if e.is_connection_error() {
-                    if self.count_session == self.session {
-                        self.lost(now, &e);
-                    }
+                    self.lost(now, epoch, &e);
                 } else {
                     let delay = self.count_backoff.next_delay();
                     tracing::error!(error = %e, count, retry_in_ms = delay.as_millis() as u64,
                         "cannot write PortConfigDone count; retrying");
-                    self.health.write_failed(&e);
+                    self.stats.write_failed(&e);
                     self.timers.set(Timer::CountRetry, now + delay);
                 }
             }

@@ -4,12 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use sonic_daemon::engine::earliest;
 use sonic_daemon::metrics::ResyncCause;
 use swss::{KeyOp, SwssError};
 
 use super::{
-    Action, Audit, AuditReadout, InitDone, Input, PortCore, ReadBack, Redis, Timer,
+    Action, Audit, AuditReadout, Epoch, InitDone, Input, PortCore, ReadBack, Redis, Timer,
     STATE_PORT_TABLE_METRIC,
 };
 use crate::sync::{is_port_key, StateAction, APP_PORT_TABLE_NAME};
@@ -26,17 +25,24 @@ impl PortCore {
                     self.writer.push(action);
                 }
             }
-            Input::SubscriptionLost(e) => self.lost(now, &e),
-            Input::Flushed { batch, result } => self.flushed(now, batch, result),
-            Input::InitDoneWritten(result) => self.init_done_written(now, result),
+            Input::SubscriptionLost { epoch, error } => self.lost(now, epoch, &error),
+            Input::Flushed {
+                epoch,
+                batch,
+                result,
+            } => self.flushed(now, epoch, batch, result),
+            Input::InitDoneWritten { epoch, result } => self.init_done_written(now, epoch, result),
             Input::ConfigPort(op) => self.config_port_change(op),
-            Input::PortConfigCountWritten { count, result } => {
-                self.count_written(now, count, result)
-            }
+            Input::PortConfigCountWritten {
+                epoch,
+                count,
+                result,
+            } => self.count_written(now, epoch, count, result),
             Input::Reconnected {
+                epoch,
                 present,
                 config_ports,
-            } => self.reconnected(present, config_ports),
+            } => self.reconnected(epoch, present, config_ports),
             Input::ResyncRead { id, result } => self.resync_read(now, id, result),
             Input::AuditRead { id, result } => self.audit_read(now, id, result),
         }
@@ -62,15 +68,20 @@ impl PortCore {
 
     /// A flush ended: acknowledged, retried later after an error reply,
     /// or kept for after the reconnect when Redis was lost.
-    fn flushed(&mut self, now: Instant, batch: StateBatch, result: Result<(), SwssError>) {
-        let flight = self.flight.take();
-        self.timers.stop(Timer::FlushHold);
+    fn flushed(
+        &mut self,
+        now: Instant,
+        epoch: Epoch,
+        batch: StateBatch,
+        result: Result<(), SwssError>,
+    ) {
+        let flight = self.flight.end(&mut self.timers);
         match result {
             Ok(()) => {
-                let m = &self.metrics;
+                let m = &mut self.stats;
                 m.redis_ops(STATE_PORT_TABLE_METRIC, "del", batch.dels());
                 m.redis_ops(STATE_PORT_TABLE_METRIC, "set", batch.sets());
-                m.redis_batches.inc();
+                m.redis_batches += 1;
                 for (name, op) in &batch.ops {
                     if op.sets() {
                         self.state_entries.insert(name.clone());
@@ -82,53 +93,49 @@ impl PortCore {
                     m.observe_event_to_ack(now.saturating_duration_since(since));
                 }
                 self.writer.complete(&batch);
-                self.health.write_ok();
-                self.flush_backoff.reset();
+                self.stats.write_ok();
+                self.flight.succeeded();
             }
             Err(e) => {
-                self.metrics.redis_write_errors.inc();
+                self.stats.redis_write_errors += 1;
                 self.writer.fail(batch);
-                self.unacked_since = earliest(self.unacked_since, flight.and_then(|f| f.since));
-                let stale = flight.is_some_and(|f| f.session != self.session);
-                if e.is_connection_error() && stale {
-                    // Sent before a loss already handled: the keys are
-                    // pending again and go out on the new session.
-                } else if e.is_connection_error() {
-                    self.lost(now, &e);
+                self.flight.requeue(flight.and_then(|f| f.since));
+                if e.is_connection_error() {
+                    // Sent before a loss already handled (an older epoch):
+                    // the keys are pending again and go out on the new
+                    // session.
+                    self.lost(now, epoch, &e);
                 } else {
-                    let delay = self.flush_backoff.next_delay();
+                    let delay = self.flight.retry_later(&mut self.timers, now);
                     tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64,
                         "STATE_DB PORT_TABLE write failed; retrying");
-                    self.health.write_failed(&e);
-                    self.timers.set(Timer::FlushRetry, now + delay);
+                    self.stats.write_failed(&e);
                 }
             }
         }
     }
 
-    fn init_done_written(&mut self, now: Instant, result: Result<(), SwssError>) {
+    fn init_done_written(&mut self, now: Instant, epoch: Epoch, result: Result<(), SwssError>) {
         if self.init_done != InitDone::Writing {
             return;
         }
         match result {
             Ok(()) => {
                 self.init_done = InitDone::Written;
-                self.metrics.redis_ops(APP_PORT_TABLE_NAME, "set", 1);
-                self.metrics.redis_batches.inc();
-                self.metrics.port_init_done.set(1);
+                self.stats.redis_ops(APP_PORT_TABLE_NAME, "set", 1);
+                self.stats.redis_batches += 1;
+                self.stats.port_init_done = Some(true);
             }
             Err(e) => {
-                self.metrics.redis_write_errors.inc();
+                self.stats.redis_write_errors += 1;
                 if e.is_connection_error() {
                     self.init_done = InitDone::Due;
-                    if self.init_session == self.session {
-                        self.lost(now, &e);
-                    }
+                    self.lost(now, epoch, &e);
                 } else {
                     let delay = self.init_backoff.next_delay();
                     tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64,
                         "cannot write PortInitDone; retrying");
-                    self.health.write_failed(&e);
+                    self.stats.write_failed(&e);
                     self.init_done = InitDone::Retry;
                     self.timers.set(Timer::InitDoneRetry, now + delay);
                 }
@@ -143,27 +150,32 @@ impl PortCore {
     /// `--port-config-count-follows-config`, `config_ports` (the fresh
     /// CONFIG_DB `PORT` keys) replace the known ones, and a count that
     /// differs from the last one written goes out once Redis is up.
-    fn reconnected(&mut self, present: BTreeMap<String, bool>, config_ports: Option<Vec<String>>) {
-        if self.redis != Redis::Reconnecting {
+    fn reconnected(
+        &mut self,
+        epoch: Epoch,
+        present: BTreeMap<String, bool>,
+        config_ports: Option<Vec<String>>,
+    ) {
+        if !self.session.reconnected(epoch) {
             return;
         }
         self.reload_config_ports(config_ports);
         tracing::info!("Redis is back: resyncing STATE_DB PORT_TABLE");
-        self.metrics.redis_reconnects.inc();
-        self.metrics.resync(ResyncCause::RedisReconnect);
+        self.stats.redis_reconnects += 1;
+        self.stats.resync(ResyncCause::RedisReconnect);
         for action in self.sync.reload_appl(present) {
             self.writer.push(action);
         }
         for action in self.sync.rewrite_all() {
             self.writer.push(action);
         }
-        self.redis = Redis::ReadingBack { read: None };
+        self.read_back = Some(None);
     }
 
     /// STATE_DB as read back after a reconnect: the pending HSETs it
     /// already holds are dropped, the rest is written.
     fn resync_read(&mut self, now: Instant, id: u64, result: Result<ReadBack, SwssError>) {
-        if self.redis != (Redis::ReadingBack { read: Some(id) }) {
+        if self.redis() != (Redis::ReadingBack { read: Some(id) }) {
             return;
         }
         match result {
@@ -176,7 +188,7 @@ impl PortCore {
                 );
                 self.redis_up();
             }
-            Err(e) if e.is_connection_error() => self.lost(now, &e),
+            Err(e) if e.is_connection_error() => self.lost(now, self.session.epoch(), &e),
             Err(e) => {
                 tracing::warn!(error = %e,
                     "cannot read STATE_DB PORT_TABLE back; writing every port");
@@ -223,7 +235,7 @@ impl PortCore {
             Err(e) => {
                 self.schedule_audit(now);
                 if e.is_connection_error() {
-                    self.lost(now, &e);
+                    self.lost(now, self.session.epoch(), &e);
                 } else {
                     tracing::warn!(error = %e, "audit: cannot read STATE_DB PORT_TABLE; skipped");
                 }
@@ -271,12 +283,12 @@ impl PortCore {
                 "audit: STATE_DB PORT_TABLE differs from the link state; repairing"
             );
         }
-        self.metrics.audit_done(repaired.len());
+        self.stats.audit_done(repaired.len());
         // As neighsyncd's: a resync by the audit counts only when it found
         // drift (every run is `audit_runs_total`), so frequent audits do
         // not look like a resync storm.
         if !repaired.is_empty() {
-            self.metrics.resync(ResyncCause::Audit);
+            self.stats.resync(ResyncCause::Audit);
         }
         self.resync(ResyncCause::Audit);
     }

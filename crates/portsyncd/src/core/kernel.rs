@@ -24,15 +24,15 @@ impl PortCore {
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "undecodable netlink message skipped");
-                    self.metrics
+                    self.stats
                         .kernel_event(e.msg_kind(), EventOutcome::Malformed, "");
                 }
             }
         }
         if overrun {
             self.overruns += 1;
-            self.metrics.netlink_overruns.inc();
-            self.metrics.resync(ResyncCause::NetlinkOverrun);
+            self.stats.netlink_overruns += 1;
+            self.stats.resync(ResyncCause::NetlinkOverrun);
             tracing::warn!(
                 overruns = self.overruns,
                 "netlink receive buffer overrun: dumping links again to resync STATE_DB"
@@ -62,14 +62,14 @@ impl PortCore {
         self.observe(ev);
         let (outcome, reason) = match self.sync.on_link(ev) {
             LinkOutcome::Write(action) => {
-                self.unacked_since.get_or_insert(now);
+                self.flight.staged(now);
                 self.writer.push(action);
                 (EventOutcome::Written, "")
             }
             LinkOutcome::Unchanged => (EventOutcome::Unchanged, ""),
             LinkOutcome::Dropped(r) => (EventOutcome::Filtered, r.label()),
         };
-        self.metrics
+        self.stats
             .kernel_event(ev.msg_type.rtm_name(), outcome, reason);
     }
 

@@ -39,7 +39,7 @@ mod count;
 mod inputs;
 mod kernel;
 mod types;
-use types::Flight;
+pub use sonic_daemon::session::Epoch;
 pub use types::{
     Action, Audit, AuditReadout, InitDone, Input, LinkDump, Phase, ReadBack, Redis, Setup, Timer,
 };
@@ -50,9 +50,9 @@ use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use sonic_daemon::engine::{self, Backoff, Step};
-use sonic_daemon::metrics::Metrics;
+use sonic_daemon::session::{Flight, Session};
+use sonic_daemon::stats::Stats;
 use sonic_daemon::timer::TimerTable;
-use sonic_daemon::Health;
 use sonic_netlink::socket::{Received, SocketError};
 use sonic_netlink::LinkTable;
 use swss::SwssError;
@@ -73,7 +73,12 @@ pub const STATE_PORT_TABLE_METRIC: &str = "STATE_PORT_TABLE";
 /// portsyncd's core (module docs).
 pub struct PortCore {
     phase: Phase,
-    redis: Redis,
+    /// The Redis session (connected or not, its epoch).
+    session: Session,
+    /// After a reconnect, STATE_DB is read back before writes resume
+    /// (`Some(read)`: the request in flight, `None` until sent); see
+    /// [`Redis::ReadingBack`].
+    read_back: Option<Option<u64>>,
     init_done: InitDone,
     audit: Audit,
     audit_every: Option<Duration>,
@@ -83,20 +88,13 @@ pub struct PortCore {
     /// table, kept from every link message; for the sweep at the end of a
     /// resync dump).
     links: LinkTable,
-    flight: Option<Flight>,
+    /// The STATE_DB flush in flight, its read hold and retry backoff
+    /// ([`Timer::FlushHold`], [`Timer::FlushRetry`]).
+    flight: Flight<Timer>,
     /// Every deadline ([`Timer`]).
     timers: TimerTable<Timer>,
-    flush_backoff: Backoff,
     init_backoff: Backoff,
-    /// Receive time of the oldest staged kernel event not yet in a batch.
-    unacked_since: Option<Instant>,
     next_read_id: u64,
-    /// The Redis session: incremented when Redis is lost, so that a
-    /// connection error of work sent on an older session (reported after
-    /// the reconnect) does not count as a new loss.
-    session: u64,
-    /// The session the PortInitDone write in flight was sent on.
-    init_session: u64,
     /// A link dump has completed (READY=1 waits for one).
     dumped: bool,
     ready_sent: bool,
@@ -105,12 +103,10 @@ pub struct PortCore {
     /// `--port-config-count-follows-config` (`None`: off).
     config_count: Option<PortConfigCount>,
     count_backoff: Backoff,
-    /// The session the PortConfigDone count write in flight was sent on.
-    count_session: u64,
     overruns: u64,
     steps: VecDeque<Step<Action>>,
-    metrics: Metrics,
-    health: Health,
+    /// Counters, gauges and Redis health, published by the driver.
+    stats: Stats,
 }
 
 // ===== impl PortCore: set-up, writes, timers =====
@@ -127,7 +123,8 @@ impl PortCore {
         }
         PortCore {
             phase: Phase::StartupDump(LinkDump::InFlight { again: None }),
-            redis: Redis::Up,
+            session: Session::new(),
+            read_back: None,
             init_done: InitDone::Waiting,
             audit: match setup.audit_every {
                 Some(_) => Audit::Waiting,
@@ -137,24 +134,18 @@ impl PortCore {
             sync: setup.sync,
             writer: StateWriter::new(),
             links: LinkTable::new(),
-            flight: None,
+            flight: Flight::new(Timer::FlushHold, Timer::FlushRetry),
             timers,
-            flush_backoff: Backoff::new(),
             init_backoff: Backoff::new(),
-            unacked_since: None,
             next_read_id: 0,
-            session: 0,
-            init_session: 0,
             dumped: false,
             ready_sent: false,
             state_entries: HashSet::new(),
             config_count: setup.port_config_count,
             count_backoff: Backoff::new(),
-            count_session: 0,
             overruns: 0,
             steps: VecDeque::new(),
-            metrics: setup.metrics,
-            health: setup.health,
+            stats: Stats::new(),
         }
     }
 
@@ -165,7 +156,22 @@ impl PortCore {
 
     /// The Redis session.
     pub fn redis(&self) -> Redis {
-        self.redis
+        match (self.session.is_up(), self.read_back) {
+            (false, _) => Redis::Reconnecting,
+            (true, Some(read)) => Redis::ReadingBack { read },
+            (true, None) => Redis::Up,
+        }
+    }
+
+    /// The current Redis session (work sent now carries it).
+    pub fn epoch(&self) -> Epoch {
+        self.session.epoch()
+    }
+
+    /// The counters and gauges (read-only: tests and logs; the driver
+    /// publishes them).
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// PortInitDone's state.
@@ -203,7 +209,7 @@ impl PortCore {
     /// and writes never overlap, so a read sees every write before it), no
     /// retry delay running.
     fn may_flush(&self) -> bool {
-        self.redis == Redis::Up
+        self.redis() == Redis::Up
             && !matches!(self.audit, Audit::Reading { .. })
             && !self.timers.is_set(Timer::FlushRetry)
     }
@@ -214,13 +220,9 @@ impl PortCore {
             return None;
         }
         let batch = self.writer.take_batch()?;
-        self.flight = Some(Flight {
-            session: self.session,
-            since: self.unacked_since.take(),
-            holds_reads: true,
-        });
-        self.timers.set(Timer::FlushHold, now + FLUSH_READ_PAUSE);
-        Some(Action::FlushState(batch))
+        let epoch = self.session.epoch();
+        self.flight.send(&mut self.timers, now, epoch, false);
+        Some(Action::FlushState { epoch, batch })
     }
 
     /// PortInitDone, once decided, as soon as Redis is up.
@@ -230,10 +232,11 @@ impl PortCore {
             self.init_done = InitDone::Due;
             self.timers.stop(Timer::InitDoneWarn);
         }
-        if self.init_done == InitDone::Due && self.redis == Redis::Up {
+        if self.init_done == InitDone::Due && self.redis() == Redis::Up {
             self.init_done = InitDone::Writing;
-            self.init_session = self.session;
-            return Some(Action::WritePortInitDone);
+            return Some(Action::WritePortInitDone {
+                epoch: self.session.epoch(),
+            });
         }
         None
     }
@@ -244,17 +247,17 @@ impl PortCore {
         if self.writer.in_flight() {
             return None;
         }
-        if self.redis == (Redis::ReadingBack { read: None }) {
+        if self.redis() == (Redis::ReadingBack { read: None }) {
             let names = self.writer.plain_sets();
             if names.is_empty() {
                 self.redis_up();
                 return None;
             }
             let id = self.read_id();
-            self.redis = Redis::ReadingBack { read: Some(id) };
+            self.read_back = Some(Some(id));
             return Some(Action::ReadStateForResync { id, names });
         }
-        if self.audit == Audit::Due && self.redis == Redis::Up {
+        if self.audit == Audit::Due && self.redis() == Redis::Up {
             return self.start_audit(now);
         }
         None
@@ -263,12 +266,12 @@ impl PortCore {
     /// READY=1 once the start-up dump ended and its writes are
     /// acknowledged (PortInitDone may still wait for orchagent).
     fn next_ready(&mut self) -> Option<Step<Action>> {
-        if self.ready_sent || !self.dumped || self.redis != Redis::Up || !self.writer.is_idle() {
+        if self.ready_sent || !self.dumped || self.redis() != Redis::Up || !self.writer.is_idle() {
             return None;
         }
         self.ready_sent = true;
         if self.sync.is_warm() {
-            self.metrics.set_warm_restart_state("reconciled");
+            self.stats.warm_restart_state = Some("reconciled");
         }
         Some(Step::Ready(format!(
             "synced: {} ports in STATE_DB PORT_TABLE, {} holding back PortInitDone",
@@ -292,26 +295,30 @@ impl PortCore {
 
     /// Redis is usable again: writes go out.
     fn redis_up(&mut self) {
-        self.redis = Redis::Up;
-        self.health.set_redis_up();
+        self.read_back = None;
+        self.stats.redis_up();
         self.steps.push_back(Step::Status("running".to_string()));
     }
 
-    /// Redis went away: keep everything, reconnect (once).
-    fn lost(&mut self, now: Instant, e: &SwssError) {
-        if self.redis == Redis::Reconnecting {
+    /// Redis went away, as seen by work sent on `epoch`: keep everything,
+    /// reconnect (once: a loss reported by work of an older session, or
+    /// reported again, changes nothing).
+    fn lost(&mut self, now: Instant, epoch: Epoch, e: &SwssError) {
+        if !self.session.is_current(epoch) {
             return;
         }
+        let Some(epoch) = self.session.lose() else {
+            return;
+        };
         tracing::warn!(error = %e, "lost Redis; keeping link state and reconnecting");
-        self.health.set_redis_down(e);
-        self.redis = Redis::Reconnecting;
-        self.session += 1;
+        self.stats.redis_down(e);
+        self.read_back = None;
         if let Audit::Reading { .. } = self.audit {
             self.schedule_audit(now);
         }
         self.steps
             .push_back(Step::Status("Redis lost; reconnecting".to_string()));
-        self.steps.push_back(Step::Do(Action::Reconnect));
+        self.steps.push_back(Step::Do(Action::Reconnect { epoch }));
     }
 
     /// The next audit one period from `now` (none when audits are off or
@@ -330,11 +337,9 @@ impl PortCore {
     }
 
     /// Exports the gauges that follow the state.
-    fn update_gauges(&self) {
-        self.metrics.entries.set(self.state_entries.len() as i64);
-        self.metrics
-            .ports_pending
-            .set(self.sync.pending_count() as i64);
+    fn update_gauges(&mut self) {
+        self.stats.entries = Some(self.state_entries.len() as u64);
+        self.stats.ports_pending = Some(self.sync.pending_count() as u64);
     }
 
     fn on_timeout(&mut self, now: Instant) {
@@ -346,11 +351,7 @@ impl PortCore {
                     self.timers
                         .set(Timer::InitDoneWarn, now + INIT_DONE_WARN_INTERVAL);
                 }
-                Timer::FlushHold => {
-                    if let Some(f) = self.flight.as_mut() {
-                        f.holds_reads = false;
-                    }
-                }
+                Timer::FlushHold => self.flight.hold_expired(),
                 // Writes only check that it is not armed.
                 Timer::FlushRetry | Timer::CountRetry => {}
                 Timer::InitDoneRetry => {
@@ -384,7 +385,7 @@ impl PortCore {
     /// The audit period has passed: due, or skipped while Redis is away or
     /// the daemon is stopping.
     fn audit_timer(&mut self, now: Instant) {
-        if self.redis == Redis::Up && self.phase != Phase::ShuttingDown {
+        if self.redis() == Redis::Up && self.phase != Phase::ShuttingDown {
             self.audit = Audit::Due;
         } else {
             self.schedule_audit(now);
@@ -446,7 +447,7 @@ impl engine::Core for PortCore {
     }
 
     fn reads_kernel(&self, _now: Instant) -> bool {
-        !self.flight.is_some_and(|f| f.holds_reads)
+        !self.flight.holds_reads()
     }
 
     fn is_stopped(&self) -> bool {
@@ -459,5 +460,9 @@ impl engine::Core for PortCore {
 
     fn take_error(&mut self) -> Option<DaemonError> {
         None
+    }
+
+    fn stats_mut(&mut self) -> &mut Stats {
+        &mut self.stats
     }
 }

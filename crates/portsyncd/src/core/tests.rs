@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use sonic_daemon::engine::{Core, Step};
 use sonic_daemon::metrics::{Metrics, ResyncCause};
+use sonic_daemon::stats::Publisher;
 use sonic_daemon::Health;
 use sonic_netlink::link::{IFF_RUNNING, IFF_UP};
 use sonic_netlink::socket::{KernelMessage, Received, SocketError};
@@ -76,11 +77,8 @@ impl PortSim for Sim {
             assert!(sync.on_appl_port(name, true, false).is_empty());
         }
         sync.finish_initial_load();
-        let metrics = Metrics::new("portsyncd");
         let setup = Setup {
             sync,
-            health: Health::new(&metrics),
-            metrics,
             audit_every,
             port_config_count,
         };
@@ -108,9 +106,12 @@ impl PortSim for Sim {
         sim.kernel(msgs, false);
         for step in sim.steps() {
             match step {
-                Step::Do(Action::FlushState(b)) => sim.ack(b),
-                Step::Do(Action::WritePortInitDone) => {
-                    sim.input(Input::InitDoneWritten(Ok(())));
+                Step::Do(Action::FlushState { batch: b, .. }) => sim.ack(b),
+                Step::Do(Action::WritePortInitDone { .. }) => {
+                    sim.input(Input::InitDoneWritten {
+                        epoch: sim.core.epoch(),
+                        result: Ok(()),
+                    });
                 }
                 other => panic!("unexpected at start-up: {other:?}"),
             }
@@ -133,7 +134,7 @@ impl PortSim for Sim {
         let mut flushes: Vec<StateBatch> = steps
             .into_iter()
             .filter_map(|s| match s {
-                Step::Do(Action::FlushState(b)) => Some(b),
+                Step::Do(Action::FlushState { batch: b, .. }) => Some(b),
                 _ => None,
             })
             .collect();
@@ -143,6 +144,7 @@ impl PortSim for Sim {
 
     fn ack(&mut self, batch: StateBatch) {
         self.input(Input::Flushed {
+            epoch: self.core.epoch(),
             batch,
             result: Ok(()),
         });
@@ -264,7 +266,10 @@ fn startup_dump_writes_then_ready_and_port_init_done() {
     // for the flush in flight.
     let steps = sim.steps();
     assert!(
-        matches!(steps.as_slice(), [Step::Do(Action::WritePortInitDone)]),
+        matches!(
+            steps.as_slice(),
+            [Step::Do(Action::WritePortInitDone { .. })]
+        ),
         "{steps:?}"
     );
     sim.ack(batch);
@@ -281,12 +286,15 @@ fn startup_dump_writes_then_ready_and_port_init_done() {
             [Step::Ready(s)] if s == "synced: 2 ports in STATE_DB PORT_TABLE, 0 holding back PortInitDone"),
         "{steps:?}"
     );
-    sim.input(Input::InitDoneWritten(Ok(())));
+    sim.input(Input::InitDoneWritten {
+        epoch: sim.core.epoch(),
+        result: Ok(()),
+    });
     assert_eq!(sim.core.init_done(), InitDone::Written);
-    assert_eq!(sim.core.metrics.port_init_done.get(), 1);
-    assert_eq!(sim.core.metrics.entries.get(), 2);
+    assert_eq!(sim.core.stats().port_init_done, Some(true));
+    assert_eq!(sim.core.stats().entries, Some(2));
     assert!(sim.steps().is_empty(), "READY once");
-    let text = sim.core.metrics.encode();
+    let text = metrics_text(&mut sim.core);
     assert!(text.contains(
         r#"portsyncd_kernel_events_total{type="RTM_NEWLINK",outcome="filtered",reason="not_a_port"} 1"#
     ));
@@ -328,7 +336,7 @@ fn flush_in_flight_coalesces_and_holds_reads_a_bounded_time() {
     );
     sim.ack(batch);
     assert!(sim.core.writer().is_idle());
-    let text = sim.core.metrics.encode();
+    let text = metrics_text(&mut sim.core);
     assert!(
         text.contains(r#"portsyncd_redis_operations_total{table="STATE_PORT_TABLE",op="set"} 3"#),
         "{text}"
@@ -343,7 +351,7 @@ fn port_waiting_for_appl_db_is_written_when_consumed() {
         &["Ethernet0", "Ethernet4"],
     );
     assert_eq!(sim.core.init_done(), InitDone::Waiting);
-    let text = sim.core.metrics.encode();
+    let text = metrics_text(&mut sim.core);
     assert!(text.contains(
         r#"portsyncd_kernel_events_total{type="RTM_NEWLINK",outcome="filtered",reason="not_in_appl_db"} 1"#
     ));
@@ -353,11 +361,11 @@ fn port_waiting_for_appl_db_is_written_when_consumed() {
     sim.input(Input::Appl(KeyOp::Set("Ethernet4".into(), Vec::new())));
     let steps = sim.steps();
     assert!(
-        matches!(steps[0], Step::Do(Action::WritePortInitDone)),
+        matches!(steps[0], Step::Do(Action::WritePortInitDone { .. })),
         "{steps:?}"
     );
     assert!(
-        matches!(&steps[1], Step::Do(Action::FlushState(b)) if names(b) == ["Ethernet4"]),
+        matches!(&steps[1], Step::Do(Action::FlushState { batch: b, .. }) if names(b) == ["Ethernet4"]),
         "{steps:?}"
     );
 }
@@ -443,7 +451,7 @@ fn overrun_while_live_keeps_links_announced_during_the_dump() {
     sim.kernel(Vec::new(), true);
     let steps = sim.steps();
     assert!(steps.iter().any(is_dump), "{steps:?}");
-    assert_eq!(sim.core.metrics.netlink_overruns.get(), 1);
+    assert_eq!(sim.core.stats().netlink_overruns, 1);
     // Another overrun while the dump is in flight: one more dump after it.
     sim.kernel(
         vec![link(new_link("Ethernet0", 10, UP_RUNNING, 9100))],
@@ -552,6 +560,7 @@ fn redis_lost_during_flush_keeps_batch_and_writes_only_differences() {
     let batch = sim.flush();
     assert_eq!(names(&batch), ["Ethernet0", "Ethernet4"]);
     sim.input(Input::Flushed {
+        epoch: sim.core.epoch(),
         batch,
         result: Err(lost_error()),
     });
@@ -559,15 +568,19 @@ fn redis_lost_during_flush_keeps_batch_and_writes_only_differences() {
     let steps = sim.steps();
     assert!(
         matches!(steps.as_slice(),
-            [Step::Status(s), Step::Do(Action::Reconnect)] if s == "Redis lost; reconnecting"),
+            [Step::Status(s), Step::Do(Action::Reconnect { .. })] if s == "Redis lost; reconnecting"),
         "{steps:?}"
     );
     assert_eq!(sim.core.writer().pending_len(), 2, "batch kept");
     // While away: staged, not written; another loss report is the same loss.
     sim.kernel(vec![link(new_link("Ethernet0", 10, IFF_UP, 1500))], false);
-    sim.input(Input::SubscriptionLost(lost_error()));
+    sim.input(Input::SubscriptionLost {
+        epoch: sim.core.epoch(),
+        error: lost_error(),
+    });
     assert!(sim.steps().is_empty());
     sim.input(Input::Reconnected {
+        epoch: sim.core.epoch(),
         present: present(&["Ethernet0", "Ethernet4"]),
         config_ports: None,
     });
@@ -592,14 +605,14 @@ fn redis_lost_during_flush_keeps_batch_and_writes_only_differences() {
         matches!(&steps[0], Step::Status(s) if s == "running"),
         "{steps:?}"
     );
-    let Step::Do(Action::FlushState(batch)) = &steps[1] else {
+    let Step::Do(Action::FlushState { batch, .. }) = &steps[1] else {
         panic!("{steps:?}");
     };
     assert_eq!(
         batch.ops,
         vec![("Ethernet0".into(), set_op("down", "up", "1500"))]
     );
-    assert_eq!(sim.core.metrics.redis_reconnects.get(), 1);
+    assert_eq!(sim.core.stats().redis_reconnects, 1);
 }
 
 #[test]
@@ -609,6 +622,7 @@ fn error_reply_retries_after_a_growing_delay_without_spinning() {
     sim.kernel(vec![link(new_link("Ethernet0", 10, IFF_UP, 9100))], false);
     let batch = sim.flush();
     sim.input(Input::Flushed {
+        epoch: sim.core.epoch(),
         batch,
         result: Err(reply_error()),
     });
@@ -629,6 +643,7 @@ fn error_reply_retries_after_a_growing_delay_without_spinning() {
         vec![("Ethernet0".into(), set_op("down", "up", "9100"))]
     );
     sim.input(Input::Flushed {
+        epoch: sim.core.epoch(),
         batch,
         result: Err(reply_error()),
     });
@@ -637,7 +652,7 @@ fn error_reply_retries_after_a_growing_delay_without_spinning() {
     let batch = sim.flush();
     sim.ack(batch);
     assert!(sim.core.writer().is_idle());
-    assert_eq!(sim.core.metrics.redis_write_errors.get(), 2);
+    assert_eq!(sim.core.stats().redis_write_errors, 2);
     // Reset after a success: the next error waits the first delay again.
     sim.kernel(
         vec![link(new_link("Ethernet0", 10, UP_RUNNING, 9100))],
@@ -645,6 +660,7 @@ fn error_reply_retries_after_a_growing_delay_without_spinning() {
     );
     let batch = sim.flush();
     sim.input(Input::Flushed {
+        epoch: sim.core.epoch(),
         batch,
         result: Err(reply_error()),
     });
@@ -666,14 +682,17 @@ fn port_init_done_error_reply_is_retried_after_a_delay() {
     );
     let steps = sim.steps();
     assert!(
-        matches!(steps[0], Step::Do(Action::WritePortInitDone)),
+        matches!(steps[0], Step::Do(Action::WritePortInitDone { .. })),
         "{steps:?}"
     );
-    let Some(Step::Do(Action::FlushState(batch))) = steps.into_iter().nth(1) else {
+    let Some(Step::Do(Action::FlushState { batch, .. })) = steps.into_iter().nth(1) else {
         panic!("a flush");
     };
     sim.ack(batch);
-    sim.input(Input::InitDoneWritten(Err(reply_error())));
+    sim.input(Input::InitDoneWritten {
+        epoch: sim.core.epoch(),
+        result: Err(reply_error()),
+    });
     let retry = sim.now + Duration::from_millis(100);
     assert_eq!(sim.core.init_done(), InitDone::Retry);
     assert_eq!(sim.core.timer(Timer::InitDoneRetry), Some(retry));
@@ -682,10 +701,16 @@ fn port_init_done_error_reply_is_retried_after_a_delay() {
     assert_eq!(sim.fire(), retry);
     let steps = sim.steps();
     assert!(
-        matches!(steps.as_slice(), [Step::Do(Action::WritePortInitDone)]),
+        matches!(
+            steps.as_slice(),
+            [Step::Do(Action::WritePortInitDone { .. })]
+        ),
         "{steps:?}"
     );
-    sim.input(Input::InitDoneWritten(Ok(())));
+    sim.input(Input::InitDoneWritten {
+        epoch: sim.core.epoch(),
+        result: Ok(()),
+    });
     assert_eq!(sim.core.init_done(), InitDone::Written);
 }
 
@@ -696,10 +721,13 @@ fn port_init_done_decided_while_redis_away_is_written_after_reconnect() {
         &["Ethernet0", "Ethernet4"],
         &["Ethernet0"],
     );
-    sim.input(Input::SubscriptionLost(lost_error()));
+    sim.input(Input::SubscriptionLost {
+        epoch: sim.core.epoch(),
+        error: lost_error(),
+    });
     let steps = sim.steps();
     assert!(
-        matches!(steps.last(), Some(Step::Do(Action::Reconnect))),
+        matches!(steps.last(), Some(Step::Do(Action::Reconnect { .. }))),
         "{steps:?}"
     );
     sim.kernel(
@@ -709,6 +737,7 @@ fn port_init_done_decided_while_redis_away_is_written_after_reconnect() {
     assert!(sim.steps().is_empty(), "nothing written while away");
     assert_eq!(sim.core.init_done(), InitDone::Due);
     sim.input(Input::Reconnected {
+        epoch: sim.core.epoch(),
         present: present(&["Ethernet0", "Ethernet4"]),
         config_ports: None,
     });
@@ -727,23 +756,27 @@ fn port_init_done_decided_while_redis_away_is_written_after_reconnect() {
     let steps = sim.steps();
     assert!(matches!(steps[0], Step::Status(_)), "{steps:?}");
     assert!(
-        matches!(steps[1], Step::Do(Action::WritePortInitDone)),
+        matches!(steps[1], Step::Do(Action::WritePortInitDone { .. })),
         "{steps:?}"
     );
     assert!(
-        matches!(&steps[2], Step::Do(Action::FlushState(b)) if names(b) == ["Ethernet4"]),
+        matches!(&steps[2], Step::Do(Action::FlushState { batch: b, .. }) if names(b) == ["Ethernet4"]),
         "{steps:?}"
     );
     // Lost again during the PortInitDone write: written after the next
     // reconnect.
-    sim.input(Input::InitDoneWritten(Err(lost_error())));
+    sim.input(Input::InitDoneWritten {
+        epoch: sim.core.epoch(),
+        result: Err(lost_error()),
+    });
     assert_eq!(sim.core.init_done(), InitDone::Due);
     let steps = sim.steps();
     assert!(
-        matches!(steps.last(), Some(Step::Do(Action::Reconnect))),
+        matches!(steps.last(), Some(Step::Do(Action::Reconnect { .. }))),
         "{steps:?}"
     );
     sim.input(Input::Reconnected {
+        epoch: sim.core.epoch(),
         present: present(&["Ethernet0", "Ethernet4"]),
         config_ports: None,
     });
@@ -785,9 +818,13 @@ fn appl_port_deleted_and_added_during_resyncs() {
 
     // During the resync after a reconnect: the fresh load lacks Ethernet0
     // and has Ethernet4 again.
-    sim.input(Input::SubscriptionLost(lost_error()));
+    sim.input(Input::SubscriptionLost {
+        epoch: sim.core.epoch(),
+        error: lost_error(),
+    });
     sim.steps();
     sim.input(Input::Reconnected {
+        epoch: sim.core.epoch(),
         present: present(&["Ethernet4", "Ethernet8"]),
         config_ports: None,
     });
@@ -811,7 +848,7 @@ fn appl_port_deleted_and_added_during_resyncs() {
         ]),
     });
     let steps = sim.steps();
-    let Some(Step::Do(Action::FlushState(batch))) = steps.get(1) else {
+    let Some(Step::Do(Action::FlushState { batch, .. })) = steps.get(1) else {
         panic!("{steps:?}");
     };
     assert_eq!(
@@ -827,6 +864,7 @@ fn appl_port_deleted_and_added_during_resyncs() {
 fn stale_results_are_ignored() {
     let mut sim = Sim::live(&["Ethernet0"], &["Ethernet0"], &["Ethernet0"]);
     sim.input(Input::Reconnected {
+        epoch: sim.core.epoch(),
         present: present(&["Ethernet0"]),
         config_ports: None,
     });
@@ -839,9 +877,12 @@ fn stale_results_are_ignored() {
         id: 7,
         result: Ok(AuditReadout::default()),
     });
-    sim.input(Input::InitDoneWritten(Ok(())));
+    sim.input(Input::InitDoneWritten {
+        epoch: sim.core.epoch(),
+        result: Ok(()),
+    });
     assert!(sim.steps().is_empty());
-    assert_eq!(sim.core.metrics.audit_runs.get(), 0);
+    assert_eq!(sim.core.stats().audit_runs, 0);
 }
 
 #[test]
@@ -861,7 +902,7 @@ fn state_entry_deleted_by_someone_else_is_restored() {
     sim.ack(batch);
     sim.input(Input::StateDeleted("Ethernet0".into()));
     assert!(sim.steps().is_empty());
-    assert_eq!(sim.core.metrics.entries.get(), 0);
+    assert_eq!(sim.core.stats().entries, Some(0));
 }
 
 // ===== shutdown =====
@@ -882,13 +923,19 @@ fn sigterm_writes_what_is_pending_then_stops() {
     // PortInitDone was decided with Ethernet4: it is pending too.
     let steps = sim.steps();
     assert!(
-        matches!(steps.as_slice(), [Step::Do(Action::WritePortInitDone)]),
+        matches!(
+            steps.as_slice(),
+            [Step::Do(Action::WritePortInitDone { .. })]
+        ),
         "{steps:?}"
     );
     sim.ack(first);
     let second = sim.flush();
     assert_eq!(names(&second), ["Ethernet4"]);
-    sim.input(Input::InitDoneWritten(Ok(())));
+    sim.input(Input::InitDoneWritten {
+        epoch: sim.core.epoch(),
+        result: Ok(()),
+    });
     assert!(!sim.core.is_stopped());
     sim.ack(second);
     assert!(sim.core.is_stopped());
@@ -900,7 +947,10 @@ fn sigterm_writes_what_is_pending_then_stops() {
 #[test]
 fn sigterm_while_redis_away_does_not_stop_with_writes_pending() {
     let mut sim = Sim::live(&["Ethernet0"], &["Ethernet0"], &["Ethernet0"]);
-    sim.input(Input::SubscriptionLost(lost_error()));
+    sim.input(Input::SubscriptionLost {
+        epoch: sim.core.epoch(),
+        error: lost_error(),
+    });
     sim.steps();
     sim.kernel(vec![link(new_link("Ethernet0", 10, IFF_UP, 9100))], false);
     sim.core.begin_shutdown(sim.now);
@@ -909,6 +959,7 @@ fn sigterm_while_redis_away_does_not_stop_with_writes_pending() {
         "the driver's shutdown limit ends it"
     );
     sim.input(Input::Reconnected {
+        epoch: sim.core.epoch(),
         present: present(&["Ethernet0"]),
         config_ports: None,
     });
@@ -968,8 +1019,8 @@ fn audit_counts_and_repairs_drift_then_dumps_the_links() {
             exists: vec![("Ethernet12".into(), true), ("Ethernet8".into(), false)],
         }),
     });
-    assert_eq!(sim.core.metrics.audit_drift.get(), 2);
-    assert_eq!(sim.core.metrics.audit_runs.get(), 1);
+    assert_eq!(sim.core.stats().audit_drift, Some(2));
+    assert_eq!(sim.core.stats().audit_runs, 1);
     assert!(matches!(
         sim.core.phase(),
         Phase::Resyncing {
@@ -982,7 +1033,7 @@ fn audit_counts_and_repairs_drift_then_dumps_the_links() {
     let batch = steps
         .into_iter()
         .find_map(|s| match s {
-            Step::Do(Action::FlushState(b)) => Some(b),
+            Step::Do(Action::FlushState { batch: b, .. }) => Some(b),
             _ => None,
         })
         .expect("a flush");
@@ -1031,7 +1082,7 @@ fn audit_waits_for_a_flush_and_skips_while_redis_is_away() {
         Some(at + every),
         "skipped while Redis is away"
     );
-    assert_eq!(sim.core.metrics.audit_runs.get(), 0);
+    assert_eq!(sim.core.stats().audit_runs, 0);
 }
 
 // ===== found in review =====
@@ -1095,9 +1146,13 @@ fn a_connection_error_of_the_old_session_after_a_reconnect_is_not_a_new_loss() {
     let batch = sim.flush();
     // The STATE_DB pubsub connection is dropped (e.g. the client output
     // buffer limit) while the flush is in flight on the data connection.
-    sim.input(Input::SubscriptionLost(lost_error()));
+    sim.input(Input::SubscriptionLost {
+        epoch: sim.core.epoch(),
+        error: lost_error(),
+    });
     sim.steps();
     sim.input(Input::Reconnected {
+        epoch: sim.core.epoch(),
         present: present(&["Ethernet0"]),
         config_ports: None,
     });
@@ -1105,6 +1160,7 @@ fn a_connection_error_of_the_old_session_after_a_reconnect_is_not_a_new_loss() {
     assert!(sim.steps().is_empty(), "the read waits for the old flight");
     // The old session's flush now fails (its connection was dropped).
     sim.input(Input::Flushed {
+        epoch: 0,
         batch,
         result: Err(lost_error()),
     });
@@ -1112,7 +1168,7 @@ fn a_connection_error_of_the_old_session_after_a_reconnect_is_not_a_new_loss() {
     assert!(
         !steps
             .iter()
-            .any(|s| matches!(s, Step::Do(Action::Reconnect))),
+            .any(|s| matches!(s, Step::Do(Action::Reconnect { .. }))),
         "a result of the replaced session triggered a second reconnect: {steps:?}"
     );
     assert!(
@@ -1143,7 +1199,7 @@ fn count_writes(steps: &[Step<Action>]) -> Vec<usize> {
     steps
         .iter()
         .filter_map(|s| match s {
-            Step::Do(Action::WritePortConfigCount(n)) => Some(*n),
+            Step::Do(Action::WritePortConfigCount { count: n, .. }) => Some(*n),
             _ => None,
         })
         .collect()
@@ -1168,8 +1224,11 @@ fn counting() -> Sim {
     sim.kernel(msgs, false);
     for step in sim.steps() {
         match step {
-            Step::Do(Action::FlushState(b)) => sim.ack(b),
-            Step::Do(Action::WritePortInitDone) => sim.input(Input::InitDoneWritten(Ok(()))),
+            Step::Do(Action::FlushState { batch: b, .. }) => sim.ack(b),
+            Step::Do(Action::WritePortInitDone { .. }) => sim.input(Input::InitDoneWritten {
+                epoch: sim.core.epoch(),
+                result: Ok(()),
+            }),
             other => panic!("unexpected at start-up: {other:?}"),
         }
     }
@@ -1192,11 +1251,13 @@ fn breakout_and_back_keep_port_config_done_count_one_write_at_a_time() {
     }
     assert!(sim.steps().is_empty(), "one write in flight at a time");
     sim.input(Input::PortConfigCountWritten {
+        epoch: sim.core.epoch(),
         count: 2,
         result: Ok(()),
     });
     assert_eq!(count_writes(&sim.steps()), [6], "the changes coalesce");
     sim.input(Input::PortConfigCountWritten {
+        epoch: sim.core.epoch(),
         count: 6,
         result: Ok(()),
     });
@@ -1210,6 +1271,7 @@ fn breakout_and_back_keep_port_config_done_count_one_write_at_a_time() {
     }
     assert_eq!(count_writes(&sim.steps()), [3]);
     sim.input(Input::PortConfigCountWritten {
+        epoch: sim.core.epoch(),
         count: 3,
         result: Ok(()),
     });
@@ -1226,6 +1288,7 @@ fn without_the_option_config_changes_write_nothing() {
     sim.input(config_del("Ethernet0"));
     sim.input(config_set("Ethernet1"));
     sim.input(Input::PortConfigCountWritten {
+        epoch: sim.core.epoch(),
         count: 1,
         result: Ok(()),
     });
@@ -1253,6 +1316,7 @@ fn count_write_error_reply_is_retried_after_a_delay() {
     sim.input(config_set("Ethernet12"));
     assert_eq!(count_writes(&sim.steps()), [4]);
     sim.input(Input::PortConfigCountWritten {
+        epoch: sim.core.epoch(),
         count: 4,
         result: Err(reply_error()),
     });
@@ -1262,6 +1326,7 @@ fn count_write_error_reply_is_retried_after_a_delay() {
     assert_eq!(sim.since_t0(at), Duration::from_millis(100));
     assert_eq!(count_writes(&sim.steps()), [4]);
     sim.input(Input::PortConfigCountWritten {
+        epoch: sim.core.epoch(),
         count: 4,
         result: Err(reply_error()),
     });
@@ -1271,7 +1336,7 @@ fn count_write_error_reply_is_retried_after_a_delay() {
     // Meanwhile the port went away again: nothing left to write.
     sim.input(config_del("Ethernet12"));
     assert!(sim.steps().is_empty());
-    assert_eq!(sim.core.metrics.redis_write_errors.get(), 2);
+    assert_eq!(sim.core.stats().redis_write_errors, 2);
 }
 
 #[test]
@@ -1280,13 +1345,14 @@ fn count_write_lost_with_redis_is_decided_again_after_the_reconnect() {
     sim.input(config_set("Ethernet12"));
     assert_eq!(count_writes(&sim.steps()), [4]);
     sim.input(Input::PortConfigCountWritten {
+        epoch: sim.core.epoch(),
         count: 4,
         result: Err(lost_error()),
     });
     assert_eq!(sim.core.redis(), Redis::Reconnecting);
     let steps = sim.steps();
     assert!(
-        matches!(steps.last(), Some(Step::Do(Action::Reconnect))),
+        matches!(steps.last(), Some(Step::Do(Action::Reconnect { .. }))),
         "{steps:?}"
     );
     // Changes while away are not written.
@@ -1294,6 +1360,7 @@ fn count_write_lost_with_redis_is_decided_again_after_the_reconnect() {
     assert!(count_writes(&sim.steps()).is_empty());
     // The fresh CONFIG_DB load decides: 5 ports.
     sim.input(Input::Reconnected {
+        epoch: sim.core.epoch(),
         present: present(&["Ethernet0", "Ethernet4", "Ethernet8"]),
         config_ports: Some(names_of(&[
             "Ethernet0",
@@ -1318,6 +1385,7 @@ fn count_write_lost_with_redis_is_decided_again_after_the_reconnect() {
     });
     assert_eq!(count_writes(&sim.steps()), [5]);
     sim.input(Input::PortConfigCountWritten {
+        epoch: sim.core.epoch(),
         count: 5,
         result: Ok(()),
     });
@@ -1329,9 +1397,13 @@ fn a_count_write_of_the_old_session_failing_after_a_reconnect_is_not_a_new_loss(
     let mut sim = counting();
     sim.input(config_set("Ethernet12"));
     assert_eq!(count_writes(&sim.steps()), [4]);
-    sim.input(Input::SubscriptionLost(lost_error()));
+    sim.input(Input::SubscriptionLost {
+        epoch: sim.core.epoch(),
+        error: lost_error(),
+    });
     sim.steps();
     sim.input(Input::Reconnected {
+        epoch: sim.core.epoch(),
         present: present(&["Ethernet0", "Ethernet4", "Ethernet8"]),
         config_ports: Some(names_of(&[
             "Ethernet0",
@@ -1341,6 +1413,7 @@ fn a_count_write_of_the_old_session_failing_after_a_reconnect_is_not_a_new_loss(
         ])),
     });
     sim.input(Input::PortConfigCountWritten {
+        epoch: 0,
         count: 4,
         result: Err(lost_error()),
     });
@@ -1348,7 +1421,7 @@ fn a_count_write_of_the_old_session_failing_after_a_reconnect_is_not_a_new_loss(
     assert!(
         !steps
             .iter()
-            .any(|s| matches!(s, Step::Do(Action::Reconnect))),
+            .any(|s| matches!(s, Step::Do(Action::Reconnect { .. }))),
         "{steps:?}"
     );
     assert_ne!(sim.core.redis(), Redis::Reconnecting);
@@ -1366,8 +1439,17 @@ fn sigterm_waits_for_a_wanted_count_write() {
     assert_eq!(count_writes(&sim.steps()), [2]);
     assert!(!sim.core.is_stopped(), "in flight");
     sim.input(Input::PortConfigCountWritten {
+        epoch: sim.core.epoch(),
         count: 2,
         result: Ok(()),
     });
     assert!(sim.core.is_stopped());
+}
+
+/// The core's stats as the driver publishes them: `/metrics` text.
+fn metrics_text(core: &mut PortCore) -> String {
+    let metrics = Metrics::new("portsyncd");
+    let mut publisher = Publisher::new(metrics.clone(), Health::new(&metrics));
+    publisher.publish(core.stats_mut());
+    metrics.encode()
 }

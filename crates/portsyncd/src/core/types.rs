@@ -4,11 +4,11 @@
 //! module and in `kernel.rs`, `inputs.rs` and `count.rs`.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sonic_daemon::metrics::{Metrics, ResyncCause};
+use sonic_daemon::metrics::ResyncCause;
+use sonic_daemon::session::Epoch;
 use sonic_daemon::timer::TimerName;
-use sonic_daemon::Health;
 use swss::{KeyOp, SwssError};
 
 #[cfg(doc)]
@@ -46,10 +46,18 @@ pub enum Input {
     Appl(KeyOp),
     /// STATE_DB `PORT_TABLE|<name>` was deleted (by anyone, us included).
     StateDeleted(String),
-    /// A subscription failed: the connection is gone (or unusable).
-    SubscriptionLost(SwssError),
+    /// A subscription of session `epoch` failed: the connection is gone
+    /// (or unusable).
+    SubscriptionLost {
+        /// The session the subscription belongs to.
+        epoch: Epoch,
+        /// Why.
+        error: SwssError,
+    },
     /// The result of an [`Action::FlushState`], with its batch handed back.
     Flushed {
+        /// The session it was sent on.
+        epoch: Epoch,
         /// The batch.
         batch: StateBatch,
         /// The pipeline's outcome (a key of the wrong type is not an error:
@@ -57,13 +65,20 @@ pub enum Input {
         result: Result<(), SwssError>,
     },
     /// The result of [`Action::WritePortInitDone`].
-    InitDoneWritten(Result<(), SwssError>),
+    InitDoneWritten {
+        /// The session it was sent on.
+        epoch: Epoch,
+        /// The producer write's outcome.
+        result: Result<(), SwssError>,
+    },
     /// One change of CONFIG_DB `PORT` (a `Presence` subscription, followed
     /// only with `--port-config-count-follows-config`): `Set(name, _)` the
     /// key `PORT|<name>` exists, `Del(name)` it is gone.
     ConfigPort(KeyOp),
     /// The result of [`Action::WritePortConfigCount`] for `count`.
     PortConfigCountWritten {
+        /// The session it was sent on.
+        epoch: Epoch,
         /// The count that was written.
         count: usize,
         /// The producer write's outcome.
@@ -73,6 +88,8 @@ pub enum Input {
     /// again; `present` is the fresh APPL_DB `PORT_TABLE` load (port key ->
     /// the hash has `admin_status`, markers left out).
     Reconnected {
+        /// The new session (the [`Action::Reconnect`]'s).
+        epoch: Epoch,
         /// The load.
         present: BTreeMap<String, bool>,
         /// The fresh CONFIG_DB `PORT` keys (port names), when they are
@@ -100,16 +117,29 @@ pub enum Input {
 pub enum Action {
     /// Write `batch` as one pipeline on STATE_DB (per port: `DEL`, then
     /// `HSET` of the four fields); answer [`Input::Flushed`].
-    FlushState(StateBatch),
+    FlushState {
+        /// The session.
+        epoch: Epoch,
+        /// What to write.
+        batch: StateBatch,
+    },
     /// Write APPL_DB `PORT_TABLE:PortInitDone lanes=0` through the
     /// ProducerStateTable; answer [`Input::InitDoneWritten`].
-    WritePortInitDone,
+    WritePortInitDone {
+        /// The session.
+        epoch: Epoch,
+    },
     /// Write APPL_DB `PORT_TABLE:PortConfigDone count=<n>` (decimal)
     /// through the ProducerStateTable, as the cold start does
     /// ([`crate::sync::port_config_done_op`]); answer
     /// [`Input::PortConfigCountWritten`]. Only with
     /// `--port-config-count-follows-config`.
-    WritePortConfigCount(usize),
+    WritePortConfigCount {
+        /// The session.
+        epoch: Epoch,
+        /// The number of configured ports.
+        count: usize,
+    },
     /// Read back `HMGET PORT_TABLE|<name>` of the four fields for `names`;
     /// answer [`Input::ResyncRead`].
     ReadStateForResync {
@@ -131,8 +161,12 @@ pub enum Action {
     },
     /// Redis was lost: drop the connections and subscriptions, reconnect
     /// and subscribe again with backoff until it all works; answer
-    /// [`Input::Reconnected`].
-    Reconnect,
+    /// [`Input::Reconnected`] with this epoch; the new subscriptions
+    /// report their loss with it too.
+    Reconnect {
+        /// The new session.
+        epoch: Epoch,
+    },
 }
 
 // ===== states =====
@@ -176,7 +210,9 @@ pub enum LinkDump {
     },
 }
 
-/// The Redis session.
+/// The Redis session as the writes see it: sonic-daemon's
+/// [`Session`](sonic_daemon::session::Session) (connected or not), plus the
+/// read-back after a reconnect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Redis {
     /// Connected; writes go out.
@@ -221,18 +257,6 @@ pub enum Audit {
         /// The request id.
         id: u64,
     },
-}
-
-/// A flush in flight.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Flight {
-    /// The Redis session it was sent on ([`PortCore`]'s `session`).
-    pub(super) session: u64,
-    /// Receive time of the oldest kernel event in it.
-    pub(super) since: Option<Instant>,
-    /// Still holding kernel reads back (until [`Timer::FlushHold`],
-    /// [`FLUSH_READ_PAUSE`] after it was sent).
-    pub(super) holds_reads: bool,
 }
 
 // ===== timers =====
@@ -280,10 +304,6 @@ pub struct Setup {
     /// The rules, with the APPL_DB initial load applied and
     /// [`PortSync::finish_initial_load`] called.
     pub sync: PortSync,
-    /// Metric families.
-    pub metrics: Metrics,
-    /// `/healthz` state.
-    pub health: Health,
     /// Self-audit period; `None` disables it.
     pub audit_every: Option<Duration>,
     /// `--port-config-count-follows-config`: the CONFIG_DB `PORT` keys

@@ -428,32 +428,22 @@ pub fn format_ms(d: Duration) -> String {
 // ===== kernel event outcomes =====
 
 /// `<daemon>_kernel_events_total` as (type, outcome, reason) -> count,
-/// from [`crate::Metrics::encode`]'s text.
-pub fn kernel_event_counts(metrics: &str) -> BTreeMap<(String, String, String), u64> {
-    let mut out = BTreeMap::new();
-    for line in metrics.lines() {
-        let Some(rest) = line
-            .split_once("_kernel_events_total{")
-            .map(|(_, rest)| rest)
-        else {
-            continue;
-        };
-        let Some((labels, value)) = rest.split_once("} ") else {
-            continue;
-        };
-        let label = |name: &str| {
-            labels
-                .split(',')
-                .find_map(|l| l.strip_prefix(&format!("{name}=\"")))
-                .and_then(|v| v.strip_suffix('"'))
-                .unwrap_or("")
-                .to_string()
-        };
-        if let Ok(n) = value.trim().parse::<u64>() {
-            out.insert((label("type"), label("outcome"), label("reason")), n);
-        }
-    }
-    out
+/// from a core's [`Stats`](crate::stats::Stats).
+pub fn kernel_event_counts(stats: &crate::stats::Stats) -> BTreeMap<(String, String, String), u64> {
+    stats
+        .kernel_events()
+        .iter()
+        .map(|((t, outcome, reason), n)| {
+            (
+                (
+                    t.to_string(),
+                    outcome.as_str().to_string(),
+                    reason.to_string(),
+                ),
+                *n,
+            )
+        })
+        .collect()
 }
 
 /// What changed between two [`kernel_event_counts`]: `RTM_NEWNEIGH
