@@ -364,22 +364,10 @@ impl Metrics {
         self.daemon
     }
 
-    /// Counts one kernel event: `msg_type` (`RTM_NEWNEIGH`, ...), its
-    /// outcome and drop reason (`""` unless filtered).
-    pub fn kernel_event(&self, msg_type: &'static str, outcome: Outcome, reason: &'static str) {
-        self.kernel_events
-            .get_or_create(&[
-                ("type", msg_type),
-                ("outcome", outcome.as_str()),
-                ("reason", reason),
-            ])
-            .inc();
-    }
-
-    /// The counter [`Metrics::kernel_event`] increments for these labels
-    /// (created at 0 if new), for a caller that counts many events of one
-    /// label set: `inc()` on it is one atomic add, where `kernel_event`
-    /// hashes the labels and takes the family's lock every time.
+    /// The `kernel_events_total` counter of these labels (created at 0 if
+    /// new): `msg_type` (`RTM_NEWNEIGH`, ...), the outcome and the drop
+    /// reason (`""` unless filtered). The driver's publisher resolves each
+    /// label set once ([`crate::stats::Publisher`]).
     pub fn kernel_event_counter(
         &self,
         msg_type: &'static str,
@@ -404,13 +392,6 @@ impl Metrics {
         }
     }
 
-    /// Counts one resync.
-    pub fn resync(&self, cause: ResyncCause) {
-        self.resyncs
-            .get_or_create(&[("cause", cause.as_str())])
-            .inc();
-    }
-
     /// Records a kernel-event-to-Redis-ack latency.
     pub fn observe_event_to_ack(&self, latency: Duration) {
         self.event_to_ack.observe(latency.as_secs_f64());
@@ -430,12 +411,6 @@ impl Metrics {
                 .get_or_create(&[("state", state)])
                 .set(1);
         }
-    }
-
-    /// Records the result of one self-audit: `drift` entries repaired.
-    pub fn audit_done(&self, drift: usize) {
-        self.audit_runs.inc();
-        self.audit_drift.set(drift as i64);
     }
 
     /// The registry in OpenMetrics text format (ends with `# EOF`).
@@ -459,7 +434,8 @@ mod tests {
         let c = m.kernel_event_counter("RTM_DELNEIGH", Outcome::Unchanged, "");
         c.inc();
         c.inc();
-        m.kernel_event("RTM_DELNEIGH", Outcome::Unchanged, "");
+        m.kernel_event_counter("RTM_DELNEIGH", Outcome::Unchanged, "")
+            .inc();
         let text = m.encode();
         let line = "neighsyncd_kernel_events_total{type=\"RTM_DELNEIGH\",outcome=\"unchanged\",reason=\"\"} 3";
         assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
@@ -468,15 +444,20 @@ mod tests {
     #[test]
     fn names_follow_the_contract() {
         let m = Metrics::new("neighsyncd");
-        m.kernel_event("RTM_NEWNEIGH", Outcome::Written, "");
-        m.kernel_event("RTM_NEWNEIGH", Outcome::Filtered, "no_mac");
+        m.kernel_event_counter("RTM_NEWNEIGH", Outcome::Written, "")
+            .inc();
+        m.kernel_event_counter("RTM_NEWNEIGH", Outcome::Filtered, "no_mac")
+            .inc();
         m.redis_ops("NEIGH_TABLE", "set", 3);
         m.redis_batches.inc();
         m.observe_event_to_ack(Duration::from_millis(2));
-        m.resync(ResyncCause::Audit);
+        m.resyncs
+            .get_or_create(&[("cause", ResyncCause::Audit.as_str())])
+            .inc();
         m.entries.set(7);
         m.set_warm_restart_state("disabled");
-        m.audit_done(2);
+        m.audit_runs.inc();
+        m.audit_drift.set(2);
         m.redis_up.set(1);
         let text = m.encode();
         for line in [
