@@ -247,35 +247,44 @@ impl Publisher {
     /// Publishes what changed in `stats` since the last call and takes its
     /// pending `event_to_ack` observations.
     pub fn publish(&mut self, stats: &mut Stats) {
-        let m = &self.metrics;
-        let last = &mut self.last;
+        self.publish_labelled(stats);
+        self.publish_counters(stats);
+        self.publish_gauges(stats);
+        for latency in stats.ack_latencies.drain(..) {
+            self.metrics.observe_event_to_ack(latency);
+        }
+        if self.last.redis.as_ref() != Some(&stats.redis) {
+            self.health.set_redis(&stats.redis);
+            self.last.redis = Some(stats.redis.clone());
+        }
+    }
+
+    /// `kernel_events_total` and `redis_operations_total`, whose label
+    /// sets are resolved once, in the order the core first counted them.
+    fn publish_labelled(&mut self, stats: &Stats) {
+        let (m, last) = (&self.metrics, &mut self.last);
         for (i, ((t, outcome, reason), total)) in stats.kernel_events.iter().enumerate() {
             if i == last.kernel_events.len() {
                 let counter = m.kernel_event_counter(t, *outcome, reason);
                 last.kernel_events.push((counter, 0));
             }
             let (counter, seen) = &mut last.kernel_events[i];
-            counter.inc_by(total - *seen);
-            *seen = *total;
+            add(counter, *total, seen);
         }
         for (i, ((table, op), total)) in stats.redis_ops.iter().enumerate() {
             if i == last.redis_ops.len() {
-                let counter = m
-                    .redis_operations
-                    .get_or_create(&[("table", *table), ("op", *op)])
-                    .clone();
+                let labels = [("table", *table), ("op", *op)];
+                let counter = m.redis_operations.get_or_create(&labels).clone();
                 last.redis_ops.push((counter, 0));
             }
             let (counter, seen) = &mut last.redis_ops[i];
-            counter.inc_by(total - *seen);
-            *seen = *total;
+            add(counter, *total, seen);
         }
-        let add = |counter: &Counter, total: u64, seen: &mut u64| {
-            if total > *seen {
-                counter.inc_by(total - *seen);
-                *seen = total;
-            }
-        };
+    }
+
+    /// The unlabelled counters and `resyncs_total`.
+    fn publish_counters(&mut self, stats: &Stats) {
+        let (m, last) = (&self.metrics, &mut self.last);
         add(
             &m.redis_batches,
             stats.redis_batches,
@@ -300,12 +309,15 @@ impl Publisher {
         for cause in ResyncCause::ALL {
             let (total, seen) = (stats.resyncs(cause), &mut last.resyncs[cause as usize]);
             if total > *seen {
-                m.resyncs
-                    .get_or_create(&[("cause", cause.as_str())])
-                    .inc_by(total - *seen);
-                *seen = total;
+                let counter = m.resyncs.get_or_create(&[("cause", cause.as_str())]);
+                add(&counter, total, seen);
             }
         }
+    }
+
+    /// The gauges the core has set, and the warm-restart state.
+    fn publish_gauges(&mut self, stats: &Stats) {
+        let m = &self.metrics;
         let gauge = |g: &prometheus_client::metrics::gauge::Gauge, v: Option<u64>| {
             if let Some(v) = v {
                 g.set(i64::try_from(v).unwrap_or(i64::MAX));
@@ -316,19 +328,20 @@ impl Publisher {
         gauge(&m.failed_neighbors, stats.failed_neighbors);
         gauge(&m.ports_pending, stats.ports_pending);
         gauge(&m.port_init_done, stats.port_init_done.map(u64::from));
-        if stats.warm_restart_state != last.warm_restart_state {
+        if stats.warm_restart_state != self.last.warm_restart_state {
             if let Some(state) = stats.warm_restart_state {
                 m.set_warm_restart_state(state);
             }
-            last.warm_restart_state = stats.warm_restart_state;
+            self.last.warm_restart_state = stats.warm_restart_state;
         }
-        for latency in stats.ack_latencies.drain(..) {
-            m.observe_event_to_ack(latency);
-        }
-        if last.redis.as_ref() != Some(&stats.redis) {
-            self.health.set_redis(&stats.redis);
-            last.redis = Some(stats.redis.clone());
-        }
+    }
+}
+
+/// Adds to `counter` what `total` grew by since `seen`, and remembers it.
+fn add(counter: &Counter, total: u64, seen: &mut u64) {
+    if total > *seen {
+        counter.inc_by(total - *seen);
+        *seen = total;
     }
 }
 
