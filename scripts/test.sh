@@ -47,6 +47,8 @@ sysctl -qw net.ipv4.neigh.default.gc_thresh1=1024 \
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Doc comments name real items: a broken intra-doc link fails the suite.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --document-private-items --locked
 cargo test --workspace --locked "$@"
 # The VM tier: the same daemons on real Vlan/PortChannel/sub-interface/VRF
 # links, in a QEMU guest with a Debian kernel (the host kernel lacks them).

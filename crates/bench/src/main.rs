@@ -157,7 +157,7 @@ struct Args {
     #[arg(long)]
     cpp_neighsyncd: Option<PathBuf>,
     /// Print where the daemon's RSS goes (per mapping, from
-    /// /proc/<pid>/smaps) at every steady-RSS sample.
+    /// `/proc/<pid>/smaps`) at every steady-RSS sample.
     #[arg(long)]
     smaps: bool,
     /// Length of the `soak` scenario in minutes (below 10, its Redis

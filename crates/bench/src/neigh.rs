@@ -213,7 +213,7 @@ pub(crate) fn steady_rss(
     Ok(r)
 }
 
-/// RSS per mapping kind of `pid` (/proc/<pid>/smaps): the executable's
+/// RSS per mapping kind of `pid` (`/proc/<pid>/smaps`): the executable's
 /// segments by permission, each shared library, heap, stack and anonymous
 /// mappings; largest first.
 pub(crate) fn smaps_summary(pid: u32) -> String {

@@ -33,7 +33,7 @@ pub(crate) fn proc_cpu(pid: u32) -> anyhow::Result<Duration> {
     Ok(Duration::from_millis(ticks * 10))
 }
 
-/// The context-switch lines of /proc/<pid>/status (diagnostics).
+/// The context-switch lines of `/proc/<pid>/status` (diagnostics).
 pub(crate) fn ctx_switches(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()

@@ -1,5 +1,5 @@
 //! neighsyncd's glue: the start-up steps, then the shared
-//! [`Driver`] running [`NeighCore`] with [`NeighEffects`] (the Redis work
+//! driver ([`engine::run`]) running [`NeighCore`] with [`NeighEffects`] (the Redis work
 //! the core asks for).
 //!
 //! Start-up (`start`; docs/behavior.md b.1 with the fixes of f):

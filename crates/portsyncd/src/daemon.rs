@@ -35,7 +35,7 @@
 //! [`PortCore`] (link messages -> STATE_DB `PORT_TABLE|<name>`, PortInitDone
 //! once, the PortInitDone warning, the self-audit, Redis loss and ENOBUFS;
 //! see [`crate::core`]) with [`PortEffects`] doing the Redis work. SIGTERM /
-//! SIGINT write what is pending (at most [`SHUTDOWN_FLUSH_LIMIT`]) and exit 0.
+//! SIGINT write what is pending (at most [`sonic_daemon::engine::SHUTDOWN_FLUSH_LIMIT`]) and exit 0.
 //! The ports still holding back PortInitDone are logged every
 //! [`INIT_DONE_WARN_INTERVAL`].
 //!

@@ -1,6 +1,6 @@
 //! `--port-config-count-follows-config` in [`PortCore`]: CONFIG_DB `PORT`
 //! key changes in, APPL_DB `PORT_TABLE:PortConfigDone count=<n>` writes out
-//! (the rule is [`PortConfigCount`]; without the option the core has none
+//! (the rule is [`PortConfigCount`](crate::sync::PortConfigCount); without the option the core has none
 //! and none of this runs).
 //!
 //! One write at a time, through the `PORT_TABLE` ProducerStateTable as the

@@ -73,7 +73,7 @@ impl PortCore {
             .kernel_event(ev.msg_type.rtm_name(), outcome, reason);
     }
 
-    /// Which netdevs exist ([`LinkTable::apply`]: RTM_NEWLINK adds or
+    /// Which netdevs exist ([`LinkTable::apply`](sonic_netlink::LinkTable::apply): RTM_NEWLINK adds or
     /// renames, RTM_DELLINK removes; AF_BRIDGE messages, a port joining or
     /// leaving a bridge, only change its master); a RTM_NEWLINK marks the
     /// name seen during a resync.
