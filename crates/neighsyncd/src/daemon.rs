@@ -527,7 +527,7 @@ fn spawn_forwarder(
     logger: SharedLogger,
     tx: mpsc::UnboundedSender<Input>,
 ) -> JoinHandle<()> {
-    engine::forward(
+    sonic_daemon::effects::forward(
         sub,
         tx,
         move |(name, op)| match ConfigTable::from_name(&name) {

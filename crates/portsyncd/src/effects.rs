@@ -10,10 +10,11 @@
 //! [`crate::core::PortCore`] through [`Io::spawn`] / [`Io::sender`].
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use redis::aio::MultiplexedConnection;
-use sonic_daemon::engine::{forward, retry_forever, Effects, Io};
+use sonic_daemon::effects::{forward, SharedSession};
+use sonic_daemon::engine::{retry_forever, Effects, Io};
 use sonic_daemon::logging::{SharedLogger, CFG_LOGGER_TABLE_NAME};
 use sonic_daemon::startup::Dbs;
 use swss::subscriber_state::SubscribeMode;
@@ -165,64 +166,46 @@ pub async fn subscribe_all(dbs: &Dbs, follow_config: bool) -> Result<(Subs, Load
 
 // ===== effects =====
 
-/// The live Redis side: connections and subscription tasks, replaced as a
-/// whole by a reconnect (dropping it aborts the tasks).
-#[derive(Default)]
-struct Session {
-    /// APPL_DB and STATE_DB; `None` while Redis is away.
-    conns: Option<(MultiplexedConnection, MultiplexedConnection)>,
-    /// The subscription forwarding tasks.
-    tasks: Vec<JoinHandle<()>>,
-}
+/// APPL_DB and STATE_DB connections.
+type Conns = (MultiplexedConnection, MultiplexedConnection);
 
-impl Drop for Session {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
-}
-
-impl Session {
-    /// Spawns the forwarding tasks of `subs`, subscribed on session
-    /// `epoch` (`LOGGER` changes go to `logger`).
-    fn follow(
-        &mut self,
-        subs: Subs,
-        epoch: Epoch,
-        logger: SharedLogger,
-        tx: &UnboundedSender<Input>,
-    ) {
-        let lost = move |error| Input::SubscriptionLost { epoch, error };
-        self.tasks = vec![
-            forward(subs.appl, tx.clone(), |op| Some(Input::Appl(op)), lost),
-            // SubscribeMode::Deletions never gives a Set.
-            forward(
-                subs.state,
-                tx.clone(),
-                |op| match op {
-                    KeyOp::Del(name) => Some(Input::StateDeleted(name)),
-                    KeyOp::Set(..) => None,
-                },
-                lost,
-            ),
-            // CONFIG_DB: `LOGGER` changes go to `logger` (the live log
-            // level and output), `PORT` ones to the core.
-            forward(
-                subs.config,
-                tx.clone(),
-                move |(table, op)| {
-                    if table == CFG_LOGGER_TABLE_NAME {
-                        logger.apply(&op, false);
-                        None
-                    } else {
-                        Some(Input::ConfigPort(op))
-                    }
-                },
-                lost,
-            ),
-        ];
-    }
+/// The forwarding tasks of `subs`, subscribed on session `epoch` (`LOGGER`
+/// changes go to `logger`).
+fn forwarders(
+    subs: Subs,
+    epoch: Epoch,
+    logger: SharedLogger,
+    tx: &UnboundedSender<Input>,
+) -> Vec<JoinHandle<()>> {
+    let lost = move |error| Input::SubscriptionLost { epoch, error };
+    vec![
+        forward(subs.appl, tx.clone(), |op| Some(Input::Appl(op)), lost),
+        // SubscribeMode::Deletions never gives a Set.
+        forward(
+            subs.state,
+            tx.clone(),
+            |op| match op {
+                KeyOp::Del(name) => Some(Input::StateDeleted(name)),
+                KeyOp::Set(..) => None,
+            },
+            lost,
+        ),
+        // CONFIG_DB: `LOGGER` changes go to `logger` (the live log
+        // level and output), `PORT` ones to the core.
+        forward(
+            subs.config,
+            tx.clone(),
+            move |(table, op)| {
+                if table == CFG_LOGGER_TABLE_NAME {
+                    logger.apply(&op, false);
+                    None
+                } else {
+                    Some(Input::ConfigPort(op))
+                }
+            },
+            lost,
+        ),
+    ]
 }
 
 /// Carries out [`Action`]s for [`PortCore`] (module docs).
@@ -244,8 +227,8 @@ struct Shared {
     follow_config: bool,
     /// The live log level's follower (CONFIG_DB `LOGGER`).
     logger: SharedLogger,
-    /// Replaced by the reconnect task.
-    session: Mutex<Session>,
+    /// The live session, replaced by the reconnect task.
+    session: SharedSession<Conns>,
 }
 
 impl PortEffects {
@@ -264,17 +247,14 @@ impl PortEffects {
     ) -> Self {
         let state_table =
             Table::new(STATE_PORT_TABLE_NAME, dbs.state.separator()).in_db("STATE_DB");
-        let session = Session {
-            conns: Some((appl, state)),
-            tasks: Vec::new(),
-        };
+        let session = SharedSession::new((appl, state));
         let shared = Shared {
             dbs,
             state_table,
             producer,
             follow_config,
             logger,
-            session: Mutex::new(session),
+            session,
         };
         PortEffects {
             shared: Arc::new(shared),
@@ -286,8 +266,11 @@ impl PortEffects {
 impl Effects<PortCore> for PortEffects {
     fn begin(&mut self, io: &mut Io<Input>) {
         if let Some(subs) = self.startup_subs.take() {
-            let logger = self.shared.logger.clone();
-            lock(&self.shared.session).follow(subs, 0, logger, &io.sender());
+            let tasks = forwarders(subs, 0, self.shared.logger.clone(), &io.sender());
+            let mut session = self.shared.session.lock();
+            for task in tasks {
+                session.add_forwarder(task);
+            }
         }
     }
 
@@ -302,10 +285,7 @@ impl Effects<PortCore> for PortEffects {
 /// then connects and subscribes again with one
 /// [`sonic_daemon::engine::Backoff`] until it all works.
 async fn perform(shared: Arc<Shared>, action: Action, tx: UnboundedSender<Input>) -> Input {
-    let conns = lock(&shared.session)
-        .conns
-        .clone()
-        .ok_or_else(not_connected);
+    let conns = shared.session.lock().conns().ok_or_else(not_connected);
     let table = &shared.state_table;
     match action {
         Action::FlushState { epoch, batch } => {
@@ -361,7 +341,7 @@ async fn perform(shared: Arc<Shared>, action: Action, tx: UnboundedSender<Input>
             Input::AuditRead { id, result }
         }
         Action::Reconnect { epoch } => {
-            *lock(&shared.session) = Session::default();
+            shared.session.lock().lost();
             let (conns, subs, loads) = retry_forever(
                 "cannot reconnect to Redis and subscribe to PORT_TABLE",
                 || connect_and_subscribe(&shared.dbs, shared.follow_config),
@@ -370,9 +350,8 @@ async fn perform(shared: Arc<Shared>, action: Action, tx: UnboundedSender<Input>
             for op in &loads.logger {
                 shared.logger.apply(op, false);
             }
-            let mut session = lock(&shared.session);
-            session.conns = Some(conns);
-            session.follow(subs, epoch, shared.logger.clone(), &tx);
+            let tasks = forwarders(subs, epoch, shared.logger.clone(), &tx);
+            shared.session.lock().connected(conns, tasks);
             Input::Reconnected {
                 epoch,
                 present: loads.present,
@@ -380,12 +359,6 @@ async fn perform(shared: Arc<Shared>, action: Action, tx: UnboundedSender<Input>
             }
         }
     }
-}
-
-fn lock(session: &Mutex<Session>) -> MutexGuard<'_, Session> {
-    session
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The error of an action that found no connection (a connection error,

@@ -36,8 +36,6 @@ use crate::startup::DaemonError;
 use crate::stats::{Publisher, Stats};
 
 pub use swss::connector::Backoff;
-use swss::subscriber_state::{MultiTableSubscriber, SubscriberStateTable};
-use swss::SwssError;
 
 /// While a flush is in flight, kernel messages wait in the socket buffer
 /// and are then read in one wake-up, to ride the next flush together
@@ -381,70 +379,6 @@ async fn sleep_until(at: Option<Instant>) {
         Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
         None => std::future::pending().await,
     }
-}
-
-/// A swss subscription [`forward`] follows: its `next` yields the next
-/// change, and every error means the subscription is gone (its connection
-/// closed or failed; `is_connection_error()` is true).
-pub trait Subscription: Send + 'static {
-    /// One change.
-    type Change: Send + 'static;
-    /// The next change (cancel-safe, as the swss subscribers' `next`).
-    fn next_change(&mut self) -> impl Future<Output = Result<Self::Change, SwssError>> + Send;
-}
-
-impl Subscription for SubscriberStateTable {
-    type Change = swss::KeyOp;
-    fn next_change(&mut self) -> impl Future<Output = Result<swss::KeyOp, SwssError>> + Send {
-        self.next()
-    }
-}
-
-impl Subscription for MultiTableSubscriber {
-    /// `(table, op)`.
-    type Change = (String, swss::KeyOp);
-    fn next_change(
-        &mut self,
-    ) -> impl Future<Output = Result<(String, swss::KeyOp), SwssError>> + Send {
-        self.next()
-    }
-}
-
-/// Forwards `sub`'s changes to the core on a task of their own, both
-/// daemons' subscription forwarder: each change becomes the input
-/// `to_input` makes of it (`None`: handled there, e.g. a `LOGGER` change),
-/// until the subscription fails, which becomes `lost(error)` and ends the
-/// task; it also ends when the core is gone. The returned handle aborts it
-/// (a reconnect drops the old session's forwarders).
-pub fn forward<S, I>(
-    mut sub: S,
-    tx: mpsc::UnboundedSender<I>,
-    mut to_input: impl FnMut(S::Change) -> Option<I> + Send + 'static,
-    lost: impl FnOnce(SwssError) -> I + Send + 'static,
-) -> tokio::task::JoinHandle<()>
-where
-    S: Subscription,
-    I: Send + 'static,
-{
-    tokio::spawn(async move {
-        loop {
-            match sub.next_change().await {
-                Ok(change) => {
-                    let Some(input) = to_input(change) else {
-                        continue;
-                    };
-                    if tx.send(input).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    // The core may be gone already; nothing else to do.
-                    let _ = tx.send(lost(e));
-                    return;
-                }
-            }
-        }
-    })
 }
 
 /// Retries `attempt` with [`Backoff`] until it succeeds; each failure is

@@ -23,6 +23,8 @@
 //!   cores (netlink reads, signals, watchdog, bounded shutdown, backoff).
 //! * [`session`]: the Redis session (up / reconnecting, its epoch) and the
 //!   one flush in flight (read hold, retry backoff) both cores keep.
+//! * [`effects`]: what both daemons' effects share around Redis: the live
+//!   session (connections, subscription forwarders) and the forwarder.
 //! * [`timer`]: a core's deadlines in one table by name (`poll_timeout`
 //!   is its minimum, `handle_timeout` stops and dispatches what expired).
 //! * [`audit`]: the `audit` report (missing / stale / different), its text
@@ -39,6 +41,7 @@ pub mod args;
 pub mod audit;
 #[cfg(feature = "test-support")]
 pub mod conformance;
+pub mod effects;
 pub mod engine;
 pub mod health;
 pub mod http;
