@@ -1179,6 +1179,54 @@ fn a_connection_error_of_the_old_session_after_a_reconnect_is_not_a_new_loss() {
     );
 }
 
+#[test]
+fn a_subscription_of_the_old_session_ending_after_a_reconnect_is_not_a_new_loss() {
+    let mut sim = Sim::live(&["Ethernet0"], &["Ethernet0"], &["Ethernet0"]);
+    sim.input(Input::SubscriptionLost {
+        epoch: 0,
+        error: lost_error(),
+    });
+    let steps = sim.steps();
+    assert!(
+        matches!(
+            steps.as_slice(),
+            [Step::Status(_), Step::Do(Action::Reconnect { epoch: 1 })]
+        ),
+        "{steps:?}"
+    );
+    sim.input(Input::Reconnected {
+        epoch: 1,
+        present: present(&["Ethernet0"]),
+        config_ports: None,
+    });
+    // Another of the old session's forwarders reports the same loss late
+    // (its abort raced with the report).
+    sim.input(Input::SubscriptionLost {
+        epoch: 0,
+        error: lost_error(),
+    });
+    assert_eq!(sim.core.redis(), Redis::ReadingBack { read: None });
+    let steps = sim.steps();
+    assert!(
+        !steps
+            .iter()
+            .any(|s| matches!(s, Step::Do(Action::Reconnect { .. }))),
+        "a late report of the old session started a second reconnect: {steps:?}"
+    );
+    // The new session's own subscription failing is a new loss.
+    sim.input(Input::SubscriptionLost {
+        epoch: 1,
+        error: lost_error(),
+    });
+    let steps = sim.steps();
+    assert!(
+        steps
+            .iter()
+            .any(|s| matches!(s, Step::Do(Action::Reconnect { epoch: 2 }))),
+        "{steps:?}"
+    );
+}
+
 // ===== --port-config-count-follows-config =====
 
 /// CONFIG_DB `PORT` keys as the subscription reports them.
