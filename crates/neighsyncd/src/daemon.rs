@@ -29,7 +29,7 @@
 //! From then on [`crate::core`] decides everything; this module only
 //! carries out its [`Action`]s.
 
-use std::sync::{Arc, Mutex};
+use sonic_daemon::effects::SharedSession;
 use std::time::{Duration, Instant};
 
 use futures::future::AbortHandle;
@@ -165,10 +165,7 @@ async fn start(opts: &Options) -> Result<(NeighCore, NeighEffects, NetlinkSocket
     opts.ops.health.set_netlink_up(true);
     opts.ops.health.set_redis_up();
     let effects = NeighEffects {
-        session: Arc::new(Mutex::new(Session {
-            appl: Some(conns.appl),
-            tasks: Vec::new(),
-        })),
+        session: SharedSession::new(conns.appl),
         route: ProducerStateTable::new(APP_ROUTE_TABLE_NAME, dbs.appl.location()),
         failed,
         neigh,
@@ -352,22 +349,6 @@ pub async fn write_batch<C: redis::aio::ConnectionLike + Send>(
 
 // ===== effects =====
 
-/// The Redis session the effects share with their background work: the
-/// APPL_DB connection (`None` while reconnecting) and the CONFIG_DB
-/// subscription tasks.
-struct Session {
-    appl: Option<MultiplexedConnection>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Session {
-    fn drop_subscriptions(&mut self) {
-        for t in self.tasks.drain(..) {
-            t.abort();
-        }
-    }
-}
-
 /// Carries out [`NeighCore`]'s actions.
 pub struct NeighEffects {
     dbs: Dbs,
@@ -375,7 +356,10 @@ pub struct NeighEffects {
     route: ProducerStateTable,
     failed: ProducerStateTable,
     assist: AppRestartAssist,
-    session: Arc<Mutex<Session>>,
+    /// The live session (the APPL_DB connection, `None` while
+    /// reconnecting, and the CONFIG_DB subscription's forwarder), shared
+    /// with the reconnect task.
+    session: SharedSession<MultiplexedConnection>,
     logger: SharedLogger,
     /// The last flush and audit read on the current APPL_DB connection
     /// (the core has at most one of each in flight). Aborted on a
@@ -392,19 +376,18 @@ impl NeighEffects {
     /// Feeds `sub` into the core as [`Input::Config`] of `epoch`.
     fn follow(&self, sub: MultiTableSubscriber, epoch: Epoch, tx: mpsc::UnboundedSender<Input>) {
         let task = spawn_forwarder(sub, epoch, self.logger.clone(), tx);
-        lock(&self.session).tasks.push(task);
+        self.session.lock().add_forwarder(task);
     }
 
     fn appl(&self) -> Option<MultiplexedConnection> {
-        lock(&self.session).appl.clone()
+        self.session.lock().conns()
     }
 
     fn reconnect(&mut self, epoch: Epoch, io: &mut Io<Input>) {
         for work in self.on_session.iter_mut().filter_map(Option::take) {
             work.abort();
         }
-        lock(&self.session).appl = None;
-        lock(&self.session).drop_subscriptions();
+        self.session.lock().lost();
         let (dbs, neigh, failed, session, tx) = (
             self.dbs.clone(),
             self.neigh.clone(),
@@ -420,15 +403,13 @@ impl NeighEffects {
                 })
                 .await;
             let config = split_initial(initial, &logger, false);
-            let mut s = lock(&session);
-            s.appl = Some(appl);
-            s.drop_subscriptions();
             // The forwarder is a task of its own; this future is polled by
             // the driver, which hands `Reconnected` to the core in the same
             // poll, before the (current-thread) runtime can run the
             // forwarder: no change of the new session overtakes the
             // initial load it follows.
-            s.tasks = vec![spawn_forwarder(sub, epoch, logger, tx)];
+            let forwarder = spawn_forwarder(sub, epoch, logger, tx);
+            session.lock().connected(appl, vec![forwarder]);
             Input::Reconnected {
                 epoch,
                 config,
@@ -545,12 +526,6 @@ fn spawn_forwarder(
             change: Err(e),
         },
     )
-}
-
-/// The session lock; a panic while holding it cannot leave it
-/// inconsistent (each critical section is a plain assignment).
-fn lock(session: &Mutex<Session>) -> std::sync::MutexGuard<'_, Session> {
-    session.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 // ===== memory =====
