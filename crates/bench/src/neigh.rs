@@ -105,18 +105,32 @@ pub(crate) fn wait_scard(
     want: usize,
 ) -> anyhow::Result<Instant> {
     let start = Instant::now();
+    wait_for(
+        daemon,
+        start,
+        &format!("APPL_DB did not reach {want} keys"),
+        || Ok(scard(conn)? >= want),
+    )
+}
+
+/// Poll `done` every [`POLL`] until it is true; returns the instant it was
+/// seen. Fails when neighsyncd exits, or when [`SCENARIO_TIMEOUT`] passed
+/// since `start` (with `timeout_msg`), each with the end of its log.
+pub(crate) fn wait_for(
+    daemon: &mut Daemon,
+    start: Instant,
+    timeout_msg: &str,
+    mut done: impl FnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<Instant> {
     loop {
-        if scard(conn)? >= want {
+        if done()? {
             return Ok(Instant::now());
         }
         if !daemon.is_running() {
             bail!("neighsyncd exited; log:\n{}", tail(&daemon.log()));
         }
         if start.elapsed() > SCENARIO_TIMEOUT {
-            bail!(
-                "APPL_DB did not reach {want} keys; log:\n{}",
-                tail(&daemon.log())
-            );
+            bail!("{timeout_msg}; log:\n{}", tail(&daemon.log()));
         }
         std::thread::sleep(POLL);
     }

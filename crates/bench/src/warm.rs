@@ -32,10 +32,10 @@ use testbed::redis_server::RedisServer;
 
 use crate::consumer::Pops;
 use crate::neigh::{
-    ip_batch, neigh_lines, neighbor, overruns, scard, start_daemon, tail, wait_scard,
+    ip_batch, neigh_lines, neighbor, overruns, scard, start_daemon, tail, wait_for, wait_scard,
 };
 use crate::procfs::{proc_cpu, proc_rss};
-use crate::{Args, Kind, RedisStats, Row, POLL, SCENARIO_TIMEOUT};
+use crate::{Args, Kind, RedisStats, Row, SCENARIO_TIMEOUT};
 
 const STATE_DB: u32 = 6;
 const CONFIG_DB: u32 = 4;
@@ -224,23 +224,11 @@ pub fn run(bin: &Path, args: &Args, n: usize, rep: usize) -> anyhow::Result<(Row
     let t0 = Instant::now();
     let mut daemon = start_daemon(bin, &topo, &redis, args, false)?;
     let pid = daemon.pid();
-    let done = loop {
-        if hget(&mut state, "WARM_RESTART_TABLE|neighsyncd", "state")?.as_deref()
-            == Some("reconciled")
-        {
-            break Instant::now();
-        }
-        if !daemon.is_running() {
-            bail!("neighsyncd exited; log:\n{}", tail(&daemon.log()));
-        }
-        if t0.elapsed() > SCENARIO_TIMEOUT {
-            bail!(
-                "no state reconciled within {SCENARIO_TIMEOUT:?}; log:\n{}",
-                tail(&daemon.log())
-            );
-        }
-        std::thread::sleep(POLL);
-    };
+    let timeout_msg = format!("no state reconciled within {SCENARIO_TIMEOUT:?}");
+    let done = wait_for(&mut daemon, t0, &timeout_msg, || {
+        let s = hget(&mut state, "WARM_RESTART_TABLE|neighsyncd", "state")?;
+        Ok(s.as_deref() == Some("reconciled"))
+    })?;
     let to_reconciled = done - t0;
     let cpu = proc_cpu(pid)?;
     let (hwm, _) = proc_rss(pid)?;
