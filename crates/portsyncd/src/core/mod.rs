@@ -205,18 +205,18 @@ impl PortCore {
         self.next_read_id
     }
 
-    /// Writes are allowed: Redis up, no read of STATE_DB in flight (reads
-    /// and writes never overlap, so a read sees every write before it), no
-    /// retry delay running.
-    fn may_flush(&self) -> bool {
+    /// Writes are allowed at `now`: Redis up, no read of STATE_DB in flight
+    /// (reads and writes never overlap, so a read sees every write before
+    /// it), no flush in flight and no retry delay running ([`Flight`]).
+    fn may_flush(&self, now: Instant) -> bool {
         self.redis() == Redis::Up
             && !matches!(self.audit, Audit::Reading { .. })
-            && !self.timers.is_set(Timer::FlushRetry)
+            && self.flight.may_send(&self.timers, now)
     }
 
     /// The next flush, if one may start.
     fn next_flush(&mut self, now: Instant) -> Option<Action> {
-        if !self.may_flush() {
+        if !self.may_flush(now) {
             return None;
         }
         let batch = self.writer.take_batch()?;
